@@ -1,0 +1,103 @@
+// examples/common/server_options.hpp — the command-line flags the example servers share,
+// bound to grey::server_config with CLI11, and the few lines that start a server and say where
+// it listens. Copy it along with the example you start from.
+#pragma once
+
+#include <chrono>
+#include <cstdio>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <grey/config.hpp>
+#include <grey/server_core.hpp>
+
+namespace examples {
+
+inline grey::endpoint endpoint_or_throw(const std::string& text) {
+    auto e = grey::parse_endpoint(text);
+    if (!e) throw CLI::ValidationError(fmt::format("'{}' is not HOST:PORT", text));
+    return *e;
+}
+
+/// Flags for any server: where to listen, limits, timeouts. `relays` adds the upstream flags.
+/// Call apply() after parsing.
+struct server_options {
+    std::vector<std::string> listen;
+    std::string upstream;
+    unsigned command_timeout = 0;
+    unsigned upstream_timeout = 0;
+    unsigned greet_pause_ms = 0;
+    unsigned drain_seconds = 30;
+
+    void add_to(CLI::App& app, grey::server_config& config, bool relays) {
+        app.add_option("--listen", listen, "Address to listen on, repeatable (default 127.0.0.1:"
+                                           + std::to_string(config.port) + ")")
+            ->type_name("HOST:PORT");
+        if (relays) {
+            upstream = fmt::format("{}:{}", config.smtp_ip, config.smtp_port);
+            app.add_option("--upstream", upstream, "The real SMTP server to relay to")
+                ->type_name("HOST:PORT")
+                ->capture_default_str();
+            app.add_option("--upstream-timeout", upstream_timeout,
+                           "Seconds to wait for each upstream answer (default: RFC 5321's)");
+        }
+        app.add_option("--servername", config.servername, "Name used in greetings and replies")
+            ->capture_default_str();
+        app.add_option("--threads", config.threads, "Worker threads (0: one per core)")->capture_default_str();
+        app.add_option("--max-connections", config.limits.max_connections)->capture_default_str();
+        app.add_option("--max-connections-per-ip", config.limits.max_connections_per_ip)->capture_default_str();
+        app.add_option("--max-message-size", config.limits.max_message_size, "Bytes")->capture_default_str();
+        app.add_option("--max-recipients", config.limits.max_recipients)->capture_default_str();
+        app.add_option("--command-timeout", command_timeout,
+                       "Seconds to wait for the client's next command or data (default: 300)");
+        app.add_option("--greet-pause-ms", greet_pause_ms,
+                       "Wait before the greeting; clients that talk first are refused")
+            ->capture_default_str();
+        app.add_option("--drain-seconds", drain_seconds,
+                       "On SIGTERM, how long open transactions may take to finish")
+            ->capture_default_str();
+    }
+
+    void apply(grey::server_config& config) const {
+        for (const auto& l : listen) config.listen.push_back(endpoint_or_throw(l));
+        if (!upstream.empty()) {
+            const grey::endpoint up = endpoint_or_throw(upstream);
+            config.smtp_ip = up.host;
+            config.smtp_port = up.port;
+        }
+        if (command_timeout) {
+            config.timeouts.command = std::chrono::seconds(command_timeout);
+            config.timeouts.data_block = std::chrono::seconds(command_timeout);
+        }
+        if (upstream_timeout) {
+            const auto t = std::chrono::seconds(upstream_timeout);
+            auto& u = config.timeouts;
+            u.upstream_connect = u.upstream_greeting = u.upstream_command = t;
+            u.upstream_data_init = u.upstream_data_block = u.upstream_data_term = t;
+        }
+        config.greet_pause = std::chrono::milliseconds(greet_pause_ms);
+        config.drain = std::chrono::seconds(drain_seconds);
+    }
+};
+
+/// Listens, says where, serves until SIGINT/SIGTERM. Returns the process exit code.
+template <class Handler>
+int serve(grey::ServerCore<Handler>& server) {
+    try {
+        server.listen();
+    } catch (const std::exception& e) {
+        fmt::print(stderr, "error: {}\n", e.what());
+        return 1;
+    }
+    for (const auto& ep : server.local_endpoints())
+        fmt::print("listening on {}\n", grey::ServerCore<Handler>::format(ep));
+    std::fflush(stdout);
+    server.run();
+    return 0;
+}
+
+} // namespace examples

@@ -1,0 +1,105 @@
+// grey/concrete_mail_handler.hpp — ConcreteMailHandler<Derived>, the seed's class: the SMTP
+// state machine of MailHandler plus the decisions and the relay that make it a proxy.
+//
+// Per recipient, shouldWeAcceptRecipient decides first (accept by default); an accepted
+// recipient opens the upstream connection if there is none yet and is relayed live, and the
+// client gets the upstream's own answer. At DATA, the seed's shouldWeAcceptMail() is the last
+// gate: false by default, exactly as in the seed, so a handler that does not say otherwise
+// defers every message ("451 4.7.1 Please try again later") and disconnects.
+#pragma once
+
+#include <string>
+
+#include "config.hpp"
+#include "mail_handler.hpp"
+#include "upstream/relay.hpp"
+#include "verdict.hpp"
+
+namespace grey {
+
+template <class Derived>
+class ConcreteMailHandler : public MailHandler<Derived> {
+    using base = MailHandler<Derived>;
+
+  public:
+    explicit ConcreteMailHandler(session_context ctx)
+        : base(ctx),
+          servername(ctx.config.servername),
+          serverid(ctx.config.serverid),
+          smtp_ip(ctx.config.smtp_ip),
+          smtp_port(ctx.config.smtp_port),
+          relay_(ctx.socket.get_executor(), ctx.watchdog, ctx.config) {}
+
+    // The seed's configuration, as this session sees it.
+    std::string servername;
+    std::string serverid;
+    std::string smtp_ip;
+    std::uint16_t smtp_port;
+
+    // ---- Decisions: Derived declares its own to replace them. ----
+
+    /// The per-recipient decision. May return bool, verdict, or an awaitable of either.
+    verdict shouldWeAcceptRecipient(const smtp::rcpt_command&) { return true; }
+    /// The seed's decision, taken at DATA. May return bool or awaitable<bool>.
+    bool shouldWeAcceptMail() { return false; }
+
+    // ---- The seed's actions ----
+
+    /// Starts relaying the message text: the upstream's answer to DATA.
+    asio::awaitable<smtp::reply> acceptMail() { co_return co_await relay_.data(); }
+    /// Defers the message and ends the session, as the seed does.
+    smtp::reply deferMail() {
+        this->close_after_reply();
+        return smtp::replies::try_again_later;
+    }
+    /// Refuses with `r` and ends the session.
+    smtp::reply error(smtp::reply r) {
+        this->close_after_reply();
+        return r;
+    }
+    /// The reply for an upstream that failed under a transaction.
+    smtp::reply RelayError() const { return smtp::replies::upstream_failed; }
+    /// Opens the upstream connection now, if it is not open (normally done at the first
+    /// accepted recipient).
+    asio::awaitable<result<void>> connectToRealSMTPServer() { co_return co_await relay_.connect(this->remotename); }
+
+    // ---- Hooks ----
+
+    smtp::reply handleHelo(const smtp::helo_command& c) {
+        relay_.end_transaction();
+        return base::handleHelo(c);
+    }
+    smtp::reply handleEhlo(const smtp::helo_command& c) {
+        relay_.end_transaction();
+        return base::handleEhlo(c);
+    }
+    asio::awaitable<smtp::reply> handleRcpt(const smtp::rcpt_command& c) {
+        const verdict v = co_await detail::await_hook([&] { return derived().shouldWeAcceptRecipient(c); });
+        if (!v.accepted()) co_return v.reply();  // the upstream never hears of it (P3)
+        co_return co_await relay_.rcpt(
+            upstream::envelope{this->remotename, this->sender, this->mail_parameters},
+            c.forward_path.mailbox);
+    }
+    asio::awaitable<smtp::reply> handleData() {
+        const bool accept = co_await detail::await_hook([&] { return derived().shouldWeAcceptMail(); });
+        if (!accept) co_return derived().deferMail();
+        co_return co_await detail::await_hook([&] { return derived().acceptMail(); });
+    }
+    asio::awaitable<void> handleMessageData(std::string_view wire) { co_await relay_.message_data(wire); }
+    asio::awaitable<smtp::reply> handleEndOfData() { co_return co_await relay_.end_of_data(); }
+    void handleAbortData() { relay_.abort_data(); }
+    smtp::reply handleRset() {
+        relay_.end_transaction();
+        return base::handleRset();
+    }
+    asio::awaitable<void> handleDisconnect() { co_await relay_.quit(); }
+
+  protected:
+    Derived& derived() noexcept { return static_cast<Derived&>(*this); }
+    upstream::relay& relay() noexcept { return relay_; }
+
+  private:
+    upstream::relay relay_;
+};
+
+} // namespace grey

@@ -1,0 +1,97 @@
+// grey/config.hpp — what a Grey server is told: where to listen, where to relay, its limits and
+// timeouts. Aggregates with defaults, so a program names only what it changes:
+//     grey::ServerCore<H> server({.port = 1025, .smtp_ip = "127.0.0.1", .smtp_port = 25});
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "result.hpp"
+
+namespace grey {
+
+using namespace std::chrono_literals;
+
+/// A listen or upstream address: "127.0.0.1:25", "[::1]:25", "mx.example:25".
+struct endpoint {
+    std::string host;
+    std::uint16_t port = 0;
+
+    friend bool operator==(const endpoint&, const endpoint&) = default;
+};
+
+inline result<endpoint> parse_endpoint(std::string_view s) {
+    std::string_view host, port;
+    if (!s.empty() && s.front() == '[') {
+        const auto close = s.find(']');
+        if (close == std::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':')
+            return errc::syntax_error;
+        host = s.substr(1, close - 1);
+        port = s.substr(close + 2);
+    } else {
+        const auto colon = s.rfind(':');
+        if (colon == std::string_view::npos || s.find(':') != colon) return errc::syntax_error;
+        host = s.substr(0, colon);
+        port = s.substr(colon + 1);
+    }
+    if (host.empty() || port.empty() || port.size() > 5) return errc::syntax_error;
+    unsigned value = 0;
+    for (char c : port) {
+        if (c < '0' || c > '9') return errc::syntax_error;
+        value = value * 10 + unsigned(c - '0');
+    }
+    if (value > 65535) return errc::syntax_error;
+    return endpoint{std::string(host), static_cast<std::uint16_t>(value)};
+}
+
+/// Limits. A limit that is hit gives the client a clear SMTP error and affects no other session.
+struct limits {
+    std::size_t max_command_line = 512;   ///< octets with CRLF, RFC 5321 §4.5.3.1.4
+    std::size_t max_text_line = 1000;     ///< octets with CRLF, RFC 5321 §4.5.3.1.6
+    std::uint64_t max_message_size = 64 * 1024 * 1024;  ///< advertised as SIZE (RFC 1870)
+    std::size_t max_recipients = 100;     ///< RFC 5321 §4.5.3.1.8 asks for at least 100
+    std::size_t max_errors = 3;           ///< refused commands before the session is closed
+    std::size_t max_connections = 1000;   ///< in total; more get 421
+    std::size_t max_connections_per_ip = 100;
+};
+
+/// Timeouts, after RFC 5321 §4.5.3.2. The client-side ones apply to Grey as a server, the
+/// upstream ones to Grey as the client of the real MTA.
+struct timeouts {
+    std::chrono::steady_clock::duration command = 5min;     ///< next command (§4.5.3.2.7)
+    std::chrono::steady_clock::duration data_block = 3min;  ///< next chunk of DATA text
+    std::chrono::steady_clock::duration send = 5min;        ///< a reply the client does not read
+    std::chrono::steady_clock::duration upstream_connect = 30s;
+    std::chrono::steady_clock::duration upstream_greeting = 5min;  ///< §4.5.3.2.1
+    std::chrono::steady_clock::duration upstream_command = 5min;   ///< EHLO, MAIL, RCPT (§4.5.3.2.2–3)
+    std::chrono::steady_clock::duration upstream_data_init = 2min; ///< §4.5.3.2.4
+    std::chrono::steady_clock::duration upstream_data_block = 3min;///< §4.5.3.2.5
+    std::chrono::steady_clock::duration upstream_data_term = 10min;///< §4.5.3.2.6
+};
+
+struct server_config {
+    std::uint16_t port = 1025;             ///< used when `listen` is empty: 127.0.0.1:port
+    std::string smtp_ip = "127.0.0.1";     ///< the real SMTP server (seed name)
+    std::uint16_t smtp_port = 25;          ///< its port (seed name)
+    std::vector<endpoint> listen{};        ///< where to listen; IPv4 and IPv6
+    std::string servername = "localhost";  ///< the name Grey gives itself in its replies
+    std::string serverid = "Grey";         ///< the software named in the greeting
+    unsigned threads = 0;                  ///< 0: one per core
+    /// Wait this long before the greeting: a client that talks first is refused (RFC 5321
+    /// §3.1 says to wait for the greeting; spamware often does not).
+    std::chrono::milliseconds greet_pause{0};
+    /// On SIGINT/SIGTERM, sessions have this long to finish before they get 421.
+    std::chrono::steady_clock::duration drain = 30s;
+    grey::limits limits{};
+    grey::timeouts timeouts{};
+
+    std::vector<endpoint> listen_endpoints() const {
+        if (!listen.empty()) return listen;
+        return {endpoint{"127.0.0.1", port}};
+    }
+};
+
+} // namespace grey

@@ -1,0 +1,385 @@
+// grey/mail_handler.hpp — MailHandler<Derived>: one SMTP session, as one coroutine.
+//
+// The loop reads a line, parses it, checks it against the RFC 5321 state machine, and hands
+// well-formed, in-order commands to the seed's hooks (handleHelo, handleMail, handleRcpt, …).
+// Derived replaces a hook by declaring one of the same name (CRTP: no virtual calls); a hook
+// returns a reply, or an asio::awaitable of one when it must wait for something. Replies are
+// batched and written only when no complete command is left in the input, which is what
+// PIPELINING (RFC 2920) asks. Message text is passed to handleMessageData in chunks of
+// complete, validated lines straight out of the read buffer, one chunk per read: the next read
+// starts only when the hook is done with the chunk, so a slow consumer slows the client down
+// (back-pressure) and memory does not grow with the message.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "config.hpp"
+#include "detail/asio.hpp"
+#include "detail/watchdog.hpp"
+#include "session_context.hpp"
+#include "smtp/command.hpp"
+#include "smtp/data_codec.hpp"
+#include "smtp/line_reader.hpp"
+#include "smtp/reply.hpp"
+#include "smtp/session_state.hpp"
+
+namespace grey {
+
+template <class Derived>
+class MailHandler {
+  public:
+    explicit MailHandler(session_context ctx)
+        : socket_(ctx.socket), config_(ctx.config), watchdog_(ctx.watchdog) {
+        asio::error_code ec;
+        if (auto ep = socket_.remote_endpoint(ec); !ec) {
+            peer = ep.address().to_string();
+            peerport = ep.port();
+        }
+        if (auto ep = socket_.local_endpoint(ec); !ec) {
+            local = ep.address().to_string();
+            localport = ep.port();
+        }
+    }
+
+    MailHandler(const MailHandler&) = delete;
+    MailHandler& operator=(const MailHandler&) = delete;
+
+    // The seed's session state, readable by every hook.
+    std::string remotename;               ///< the name the client claimed in HELO/EHLO
+    std::string peer;                     ///< the client's address
+    std::uint16_t peerport = 0;
+    std::string local;                    ///< the address the client connected to
+    std::uint16_t localport = 0;
+    std::string sender;                   ///< reverse-path of the open transaction ("" for <>)
+    std::vector<std::string> recipients;  ///< forward-paths accepted in this transaction
+    smtp::mail_parameters mail_parameters;
+
+    // ---- Hooks: each is optional; Derived declares one to replace it. ----
+
+    smtp::reply handleConnect() {
+        return {220, "", fmt::format("{} ESMTP {}", config_.servername, config_.serverid)};
+    }
+    smtp::reply handleHelo(const smtp::helo_command&) { return {250, "", config_.servername}; }
+    smtp::reply handleEhlo(const smtp::helo_command&) {
+        return {250, "", {config_.servername, "PIPELINING",
+                          fmt::format("SIZE {}", config_.limits.max_message_size), "8BITMIME",
+                          "ENHANCEDSTATUSCODES"}};
+    }
+    smtp::reply handleMail(const smtp::mail_command&) { return smtp::replies::sender_ok; }
+    smtp::reply handleRcpt(const smtp::rcpt_command&) { return smtp::replies::recipient_ok; }
+    /// A 354 starts the message text; anything else refuses it. MailHandler alone delivers
+    /// nothing, so it refuses rather than accept mail it would drop.
+    smtp::reply handleData() { return smtp::replies::no_delivery; }
+    /// `wire` holds whole lines as they came, CRLF-terminated and still dot-stuffed; see
+    /// smtp::for_each_data_line to read the content.
+    void handleMessageData(std::string_view /*wire*/) {}
+    smtp::reply handleEndOfData() { return smtp::replies::ok; }
+    /// The message ended without its final dot being accepted (limit, bad framing, timeout,
+    /// client gone): whatever handleMessageData was given must not be delivered.
+    void handleAbortData() {}
+    smtp::reply handleRset() { return smtp::replies::reset_ok; }
+    smtp::reply handleNoop(std::string_view) { return smtp::replies::ok; }
+    smtp::reply handleVrfy(std::string_view) { return smtp::replies::cannot_vrfy; }
+    smtp::reply handleHelp(std::string_view) { return smtp::replies::help; }
+    smtp::reply handleQuit() { return smtp::replies::bye; }
+    void handleDisconnect() {}
+
+    // ---- For hooks ----
+
+    const server_config& config() const noexcept { return config_; }
+    asio::any_io_executor get_executor() { return socket_.get_executor(); }
+    detail::watchdog& watchdog() noexcept { return watchdog_; }
+    /// Close the connection once the reply being composed has been sent.
+    void close_after_reply() noexcept { closing_ = true; }
+    smtp::phase phase() const noexcept { return state_.current(); }
+
+    /// The session: greeting, commands until QUIT, an error that ends it, or the client leaving.
+    asio::awaitable<void> run() {
+        struct stop_watchdog {
+            detail::watchdog& w;
+            ~stop_watchdog() { w.stop(); }
+        } stopper{watchdog_};
+        watchdog_.guard(&socket_);
+
+        const bool talked_first = co_await talked_before_greeting();
+        if (talked_first) {
+            queue(smtp::replies::talked_too_soon);
+            closing_ = true;
+        } else {
+            const smtp::reply greeting = co_await detail::await_hook([&] { return derived().handleConnect(); });
+            queue(greeting);
+            if (greeting.code != 220) closing_ = true;
+        }
+        while (!closing_) {
+            watchdog_.set_idle(!state_.in_transaction());
+            if (watchdog_.shutting_down() && !state_.in_transaction() && in_.buffered() == 0) {
+                queue(smtp::replies::shutting_down);
+                break;
+            }
+            auto line = co_await read_line(config_.limits.max_command_line, config_.timeouts.command);
+            watchdog_.set_idle(false);
+            if (!line) {
+                fail(line.error());
+                break;
+            }
+            co_await dispatch(line->text);
+        }
+        co_await flush();
+        co_await detail::await_hook([&] { return derived().handleDisconnect(); });
+        asio::error_code ignored;
+        socket_.shutdown(detail::tcp::socket::shutdown_both, ignored);
+        socket_.close(ignored);
+    }
+
+  protected:
+    Derived& derived() noexcept { return static_cast<Derived&>(*this); }
+
+  private:
+    void queue(const smtp::reply& r) { smtp::append_wire(out_, r); }
+
+    asio::awaitable<void> flush() {
+        if (out_.empty() || !socket_.is_open()) co_return;
+        watchdog_.expires_after(config_.timeouts.send);
+        auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(out_), detail::use_nothrow);
+        out_.clear();
+        if (ec) closing_ = true;
+    }
+
+    /// RFC 5321 §3.1: the client waits for the greeting. Bytes already here were sent blind.
+    asio::awaitable<bool> talked_before_greeting() {
+        if (config_.greet_pause.count() > 0) {
+            asio::steady_timer pause(socket_.get_executor(), config_.greet_pause);
+            co_await pause.async_wait(detail::use_nothrow);
+        }
+        asio::error_code ec;
+        co_return socket_.available(ec) > 0 && !ec;
+    }
+
+    /// Maps why a session must answer and maybe stop into the reply it gets.
+    void fail(std::error_code ec) {
+        using smtp::replies::line_too_long;
+        closing_ = true;
+        if (ec == errc::line_too_long) queue(smtp::replies::line_too_long);
+        else if (ec == errc::bare_lf || ec == errc::bare_cr) queue(smtp::replies::bare_line_ending);
+        else if (ec == errc::nul_byte) queue(smtp::replies::nul_byte);
+        else if (ec == errc::timeout) queue(smtp::replies::timeout);
+        else if (ec == errc::shutting_down) queue(smtp::replies::shutting_down);
+        // Otherwise the client is gone: nobody to answer.
+    }
+
+    /// A refused command: answered, and counted towards the session's error limit.
+    void refuse(const smtp::reply& r) {
+        if (++errors_ >= config_.limits.max_errors) {
+            queue(r.code == 421 ? r : smtp::replies::too_many_errors);
+            closing_ = true;
+            return;
+        }
+        queue(r);
+    }
+
+    void refuse(std::error_code ec) {
+        using namespace smtp::replies;
+        if (ec == errc::forbidden_command) {
+            queue(forbidden_command);
+            closing_ = true;
+            return;
+        }
+        refuse(ec == errc::not_implemented      ? not_implemented
+               : ec == errc::unknown_command    ? unknown_command
+               : ec == errc::bad_domain         ? bad_domain
+               : ec == errc::bad_sender         ? bad_sender
+               : ec == errc::bad_recipient      ? bad_recipient
+               : ec == errc::unknown_parameter  ? unknown_parameter
+               : ec == errc::bad_parameter_value ? bad_parameter_value
+               : ec == errc::message_too_big    ? message_too_big
+                                                : syntax_error);
+    }
+
+    /// Reads until a whole line is buffered. Pending replies go out before any wait.
+    asio::awaitable<result<smtp::line>> read_line(std::size_t max, detail::watchdog::clock::duration timeout) {
+        for (;;) {
+            auto next = in_.next(max);
+            if (!next) co_return next.error();
+            if (*next) co_return **next;
+            co_await flush();
+            if (closing_) co_return asio::error::connection_reset;
+            const std::error_code ec = co_await read_some(timeout);
+            if (ec) co_return ec;
+        }
+    }
+
+    asio::awaitable<std::error_code> read_some(detail::watchdog::clock::duration timeout) {
+        watchdog_.expires_after(timeout);
+        auto [ec, n] = co_await socket_.async_read_some(detail::buffer(in_.prepare()), detail::use_nothrow);
+        if (ec) {
+            if (watchdog_.expired()) co_return watchdog_.shutting_down() ? errc::shutting_down : errc::timeout;
+            co_return ec;
+        }
+        in_.commit(n);
+        co_return std::error_code{};
+    }
+
+    void end_transaction() {
+        sender.clear();
+        recipients.clear();
+        mail_parameters = {};
+    }
+
+    asio::awaitable<void> dispatch(std::string_view text) {
+        auto cmd = smtp::parse_command(text);
+        if (!cmd) co_return refuse(cmd.error());
+        if (const smtp::reply* refusal = state_.check(cmd->verb)) co_return refuse(*refusal);
+
+        switch (cmd->verb) {
+        case smtp::verb::helo:
+        case smtp::verb::ehlo: {
+            auto helo = smtp::parse_helo(cmd->argument);
+            if (!helo) co_return refuse(helo.error());
+            // Two statements, not ?: — GCC 12 mis-destroys temporaries of a co_await inside ?:.
+            smtp::reply r;
+            if (cmd->verb == smtp::verb::ehlo)
+                r = co_await detail::await_hook([&] { return derived().handleEhlo(*helo); });
+            else
+                r = co_await detail::await_hook([&] { return derived().handleHelo(*helo); });
+            if (r.completion()) {
+                state_.on_helo();  // RFC 5321 §4.1.4: HELO/EHLO also resets the transaction
+                end_transaction();
+                remotename = std::string(helo->domain);
+            }
+            co_return queue(r);
+        }
+        case smtp::verb::mail: {
+            auto mail = smtp::parse_mail(cmd->argument);
+            if (!mail) co_return refuse(mail.error());
+            if (mail->parameters.size && *mail->parameters.size > config_.limits.max_message_size)
+                co_return refuse(smtp::replies::message_too_big);
+            const smtp::reply r = co_await detail::await_hook([&] { return derived().handleMail(*mail); });
+            if (r.completion()) {
+                state_.on_mail();
+                sender = std::string(mail->reverse_path.mailbox);
+                mail_parameters = mail->parameters;
+            }
+            co_return queue(r);
+        }
+        case smtp::verb::rcpt: {
+            if (recipients.size() >= config_.limits.max_recipients)
+                co_return queue(smtp::replies::too_many_recipients);
+            auto rcpt = smtp::parse_rcpt(cmd->argument);
+            if (!rcpt) co_return refuse(rcpt.error());
+            const smtp::reply r = co_await detail::await_hook([&] { return derived().handleRcpt(*rcpt); });
+            if (r.completion()) {
+                state_.on_rcpt();
+                recipients.emplace_back(rcpt->forward_path.mailbox);
+            }
+            co_return queue(r);
+        }
+        case smtp::verb::data: {
+            const smtp::reply r = co_await detail::await_hook([&] { return derived().handleData(); });
+            queue(r);
+            if (r.code == 354) {
+                state_.on_data();
+                co_await receive_message();
+            }
+            co_return;
+        }
+        case smtp::verb::rset: {
+            const smtp::reply r = co_await detail::await_hook([&] { return derived().handleRset(); });
+            state_.on_reset();
+            end_transaction();
+            co_return queue(r);
+        }
+        case smtp::verb::noop: {
+            const smtp::reply r = co_await detail::await_hook([&] { return derived().handleNoop(cmd->argument); });
+            co_return queue(r);
+        }
+        case smtp::verb::vrfy: {
+            const smtp::reply r = co_await detail::await_hook([&] { return derived().handleVrfy(cmd->argument); });
+            co_return queue(r);
+        }
+        case smtp::verb::help: {
+            const smtp::reply r = co_await detail::await_hook([&] { return derived().handleHelp(cmd->argument); });
+            co_return queue(r);
+        }
+        case smtp::verb::quit:
+            const smtp::reply r = co_await detail::await_hook([&] { return derived().handleQuit(); });
+            queue(r);
+            closing_ = true;
+            co_return;
+        }
+    }
+
+    /// The message text, up to the lone dot: validated, counted and streamed to the hooks.
+    asio::awaitable<void> receive_message() {
+        std::uint64_t size = 0;
+        bool too_big = false;
+        for (;;) {
+            // Gather the complete lines already buffered: consecutive lines are adjacent in the
+            // buffer, so they go to the hook as one chunk.
+            const char* chunk = nullptr;
+            std::size_t chunk_size = 0;
+            bool end = false;
+            std::error_code framing;
+            for (;;) {
+                auto next = in_.next(config_.limits.max_text_line);
+                if (!next) {
+                    framing = next.error();
+                    break;
+                }
+                if (!*next) break;
+                const smtp::line& l = **next;
+                const smtp::data_line d = smtp::decode_data_line(l.text);
+                if (d.end_of_data) {
+                    end = true;
+                    break;
+                }
+                size += d.content.size() + 2;
+                if (size > config_.limits.max_message_size) too_big = true;
+                if (too_big) continue;  // RFC 5321 §4.5.3.1.10: read on, answer 552 at the end
+                if (!chunk) chunk = l.raw.data();
+                chunk_size += l.raw.size();
+            }
+            if (chunk_size > 0)
+                co_await detail::await_hook([&] { return derived().handleMessageData(std::string_view(chunk, chunk_size)); });
+            if (framing) {
+                co_await abort_message();
+                co_return fail(framing);
+            }
+            if (end) break;
+            co_await flush();
+            const std::error_code ec = co_await read_some(config_.timeouts.data_block);
+            if (ec) {
+                co_await abort_message();
+                co_return fail(ec);
+            }
+        }
+        state_.on_end_of_data();
+        if (too_big) {
+            co_await abort_message();
+            queue(smtp::replies::message_too_big);
+        } else {
+            const smtp::reply r = co_await detail::await_hook([&] { return derived().handleEndOfData(); });
+            queue(r);
+        }
+        end_transaction();
+    }
+
+    asio::awaitable<void> abort_message() {
+        co_await detail::await_hook([&] { return derived().handleAbortData(); });
+    }
+
+    detail::tcp::socket& socket_;
+    const server_config& config_;
+    detail::watchdog& watchdog_;
+    smtp::line_reader in_;
+    std::string out_;
+    smtp::session_state state_;
+    std::size_t errors_ = 0;
+    bool closing_ = false;
+};
+
+} // namespace grey

@@ -1,0 +1,235 @@
+// grey/server_core.hpp — ServerCore<Protocol>: listens, admits, and runs sessions.
+//
+// One io_context runs on N threads; each connection gets a strand, one coroutine for its
+// Protocol session and one watchdog, so a session's state needs no lock. A mutex guards only
+// admission (connection counts), never the data path. SIGINT/SIGTERM start a graceful stop:
+// listening ends, idle sessions get 421 at once, sessions inside a transaction may finish
+// until the drain deadline and then get 421; run() returns when the last session has ended.
+#pragma once
+
+#include <cstdio>
+#include <exception>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "config.hpp"
+#include "detail/asio.hpp"
+#include "detail/watchdog.hpp"
+#include "session_context.hpp"
+#include "smtp/reply.hpp"
+
+namespace grey {
+
+namespace detail {
+/// A Protocol may widen the configuration by declaring `using config_type = …;`, a type derived
+/// from server_config; its hooks reach the fields through static_cast on config().
+template <class Protocol>
+struct config_of {
+    using type = server_config;
+};
+template <class Protocol>
+    requires requires { typename Protocol::config_type; }
+struct config_of<Protocol> {
+    using type = typename Protocol::config_type;
+};
+} // namespace detail
+
+template <class Protocol>
+class ServerCore {
+  public:
+    using config_type = typename detail::config_of<Protocol>::type;
+    static_assert(std::is_base_of_v<server_config, config_type>);
+
+    explicit ServerCore(config_type config)
+        : config_(std::move(config)), signals_(ioc_, SIGINT, SIGTERM), drain_timer_(ioc_) {}
+
+    ServerCore(const ServerCore&) = delete;
+    ServerCore& operator=(const ServerCore&) = delete;
+
+    /// Opens every listen endpoint. Throws std::system_error naming the endpoint that failed.
+    void listen() {
+        if (!acceptors_.empty()) return;
+        for (const endpoint& e : config_.listen_endpoints()) {
+            detail::tcp::resolver resolver(ioc_);
+            asio::error_code ec;
+            auto results = resolver.resolve(e.host, std::to_string(e.port),
+                                            detail::tcp::resolver::passive, ec);
+            if (ec) throw std::system_error(ec, fmt::format("cannot resolve {}", e.host));
+            for (const auto& r : results) {
+                detail::tcp::acceptor a(ioc_);
+                a.open(r.endpoint().protocol());
+                a.set_option(detail::tcp::acceptor::reuse_address(true));
+                if (r.endpoint().address().is_v6()) a.set_option(asio::ip::v6_only(true));
+                a.bind(r.endpoint(), ec);
+                if (ec)
+                    throw std::system_error(ec, fmt::format("cannot listen on {}", format(r.endpoint())));
+                a.listen(asio::socket_base::max_listen_connections);
+                acceptors_.push_back(std::move(a));
+            }
+        }
+    }
+
+    /// The addresses actually bound (a port of 0 in the configuration is chosen by the kernel).
+    std::vector<detail::tcp::endpoint> local_endpoints() const {
+        std::vector<detail::tcp::endpoint> eps;
+        for (const auto& a : acceptors_) eps.push_back(a.local_endpoint());
+        return eps;
+    }
+
+    static std::string format(const detail::tcp::endpoint& ep) {
+        return ep.address().is_v6() ? fmt::format("[{}]:{}", ep.address().to_string(), ep.port())
+                                    : fmt::format("{}:{}", ep.address().to_string(), ep.port());
+    }
+
+    /// Serves until stop() or SIGINT/SIGTERM, then drains. Runs the io_context on the calling
+    /// thread and on threads-1 more.
+    void run() {
+        listen();
+        signals_.async_wait([this](asio::error_code ec, int) {
+            if (!ec) begin_stop();
+        });
+        for (auto& a : acceptors_) asio::co_spawn(ioc_, accept_loop(a), asio::detached);
+
+        unsigned n = config_.threads ? config_.threads : std::max(1u, std::thread::hardware_concurrency());
+        std::vector<std::thread> threads;
+        for (unsigned i = 1; i < n; ++i) threads.emplace_back([this] { ioc_.run(); });
+        ioc_.run();
+        for (auto& t : threads) t.join();
+    }
+
+    /// Starts a graceful stop; safe from any thread.
+    void stop() {
+        asio::post(ioc_, [this] { begin_stop(); });
+    }
+
+    const config_type& config() const noexcept { return config_; }
+
+  private:
+    struct session_slot {
+        explicit session_slot(const asio::any_io_executor& ex) : executor(ex), watchdog(ex) {}
+        asio::any_io_executor executor;
+        detail::watchdog watchdog;
+    };
+    using slot_list = std::list<std::weak_ptr<session_slot>>;
+
+    asio::awaitable<void> accept_loop(detail::tcp::acceptor& acceptor) {
+        for (;;) {
+            auto strand = asio::make_strand(ioc_);
+            auto [ec, socket] = co_await acceptor.async_accept(strand, detail::use_nothrow);
+            if (!acceptor.is_open() || ec == asio::error::operation_aborted) co_return;
+            if (ec) {
+                // Out of descriptors or the like: back off instead of spinning.
+                asio::steady_timer pause(ioc_, std::chrono::milliseconds(50));
+                co_await pause.async_wait(detail::use_nothrow);
+                continue;
+            }
+            admit(std::move(socket), strand);
+        }
+    }
+
+    void admit(detail::tcp::socket socket, const asio::any_io_executor& strand) {
+        asio::error_code ec;
+        const auto peer = socket.remote_endpoint(ec);
+        if (ec) return;
+        std::string address = peer.address().to_string();
+
+        auto slot = std::make_shared<session_slot>(strand);
+        typename slot_list::iterator where;
+        {
+            std::lock_guard lock(mutex_);
+            const smtp::reply* refusal = nullptr;
+            if (stopping_) refusal = &smtp::replies::shutting_down;
+            else if (slots_.size() >= config_.limits.max_connections) refusal = &smtp::replies::too_many_connections;
+            else if (per_peer_[address] >= config_.limits.max_connections_per_ip) refusal = &smtp::replies::too_many_from_peer;
+            if (refusal) {
+                if (per_peer_[address] == 0) per_peer_.erase(address);
+                refuse(socket, *refusal);
+                return;
+            }
+            ++per_peer_[address];
+            where = slots_.insert(slots_.end(), slot);
+        }
+        asio::co_spawn(strand, session(std::move(socket), slot),
+                       [this, where, address = std::move(address)](std::exception_ptr e) {
+                           if (e) log_exception(e);
+                           release(where, address);
+                       });
+    }
+
+    /// A connection over a limit gets its 421 without a session: one non-blocking write of a
+    /// short line into an empty socket buffer, then close.
+    static void refuse(detail::tcp::socket& socket, const smtp::reply& r) {
+        asio::error_code ec;
+        socket.non_blocking(true, ec);
+        asio::write(socket, asio::buffer(smtp::to_wire(r)), ec);
+        socket.shutdown(detail::tcp::socket::shutdown_both, ec);
+        socket.close(ec);
+    }
+
+    asio::awaitable<void> session(detail::tcp::socket socket, std::shared_ptr<session_slot> slot) {
+        using namespace asio::experimental::awaitable_operators;
+        asio::error_code ec;
+        socket.set_option(detail::tcp::no_delay(true), ec);
+        Protocol protocol(session_context{socket, config_, slot->watchdog});
+        co_await (protocol.run() && slot->watchdog.run());
+    }
+
+    void release(typename slot_list::iterator where, const std::string& address) {
+        std::lock_guard lock(mutex_);
+        slots_.erase(where);
+        if (auto it = per_peer_.find(address); it != per_peer_.end() && --it->second == 0) per_peer_.erase(it);
+        if (stopping_ && slots_.empty()) drain_timer_.cancel();
+    }
+
+    void begin_stop() {
+        std::lock_guard lock(mutex_);
+        if (stopping_) return;
+        stopping_ = true;
+        asio::error_code ignored;
+        signals_.cancel(ignored);
+        for (auto& a : acceptors_) a.close(ignored);
+        const auto deadline = detail::watchdog::clock::now() + config_.drain;
+        for (auto& weak : slots_) {
+            if (auto slot = weak.lock())
+                asio::post(slot->executor, [slot, deadline] { slot->watchdog.shutdown(deadline); });
+        }
+        if (slots_.empty()) return;
+        // Sessions that ignore their 421 still end: the watchdog closes their sockets, and
+        // past a grace period the io_context itself is stopped.
+        drain_timer_.expires_at(deadline + std::chrono::seconds(10));
+        drain_timer_.async_wait([this](asio::error_code ec) {
+            if (!ec) ioc_.stop();
+        });
+    }
+
+    static void log_exception(std::exception_ptr e) {
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+            fmt::print(stderr, "grey: session ended by exception: {}\n", ex.what());
+        } catch (...) {
+            fmt::print(stderr, "grey: session ended by unknown exception\n");
+        }
+    }
+
+    config_type config_;
+    asio::io_context ioc_;
+    asio::signal_set signals_;
+    asio::steady_timer drain_timer_;
+    std::vector<detail::tcp::acceptor> acceptors_;
+    std::mutex mutex_;
+    slot_list slots_;
+    std::map<std::string, std::size_t> per_peer_;
+    bool stopping_ = false;
+};
+
+} // namespace grey

@@ -1,0 +1,17 @@
+// grey/session_context.hpp — what ServerCore hands each Protocol instance it creates: the
+// client's socket, the server's configuration, and the connection's watchdog.
+#pragma once
+
+#include "config.hpp"
+#include "detail/asio.hpp"
+#include "detail/watchdog.hpp"
+
+namespace grey {
+
+struct session_context {
+    asio::ip::tcp::socket& socket;
+    const server_config& config;  ///< may be a type derived from server_config
+    detail::watchdog& watchdog;
+};
+
+} // namespace grey

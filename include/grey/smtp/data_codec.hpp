@@ -1,0 +1,53 @@
+// grey/smtp/data_codec.hpp — the DATA transparency procedure of RFC 5321 §4.5.2, line by line.
+//
+// Lines come from line_reader, so each one ended in CRLF: the end of data is recognised only
+// as CRLF "." CRLF, never after a bare LF or CR. Decoding removes one leading dot; encoding
+// adds one to any line that begins with a dot. For a line that line_reader accepted,
+// encode(decode(raw)) == raw, so a relay may pass validated lines on byte for byte and still
+// send exactly the framing it recomputed.
+#pragma once
+
+#include <cassert>
+#include <string>
+#include <string_view>
+
+namespace grey::smtp {
+
+struct data_line {
+    bool end_of_data = false;  ///< the line was the lone "." that ends the message
+    std::string_view content;  ///< the line's text with its transparency dot removed
+};
+
+/// `text` is one DATA line without its CRLF.
+constexpr data_line decode_data_line(std::string_view text) noexcept {
+    if (text == ".") return {true, {}};
+    if (!text.empty() && text.front() == '.') text.remove_prefix(1);
+    return {false, text};
+}
+
+constexpr bool needs_dot_stuffing(std::string_view content) noexcept {
+    return !content.empty() && content.front() == '.';
+}
+
+/// Appends one content line, dot-stuffed and CRLF-terminated.
+inline void append_data_line(std::string& out, std::string_view content) {
+    if (needs_dot_stuffing(content)) out.push_back('.');
+    out.append(content);
+    out.append("\r\n");
+}
+
+inline constexpr std::string_view end_of_data_marker = ".\r\n";
+
+/// Calls f(content) for each line of `wire`: whole CRLF-terminated DATA lines, as
+/// MailHandler::handleMessageData receives them, without their transparency dot or CRLF.
+template <class F>
+void for_each_data_line(std::string_view wire, F&& f) {
+    while (!wire.empty()) {
+        const std::size_t eol = wire.find("\r\n");
+        assert(eol != std::string_view::npos);
+        f(decode_data_line(wire.substr(0, eol)).content);
+        wire.remove_prefix(eol + 2);
+    }
+}
+
+} // namespace grey::smtp

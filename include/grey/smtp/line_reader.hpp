@@ -1,0 +1,105 @@
+// grey/smtp/line_reader.hpp — bytes in, CRLF-terminated lines out, with no I/O.
+//
+// The owner reads from its socket into prepare(), calls commit(n), then takes lines with
+// next() until it answers "need more". Every line next() returns ends in CRLF and holds no
+// CR, LF or NUL inside it: a bare CR or LF is never taken for a line end (RFC 5321 §2.3.8;
+// the "SMTP smuggling" attacks of 2023 hide a second message behind "\n.\n"), and is reported
+// as an error as soon as it is seen. Lines that exceed the caller's limit are reported before
+// the buffer fills, so the memory used is fixed at construction: it never grows with input.
+#pragma once
+
+#include <cassert>
+#include <cstddef>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string_view>
+
+#include "../result.hpp"
+
+namespace grey::smtp {
+
+struct line {
+    std::string_view text;  ///< the line without its CRLF
+    std::string_view raw;   ///< the line with its CRLF: raw.data() == text.data()
+};
+
+class line_reader {
+  public:
+    static constexpr std::size_t default_capacity = 64 * 1024;
+
+    explicit line_reader(std::size_t capacity = default_capacity)
+        : buffer_(new char[capacity]), capacity_(capacity) {}
+
+    /// Space to read into. Moves unread bytes to the front when that makes room: views
+    /// returned by next() before this call are invalidated.
+    std::span<char> prepare() {
+        if (begin_ == end_) begin_ = scan_ = end_ = 0;
+        if (begin_ > 0 && (end_ == capacity_ || begin_ >= capacity_ / 2)) {
+            std::memmove(buffer_.get(), buffer_.get() + begin_, end_ - begin_);
+            scan_ -= begin_;
+            end_ -= begin_;
+            begin_ = 0;
+        }
+        return {buffer_.get() + end_, capacity_ - end_};
+    }
+
+    void commit(std::size_t n) {
+        assert(n <= capacity_ - end_);
+        end_ += n;
+    }
+
+    /// The next complete line, no larger than `max_line` octets including its CRLF; nullopt
+    /// when more input is needed; an error (line_too_long, bare_cr, bare_lf, nul_byte) when the
+    /// input breaks the framing. After an error the reader's content is unspecified: the
+    /// session is expected to answer and close.
+    result<std::optional<line>> next(std::size_t max_line) {
+        assert(max_line >= 2 && max_line <= capacity_);
+        const char* base = buffer_.get();
+        const char* line_start = base + begin_;
+        const char* scan = base + scan_;
+        const char* end = base + end_;
+
+        const auto* lf = static_cast<const char*>(std::memchr(scan, '\n', end - scan));
+        if (!lf) {
+            // Report a bare CR or a NUL now rather than when the line ends: a client that
+            // never sends LF must not be able to park bytes here until the limit.
+            if (auto ec = check_partial(scan, end)) return ec;
+            if (static_cast<std::size_t>(end - line_start) >= max_line) return errc::line_too_long;
+            scan_ = end_;
+            return std::optional<line>{};
+        }
+        const std::size_t length = static_cast<std::size_t>(lf - line_start) + 1;
+        if (length > max_line) return errc::line_too_long;
+        if (lf == line_start || lf[-1] != '\r') return errc::bare_lf;
+        const std::string_view text(line_start, length - 2);
+        if (text.find('\r') != std::string_view::npos) return errc::bare_cr;
+        if (text.find('\0') != std::string_view::npos) return errc::nul_byte;
+        begin_ += length;
+        scan_ = begin_;
+        return std::optional<line>{line{text, std::string_view(line_start, length)}};
+    }
+
+    /// Bytes received and not yet returned as lines.
+    std::size_t buffered() const noexcept { return end_ - begin_; }
+    std::size_t capacity() const noexcept { return capacity_; }
+
+  private:
+    static std::error_code check_partial(const char* p, const char* end) {
+        if (std::memchr(p, '\0', end - p)) return errc::nul_byte;
+        for (const char* cr = p; (cr = static_cast<const char*>(std::memchr(cr, '\r', end - cr)));
+             ++cr) {
+            if (cr + 1 < end && cr[1] != '\n') return errc::bare_cr;
+        }
+        return {};
+    }
+
+    std::unique_ptr<char[]> buffer_;
+    std::size_t capacity_;
+    std::size_t begin_ = 0;  // first unread byte
+    std::size_t scan_ = 0;   // bytes before this hold no LF (since begin_)
+    std::size_t end_ = 0;    // one past the last received byte
+};
+
+} // namespace grey::smtp

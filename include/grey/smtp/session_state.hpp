@@ -1,0 +1,63 @@
+// grey/smtp/session_state.hpp — the order of commands RFC 5321 §4.1.4 requires, as a small
+// state machine with no I/O. check() says whether a verb may come now, and which reply refuses
+// it; the on_* transitions are applied once a command's hook has accepted it.
+#pragma once
+
+#include <cassert>
+#include <cstddef>
+
+#include "command.hpp"
+#include "reply.hpp"
+
+namespace grey::smtp {
+
+enum class phase {
+    connected,  ///< greeted by us, no HELO/EHLO yet
+    greeted,    ///< HELO/EHLO done, no transaction
+    mail,       ///< MAIL accepted, no recipient yet
+    rcpt,       ///< at least one recipient accepted
+    data,       ///< inside the message text
+};
+
+class session_state {
+  public:
+    phase current() const noexcept { return phase_; }
+    bool in_transaction() const noexcept { return phase_ == phase::mail || phase_ == phase::rcpt; }
+
+    /// nullptr when `v` may come now; otherwise the reply that refuses it.
+    const reply* check(verb v) const noexcept {
+        assert(phase_ != phase::data);  // DATA text is not made of commands
+        switch (v) {
+        case verb::mail:
+            if (phase_ == phase::connected) return &replies::need_helo;
+            if (phase_ != phase::greeted) return &replies::nested_mail;
+            return nullptr;
+        case verb::rcpt:
+            if (phase_ == phase::connected) return &replies::need_helo;
+            if (phase_ == phase::greeted) return &replies::need_mail;
+            return nullptr;
+        case verb::data:
+            if (phase_ == phase::connected) return &replies::need_helo;
+            if (phase_ == phase::greeted) return &replies::need_mail;
+            if (phase_ == phase::mail) return &replies::need_rcpt;
+            return nullptr;
+        default:  // HELO, EHLO, RSET, NOOP, QUIT, VRFY, HELP are valid in every phase
+            return nullptr;
+        }
+    }
+
+    void on_helo() noexcept { phase_ = phase::greeted; }  // also ends any transaction
+    void on_mail() noexcept { assert(phase_ == phase::greeted); phase_ = phase::mail; }
+    void on_rcpt() noexcept { assert(in_transaction()); phase_ = phase::rcpt; }
+    void on_data() noexcept { assert(phase_ == phase::rcpt); phase_ = phase::data; }
+    void on_end_of_data() noexcept { assert(phase_ == phase::data); phase_ = phase::greeted; }
+    /// RSET, or a refused DATA: the transaction ends, the greeting stands (RFC 5321 §4.1.1.5).
+    void on_reset() noexcept {
+        if (phase_ != phase::connected) phase_ = phase::greeted;
+    }
+
+  private:
+    phase phase_ = phase::connected;
+};
+
+} // namespace grey::smtp

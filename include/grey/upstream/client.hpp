@@ -1,0 +1,154 @@
+// grey/upstream/client.hpp — the SMTP client for the second leg, Grey to the real MTA.
+//
+// It sends only what the caller composed, reads replies with the same line_reader the server
+// side uses (so a bare LF from the upstream is an error, not a line end), and learns the
+// upstream's extensions from its EHLO reply. Every wait is bounded by the connection's watchdog;
+// every failure is a value: the relay turns it into a 4xx for the client.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "../config.hpp"
+#include "../detail/asio.hpp"
+#include "../detail/watchdog.hpp"
+#include "../smtp/address.hpp"
+#include "../smtp/line_reader.hpp"
+#include "../smtp/reply.hpp"
+#include "../smtp/reply_parser.hpp"
+
+namespace grey::upstream {
+
+/// What the upstream's EHLO reply offered.
+struct capabilities {
+    bool esmtp = false;
+    bool pipelining = false;
+    bool eight_bit_mime = false;
+    bool enhanced_status_codes = false;
+    std::optional<std::uint64_t> size;  ///< present when SIZE was offered (0: no fixed limit)
+
+    static capabilities from_ehlo(const smtp::reply& r) {
+        capabilities caps;
+        caps.esmtp = true;
+        for (std::size_t i = 1; i < r.lines.size(); ++i) {  // line 0 is the server's name
+            std::string_view l = r.lines[i];
+            const std::string_view keyword = l.substr(0, l.find(' '));
+            if (smtp::iequals(keyword, "PIPELINING")) caps.pipelining = true;
+            else if (smtp::iequals(keyword, "8BITMIME")) caps.eight_bit_mime = true;
+            else if (smtp::iequals(keyword, "ENHANCEDSTATUSCODES")) caps.enhanced_status_codes = true;
+            else if (smtp::iequals(keyword, "SIZE")) {
+                std::uint64_t n = 0;
+                for (char c : l.substr(keyword.size()))
+                    if (c >= '0' && c <= '9') n = n * 10 + static_cast<std::uint64_t>(c - '0');
+                caps.size = n;
+            }
+        }
+        return caps;
+    }
+};
+
+class client {
+  public:
+    client(const asio::any_io_executor& ex, detail::watchdog& watchdog, const timeouts& t)
+        : socket_(ex), watchdog_(watchdog), timeouts_(t), in_(4096) {}
+
+    ~client() { watchdog_.guard_upstream(nullptr); }
+    client(const client&) = delete;
+    client& operator=(const client&) = delete;
+
+    /// Connects and reads the greeting. A greeting other than 220 is returned as is.
+    asio::awaitable<result<smtp::reply>> connect(const std::string& host, std::uint16_t port) {
+        watchdog_.guard_upstream(&socket_);
+        watchdog_.expires_after(timeouts_.upstream_connect);
+        asio::error_code ec;
+        const auto address = asio::ip::make_address(host, ec);
+        if (!ec) {
+            std::tie(ec) = co_await socket_.async_connect({address, port}, detail::use_nothrow);
+        } else {
+            detail::tcp::resolver resolver(socket_.get_executor());
+            auto [rec, results] = co_await resolver.async_resolve(host, std::to_string(port), detail::use_nothrow);
+            ec = rec;
+            if (!ec) std::tie(ec, std::ignore) = co_await asio::async_connect(socket_, results, detail::use_nothrow);
+        }
+        if (ec) co_return timed(ec);
+        // Each command is one small write answered by the server: Nagle would hold it back.
+        socket_.set_option(detail::tcp::no_delay(true), ec);
+        co_return co_await read_reply(timeouts_.upstream_greeting);
+    }
+
+    /// EHLO, falling back to HELO when the server refuses EHLO (RFC 5321 §3.2).
+    asio::awaitable<result<smtp::reply>> hello(std::string_view domain) {
+        auto r = co_await command(fmt_line("EHLO ", domain), timeouts_.upstream_command);
+        if (r && r->completion()) {
+            caps_ = capabilities::from_ehlo(*r);
+            co_return r;
+        }
+        if (!r || !r->permanent()) co_return r;
+        caps_ = capabilities{};
+        co_return co_await command(fmt_line("HELO ", domain), timeouts_.upstream_command);
+    }
+
+    /// Sends one command line (CRLF included) and reads its reply.
+    asio::awaitable<result<smtp::reply>> command(std::string_view line, detail::watchdog::clock::duration timeout) {
+        const std::error_code ec = co_await write(line, timeout);
+        if (ec) co_return ec;
+        co_return co_await read_reply(timeout);
+    }
+
+    asio::awaitable<std::error_code> write(std::string_view bytes, detail::watchdog::clock::duration timeout) {
+        watchdog_.expires_after(timeout);
+        auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(bytes), detail::use_nothrow);
+        co_return ec ? timed(ec) : std::error_code{};
+    }
+
+    asio::awaitable<result<smtp::reply>> read_reply(detail::watchdog::clock::duration timeout) {
+        smtp::reply_parser parser;
+        for (;;) {
+            auto next = in_.next(in_.capacity());
+            if (!next) co_return errc::upstream_protocol;
+            if (*next) {
+                auto r = parser.feed((*next)->text);
+                if (!r) co_return r.error();
+                if (*r) co_return std::move(**r);
+                continue;
+            }
+            watchdog_.expires_after(timeout);
+            auto [ec, n] = co_await socket_.async_read_some(detail::buffer(in_.prepare()), detail::use_nothrow);
+            if (ec) co_return timed(ec);
+            in_.commit(n);
+        }
+    }
+
+    void close() {
+        asio::error_code ignored;
+        socket_.close(ignored);
+        watchdog_.guard_upstream(nullptr);
+    }
+
+    const capabilities& caps() const noexcept { return caps_; }
+    detail::tcp::socket& socket() noexcept { return socket_; }
+
+  private:
+    static std::string fmt_line(std::string_view verb, std::string_view argument) {
+        std::string s;
+        s.reserve(verb.size() + argument.size() + 2);
+        s.append(verb).append(argument).append("\r\n");
+        return s;
+    }
+
+    std::error_code timed(std::error_code ec) const {
+        if (watchdog_.expired()) return errc::upstream_timeout;
+        if (ec == asio::error::eof || ec == asio::error::connection_reset) return errc::upstream_closed;
+        return ec;
+    }
+
+    detail::tcp::socket socket_;
+    detail::watchdog& watchdog_;
+    const timeouts& timeouts_;
+    smtp::line_reader in_;
+    capabilities caps_;
+};
+
+} // namespace grey::upstream

@@ -1,0 +1,183 @@
+// grey/upstream/relay.hpp — relays a session's transactions to the real MTA while the client
+// waits (DESIGN §2), so that no 2xx reaches the client unless the upstream gave it.
+//
+//   first accepted RCPT: connect, greet, EHLO (HELO fallback), replay MAIL, send RCPT
+//   later RCPTs:         sent live; each client gets the upstream's answer
+//   DATA:                upstream DATA; the text is streamed chunk by chunk
+//   end of data:         "." upstream; the client gets the upstream's final answer
+//
+// Once the upstream fails inside a transaction, the transaction is lost: every later RCPT
+// and the DATA get 4xx until the client starts a new one, because replaying only the later
+// recipients on a new connection would deliver to fewer recipients than were accepted.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <fmt/format.h>
+
+#include "../config.hpp"
+#include "../smtp/command.hpp"
+#include "../smtp/data_codec.hpp"
+#include "../smtp/reply.hpp"
+#include "client.hpp"
+
+namespace grey::upstream {
+
+/// What the relay replays at the start of each upstream transaction.
+struct envelope {
+    std::string_view helo_name;
+    std::string_view sender;
+    smtp::mail_parameters parameters;
+};
+
+class relay {
+  public:
+    relay(const asio::any_io_executor& ex, detail::watchdog& watchdog, const server_config& config)
+        : executor_(ex), watchdog_(watchdog), config_(config) {}
+
+    bool connected() const noexcept { return client_.has_value(); }
+    const client* connection() const noexcept { return client_ ? &*client_ : nullptr; }
+
+    /// Opens the upstream connection if there is none: connect, greeting, EHLO.
+    asio::awaitable<result<void>> connect(std::string_view helo_name) {
+        if (client_) co_return result<void>{};
+        client_.emplace(executor_, watchdog_, config_.timeouts);
+        auto greeting = co_await client_->connect(config_.smtp_ip, config_.smtp_port);
+        if (greeting && greeting->code == 220) {
+            auto hello = co_await client_->hello(helo_name.empty() ? config_.servername : helo_name);
+            if (hello && hello->completion()) co_return result<void>{};
+        }
+        drop();
+        co_return errc::upstream_unavailable;
+    }
+
+    /// The client's RCPT: replayed after EHLO and MAIL when this is the transaction's first.
+    asio::awaitable<smtp::reply> rcpt(const envelope& env, std::string_view recipient) {
+        if (broken_) co_return smtp::replies::upstream_failed;
+        if (!client_) {
+            const result<void> connected = co_await connect(env.helo_name);
+            if (!connected) co_return smtp::replies::upstream_unavailable;
+        }
+        if (needs_reset_) {
+            auto r = co_await client_->command("RSET\r\n", config_.timeouts.upstream_command);
+            if (!r || !r->completion()) co_return fail();
+            needs_reset_ = false;
+        }
+        if (!mail_sent_) {
+            if (env.parameters.body == smtp::body_type::eight_bit_mime && !client_->caps().eight_bit_mime)
+                co_return smtp::replies::cannot_relay_8bit;
+            auto r = co_await client_->command(mail_line(env), config_.timeouts.upstream_command);
+            if (!r) co_return fail();
+            if (!r->completion()) {
+                needs_reset_ = true;
+                co_return decorate(std::move(*r));
+            }
+            mail_sent_ = true;
+        }
+        auto r = co_await client_->command(fmt::format("RCPT TO:<{}>\r\n", recipient),
+                                           config_.timeouts.upstream_command);
+        if (!r) co_return fail();
+        co_return decorate(std::move(*r));
+    }
+
+    /// The client's DATA. Only a 354 lets the text through.
+    asio::awaitable<smtp::reply> data() {
+        if (broken_ || !client_ || !mail_sent_) co_return smtp::replies::upstream_failed;
+        auto r = co_await client_->command("DATA\r\n", config_.timeouts.upstream_data_init);
+        if (!r) co_return fail();
+        if (r->code == 354) in_data_ = true;
+        co_return decorate(std::move(*r));
+    }
+
+    /// Whole lines, CRLF-terminated and dot-stuffed: sent as they are (see data_codec.hpp).
+    asio::awaitable<void> message_data(std::string_view wire) {
+        if (!in_data_ || broken_) co_return;
+        const std::error_code ec = co_await client_->write(wire, config_.timeouts.upstream_data_block);
+        if (ec) fail();
+    }
+
+    asio::awaitable<smtp::reply> end_of_data() {
+        if (!in_data_ || broken_) {
+            end_transaction();
+            co_return smtp::replies::upstream_failed;
+        }
+        in_data_ = false;
+        mail_sent_ = false;
+        const std::error_code ec = co_await client_->write(smtp::end_of_data_marker, config_.timeouts.upstream_data_block);
+        if (ec) co_return fail();
+        auto r = co_await client_->read_reply(config_.timeouts.upstream_data_term);
+        if (!r) co_return fail();
+        co_return decorate(std::move(*r));
+    }
+
+    /// The message must not be delivered. Inside DATA the only way to say so is to close the
+    /// connection before the final dot: the upstream then discards what it has.
+    void abort_data() {
+        if (in_data_) drop();
+        end_transaction();
+    }
+
+    /// The client ended the transaction (RSET, HELO/EHLO, or a refused DATA then RSET).
+    void end_transaction() {
+        if (mail_sent_ && client_) needs_reset_ = true;
+        mail_sent_ = false;
+        in_data_ = false;
+        broken_ = false;
+    }
+
+    asio::awaitable<void> quit() {
+        if (!client_) co_return;
+        if (!in_data_) {
+            auto bye = co_await client_->command("QUIT\r\n", std::chrono::seconds(10));
+            (void)bye;
+        }
+        drop();
+    }
+
+  private:
+    std::string mail_line(const envelope& env) const {
+        std::string line = fmt::format("MAIL FROM:<{}>", env.sender);
+        const capabilities& caps = client_->caps();
+        if (caps.size && env.parameters.size) line += fmt::format(" SIZE={}", *env.parameters.size);
+        if (caps.eight_bit_mime && env.parameters.body == smtp::body_type::eight_bit_mime)
+            line += " BODY=8BITMIME";
+        else if (caps.eight_bit_mime && env.parameters.body == smtp::body_type::seven_bit)
+            line += " BODY=7BIT";
+        line += "\r\n";
+        return line;
+    }
+
+    /// Grey advertises ENHANCEDSTATUSCODES whatever the upstream does (RFC 2034 §3): a reply
+    /// that lacks one gets the generic code of its class.
+    static smtp::reply decorate(smtp::reply r) {
+        if (r.enhanced.empty() && (r.completion() || r.transient() || r.permanent()))
+            r.enhanced = fmt::format("{}.0.0", r.klass());
+        return r;
+    }
+
+    smtp::reply fail() {
+        const bool in_transaction = mail_sent_ || in_data_;
+        drop();
+        broken_ = in_transaction;
+        return smtp::replies::upstream_failed;
+    }
+
+    void drop() {
+        if (client_) client_->close();
+        client_.reset();
+        mail_sent_ = in_data_ = needs_reset_ = false;
+    }
+
+    asio::any_io_executor executor_;
+    detail::watchdog& watchdog_;
+    const server_config& config_;
+    std::optional<client> client_;
+    bool mail_sent_ = false;    // MAIL accepted upstream for the open transaction
+    bool in_data_ = false;      // upstream answered 354 and has not seen the final dot
+    bool needs_reset_ = false;  // an abandoned upstream transaction must be RSET first
+    bool broken_ = false;       // the upstream failed inside the open transaction
+};
+
+} // namespace grey::upstream
