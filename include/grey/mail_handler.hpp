@@ -12,6 +12,8 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
+#include <exception>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -115,6 +117,28 @@ class MailHandler {
             queue(greeting);
             if (greeting.code != 220) closing_ = true;
         }
+        try {
+            co_await serve_commands();
+        } catch (const std::exception& e) {
+            // A hook that throws ends its own session, never the server: the client is told
+            // to come back later, and a message half received is aborted, not delivered.
+            fmt::print(stderr, "grey: session with {}: {}\n", peer, e.what());
+            queue(smtp::replies::internal_error);
+            closing_ = true;
+        }
+        if (state_.current() == smtp::phase::data) co_await abort_message();
+        co_await flush();
+        co_await detail::await_hook([&] { return derived().handleDisconnect(); });
+        asio::error_code ignored;
+        socket_.shutdown(detail::tcp::socket::shutdown_both, ignored);
+        socket_.close(ignored);
+    }
+
+  protected:
+    Derived& derived() noexcept { return static_cast<Derived&>(*this); }
+
+  private:
+    asio::awaitable<void> serve_commands() {
         while (!closing_) {
             watchdog_.set_idle(!state_.in_transaction());
             if (watchdog_.shutting_down() && !state_.in_transaction() && in_.buffered() == 0) {
@@ -129,17 +153,8 @@ class MailHandler {
             }
             co_await dispatch(line->text);
         }
-        co_await flush();
-        co_await detail::await_hook([&] { return derived().handleDisconnect(); });
-        asio::error_code ignored;
-        socket_.shutdown(detail::tcp::socket::shutdown_both, ignored);
-        socket_.close(ignored);
     }
 
-  protected:
-    Derived& derived() noexcept { return static_cast<Derived&>(*this); }
-
-  private:
     void queue(const smtp::reply& r) { smtp::append_wire(out_, r); }
 
     asio::awaitable<void> flush() {

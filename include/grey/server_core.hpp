@@ -7,6 +7,8 @@
 // until the drain deadline and then get 421; run() returns when the last session has ended.
 #pragma once
 
+#include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <exception>
 #include <list>

@@ -68,6 +68,7 @@ inline const reply start_data         {354, "", "End data with <CR><LF>.<CR><LF>
 
 inline const reply shutting_down      {421, "4.3.2", "Service shutting down, closing connection"};
 inline const reply timeout            {421, "4.4.2", "Timeout exceeded, closing connection"};
+inline const reply internal_error     {421, "4.3.0", "Internal error, closing connection"};
 inline const reply too_many_connections {421, "4.7.0", "Too many connections, try again later"};
 inline const reply too_many_from_peer {421, "4.7.0", "Too many connections from your address, try again later"};
 inline const reply upstream_unavailable {451, "4.4.1", "Upstream mail server unavailable, try again later"};

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 
 #include "../config.hpp"
 #include "../detail/asio.hpp"
