@@ -36,7 +36,9 @@ class line_reader {
     /// returned by next() before this call are invalidated.
     std::span<char> prepare() {
         if (begin_ == end_) begin_ = scan_ = end_ = 0;
-        if (begin_ > 0 && (end_ == capacity_ || begin_ >= capacity_ / 2)) {
+        // Compact when the free tail is small: reads stay large, and the bytes moved are at
+        // most one partial line plus whatever the caller has not taken yet.
+        if (begin_ > 0 && capacity_ - end_ < capacity_ / 4) {
             std::memmove(buffer_.get(), buffer_.get() + begin_, end_ - begin_);
             scan_ -= begin_;
             end_ -= begin_;

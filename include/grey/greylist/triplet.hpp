@@ -1,0 +1,154 @@
+// grey/greylist/triplet.hpp — the greylisting triplet (client, sender, recipient), normalised
+// so that one sender retrying is recognised as the same triplet: the client address grouped
+// to its subnet (a big sender retries from another host of its pool), and the sender address
+// stripped of the parts that change with each message (BATV tags, SRS wrapping, +extensions,
+// VERP numbers). No I/O.
+#pragma once
+
+#include <arpa/inet.h>  // inet_pton / inet_ntop: parsing and printing addresses, no I/O
+
+#include <cstdint>
+#include <cctype>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+#include "../smtp/address.hpp"
+
+namespace grey::greylist {
+
+struct normalisation {
+    bool lowercase_domain = true;  ///< Example.COM → example.com
+    bool unwrap_batv = true;       ///< prvs=1234abcdef=user@d → user@d
+    bool unwrap_srs = true;        ///< SRS0=h=tt=orig.example=user@fwd → user@orig.example
+    bool strip_extension = true;   ///< user+tag@d → user@d
+    bool fold_digits = true;       ///< bounce-12345@d → bounce-#@d (VERP)
+};
+
+struct grouping {
+    unsigned ipv4_prefix = 24;   ///< 32: the exact address
+    unsigned ipv6_prefix = 64;   ///< 128: the exact address
+};
+
+struct triplet {
+    std::string client;     ///< "192.0.2.0/24", "2001:db8::/64", or the address as given
+    std::string sender;     ///< normalised reverse-path ("" for <>)
+    std::string recipient;  ///< forward-path, domain in lower case
+
+    friend bool operator==(const triplet&, const triplet&) = default;
+};
+
+/// The client's address masked to its group: "192.0.2.77" → "192.0.2.0/24". A string that
+/// is not an IP address is returned unchanged.
+inline std::string client_group(std::string_view address, const grouping& g) {
+    const std::string text(address);
+    unsigned char bytes[16] = {};
+    int family = AF_INET;
+    unsigned prefix = g.ipv4_prefix, bits = 32;
+    if (inet_pton(AF_INET, text.c_str(), bytes) != 1) {
+        if (inet_pton(AF_INET6, text.c_str(), bytes) != 1) return text;
+        family = AF_INET6;
+        prefix = g.ipv6_prefix;
+        bits = 128;
+    }
+    if (prefix >= bits) return text;
+    for (unsigned i = 0; i < bits / 8; ++i) {
+        const unsigned first_bit = i * 8;
+        if (first_bit >= prefix) bytes[i] = 0;
+        else if (first_bit + 8 > prefix) bytes[i] &= static_cast<unsigned char>(0xFF << (8 - (prefix - first_bit)));
+    }
+    char out[INET6_ADDRSTRLEN] = {};
+    inet_ntop(family, bytes, out, sizeof out);
+    return std::string(out) + "/" + std::to_string(prefix);
+}
+
+namespace detail {
+inline std::string lower(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) c = smtp::detail::to_lower(c);
+    return out;
+}
+
+/// BATV (draft-levine-smtp-batv): "prvs=" tag-val "=" loc-core, tag-val being a key digit,
+/// three digits of day and six hex digits of hash.
+inline std::string_view unwrap_batv(std::string_view local) {
+    if (!smtp::istarts_with(local, "prvs=") || local.size() < 16 || local[15] != '=') return local;
+    for (char c : local.substr(5, 10))
+        if (!std::isxdigit(static_cast<unsigned char>(c))) return local;
+    return local.substr(16);
+}
+
+/// SRS (the Sender Rewriting Scheme): SRS0=HHH=TT=orig-domain=orig-local@forwarder, and
+/// SRS1=HHH=first-forwarder==HHH=TT=orig-domain=orig-local@forwarder.
+inline bool unwrap_srs(std::string_view local, std::string& out_local, std::string& out_domain) {
+    std::string_view rest;
+    if (smtp::istarts_with(local, "SRS0") && local.size() > 5 && std::strchr("=+-", local[4])) {
+        rest = local.substr(5);
+    } else if (smtp::istarts_with(local, "SRS1") && local.size() > 5 && std::strchr("=+-", local[4])) {
+        const auto inner = local.find("==");
+        if (inner == std::string_view::npos) return false;
+        rest = local.substr(inner + 2);
+    } else {
+        return false;
+    }
+    // rest = HHH=TT=orig-domain=orig-local
+    std::string_view parts[3];
+    for (auto& p : parts) {
+        const auto eq = rest.find('=');
+        if (eq == std::string_view::npos) return false;
+        p = rest.substr(0, eq);
+        rest.remove_prefix(eq + 1);
+    }
+    if (parts[2].empty() || rest.empty()) return false;
+    out_domain = std::string(parts[2]);
+    out_local = std::string(rest);
+    return true;
+}
+
+inline std::string fold_digit_runs(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (smtp::detail::is_digit(s[i])) {
+            while (i + 1 < s.size() && smtp::detail::is_digit(s[i + 1])) ++i;
+            out.push_back('#');
+        } else {
+            out.push_back(s[i]);
+        }
+    }
+    return out;
+}
+} // namespace detail
+
+/// The sender as greylisting compares it. `mailbox` is a reverse-path's "local@domain".
+inline std::string normalise_sender(std::string_view mailbox, const normalisation& n) {
+    if (mailbox.empty()) return {};
+    const auto at = mailbox.rfind('@');
+    std::string local(at == std::string_view::npos ? mailbox : mailbox.substr(0, at));
+    std::string domain(at == std::string_view::npos ? std::string_view{} : mailbox.substr(at + 1));
+    if (n.unwrap_batv) local = std::string(detail::unwrap_batv(local));
+    if (n.unwrap_srs) {
+        std::string l, d;
+        if (detail::unwrap_srs(local, l, d)) local = std::move(l), domain = std::move(d);
+    }
+    if (n.strip_extension) {
+        if (const auto plus = local.find('+'); plus != std::string::npos && plus > 0) local.resize(plus);
+    }
+    if (n.fold_digits) local = detail::fold_digit_runs(local);
+    if (n.lowercase_domain) domain = detail::lower(domain);
+    return domain.empty() ? local : local + "@" + domain;
+}
+
+inline std::string normalise_recipient(std::string_view mailbox) {
+    const auto at = mailbox.rfind('@');
+    if (at == std::string_view::npos) return detail::lower(mailbox);  // <Postmaster>
+    return std::string(mailbox.substr(0, at + 1)) + detail::lower(mailbox.substr(at + 1));
+}
+
+inline triplet make_triplet(std::string_view client_address, std::string_view sender,
+                            std::string_view recipient, const grouping& g = {},
+                            const normalisation& n = {}) {
+    return {client_group(client_address, g), normalise_sender(sender, n), normalise_recipient(recipient)};
+}
+
+} // namespace grey::greylist
