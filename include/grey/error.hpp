@@ -35,6 +35,8 @@ enum class errc {
     // Session
     timeout,                ///< the client was silent longer than its timeout
     shutting_down,          ///< the server is stopping
+    // Greylist stores
+    store_failed,           ///< a greylist store could not answer
 };
 
 namespace detail {
@@ -65,6 +67,7 @@ class grey_category : public std::error_category {
         case errc::upstream_timeout: return "upstream timeout";
         case errc::timeout: return "timeout";
         case errc::shutting_down: return "shutting down";
+        case errc::store_failed: return "greylist store failed";
         }
         return "unknown grey error";
     }

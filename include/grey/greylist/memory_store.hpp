@@ -48,7 +48,7 @@ class memory_store final : public store {
         co_return found;
     }
 
-    asio::awaitable<result<void>> whitelist(const triplet& t, clock::time_point now) override {
+    asio::awaitable<result<void>> whitelist(const triplet& t, const timing&, clock::time_point now) override {
         std::lock_guard lock(mutex_);
         triplets_.insert_or_assign(t, record{now, now, now, 1, 1, true});
         co_return result<void>{};

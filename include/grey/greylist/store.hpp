@@ -41,8 +41,10 @@ class store {
 
     /// Entries whose client, sender or recipient contains `needle` ("" lists all).
     virtual asio::awaitable<result<std::vector<entry>>> find(std::string needle) = 0;
-    /// Stores `t` as passed at `now`, so it passes from now on.
-    virtual asio::awaitable<result<void>> whitelist(const triplet& t, clock::time_point now) = 0;
+    /// Stores `t` as passed at `now`: it passes from now on, and lives as any passed triplet,
+    /// refreshed by each pass.
+    virtual asio::awaitable<result<void>> whitelist(const triplet& t, const timing& timing,
+                                                    clock::time_point now) = 0;
     /// Removes `t`; true when it was there.
     virtual asio::awaitable<result<bool>> remove(const triplet& t) = 0;
     /// Removes every record expired at `now`; returns how many.

@@ -1,0 +1,236 @@
+// grey/greylist/sqlite_store.hpp — greylist state in an SQLite file: the embedded, durable
+// default. It survives restarts and crashes (write-ahead log), and forgets expired records
+// when purged. SQLite blocks, so every call runs on the store's own thread and the caller's
+// coroutine resumes on its own executor when the answer is ready; the event loop never waits
+// on the disk. One thread also serialises the calls, which is what makes check() atomic.
+//
+// Link grey::sqlite (SQLite 3) to use it.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <chrono>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "store.hpp"
+
+namespace grey::greylist {
+
+class sqlite_store final : public store {
+  public:
+    /// Opens or creates the database at `path`. Throws std::runtime_error when it cannot.
+    explicit sqlite_store(const std::string& path) {
+        if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                            nullptr) != SQLITE_OK) {
+            const std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
+            sqlite3_close(db_);
+            throw std::runtime_error("cannot open greylist database " + path + ": " + why);
+        }
+        sqlite3_busy_timeout(db_, 5000);  // another process (greylist_admin) may hold the lock
+        exec_or_throw("PRAGMA journal_mode=WAL");
+        exec_or_throw("PRAGMA synchronous=NORMAL");  // with WAL: durable across process crashes
+        exec_or_throw(
+            "CREATE TABLE IF NOT EXISTS triplets ("
+            " client TEXT NOT NULL, sender TEXT NOT NULL, recipient TEXT NOT NULL,"
+            " first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, passed_at INTEGER NOT NULL,"
+            " attempts INTEGER NOT NULL, passes INTEGER NOT NULL, passed INTEGER NOT NULL,"
+            " expires INTEGER NOT NULL,"
+            " PRIMARY KEY (client, sender, recipient)) WITHOUT ROWID");
+        exec_or_throw("CREATE INDEX IF NOT EXISTS triplets_expires ON triplets (expires)");
+        exec_or_throw(
+            "CREATE TABLE IF NOT EXISTS clients ("
+            " client TEXT PRIMARY KEY NOT NULL, passes INTEGER NOT NULL, last_pass INTEGER NOT NULL)"
+            " WITHOUT ROWID");
+    }
+
+    ~sqlite_store() override {
+        thread_.join();
+        sqlite3_close(db_);
+    }
+
+    sqlite_store(const sqlite_store&) = delete;
+    sqlite_store& operator=(const sqlite_store&) = delete;
+
+    asio::awaitable<result<decision>> check(const triplet& t, const timing& timing, clock::time_point now) override {
+        co_return co_await on_db([&]() -> result<decision> {
+            if (!exec("BEGIN IMMEDIATE")) return errc::store_failed;
+            auto stored = select(t);
+            if (!stored) return rollback(stored.error());
+            const decision d = decide(timing, *stored, now);
+            if (!upsert(t, d.updated, expires_at(timing, d.updated))) return rollback(errc::store_failed);
+            if (!exec("COMMIT")) return rollback(errc::store_failed);
+            return d;
+        });
+    }
+
+    asio::awaitable<result<std::optional<client_record>>> client(const std::string& group) override {
+        co_return co_await on_db([&]() -> result<std::optional<client_record>> {
+            statement s(db_, "SELECT passes, last_pass FROM clients WHERE client = ?1");
+            s.bind(1, group);
+            const int rc = s.step();
+            if (rc == SQLITE_DONE) return std::optional<client_record>{};
+            if (rc != SQLITE_ROW) return errc::store_failed;
+            return std::optional(client_record{static_cast<std::uint64_t>(s.integer(0)), from_ms(s.integer(1))});
+        });
+    }
+
+    asio::awaitable<result<void>> count_pass(const std::string& group, const timing& timing,
+                                             clock::time_point now) override {
+        co_return co_await on_db([&]() -> result<void> {
+            // One statement: a lapsed record starts counting again from 1.
+            statement s(db_,
+                        "INSERT INTO clients (client, passes, last_pass) VALUES (?1, 1, ?2)"
+                        " ON CONFLICT (client) DO UPDATE SET"
+                        "  passes = CASE WHEN ?2 - last_pass > ?3 THEN 1 ELSE passes + 1 END,"
+                        "  last_pass = ?2");
+            s.bind(1, group);
+            s.bind(2, to_ms(now));
+            s.bind(3, std::chrono::duration_cast<std::chrono::milliseconds>(timing.max_age).count());
+            if (s.step() != SQLITE_DONE) return errc::store_failed;
+            return {};
+        });
+    }
+
+    asio::awaitable<result<std::vector<entry>>> find(std::string needle) override {
+        co_return co_await on_db([&]() -> result<std::vector<entry>> {
+            statement s(db_,
+                        "SELECT client, sender, recipient, first_seen, last_seen, passed_at, attempts, passes,"
+                        " passed FROM triplets WHERE instr(client, ?1) OR instr(sender, ?1) OR instr(recipient, ?1)"
+                        " OR ?1 = '' ORDER BY client, sender, recipient");
+            s.bind(1, needle);
+            std::vector<entry> found;
+            int rc;
+            while ((rc = s.step()) == SQLITE_ROW)
+                found.push_back({{s.text(0), s.text(1), s.text(2)}, row_record(s, 3)});
+            if (rc != SQLITE_DONE) return errc::store_failed;
+            return found;
+        });
+    }
+
+    asio::awaitable<result<void>> whitelist(const triplet& t, const timing& timing, clock::time_point now) override {
+        co_return co_await on_db([&]() -> result<void> {
+            const record r{now, now, now, 1, 1, true};
+            if (!upsert(t, r, expires_at(timing, r))) return errc::store_failed;
+            return {};
+        });
+    }
+
+    asio::awaitable<result<bool>> remove(const triplet& t) override {
+        co_return co_await on_db([&]() -> result<bool> {
+            statement s(db_, "DELETE FROM triplets WHERE client = ?1 AND sender = ?2 AND recipient = ?3");
+            s.bind(1, t.client);
+            s.bind(2, t.sender);
+            s.bind(3, t.recipient);
+            if (s.step() != SQLITE_DONE) return errc::store_failed;
+            return sqlite3_changes(db_) > 0;
+        });
+    }
+
+    asio::awaitable<result<std::size_t>> purge(const timing& timing, clock::time_point now) override {
+        co_return co_await on_db([&]() -> result<std::size_t> {
+            statement triplets(db_, "DELETE FROM triplets WHERE expires < ?1");
+            triplets.bind(1, to_ms(now));
+            if (triplets.step() != SQLITE_DONE) return errc::store_failed;
+            std::size_t n = static_cast<std::size_t>(sqlite3_changes(db_));
+            statement clients(db_, "DELETE FROM clients WHERE last_pass < ?1");
+            clients.bind(1, to_ms(now - timing.max_age));
+            if (clients.step() != SQLITE_DONE) return errc::store_failed;
+            return n + static_cast<std::size_t>(sqlite3_changes(db_));
+        });
+    }
+
+  private:
+    /// A prepared statement, finalized on scope exit.
+    class statement {
+      public:
+        statement(sqlite3* db, const char* sql) { sqlite3_prepare_v2(db, sql, -1, &s_, nullptr); }
+        ~statement() { sqlite3_finalize(s_); }
+        statement(const statement&) = delete;
+        statement& operator=(const statement&) = delete;
+        void bind(int i, const std::string& v) { sqlite3_bind_text(s_, i, v.data(), int(v.size()), SQLITE_TRANSIENT); }
+        void bind(int i, std::int64_t v) { sqlite3_bind_int64(s_, i, v); }
+        int step() { return s_ ? sqlite3_step(s_) : SQLITE_ERROR; }
+        std::int64_t integer(int col) { return sqlite3_column_int64(s_, col); }
+        std::string text(int col) {
+            const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s_, col));
+            return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s_, col))) : std::string();
+        }
+
+      private:
+        sqlite3_stmt* s_ = nullptr;
+    };
+
+    template <class F>
+    asio::awaitable<std::invoke_result_t<F&>> on_db(F f) {
+        using R = std::invoke_result_t<F&>;
+        co_return co_await asio::co_spawn(
+            thread_, [&f]() -> asio::awaitable<R> { co_return f(); }, asio::use_awaitable);
+    }
+
+    static std::int64_t to_ms(clock::time_point t) {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+    }
+    static clock::time_point from_ms(std::int64_t ms) {
+        return clock::time_point(std::chrono::duration_cast<clock::duration>(std::chrono::milliseconds(ms)));
+    }
+
+    static record row_record(statement& s, int first) {
+        return {from_ms(s.integer(first)), from_ms(s.integer(first + 1)), from_ms(s.integer(first + 2)),
+                static_cast<std::uint64_t>(s.integer(first + 3)), static_cast<std::uint64_t>(s.integer(first + 4)),
+                s.integer(first + 5) != 0};
+    }
+
+    result<std::optional<record>> select(const triplet& t) {
+        statement s(db_,
+                    "SELECT first_seen, last_seen, passed_at, attempts, passes, passed FROM triplets"
+                    " WHERE client = ?1 AND sender = ?2 AND recipient = ?3");
+        s.bind(1, t.client);
+        s.bind(2, t.sender);
+        s.bind(3, t.recipient);
+        const int rc = s.step();
+        if (rc == SQLITE_DONE) return std::optional<record>{};
+        if (rc != SQLITE_ROW) return errc::store_failed;
+        return std::optional(row_record(s, 0));
+    }
+
+    bool upsert(const triplet& t, const record& r, clock::time_point expires_time) {
+        const std::int64_t expires = to_ms(expires_time);
+        statement s(db_,
+                    "INSERT OR REPLACE INTO triplets (client, sender, recipient, first_seen, last_seen,"
+                    " passed_at, attempts, passes, passed, expires) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)");
+        s.bind(1, t.client);
+        s.bind(2, t.sender);
+        s.bind(3, t.recipient);
+        s.bind(4, to_ms(r.first_seen));
+        s.bind(5, to_ms(r.last_seen));
+        s.bind(6, to_ms(r.passed_at));
+        s.bind(7, static_cast<std::int64_t>(r.attempts));
+        s.bind(8, static_cast<std::int64_t>(r.passes));
+        s.bind(9, std::int64_t{r.passed});
+        s.bind(10, expires);
+        return s.step() == SQLITE_DONE;
+    }
+
+    template <class E>
+    std::error_code rollback(E e) {
+        exec("ROLLBACK");
+        return make_error_code(e);
+    }
+    std::error_code rollback(std::error_code e) {
+        exec("ROLLBACK");
+        return e;
+    }
+
+    bool exec(const char* sql) { return sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) == SQLITE_OK; }
+    void exec_or_throw(const char* sql) {
+        if (!exec(sql)) throw std::runtime_error(std::string("greylist database: ") + sqlite3_errmsg(db_));
+    }
+
+    sqlite3* db_ = nullptr;
+    asio::thread_pool thread_{1};
+};
+
+} // namespace grey::greylist
