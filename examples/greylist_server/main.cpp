@@ -1,0 +1,193 @@
+// greylist_server — the Grey application: a greylisting SMTP proxy in front of a real MTA.
+//
+// With no configuration at all it listens on 127.0.0.1:2525, keeps its greylist in
+// ./greylist.db (SQLite), and delivers accepted mail to an embedded Maildir sink on
+// 127.0.0.1:2526 (./Maildir), so greylisting can be watched with no MTA installed:
+//
+//   greylist_server --delay 60              # then send the same message twice, a minute apart
+//   greylist_server --config grey.toml --upstream 127.0.0.1:25
+//
+// grey.toml beside this file documents every option. SIGHUP reloads the relay and whitelist
+// lists from the configuration file; SIGINT/SIGTERM stop gracefully.
+#include <csignal>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include <grey/grey.hpp>
+#include <grey/greylist/greylisting_policy.hpp>
+#include <grey/greylist/memory_store.hpp>
+#include <grey/greylist/sqlite_store.hpp>
+
+#include "../common/server_options.hpp"
+#include "../maildir_sink/maildir_sink.hpp"
+#include "settings.hpp"
+
+struct GreylistHandler : grey::greylist::GreyListingPolicy<GreylistHandler> {
+    using GreyListingPolicy::GreyListingPolicy;
+};
+
+namespace {
+
+std::shared_ptr<grey::greylist::store> open_store(const std::string& spec) {
+    if (spec == "memory") return std::make_shared<grey::greylist::memory_store>();
+    if (spec.rfind("sqlite:", 0) == 0 && spec.size() > 7)
+        return std::make_shared<grey::greylist::sqlite_store>(spec.substr(7));
+    if (spec.rfind("redis://", 0) == 0)
+        throw greylist_server::config_error("the Redis store is not available in this build yet");
+    throw greylist_server::config_error(
+        fmt::format("unknown store '{}': use memory, sqlite:PATH or redis://HOST:PORT", spec));
+}
+
+/// One line per session, to standard output or a file, whole lines even with many threads.
+class session_log {
+  public:
+    explicit session_log(const std::string& path) {
+        if (path.empty()) return;
+        file_ = std::fopen(path.c_str(), "a");
+        if (!file_) throw greylist_server::config_error(fmt::format("cannot open log file {}", path));
+    }
+    ~session_log() {
+        if (file_) std::fclose(file_);
+    }
+    void write(const std::string& line) {
+        std::lock_guard lock(mutex_);
+        std::FILE* out = file_ ? file_ : stdout;
+        fmt::print(out, "{}\n", line);
+        std::fflush(out);
+    }
+
+  private:
+    std::mutex mutex_;
+    std::FILE* file_ = nullptr;
+};
+
+} // namespace
+
+int main(int argc, char** argv) {
+    greylist_server::settings s;
+    s.server.port = 2525;
+
+    CLI::App app{"greylist_server: a greylisting SMTP proxy"};
+    std::string config_file, store, upstream;
+    std::vector<std::string> listen;
+    unsigned delay = 0;
+    app.add_option("--config", config_file, "TOML configuration file (see grey.toml)")->check(CLI::ExistingFile);
+    app.add_option("--listen", listen, "Address to listen on, repeatable (default 127.0.0.1:2525)")->type_name("HOST:PORT");
+    app.add_option("--upstream", upstream, "The real SMTP server (default: the embedded Maildir sink)")->type_name("HOST:PORT");
+    app.add_option("--store", store, "memory, sqlite:PATH or redis://HOST:PORT (default sqlite:greylist.db)");
+    auto* delay_opt = app.add_option("--delay", delay, "Seconds before a retry passes (default 300)");
+    app.add_option("--log", s.log_file, "Session log file (default: standard output)");
+    app.add_option("--maildir", s.maildir, "Maildir of the embedded sink")->capture_default_str();
+    CLI11_PARSE(app, argc, argv);
+
+    std::optional<session_log> log;
+    std::shared_ptr<grey::greylist::shared_lists> lists;
+    try {
+        if (!config_file.empty()) greylist_server::load_file(config_file, s);
+        // The command line overrides the file.
+        if (!listen.empty()) {
+            s.server.listen.clear();
+            for (const auto& l : listen) s.server.listen.push_back(examples::endpoint_or_throw(l));
+        }
+        if (!upstream.empty()) s.upstream = upstream;
+        if (!store.empty()) s.store = store;
+        if (delay_opt->count()) s.server.timing.delay = std::chrono::seconds(delay);
+
+        if (s.lists.allowed_domains.empty() && !greylist_server::loopback_only(s.server.listen_endpoints()))
+            throw greylist_server::config_error(
+                "refusing to start: listening on a non-loopback address with no relay.allowed_domains "
+                "would make an open relay (the MTA behind the proxy trusts the proxy's address)");
+
+        if (s.upstream.empty()) {
+            s.server.smtp_ip = s.maildir_listen.host;
+            s.server.smtp_port = s.maildir_listen.port;
+        } else {
+            const grey::endpoint up = examples::endpoint_or_throw(s.upstream);
+            s.server.smtp_ip = up.host;
+            s.server.smtp_port = up.port;
+        }
+        if (s.command_timeout) s.server.timeouts.command = s.server.timeouts.data_block = std::chrono::seconds(s.command_timeout);
+        if (s.upstream_timeout) {
+            auto& u = s.server.timeouts;
+            u.upstream_connect = u.upstream_greeting = u.upstream_command = u.upstream_data_init =
+                u.upstream_data_block = u.upstream_data_term = std::chrono::seconds(s.upstream_timeout);
+        }
+        s.server.store = open_store(s.store);
+        log.emplace(s.log_file);
+        s.server.log = [&log](const std::string& line) { log->write(line); };
+        lists = std::make_shared<grey::greylist::shared_lists>(s.lists);
+        s.server.lists = lists;
+        if (s.upstream.empty()) make_maildir(s.maildir);
+    } catch (const CLI::Error& e) {
+        return app.exit(e);
+    } catch (const std::exception& e) {
+        fmt::print(stderr, "greylist_server: {}\n", e.what());
+        return 1;
+    }
+
+    // The embedded upstream: a Maildir sink in this process, on its own threads.
+    std::optional<grey::ServerCore<MaildirSink>> sink;
+    std::thread sink_thread;
+    if (s.upstream.empty()) {
+        maildir_config mc;
+        mc.listen = {s.maildir_listen};
+        mc.maildir = s.maildir;
+        mc.threads = 1;
+        sink.emplace(mc);
+        try {
+            sink->listen();
+        } catch (const std::exception& e) {
+            fmt::print(stderr, "greylist_server: embedded Maildir sink: {}\n", e.what());
+            return 1;
+        }
+        for (const auto& ep : sink->local_endpoints())
+            fmt::print("delivering to the embedded Maildir sink on {} ({})\n", grey::ServerCore<MaildirSink>::format(ep),
+                       s.maildir.string());
+        // A sink on port 0 gets its port now: point the proxy at it.
+        s.server.smtp_port = sink->local_endpoints().front().port();
+        sink_thread = std::thread([&] { sink->run(); });
+    }
+
+    // SIGHUP: re-read the lists; hourly: forget expired greylist records.
+    asio::io_context control;
+    asio::signal_set hup(control, SIGHUP);
+    std::function<void()> wait_hup = [&] {
+        hup.async_wait([&](asio::error_code ec, int) {
+            if (ec) return;
+            greylist_server::settings fresh;
+            try {
+                if (!config_file.empty()) greylist_server::load_file(config_file, fresh);
+                lists->replace(fresh.lists);
+                fmt::print(stderr, "greylist_server: lists reloaded from {}\n", config_file);
+            } catch (const std::exception& e) {
+                fmt::print(stderr, "greylist_server: reload failed, keeping the old lists: {}\n", e.what());
+            }
+            wait_hup();
+        });
+    };
+    wait_hup();
+    asio::steady_timer purge_timer(control);
+    std::function<void()> schedule_purge = [&] {
+        purge_timer.expires_after(std::chrono::hours(1));
+        purge_timer.async_wait([&](asio::error_code ec) {
+            if (ec) return;
+            asio::co_spawn(control, s.server.store->purge(s.server.timing, grey::greylist::clock::now()), asio::detached);
+            schedule_purge();
+        });
+    };
+    schedule_purge();
+    std::thread control_thread([&] { control.run(); });
+
+    grey::ServerCore<GreylistHandler> server(s.server);
+    const int status = examples::serve(server);
+
+    if (sink) sink->stop();
+    if (sink_thread.joinable()) sink_thread.join();
+    hup.cancel();
+    purge_timer.cancel();
+    control_thread.join();
+    return status;
+}

@@ -1,0 +1,258 @@
+// examples/greylist_server/settings.hpp — greylist_server's settings: defaults, the TOML file
+// (grey.toml documents every option), and checks that name the offending line.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include <grey/greylist/greylisting_policy.hpp>
+
+namespace greylist_server {
+
+struct settings {
+    grey::greylist::greylist_config server;  ///< listening, limits, greylisting
+    std::string upstream;                    ///< HOST:PORT; empty: the embedded Maildir sink
+    std::string store = "sqlite:greylist.db";
+    std::string log_file;                    ///< empty: standard output
+    std::filesystem::path maildir = "Maildir";
+    grey::endpoint maildir_listen{"127.0.0.1", 2526};
+    grey::greylist::lists lists;
+    unsigned command_timeout = 0, upstream_timeout = 0;  ///< seconds; 0: RFC 5321's
+};
+
+/// A configuration mistake, with the file and line it is on when there is one.
+struct config_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+namespace detail {
+
+class reader {
+  public:
+    reader(std::string file) : file_(std::move(file)) {}
+
+    [[noreturn]] void fail(const toml::node& at, std::string_view what) const {
+        throw config_error(fmt::format("{}:{}: {}", file_, at.source().begin.line, what));
+    }
+
+    /// Refuses keys the program does not know: a typo must not silently become a default.
+    void only(const toml::table& t, std::string_view section, std::initializer_list<std::string_view> known) const {
+        for (auto&& [key, value] : t) {
+            bool ok = false;
+            for (auto k : known) ok = ok || key.str() == k;
+            if (!ok)
+                fail(value, section.empty() ? fmt::format("unknown option '{}'", key.str())
+                                            : fmt::format("unknown option '{}.{}'", section, key.str()));
+        }
+    }
+
+    template <class T>
+    void get(const toml::table& t, std::string_view section, std::string_view key, T& out) const {
+        const toml::node* n = t.get(key);
+        if (!n) return;
+        const auto name = fmt::format("{}.{}", section, key);
+        if constexpr (std::is_same_v<T, bool>) {
+            auto v = n->value<bool>();
+            if (!v) fail(*n, fmt::format("'{}' must be true or false", name));
+            out = *v;
+        } else if constexpr (std::is_integral_v<T>) {
+            auto v = n->value<std::int64_t>();
+            if (!v || *v < 0 || static_cast<std::uint64_t>(*v) > std::numeric_limits<T>::max())
+                fail(*n, fmt::format("'{}' must be a whole number from 0 to {}", name, std::numeric_limits<T>::max()));
+            out = static_cast<T>(*v);
+        } else if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, std::filesystem::path>) {
+            auto v = n->value<std::string>();
+            if (!v) fail(*n, fmt::format("'{}' must be a string", name));
+            out = *v;
+        } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+            const toml::array* a = n->as_array();
+            if (!a) fail(*n, fmt::format("'{}' must be a list of strings", name));
+            out.clear();
+            for (const toml::node& e : *a) {
+                auto v = e.value<std::string>();
+                if (!v) fail(e, fmt::format("'{}' must be a list of strings", name));
+                out.push_back(*v);
+            }
+        }
+    }
+
+    const std::string& file() const { return file_; }
+
+  private:
+    std::string file_;
+};
+
+inline grey::endpoint endpoint_at(const reader& r, const toml::node& at, std::string_view name, const std::string& text) {
+    auto e = grey::parse_endpoint(text);
+    if (!e) r.fail(at, fmt::format("'{}' must be HOST:PORT, not '{}'", name, text));
+    return *e;
+}
+
+} // namespace detail
+
+/// Reads `path` over the defaults already in `s`. Throws config_error.
+inline void load_file(const std::string& path, settings& s) {
+    toml::table root;
+    try {
+        root = toml::parse_file(path);
+    } catch (const toml::parse_error& e) {
+        if (e.source().begin.line == 0) throw config_error(fmt::format("cannot read {}: {}", path, e.description()));
+        throw config_error(fmt::format("{}:{}: {}", path, e.source().begin.line, e.description()));
+    }
+    const detail::reader r(path);
+    r.only(root, "", {"server", "greylist", "relay", "whitelist", "whitelist_nonstandard", "log", "maildir"});
+    auto section = [&](std::string_view name) -> const toml::table* {
+        const toml::node* n = root.get(name);
+        if (!n) return nullptr;
+        if (!n->is_table()) r.fail(*n, fmt::format("'{}' must be a section", name));
+        return n->as_table();
+    };
+
+    grey::server_config& c = s.server;
+    if (const toml::table* t = section("server")) {
+        r.only(*t, "server", {"listen", "upstream", "servername", "threads", "greet_pause_ms", "drain_seconds",
+                              "max_connections", "max_connections_per_ip", "max_message_size", "max_recipients",
+                              "command_timeout", "upstream_timeout"});
+        std::vector<std::string> listen;
+        r.get(*t, "server", "listen", listen);
+        if (!listen.empty()) {
+            c.listen.clear();
+            for (const auto& l : listen) c.listen.push_back(detail::endpoint_at(r, *t->get("listen"), "server.listen", l));
+        }
+        r.get(*t, "server", "upstream", s.upstream);
+        if (!s.upstream.empty()) detail::endpoint_at(r, *t->get("upstream"), "server.upstream", s.upstream);
+        r.get(*t, "server", "servername", c.servername);
+        r.get(*t, "server", "threads", c.threads);
+        unsigned greet_ms = 0, drain = 30;
+        r.get(*t, "server", "greet_pause_ms", greet_ms);
+        r.get(*t, "server", "drain_seconds", drain);
+        c.greet_pause = std::chrono::milliseconds(greet_ms);
+        c.drain = std::chrono::seconds(drain);
+        r.get(*t, "server", "max_connections", c.limits.max_connections);
+        r.get(*t, "server", "max_connections_per_ip", c.limits.max_connections_per_ip);
+        r.get(*t, "server", "max_message_size", c.limits.max_message_size);
+        r.get(*t, "server", "max_recipients", c.limits.max_recipients);
+        r.get(*t, "server", "command_timeout", s.command_timeout);
+        r.get(*t, "server", "upstream_timeout", s.upstream_timeout);
+    }
+
+    grey::greylist::greylist_config& g = s.server;
+    if (const toml::table* t = section("greylist")) {
+        r.only(*t, "greylist", {"store", "preset", "delay", "retry_window", "max_age", "too_soon", "ipv4_prefix",
+                                "ipv6_prefix", "auto_whitelist_after", "add_header", "normalise"});
+        r.get(*t, "greylist", "store", s.store);
+        std::string preset;
+        r.get(*t, "greylist", "preset", preset);
+        if (preset == "kamaelia") g.timing = grey::greylist::timing::kamaelia();
+        else if (preset == "postgrey" || preset.empty()) g.timing = grey::greylist::timing::postgrey();
+        else r.fail(*t->get("preset"), fmt::format("'greylist.preset' must be \"postgrey\" or \"kamaelia\", not '{}'", preset));
+        auto seconds = [&](std::string_view key, std::chrono::seconds& out) {
+            std::uint64_t v = static_cast<std::uint64_t>(out.count());
+            r.get(*t, "greylist", key, v);
+            out = std::chrono::seconds(v);
+        };
+        seconds("delay", g.timing.delay);
+        seconds("retry_window", g.timing.retry_window);
+        seconds("max_age", g.timing.max_age);
+        seconds("too_soon", g.timing.too_soon);
+        r.get(*t, "greylist", "ipv4_prefix", g.grouping.ipv4_prefix);
+        r.get(*t, "greylist", "ipv6_prefix", g.grouping.ipv6_prefix);
+        if (g.grouping.ipv4_prefix > 32) r.fail(*t->get("ipv4_prefix"), "'greylist.ipv4_prefix' must be 0 to 32");
+        if (g.grouping.ipv6_prefix > 128) r.fail(*t->get("ipv6_prefix"), "'greylist.ipv6_prefix' must be 0 to 128");
+        r.get(*t, "greylist", "auto_whitelist_after", g.auto_whitelist_after);
+        r.get(*t, "greylist", "add_header", g.add_header);
+        if (const toml::node* n = t->get("normalise")) {
+            const toml::table* nt = n->as_table();
+            if (!nt) r.fail(*n, "'greylist.normalise' must be a section");
+            r.only(*nt, "greylist.normalise",
+                   {"lowercase_domain", "unwrap_batv", "unwrap_srs", "strip_extension", "fold_digits"});
+            r.get(*nt, "greylist.normalise", "lowercase_domain", g.normalisation.lowercase_domain);
+            r.get(*nt, "greylist.normalise", "unwrap_batv", g.normalisation.unwrap_batv);
+            r.get(*nt, "greylist.normalise", "unwrap_srs", g.normalisation.unwrap_srs);
+            r.get(*nt, "greylist.normalise", "strip_extension", g.normalisation.strip_extension);
+            r.get(*nt, "greylist.normalise", "fold_digits", g.normalisation.fold_digits);
+        }
+    }
+
+    grey::greylist::lists& l = s.lists;
+    if (const toml::table* t = section("relay")) {
+        r.only(*t, "relay", {"allowed_domains", "allowed_senders", "allowed_sender_nets"});
+        r.get(*t, "relay", "allowed_domains", l.allowed_domains);
+        r.get(*t, "relay", "allowed_senders", l.allowed_senders);
+        std::vector<std::string> nets;
+        r.get(*t, "relay", "allowed_sender_nets", nets);
+        l.allowed_sender_nets.clear();
+        std::size_t i = 0;
+        for (const auto& text : nets) {
+            auto n = grey::greylist::network::parse(text);
+            if (!n) r.fail((*t->get("allowed_sender_nets")->as_array())[i], fmt::format("'relay.allowed_sender_nets': '{}' is not a network in CIDR notation", text));
+            l.allowed_sender_nets.push_back(*n);
+            ++i;
+        }
+    }
+    auto each_entry = [&](std::string_view name, auto&& take) {
+        const toml::node* n = root.get(name);
+        if (!n) return;
+        const toml::array* a = n->as_array();
+        if (!a) r.fail(*n, fmt::format("'{}' must be a list of entries ([[{}]])", name, name));
+        for (const toml::node& e : *a) {
+            const toml::table* t = e.as_table();
+            if (!t) r.fail(e, fmt::format("'{}' entries must be tables", name));
+            take(*t);
+        }
+    };
+    l.whitelisted_triples.clear();
+    each_entry("whitelist", [&](const toml::table& t) {
+        r.only(t, "whitelist", {"peer", "sender", "recipient"});
+        grey::greylist::whitelisted_triple w;
+        r.get(t, "whitelist", "peer", w.peer);
+        r.get(t, "whitelist", "sender", w.sender);
+        r.get(t, "whitelist", "recipient", w.recipient);
+        if (w.peer.empty() || w.recipient.empty()) r.fail(t, "a [[whitelist]] entry needs peer and recipient");
+        l.whitelisted_triples.push_back(std::move(w));
+    });
+    l.whitelisted_nonstandard_triples.clear();
+    each_entry("whitelist_nonstandard", [&](const toml::table& t) {
+        r.only(t, "whitelist_nonstandard", {"helo", "address_prefix", "recipient"});
+        grey::greylist::whitelisted_nonstandard_triple w;
+        r.get(t, "whitelist_nonstandard", "helo", w.helo);
+        r.get(t, "whitelist_nonstandard", "address_prefix", w.address_prefix);
+        r.get(t, "whitelist_nonstandard", "recipient", w.recipient);
+        if (w.helo.empty() || w.recipient.empty()) r.fail(t, "a [[whitelist_nonstandard]] entry needs helo and recipient");
+        l.whitelisted_nonstandard_triples.push_back(std::move(w));
+    });
+
+    if (const toml::table* t = section("log")) {
+        r.only(*t, "log", {"file"});
+        r.get(*t, "log", "file", s.log_file);
+    }
+    if (const toml::table* t = section("maildir")) {
+        r.only(*t, "maildir", {"path", "listen"});
+        r.get(*t, "maildir", "path", s.maildir);
+        std::string listen;
+        r.get(*t, "maildir", "listen", listen);
+        if (!listen.empty()) s.maildir_listen = detail::endpoint_at(r, *t->get("listen"), "maildir.listen", listen);
+    }
+}
+
+/// True when every address is a loopback one: only then may a server with no allowed_domains
+/// accept any recipient, since the MTA behind it trusts mail that comes from the proxy.
+inline bool loopback_only(const std::vector<grey::endpoint>& endpoints) {
+    for (const auto& e : endpoints) {
+        asio::error_code ec;
+        const auto a = asio::ip::make_address(e.host, ec);
+        if (ec ? e.host != "localhost" : !a.is_loopback()) return false;
+    }
+    return true;
+}
+
+} // namespace greylist_server
