@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
     g++ cmake ninja-build pkg-config
     libasio-dev libfmt-dev doctest-dev libcli11-dev   # the library, its examples and unit tests
-    libsqlite3-dev                                    # the greylist's embedded store
+    libsqlite3-dev libtomlplusplus-dev                # the greylist server: its store and config file
     python3 swaks postfix                             # test peers: smtplib, swaks, smtp-sink/-source
     clang libclang-rt-14-dev                          # the libFuzzer build
 )
