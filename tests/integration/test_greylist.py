@@ -1,0 +1,245 @@
+"""greylist_server end to end: a real smtplib client, the server's embedded Maildir sink as the
+upstream, SQLite for the greylist, short delays. Loopback only; every process is stopped."""
+import os
+import re
+import shutil
+import signal
+import smtplib
+import subprocess
+import tempfile
+import textwrap
+import time
+import unittest
+
+SERVER = os.path.abspath(os.environ.get("GREY_GREYLIST_SERVER", "build/dev/examples/greylist_server"))
+
+
+class GreylistServer:
+    """greylist_server in a temporary directory, with the given TOML configuration."""
+
+    def __init__(self, config="", args=()):
+        self.dir = tempfile.mkdtemp(prefix="grey-greylist-")
+        self.config = os.path.join(self.dir, "grey.toml")
+        with open(self.config, "w") as f:
+            f.write(textwrap.dedent(config))
+        self.args = list(args)
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [SERVER, "--config", self.config, "--listen", "127.0.0.1:0", *self.args],
+            cwd=self.dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.time() + 10
+        self.lines = []
+        while time.time() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError("greylist_server exited: " + "".join(self.lines))
+            self.lines.append(line)
+            m = re.match(r"listening on 127\.0\.0\.1:(\d+)", line)
+            if m:
+                self.port = int(m.group(1))
+                return self
+        raise RuntimeError("greylist_server did not start")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc and not self.proc.stdout.closed:
+            self.lines += self.proc.stdout.readlines()
+            self.proc.stdout.close()
+        return self.proc.returncode if self.proc else None
+
+    def delivered(self):
+        new = os.path.join(self.dir, "Maildir", "new")
+        if not os.path.isdir(new):
+            return []
+        found = []
+        for name in sorted(os.listdir(new)):
+            with open(os.path.join(new, name), "rb") as f:
+                found.append(f.read())
+        return found
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def send(port, sender, recipients, body=b"Subject: t\r\n\r\nhello\r\n", helo="client.example"):
+    """One transaction. Returns ({recipient: code}, final code or None)."""
+    with smtplib.SMTP("127.0.0.1", port, local_hostname=helo, timeout=10) as s:
+        s.ehlo()
+        code, _ = s.mail(sender)
+        assert code == 250, code
+        answers = {r: s.rcpt(r)[0] for r in recipients}
+        final = None
+        if any(c == 250 for c in answers.values()):
+            final = s.data(body)[0]
+        else:
+            s.rset()
+        return answers, final
+
+
+BASE = """
+    [greylist]
+    delay = 2
+    auto_whitelist_after = 0
+    [maildir]
+    listen = "127.0.0.1:0"
+"""
+
+
+class Greylisting(unittest.TestCase):
+    def server(self, config=BASE, args=()):
+        s = GreylistServer(config, args).start()
+        self.addCleanup(s.cleanup)
+        return s
+
+    def test_first_attempt_is_deferred_then_passes_after_the_delay_exactly_once(self):
+        s = self.server()
+        answers, final = send(s.port, "alice@example.org", ["bob@example.com"])
+        self.assertEqual(answers, {"bob@example.com": 451})
+        self.assertEqual(s.delivered(), [], "a deferred recipient must not reach the upstream")
+
+        answers, _ = send(s.port, "alice@example.org", ["bob@example.com"])
+        self.assertEqual(answers["bob@example.com"], 451, "a retry before the delay is deferred")
+
+        time.sleep(2.2)
+        answers, final = send(s.port, "alice@example.org", ["bob@example.com"], b"Subject: t\r\n\r\nonce\r\n")
+        self.assertEqual((answers["bob@example.com"], final), (250, 250))
+        self.assertEqual(len(s.delivered()), 1)
+        self.assertIn(b"once", s.delivered()[0])
+
+        # Known now: passes at once, and is delivered again, once.
+        answers, final = send(s.port, "alice@example.org", ["bob@example.com"])
+        self.assertEqual((answers["bob@example.com"], final), (250, 250))
+        self.assertEqual(len(s.delivered()), 2)
+
+    def test_the_deferral_reply_is_the_seeds(self):
+        s = self.server()
+        with smtplib.SMTP("127.0.0.1", s.port, local_hostname="client.example", timeout=10) as c:
+            c.ehlo()
+            c.mail("alice@example.org")
+            code, text = c.rcpt("bob@example.com")
+        self.assertEqual((code, text), (451, b"4.7.1 Please try again later"))
+
+    def test_relay_to_a_foreign_domain_is_refused(self):
+        s = self.server(BASE + '[relay]\nallowed_domains = ["example.com"]\n')
+        answers, _ = send(s.port, "alice@example.org", ["eve@elsewhere.example"])
+        self.assertEqual(answers, {"eve@elsewhere.example": 550})
+        answers, _ = send(s.port, "alice@example.org", ["bob@EXAMPLE.com"])
+        self.assertEqual(answers, {"bob@EXAMPLE.com": 451}, "an allowed domain is greylisted, not refused")
+
+    def test_allowed_sender_networks_relay_anywhere_without_greylisting(self):
+        s = self.server(BASE + '[relay]\nallowed_domains = ["example.com"]\nallowed_sender_nets = ["127.0.0.0/8"]\n')
+        answers, final = send(s.port, "alice@example.org", ["eve@elsewhere.example"])
+        self.assertEqual((answers["eve@elsewhere.example"], final), (250, 250))
+
+    def test_a_whitelisted_triple_passes_at_once(self):
+        s = self.server(BASE + """
+            [[whitelist]]
+            peer = "127.0.0.1"
+            sender = "alice@example.org"
+            recipient = "bob@example.com"
+            """)
+        answers, final = send(s.port, "alice@example.org", ["bob@example.com"])
+        self.assertEqual((answers["bob@example.com"], final), (250, 250))
+        self.assertEqual(len(s.delivered()), 1)
+
+    def test_a_nonstandard_triple_passes_at_once(self):
+        s = self.server(BASE + """
+            [[whitelist_nonstandard]]
+            helo = "mx.bigsender.example"
+            address_prefix = "127.0.0."
+            recipient = "bob@example.com"
+            """)
+        answers, _ = send(s.port, "x@bigsender.example", ["bob@example.com"], helo="mx.bigsender.example")
+        self.assertEqual(answers["bob@example.com"], 250)
+        answers, _ = send(s.port, "x@bigsender.example", ["bob@example.com"], helo="other.example")
+        self.assertEqual(answers["bob@example.com"], 451)
+
+    def test_one_recipient_greylisted_and_one_passing_delivers_to_the_one(self):
+        s = self.server()
+        send(s.port, "alice@example.org", ["bob@example.com"])
+        time.sleep(2.2)
+        answers, final = send(s.port, "alice@example.org", ["bob@example.com", "carol@example.com"])
+        self.assertEqual(answers, {"bob@example.com": 250, "carol@example.com": 451})
+        self.assertEqual(final, 250)
+        s.stop()
+        self.assertEqual(len(s.delivered()), 1)
+        delivered_line = [l for l in s.lines if l.startswith("delivered ")]
+        self.assertEqual(len(delivered_line), 1)
+        self.assertIn("to=<bob@example.com>", delivered_line[0])
+        self.assertNotIn("carol", delivered_line[0])
+
+    def test_sqlite_state_survives_a_restart(self):
+        s = self.server()
+        send(s.port, "alice@example.org", ["bob@example.com"])
+        self.assertEqual(s.stop(), 0)
+        time.sleep(2.2)
+        again = GreylistServer(BASE)
+        shutil.rmtree(again.dir)
+        again.dir, again.config = s.dir, s.config  # same directory: same greylist.db
+        again.start()
+        self.addCleanup(again.stop)
+        answers, final = send(again.port, "alice@example.org", ["bob@example.com"])
+        self.assertEqual((answers["bob@example.com"], final), (250, 250))
+
+    def test_one_log_line_per_session_in_the_seeds_shape(self):
+        s = self.server()
+        send(s.port, "alice@example.org", ["bob@example.com"])
+        s.stop()
+        lines = [l for l in s.lines if " | " in l]
+        self.assertEqual(len(lines), 1, s.lines)
+        fields = [f.strip() for f in lines[0].split("|")]
+        self.assertRegex(fields[0], r"^\d{14}$")
+        self.assertEqual(fields[1:], ["client.example", "127.0.0.1", "alice@example.org",
+                                      "bob@example.com greylisted", "no message"])
+
+
+class BadConfiguration(unittest.TestCase):
+    def run_with(self, config, *args):
+        d = tempfile.mkdtemp(prefix="grey-badconf-")
+        self.addCleanup(shutil.rmtree, d, True)
+        path = os.path.join(d, "grey.toml")
+        with open(path, "w") as f:
+            f.write(textwrap.dedent(config))
+        p = subprocess.run([SERVER, "--config", path, "--listen", "127.0.0.1:0", *args], cwd=d,
+                           capture_output=True, text=True, timeout=10)
+        return p.returncode, p.stderr
+
+    def test_an_unknown_option_is_named_with_its_line(self):
+        code, err = self.run_with("[greylist]\ndelay = 2\ndealy = 3\n")
+        self.assertNotEqual(code, 0)
+        self.assertRegex(err, r"grey\.toml:3: unknown option 'greylist\.dealy'")
+
+    def test_a_bad_cidr_is_named_with_its_line(self):
+        code, err = self.run_with('[relay]\nallowed_domains = ["example.com"]\nallowed_sender_nets = ["10.0.0.0/33"]\n')
+        self.assertNotEqual(code, 0)
+        self.assertRegex(err, r"grey\.toml:3: .*'10\.0\.0\.0/33' is not a network")
+
+    def test_a_value_of_the_wrong_type_is_named_with_its_line(self):
+        code, err = self.run_with('\n[server]\nthreads = "many"\n')
+        self.assertNotEqual(code, 0)
+        self.assertRegex(err, r"grey\.toml:3: 'server\.threads' must be a whole number")
+
+    def test_an_unreadable_file_is_refused(self):
+        p = subprocess.run([SERVER, "--config", "/nonexistent/grey.toml"], capture_output=True, text=True, timeout=10)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("/nonexistent/grey.toml", p.stderr)
+
+    def test_a_non_loopback_listener_without_allowed_domains_refuses_to_start(self):
+        d = tempfile.mkdtemp(prefix="grey-badconf-")
+        self.addCleanup(shutil.rmtree, d, True)
+        p = subprocess.run([SERVER, "--listen", "0.0.0.0:0"], cwd=d, capture_output=True, text=True, timeout=10)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("open relay", p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
