@@ -7,6 +7,7 @@ packages=(
     g++ cmake ninja-build pkg-config
     libasio-dev libfmt-dev doctest-dev libcli11-dev   # the library, its examples and unit tests
     libsqlite3-dev libtomlplusplus-dev                # the greylist server: its store and config file
+    libhiredis-dev redis-server                       # the Redis store, and a Redis for its tests
     python3 swaks postfix                             # test peers: smtplib, swaks, smtp-sink/-source
     clang libclang-rt-14-dev                          # the libFuzzer build
 )

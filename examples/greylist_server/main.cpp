@@ -19,6 +19,7 @@
 #include <grey/grey.hpp>
 #include <grey/greylist/greylisting_policy.hpp>
 #include <grey/greylist/memory_store.hpp>
+#include <grey/greylist/redis_store.hpp>
 #include <grey/greylist/sqlite_store.hpp>
 
 #include "../common/server_options.hpp"
@@ -35,8 +36,11 @@ std::shared_ptr<grey::greylist::store> open_store(const std::string& spec) {
     if (spec == "memory") return std::make_shared<grey::greylist::memory_store>();
     if (spec.rfind("sqlite:", 0) == 0 && spec.size() > 7)
         return std::make_shared<grey::greylist::sqlite_store>(spec.substr(7));
-    if (spec.rfind("redis://", 0) == 0)
-        throw greylist_server::config_error("the Redis store is not available in this build yet");
+    if (spec.rfind("redis://", 0) == 0) {
+        auto where = grey::parse_endpoint(spec.substr(8));
+        if (!where) throw greylist_server::config_error(fmt::format("'{}' is not redis://HOST:PORT", spec));
+        return std::make_shared<grey::greylist::redis_store>(where->host, where->port);
+    }
     throw greylist_server::config_error(
         fmt::format("unknown store '{}': use memory, sqlite:PATH or redis://HOST:PORT", spec));
 }

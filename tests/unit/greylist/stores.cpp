@@ -1,14 +1,19 @@
 // The same behaviour asked of every store; store-specific behaviour (persistence) after.
+#include <grey/config.hpp>
 #include <grey/greylist/memory_store.hpp>
+#include <grey/greylist/redis_store.hpp>
 #include <grey/greylist/sqlite_store.hpp>
 
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <thread>
 #include <unistd.h>
 
 using namespace grey::greylist;
+using grey::result;
 using namespace std::chrono_literals;
 
 namespace {
@@ -47,9 +52,28 @@ struct sqlite_fixture {
     temp_db db;
     sqlite_store s{db.path.string()};
 };
+
+/// The redis-server ctest starts (GREY_TEST_REDIS=HOST:PORT); a key prefix of its own per test.
+grey::endpoint test_redis() {
+    const char* where = std::getenv("GREY_TEST_REDIS");
+    REQUIRE_MESSAGE(where, "GREY_TEST_REDIS must name the test redis-server (ctest sets it)");
+    auto e = grey::parse_endpoint(where);
+    REQUIRE(e);
+    return *e;
+}
+std::string unique_prefix() {
+    static int n = 0;
+    return "grey-test-" + std::to_string(::getpid()) + "-" + std::to_string(n++) + ":";
+}
+struct redis_fixture {
+    grey::endpoint where = test_redis();
+    std::string prefix = unique_prefix();
+    redis_store s{where.host, where.port, prefix};
+};
 } // namespace
 
-TEST_CASE_TEMPLATE("A store applies each decision to the stored record", F, memory_fixture, sqlite_fixture) {
+TEST_CASE_TEMPLATE("A store applies each decision to the stored record", F, memory_fixture, sqlite_fixture,
+                   redis_fixture) {
     F f;
     auto& s = f.s;
     const timing t = timing::postgrey();
@@ -61,7 +85,7 @@ TEST_CASE_TEMPLATE("A store applies each decision to the stored record", F, memo
     CHECK(run(s.check(carol, t, t0 + 2min))->why == outcome::too_soon);
 }
 
-TEST_CASE_TEMPLATE("A store finds, whitelists, removes and purges entries", F, memory_fixture, sqlite_fixture) {
+TEST_CASE_TEMPLATE("A store finds, whitelists and removes entries", F, memory_fixture, sqlite_fixture, redis_fixture) {
     F f;
     auto& s = f.s;
     const timing t = timing::postgrey();
@@ -77,7 +101,15 @@ TEST_CASE_TEMPLATE("A store finds, whitelists, removes and purges entries", F, m
     CHECK(*run(s.remove(bob)) == true);
     CHECK(*run(s.remove(bob)) == false);
     CHECK(run(s.check(bob, t, t0 + 2s))->why == outcome::first_seen);
+}
 
+TEST_CASE_TEMPLATE("A store purges the records that expired", F, memory_fixture, sqlite_fixture) {
+    F f;
+    auto& s = f.s;
+    const timing t = timing::postgrey();
+    (void)run(s.check(bob, t, t0));
+    (void)run(s.check(carol, t, t0));
+    (void)run(s.check(carol, t, t0 + 10min));
     // bob waits (expires after the 2-day window), carol passed (expires after 35 days).
     CHECK(*run(s.purge(t, t0 + 3 * 24h)) == 1);
     CHECK(run(s.find(""))->size() == 1);
@@ -85,7 +117,7 @@ TEST_CASE_TEMPLATE("A store finds, whitelists, removes and purges entries", F, m
     CHECK(run(s.find(""))->empty());
 }
 
-TEST_CASE_TEMPLATE("A store counts passes per client group", F, memory_fixture, sqlite_fixture) {
+TEST_CASE_TEMPLATE("A store counts passes per client group", F, memory_fixture, sqlite_fixture, redis_fixture) {
     F f;
     auto& s = f.s;
     const timing t = timing::postgrey();
@@ -112,4 +144,46 @@ TEST_CASE("The SQLite store keeps its records across a restart") {
 
 TEST_CASE("The SQLite store refuses a path it cannot open") {
     CHECK_THROWS_AS(sqlite_store("/nonexistent-dir/grey.db"), std::runtime_error);
+}
+
+TEST_CASE("Two proxies sharing a Redis see one greylist") {
+    const grey::endpoint where = test_redis();
+    const std::string prefix = unique_prefix();
+    redis_store mx1(where.host, where.port, prefix), mx2(where.host, where.port, prefix);
+    const timing t = timing::postgrey();
+    CHECK(run(mx1.check(bob, t, t0))->why == outcome::first_seen);
+    CHECK(run(mx2.check(bob, t, t0 + 1min))->why == outcome::too_soon);
+    CHECK(run(mx2.check(bob, t, t0 + 5min))->why == outcome::passed);
+    CHECK(run(mx1.check(bob, t, t0 + 6min))->why == outcome::known);
+}
+
+TEST_CASE("Concurrent first sightings of one triplet in Redis store one record") {
+    const grey::endpoint where = test_redis();
+    redis_store shared(where.host, where.port, unique_prefix());
+    const timing t = timing::postgrey();
+    constexpr int racers = 16;
+    asio::io_context ioc;
+    std::atomic<int> first{0}, deferred{0}, failed{0};
+    for (int i = 0; i < racers; ++i) {
+        asio::co_spawn(asio::make_strand(ioc), shared.check(bob, t, t0), [&](std::exception_ptr e, result<decision> d) {
+            if (e || !d) ++failed;
+            else if (d->why == outcome::first_seen) ++first;
+            else if (d->why == outcome::too_soon) ++deferred;
+        });
+    }
+    std::thread helper([&] { ioc.run(); });
+    ioc.run();
+    helper.join();
+    CHECK(failed == 0);
+    CHECK(first == 1);
+    CHECK(deferred == racers - 1);
+    const auto all = run(shared.find(""));
+    REQUIRE(all->size() == 1);
+    CHECK(all->front().value.attempts == racers);
+}
+
+TEST_CASE("The Redis store reports a server that is not there") {
+    redis_store nowhere("127.0.0.1", 1, unique_prefix());
+    const auto d = run(nowhere.check(bob, timing::postgrey(), t0));
+    CHECK(d.error() == grey::errc::store_failed);
 }
