@@ -202,6 +202,77 @@ class Greylisting(unittest.TestCase):
                                       "bob@example.com greylisted", "no message"])
 
 
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RedisShared(unittest.TestCase):
+    """Two greylist servers (two MX hosts) sharing one redis-server started here."""
+
+    def setUp(self):
+        self.redis_dir = tempfile.mkdtemp(prefix="grey-redis-")
+        self.addCleanup(shutil.rmtree, self.redis_dir, True)
+        self.redis_port = free_port()
+        self.redis = subprocess.Popen(
+            ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.redis_dir],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(self.stop_redis)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if subprocess.run(["redis-cli", "-p", str(self.redis_port), "ping"], capture_output=True,
+                              text=True).stdout.strip() == "PONG":
+                return
+            time.sleep(0.05)
+        self.fail("redis-server did not start")
+
+    def stop_redis(self):
+        self.redis.terminate()
+        self.redis.wait(timeout=10)
+
+    def server(self):
+        s = GreylistServer(BASE, ["--store", f"redis://127.0.0.1:{self.redis_port}"]).start()
+        self.addCleanup(s.cleanup)
+        return s
+
+    def test_a_triplet_that_passed_on_one_server_passes_on_the_other(self):
+        mx1, mx2 = self.server(), self.server()
+        answers, _ = send(mx1.port, "alice@example.org", ["bob@example.com"])
+        self.assertEqual(answers["bob@example.com"], 451)
+        answers, _ = send(mx2.port, "alice@example.org", ["bob@example.com"])
+        self.assertEqual(answers["bob@example.com"], 451, "the second server knows the first sighting: too soon")
+        time.sleep(2.2)
+        answers, final = send(mx2.port, "alice@example.org", ["bob@example.com"])
+        self.assertEqual((answers["bob@example.com"], final), (250, 250))
+        answers, final = send(mx1.port, "alice@example.org", ["bob@example.com"])
+        self.assertEqual((answers["bob@example.com"], final), (250, 250))
+        self.assertEqual(len(mx1.delivered()) + len(mx2.delivered()), 2)
+
+    def test_concurrent_first_sightings_on_two_servers_store_one_record(self):
+        import threading
+        mx1, mx2 = self.server(), self.server()
+        results = []
+
+        def attempt(port):
+            results.append(send(port, "racer@example.org", ["bob@example.com"])[0]["bob@example.com"])
+
+        threads = [threading.Thread(target=attempt, args=(p,)) for p in [mx1.port, mx2.port] * 5]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=20)
+        self.assertEqual(results, [451] * 10)
+        keys = subprocess.run(["redis-cli", "-p", str(self.redis_port), "--scan", "--pattern", "grey:t:*"],
+                              capture_output=True, text=True).stdout.splitlines()
+        self.assertEqual(len(keys), 1, keys)
+        record = subprocess.run(["redis-cli", "-p", str(self.redis_port), "get", keys[0]],
+                                capture_output=True, text=True).stdout.split()
+        self.assertEqual(record[3], "10", "every attempt is counted on the one record")
+
+
 class BadConfiguration(unittest.TestCase):
     def run_with(self, config, *args):
         d = tempfile.mkdtemp(prefix="grey-badconf-")
