@@ -18,9 +18,6 @@
 
 #include <grey/grey.hpp>
 #include <grey/greylist/greylisting_policy.hpp>
-#include <grey/greylist/memory_store.hpp>
-#include <grey/greylist/redis_store.hpp>
-#include <grey/greylist/sqlite_store.hpp>
 
 #include "../common/server_options.hpp"
 #include "../maildir_sink/maildir_sink.hpp"
@@ -31,19 +28,6 @@ struct GreylistHandler : grey::greylist::GreyListingPolicy<GreylistHandler> {
 };
 
 namespace {
-
-std::shared_ptr<grey::greylist::store> open_store(const std::string& spec) {
-    if (spec == "memory") return std::make_shared<grey::greylist::memory_store>();
-    if (spec.rfind("sqlite:", 0) == 0 && spec.size() > 7)
-        return std::make_shared<grey::greylist::sqlite_store>(spec.substr(7));
-    if (spec.rfind("redis://", 0) == 0) {
-        auto where = grey::parse_endpoint(spec.substr(8));
-        if (!where) throw greylist_server::config_error(fmt::format("'{}' is not redis://HOST:PORT", spec));
-        return std::make_shared<grey::greylist::redis_store>(where->host, where->port);
-    }
-    throw greylist_server::config_error(
-        fmt::format("unknown store '{}': use memory, sqlite:PATH or redis://HOST:PORT", spec));
-}
 
 /// One line per session, to standard output or a file, whole lines even with many threads.
 class session_log {
@@ -119,7 +103,7 @@ int main(int argc, char** argv) {
             u.upstream_connect = u.upstream_greeting = u.upstream_command = u.upstream_data_init =
                 u.upstream_data_block = u.upstream_data_term = std::chrono::seconds(s.upstream_timeout);
         }
-        s.server.store = open_store(s.store);
+        s.server.store = greylist_server::open_store(s.store);
         log.emplace(s.log_file);
         s.server.log = [&log](const std::string& line) { log->write(line); };
         lists = std::make_shared<grey::greylist::shared_lists>(s.lists);

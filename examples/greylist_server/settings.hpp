@@ -6,6 +6,7 @@
 #include <limits>
 #include <type_traits>
 #include <filesystem>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -15,6 +16,9 @@
 #include <toml++/toml.h>
 
 #include <grey/greylist/greylisting_policy.hpp>
+#include <grey/greylist/memory_store.hpp>
+#include <grey/greylist/redis_store.hpp>
+#include <grey/greylist/sqlite_store.hpp>
 
 namespace greylist_server {
 
@@ -242,6 +246,20 @@ inline void load_file(const std::string& path, settings& s) {
         r.get(*t, "maildir", "listen", listen);
         if (!listen.empty()) s.maildir_listen = detail::endpoint_at(r, *t->get("listen"), "maildir.listen", listen);
     }
+}
+
+/// A store from its description: memory, sqlite:PATH or redis://HOST:PORT.
+inline std::shared_ptr<grey::greylist::store> open_store(const std::string& spec) {
+    if (spec == "memory") return std::make_shared<grey::greylist::memory_store>();
+    if (spec.rfind("sqlite:", 0) == 0 && spec.size() > 7)
+        return std::make_shared<grey::greylist::sqlite_store>(spec.substr(7));
+    if (spec.rfind("redis://", 0) == 0) {
+        auto where = grey::parse_endpoint(spec.substr(8));
+        if (!where) throw config_error(fmt::format("'{}' is not redis://HOST:PORT", spec));
+        return std::make_shared<grey::greylist::redis_store>(where->host, where->port);
+    }
+    throw config_error(
+        fmt::format("unknown store '{}': use memory, sqlite:PATH or redis://HOST:PORT", spec));
 }
 
 /// True when every address is a loopback one: only then may a server with no allowed_domains

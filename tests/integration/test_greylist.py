@@ -12,6 +12,7 @@ import time
 import unittest
 
 SERVER = os.path.abspath(os.environ.get("GREY_GREYLIST_SERVER", "build/dev/examples/greylist_server"))
+ADMIN = os.path.abspath(os.environ.get("GREY_GREYLIST_ADMIN", "build/dev/examples/greylist_admin"))
 
 
 class GreylistServer:
@@ -200,6 +201,44 @@ class Greylisting(unittest.TestCase):
         self.assertRegex(fields[0], r"^\d{14}$")
         self.assertEqual(fields[1:], ["client.example", "127.0.0.1", "alice@example.org",
                                       "bob@example.com greylisted", "no message"])
+
+
+class Administration(unittest.TestCase):
+    """greylist_admin working on the live server's SQLite store."""
+
+    def admin(self, server, *args):
+        return subprocess.run([ADMIN, "--config", server.config, "--store", "sqlite:" +
+                               os.path.join(server.dir, "greylist.db"), *args],
+                              capture_output=True, text=True, timeout=20)
+
+    def test_list_whitelist_remove_and_purge(self):
+        s = GreylistServer(BASE).start()
+        self.addCleanup(s.cleanup)
+        send(s.port, "alice@example.org", ["bob@example.com"])
+        listed = self.admin(s, "list")
+        self.assertEqual(listed.returncode, 0, listed.stderr)
+        self.assertRegex(listed.stdout, r"127\.0\.0\.0/24\s+<alice@example\.org>\s+bob@example\.com\s+waiting")
+        self.assertIn("1 entry", listed.stdout)
+
+        # A whitelisted triple passes at once, without waiting for the delay.
+        done = self.admin(s, "whitelist", "127.0.0.1", "carol@example.org", "bob@example.com")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        answers, final = send(s.port, "carol@example.org", ["bob@example.com"])
+        self.assertEqual((answers["bob@example.com"], final), (250, 250))
+
+        found = self.admin(s, "search", "carol")
+        self.assertIn("carol@example.org", found.stdout)
+        self.assertNotIn("alice@example.org", found.stdout)
+
+        removed = self.admin(s, "remove", "127.0.0.1", "carol@example.org", "bob@example.com")
+        self.assertEqual(removed.returncode, 0, removed.stderr)
+        answers, _ = send(s.port, "carol@example.org", ["bob@example.com"])
+        self.assertEqual(answers["bob@example.com"], 451, "a removed triple is greylisted again")
+        self.assertEqual(self.admin(s, "remove", "192.0.2.1", "nobody@example.org", "x@example.com").returncode, 1)
+
+        purged = self.admin(s, "purge")
+        self.assertEqual(purged.returncode, 0, purged.stderr)
+        self.assertIn("purged 0 expired records", purged.stdout)
 
 
 def free_port():

@@ -1,0 +1,124 @@
+// greylist_admin — looks after a greylist store, as postgrey's and spamdb's users expect:
+//
+//   greylist_admin list                                   every triplet, oldest first
+//   greylist_admin search bob@example.com                 triplets whose parts contain the text
+//   greylist_admin whitelist 192.0.2.7 alice@example.org bob@example.com
+//   greylist_admin remove    192.0.2.7 alice@example.org bob@example.com
+//   greylist_admin purge                                  forget expired records now
+//
+// It reads the same configuration as greylist_server (--config grey.toml), so addresses are
+// grouped and senders normalised exactly as the server does; --store overrides the store.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+
+#include "../greylist_server/settings.hpp"
+
+namespace {
+
+/// Runs one store call to completion.
+template <class T>
+T run(asio::awaitable<T> op) {
+    asio::io_context ioc;
+    std::optional<T> out;
+    std::exception_ptr failure;
+    asio::co_spawn(ioc, std::move(op), [&](std::exception_ptr e, T value) {
+        failure = e;
+        if (!e) out.emplace(std::move(value));
+    });
+    ioc.run();
+    if (failure) std::rethrow_exception(failure);
+    return std::move(*out);
+}
+
+std::string when(grey::greylist::clock::time_point t) {
+    return fmt::format("{:%Y-%m-%d %H:%M:%S}", fmt::gmtime(grey::greylist::clock::to_time_t(t)));
+}
+
+void print(const std::vector<grey::greylist::entry>& entries) {
+    std::size_t wc = 6, ws = 6, wr = 9;
+    for (const auto& e : entries) {
+        wc = std::max(wc, e.key.client.size());
+        ws = std::max(ws, e.key.sender.size() + 2);
+        wr = std::max(wr, e.key.recipient.size());
+    }
+    fmt::print("{:<{}}  {:<{}}  {:<{}}  {:<7}  {:<19}  {:<19}  {:>6}  {:>8}\n", "CLIENT", wc, "SENDER", ws,
+               "RECIPIENT", wr, "STATE", "FIRST SEEN (UTC)", "LAST SEEN (UTC)", "PASSES", "ATTEMPTS");
+    for (const auto& e : entries)
+        fmt::print("{:<{}}  {:<{}}  {:<{}}  {:<7}  {:<19}  {:<19}  {:>6}  {:>8}\n", e.key.client, wc,
+                   "<" + e.key.sender + ">", ws, e.key.recipient, wr, e.value.passed ? "passed" : "waiting",
+                   when(e.value.first_seen), when(e.value.last_seen), e.value.passes, e.value.attempts);
+    fmt::print("{} {}\n", entries.size(), entries.size() == 1 ? "entry" : "entries");
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"greylist_admin: list, search, whitelist, remove and purge greylist entries"};
+    app.require_subcommand(1);
+    std::string config_file, store;
+    app.add_option("--config", config_file, "greylist_server's TOML configuration")->check(CLI::ExistingFile);
+    app.add_option("--store", store, "sqlite:PATH or redis://HOST:PORT (default: the configuration's)");
+
+    auto* list = app.add_subcommand("list", "Show every triplet");
+    std::string needle;
+    auto* search = app.add_subcommand("search", "Show the triplets whose client, sender or recipient contains TEXT");
+    search->add_option("text", needle)->required();
+    std::string client, sender, recipient;
+    auto triplet_args = [&](CLI::App* sub) {
+        sub->add_option("client", client, "Client address (grouped as the server groups it)")->required();
+        sub->add_option("sender", sender, "Envelope sender (\"\" for the null sender)")->required();
+        sub->add_option("recipient", recipient)->required();
+    };
+    auto* whitelist = app.add_subcommand("whitelist", "Let a triplet pass from now on");
+    triplet_args(whitelist);
+    auto* remove = app.add_subcommand("remove", "Forget a triplet");
+    triplet_args(remove);
+    auto* purge = app.add_subcommand("purge", "Forget every expired record now");
+    CLI11_PARSE(app, argc, argv);
+
+    greylist_server::settings s;
+    try {
+        if (!config_file.empty()) greylist_server::load_file(config_file, s);
+        if (!store.empty()) s.store = store;
+        if (s.store == "memory")
+            throw greylist_server::config_error("a memory store lives inside its server: there is nothing to administer");
+        const auto db = greylist_server::open_store(s.store);
+        const auto& g = s.server;
+        const auto now = grey::greylist::clock::now();
+        const auto key = [&] { return grey::greylist::make_triplet(client, sender, recipient, g.grouping, g.normalisation); };
+
+        if (list->parsed() || search->parsed()) {
+            auto found = run(db->find(list->parsed() ? std::string() : needle));
+            if (!found) throw std::runtime_error(found.error().message());
+            std::sort(found->begin(), found->end(),
+                      [](const auto& a, const auto& b) { return a.value.first_seen < b.value.first_seen; });
+            print(*found);
+        } else if (whitelist->parsed()) {
+            const auto t = key();
+            auto done = run(db->whitelist(t, g.timing, now));
+            if (!done) throw std::runtime_error(done.error().message());
+            fmt::print("whitelisted {} <{}> {}\n", t.client, t.sender, t.recipient);
+        } else if (remove->parsed()) {
+            const auto t = key();
+            auto removed = run(db->remove(t));
+            if (!removed) throw std::runtime_error(removed.error().message());
+            fmt::print("{} {} <{}> {}\n", *removed ? "removed" : "not found:", t.client, t.sender, t.recipient);
+            return *removed ? 0 : 1;
+        } else if (purge->parsed()) {
+            auto n = run(db->purge(g.timing, now));
+            if (!n) throw std::runtime_error(n.error().message());
+            fmt::print("purged {} expired {}\n", *n, *n == 1 ? "record" : "records");
+        }
+    } catch (const std::exception& e) {
+        fmt::print(stderr, "greylist_admin: {}\n", e.what());
+        return 1;
+    }
+    return 0;
+}
