@@ -92,7 +92,10 @@ int main(int argc, char** argv) {
         const auto db = greylist_server::open_store(s.store);
         const auto& g = s.server;
         const auto now = grey::greylist::clock::now();
-        const auto key = [&] { return grey::greylist::make_triplet(client, sender, recipient, g.grouping, g.normalisation); };
+        const auto key = [&] {
+            auto t = grey::greylist::make_triplet(client, sender, recipient, g.grouping, g.normalisation);
+            return g.transform ? g.transform(std::move(t)) : t;
+        };
 
         if (list->parsed() || search->parsed()) {
             auto found = run(db->find(list->parsed() ? std::string() : needle));

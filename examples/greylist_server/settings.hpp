@@ -17,6 +17,7 @@
 
 #include <grey/greylist/greylisting_policy.hpp>
 #include <grey/greylist/memory_store.hpp>
+#include <grey/greylist/privacy.hpp>
 #include <grey/greylist/redis_store.hpp>
 #include <grey/greylist/sqlite_store.hpp>
 
@@ -152,7 +153,7 @@ inline void load_file(const std::string& path, settings& s) {
     grey::greylist::greylist_config& g = s.server;
     if (const toml::table* t = section("greylist")) {
         r.only(*t, "greylist", {"store", "preset", "delay", "retry_window", "max_age", "too_soon", "ipv4_prefix",
-                                "ipv6_prefix", "auto_whitelist_after", "add_header", "normalise"});
+                                "ipv6_prefix", "auto_whitelist_after", "add_header", "privacy", "normalise"});
         r.get(*t, "greylist", "store", s.store);
         std::string preset;
         r.get(*t, "greylist", "preset", preset);
@@ -174,6 +175,9 @@ inline void load_file(const std::string& path, settings& s) {
         if (g.grouping.ipv6_prefix > 128) r.fail(*t->get("ipv6_prefix"), "'greylist.ipv6_prefix' must be 0 to 128");
         r.get(*t, "greylist", "auto_whitelist_after", g.auto_whitelist_after);
         r.get(*t, "greylist", "add_header", g.add_header);
+        bool privacy = false;
+        r.get(*t, "greylist", "privacy", privacy);
+        if (privacy) g.transform = grey::greylist::hashed;
         if (const toml::node* n = t->get("normalise")) {
             const toml::table* nt = n->as_table();
             if (!nt) r.fail(*n, "'greylist.normalise' must be a section");

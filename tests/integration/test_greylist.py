@@ -191,6 +191,48 @@ class Greylisting(unittest.TestCase):
         answers, final = send(again.port, "alice@example.org", ["bob@example.com"])
         self.assertEqual((answers["bob@example.com"], final), (250, 250))
 
+    def test_mail_held_back_gets_an_x_greylist_header_when_asked(self):
+        s = self.server(BASE.replace("delay = 2", "delay = 2\n    add_header = true"))
+        send(s.port, "alice@example.org", ["bob@example.com"])
+        time.sleep(2.2)
+        send(s.port, "alice@example.org", ["bob@example.com"], b"Subject: t\r\n\r\nbody\r\n")
+        send(s.port, "alice@example.org", ["bob@example.com"], b"Subject: t\r\n\r\nknown\r\n")
+        first, second = s.delivered()
+        self.assertRegex(first, rb"^X-Greylist: delayed [23] seconds by Grey at localhost; .*\r\nSubject: t\r\n")
+        self.assertTrue(second.startswith(b"Subject: t"), "a triplet that was not held back gets no header")
+
+    def test_privacy_mode_stores_no_addresses(self):
+        s = self.server(BASE.replace("delay = 2", "delay = 2\n    privacy = true"))
+        send(s.port, "alice@example.org", ["bob@example.com"])
+        time.sleep(2.2)
+        answers, _ = send(s.port, "alice@example.org", ["bob@example.com"])
+        self.assertEqual(answers["bob@example.com"], 250, "hashed triplets still match")
+        s.stop()
+        raw = b""
+        for name in os.listdir(s.dir):
+            if name.startswith("greylist.db"):
+                with open(os.path.join(s.dir, name), "rb") as f:
+                    raw += f.read()
+        self.assertGreater(len(raw), 0)
+        for secret in [b"alice", b"bob@example.com", b"127.0.0"]:
+            self.assertNotIn(secret, raw)
+
+    def test_sighup_reloads_the_whitelists(self):
+        s = self.server()
+        answers, _ = send(s.port, "alice@example.org", ["bob@example.com"])
+        self.assertEqual(answers["bob@example.com"], 451)
+        with open(s.config, "a") as f:
+            f.write('\n[[whitelist]]\npeer = "127.0.0.1"\nsender = "alice@example.org"\nrecipient = "bob@example.com"\n')
+        s.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            line = s.proc.stdout.readline()
+            s.lines.append(line)
+            if "lists reloaded" in line:
+                break
+        answers, final = send(s.port, "alice@example.org", ["bob@example.com"])
+        self.assertEqual((answers["bob@example.com"], final), (250, 250))
+
     def test_one_log_line_per_session_in_the_seeds_shape(self):
         s = self.server()
         send(s.port, "alice@example.org", ["bob@example.com"])

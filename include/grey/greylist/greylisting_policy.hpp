@@ -48,6 +48,9 @@ struct greylist_config : server_config {
     greylist::normalisation normalisation{};
     unsigned auto_whitelist_after = 5;  ///< passed deliveries before a client skips the greylist; 0: off
     bool add_header = false;            ///< prepend X-Greylist to mail that was held back
+    /// Applied to each triplet (and client group) before it reaches the store; privacy mode
+    /// sets it to greylist::hashed (privacy.hpp).
+    std::function<triplet(triplet)> transform;
     std::shared_ptr<greylist::store> store;
     std::shared_ptr<shared_lists> lists = std::make_shared<shared_lists>();
     /// Receives the session's log line; none when empty.
@@ -123,16 +126,19 @@ class GreyListingPolicy : public ConcreteMailHandler<Derived> {
         if (!recipient.domain.empty() && !l.relays_for(recipient.domain)) co_return relay_denied;
         if (l.whitelisted(this->peer, this->remotename, this->sender, recipient.mailbox)) co_return true;
 
-        const std::string group = client_group(this->peer, s.grouping);
+        std::string group = client_group(this->peer, s.grouping);
+        triplet key = make_triplet(this->peer, this->sender, recipient.mailbox, s.grouping, s.normalisation);
+        if (s.transform) {
+            key = s.transform(std::move(key));
+            group = s.transform(triplet{group, {}, {}}).client;
+        }
         const clock::time_point now = s.now();
         if (s.auto_whitelist_after > 0) {
             auto c = co_await s.store->client(group);
             if (!c) co_return greylist_unavailable;
             if (client_whitelisted(s.auto_whitelist_after, *c, s.timing, now)) co_return true;
         }
-        auto d = co_await s.store->check(make_triplet(this->peer, this->sender, recipient.mailbox, s.grouping,
-                                                      s.normalisation),
-                                         s.timing, now);
+        auto d = co_await s.store->check(key, s.timing, now);
         if (!d) co_return greylist_unavailable;
         if (!d->pass()) co_return smtp::replies::try_again_later;
         if (d->why == outcome::passed) delayed_ = d->delayed;

@@ -62,3 +62,17 @@ TEST_CASE("A triplet gathers the three normalised parts") {
     const triplet t = make_triplet("198.51.100.9", "prvs=1234abcdef=news+x@List.Example", "Bob@Example.org");
     CHECK(t == triplet{"198.51.100.0/24", "news@list.example", "Bob@example.org"});
 }
+
+#include <grey/greylist/privacy.hpp>
+
+TEST_CASE("Privacy mode replaces each part of a triplet by its SHA-256") {
+    CHECK(sha256_hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    CHECK(sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    const triplet t{"192.0.2.0/24", "alice@example.org", "bob@example.com"};
+    const triplet h = hashed(t);
+    CHECK(h.client == sha256_hex("192.0.2.0/24"));
+    CHECK(h.sender == sha256_hex("alice@example.org"));
+    CHECK(h.recipient == sha256_hex("bob@example.com"));
+    CHECK(h.sender.find('@') == std::string::npos);
+    CHECK(hashed(t) == h);  // equality is all greylisting needs
+}
