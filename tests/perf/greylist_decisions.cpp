@@ -1,0 +1,126 @@
+// greylist_decisions — how many greylisting decisions per second the engine makes, alone and
+// through each store (memory, SQLite, Redis), with many checks in flight at once as a busy
+// server has. Prints a table; the median of three runs per row.
+//
+//   greylist_decisions [--redis 127.0.0.1:6379] [--count 200000] [--concurrency 64]
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <grey/config.hpp>
+#include <grey/greylist/memory_store.hpp>
+#include <grey/greylist/redis_store.hpp>
+#include <grey/greylist/sqlite_store.hpp>
+
+using namespace grey::greylist;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+std::vector<triplet> make_triplets(std::size_t n) {
+    std::vector<triplet> v;
+    v.reserve(n);
+    for (std::size_t i = 0; i < n; ++i)
+        v.push_back({fmt::format("198.51.{}.0/24", i % 251), fmt::format("sender{}@example.org", i),
+                     fmt::format("rcpt{}@example.com", i % 1000)});
+    return v;
+}
+
+/// Decisions per second of `count` checks spread over `concurrency` coroutines. Every triplet
+/// is checked twice, a first sighting and a retry, as in real traffic.
+double run_store(store& s, const std::vector<triplet>& triplets, std::size_t concurrency) {
+    asio::io_context ioc;
+    const timing t = timing::postgrey();
+    const auto now = clock::now();
+    std::atomic<std::size_t> failures{0};
+    const std::size_t per = triplets.size() / concurrency;
+    const auto start = clock_type::now();
+    for (std::size_t w = 0; w < concurrency; ++w) {
+        asio::co_spawn(
+            ioc,
+            [&, w]() -> asio::awaitable<void> {
+                for (int round = 0; round < 2; ++round)
+                    for (std::size_t i = w * per; i < (w + 1) * per; ++i) {
+                        auto d = co_await s.check(triplets[i], t, now + std::chrono::seconds(round * 400));
+                        if (!d) ++failures;
+                    }
+            },
+            asio::detached);
+    }
+    ioc.run();
+    const double seconds = std::chrono::duration<double>(clock_type::now() - start).count();
+    if (failures) fmt::print(stderr, "{} checks failed\n", failures.load());
+    return failures ? 0.0 : double(per * concurrency * 2) / seconds;
+}
+
+double run_engine(std::size_t count) {
+    const timing t = timing::postgrey();
+    const auto now = clock::now();
+    std::optional<record> r;
+    std::size_t passes = 0;
+    const auto start = clock_type::now();
+    for (std::size_t i = 0; i < count; ++i) {
+        const decision d = decide(t, (i % 2) ? r : std::nullopt, now + std::chrono::seconds(i % 2 * 400));
+        r = d.updated;
+        passes += d.pass();
+    }
+    const double seconds = std::chrono::duration<double>(clock_type::now() - start).count();
+    if (passes != count / 2) fmt::print(stderr, "unexpected: {} passes\n", passes);
+    return double(count) / seconds;
+}
+
+double median3(const std::function<double()>& f) {
+    double v[3] = {f(), f(), f()};
+    std::sort(v, v + 3);
+    return v[1];
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    std::size_t count = 200000, concurrency = 64;
+    std::string redis;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const std::string a = argv[i];
+        if (a == "--count") count = std::stoul(argv[i + 1]);
+        else if (a == "--concurrency") concurrency = std::stoul(argv[i + 1]);
+        else if (a == "--redis") redis = argv[i + 1];
+    }
+    const auto triplets = make_triplets(count);
+    fmt::print("{:<28} {:>16}\n", "greylist decisions", "decisions/s");
+    fmt::print("{:<28} {:>16.0f}\n", "engine (pure function)", median3([&] { return run_engine(count * 10); }));
+    fmt::print("{:<28} {:>16.0f}\n", "memory store", median3([&] {
+                   memory_store s;
+                   return run_store(s, triplets, concurrency);
+               }));
+    const auto db = std::filesystem::temp_directory_path() / fmt::format("grey-bench-{}.db", ::getpid());
+    fmt::print("{:<28} {:>16.0f}\n", "sqlite store", median3([&] {
+                   double r;
+                   {
+                       sqlite_store s(db.string());
+                       r = run_store(s, std::vector(triplets.begin(), triplets.begin() + std::min<std::size_t>(count, 20000)), concurrency);
+                   }
+                   for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(db.string() + suffix);
+                   return r;
+               }));
+    if (redis.empty()) {
+        fmt::print("{:<28} {:>16}\n", "redis store", "skipped (--redis HOST:PORT)");
+    } else {
+        const auto where = grey::parse_endpoint(redis);
+        if (!where) return 2;
+        int run = 0;
+        fmt::print("{:<28} {:>16.0f}\n", "redis store", median3([&] {
+                       redis_store s(where->host, where->port, fmt::format("grey-bench-{}-{}:", ::getpid(), run++));
+                       return run_store(s, std::vector(triplets.begin(), triplets.begin() + std::min<std::size_t>(count, 20000)), concurrency);
+                   }));
+    }
+}
