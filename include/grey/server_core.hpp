@@ -28,6 +28,7 @@
 #include "detail/watchdog.hpp"
 #include "session_context.hpp"
 #include "smtp/reply.hpp"
+#include "upstream/pool.hpp"
 
 namespace grey {
 
@@ -52,7 +53,10 @@ class ServerCore {
     static_assert(std::is_base_of_v<server_config, config_type>);
 
     explicit ServerCore(config_type config)
-        : config_(std::move(config)), signals_(ioc_, SIGINT, SIGTERM), drain_timer_(ioc_) {}
+        : config_(std::move(config)), signals_(ioc_, SIGINT, SIGTERM), drain_timer_(ioc_) {
+        if (config_.upstream_pool_size > 0)
+            upstream_pool_ = std::make_unique<upstream::pool>(config_.upstream_pool_size, config_.upstream_idle_timeout);
+    }
 
     ServerCore(const ServerCore&) = delete;
     ServerCore& operator=(const ServerCore&) = delete;
@@ -181,7 +185,7 @@ class ServerCore {
         using namespace asio::experimental::awaitable_operators;
         asio::error_code ec;
         socket.set_option(detail::tcp::no_delay(true), ec);
-        Protocol protocol(session_context{socket, config_, slot->watchdog});
+        Protocol protocol(session_context{socket, config_, slot->watchdog, upstream_pool_.get()});
         co_await (protocol.run() && slot->watchdog.run());
     }
 
@@ -228,6 +232,7 @@ class ServerCore {
     asio::signal_set signals_;
     asio::steady_timer drain_timer_;
     std::vector<detail::tcp::acceptor> acceptors_;
+    std::unique_ptr<upstream::pool> upstream_pool_;  // before ioc_ is destroyed: its sockets use it
     std::mutex mutex_;
     slot_list slots_;
     std::map<std::string, std::size_t> per_peer_;

@@ -8,10 +8,15 @@
 
 namespace grey {
 
+namespace upstream {
+class pool;
+}
+
 struct session_context {
     asio::ip::tcp::socket& socket;
     const server_config& config;  ///< may be a type derived from server_config
     detail::watchdog& watchdog;
+    upstream::pool* upstream_pool = nullptr;  ///< idle upstream connections; null when not pooling
 };
 
 } // namespace grey

@@ -6,6 +6,9 @@
 // every failure is a value: the relay turns it into a 4xx for the client.
 #pragma once
 
+#include <sys/socket.h>  // recv(MSG_PEEK): is an idle connection still open?
+
+#include <cerrno>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -53,16 +56,16 @@ struct capabilities {
 class client {
   public:
     client(const asio::any_io_executor& ex, detail::watchdog& watchdog, const timeouts& t)
-        : socket_(ex), watchdog_(watchdog), timeouts_(t), in_(4096) {}
+        : socket_(ex), watchdog_(&watchdog), timeouts_(t), in_(4096) {}
 
-    ~client() { watchdog_.guard_upstream(nullptr); }
+    ~client() { detach(); }
     client(const client&) = delete;
     client& operator=(const client&) = delete;
 
     /// Connects and reads the greeting. A greeting other than 220 is returned as is.
     asio::awaitable<result<smtp::reply>> connect(const std::string& host, std::uint16_t port) {
-        watchdog_.guard_upstream(&socket_);
-        watchdog_.expires_after(timeouts_.upstream_connect);
+        watchdog_->guard_upstream(&socket_);
+        watchdog_->expires_after(timeouts_.upstream_connect);
         asio::error_code ec;
         const auto address = asio::ip::make_address(host, ec);
         if (!ec) {
@@ -99,7 +102,7 @@ class client {
     }
 
     asio::awaitable<std::error_code> write(std::string_view bytes, detail::watchdog::clock::duration timeout) {
-        watchdog_.expires_after(timeout);
+        watchdog_->expires_after(timeout);
         auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(bytes), detail::use_nothrow);
         co_return ec ? timed(ec) : std::error_code{};
     }
@@ -115,7 +118,7 @@ class client {
                 if (*r) co_return std::move(**r);
                 continue;
             }
-            watchdog_.expires_after(timeout);
+            watchdog_->expires_after(timeout);
             auto [ec, n] = co_await socket_.async_read_some(detail::buffer(in_.prepare()), detail::use_nothrow);
             if (ec) co_return timed(ec);
             in_.commit(n);
@@ -125,7 +128,27 @@ class client {
     void close() {
         asio::error_code ignored;
         socket_.close(ignored);
-        watchdog_.guard_upstream(nullptr);
+        detach();
+    }
+
+    // A pooled connection outlives the session that opened it: it is detached from that
+    // session's watchdog when pooled, and attached to the next session's when reused.
+    void attach(detail::watchdog& w) {
+        watchdog_ = &w;
+        w.guard_upstream(&socket_);
+    }
+    void detach() {
+        if (watchdog_) watchdog_->guard_upstream(nullptr);
+        watchdog_ = nullptr;
+    }
+
+    /// False when the server has closed the connection or sent something unasked (a 421
+    /// before closing): checked without blocking before an idle connection is reused.
+    bool looks_alive() {
+        if (!socket_.is_open() || in_.buffered() > 0) return false;
+        char byte;
+        const auto n = ::recv(socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
     }
 
     const capabilities& caps() const noexcept { return caps_; }
@@ -140,13 +163,13 @@ class client {
     }
 
     std::error_code timed(std::error_code ec) const {
-        if (watchdog_.expired()) return errc::upstream_timeout;
+        if (watchdog_ && watchdog_->expired()) return errc::upstream_timeout;
         if (ec == asio::error::eof || ec == asio::error::connection_reset) return errc::upstream_closed;
         return ec;
     }
 
     detail::tcp::socket socket_;
-    detail::watchdog& watchdog_;
+    detail::watchdog* watchdog_;
     const timeouts& timeouts_;
     smtp::line_reader in_;
     capabilities caps_;

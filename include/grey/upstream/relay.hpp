@@ -11,6 +11,7 @@
 // recipients on a new connection would deliver to fewer recipients than were accepted.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -22,6 +23,7 @@
 #include "../smtp/data_codec.hpp"
 #include "../smtp/reply.hpp"
 #include "client.hpp"
+#include "pool.hpp"
 
 namespace grey::upstream {
 
@@ -34,16 +36,25 @@ struct envelope {
 
 class relay {
   public:
-    relay(const asio::any_io_executor& ex, detail::watchdog& watchdog, const server_config& config)
-        : executor_(ex), watchdog_(watchdog), config_(config) {}
+    relay(const asio::any_io_executor& ex, detail::watchdog& watchdog, const server_config& config,
+          pool* idle = nullptr)
+        : executor_(ex), watchdog_(watchdog), config_(config), pool_(idle) {}
 
-    bool connected() const noexcept { return client_.has_value(); }
-    const client* connection() const noexcept { return client_ ? &*client_ : nullptr; }
+    bool connected() const noexcept { return client_ != nullptr; }
+    const client* connection() const noexcept { return client_.get(); }
 
-    /// Opens the upstream connection if there is none: connect, greeting, EHLO.
+    /// Opens the upstream connection if there is none: a pooled one that still answers RSET,
+    /// or a new one (connect, greeting, EHLO).
     asio::awaitable<result<void>> connect(std::string_view helo_name) {
         if (client_) co_return result<void>{};
-        client_.emplace(executor_, watchdog_, config_.timeouts);
+        while (pool_ && (client_ = pool_->acquire())) {
+            client_->attach(watchdog_);
+            auto r = co_await client_->command("RSET\r\n", config_.timeouts.upstream_command);
+            if (r && r->completion()) co_return result<void>{};
+            drop();
+        }
+        if (pool_) helo_name = config_.servername;  // one connection, many clients' mail
+        client_ = std::make_unique<client>(executor_, watchdog_, config_.timeouts);
         auto greeting = co_await client_->connect(config_.smtp_ip, config_.smtp_port);
         if (greeting && greeting->code == 220) {
             auto hello = co_await client_->hello(helo_name.empty() ? config_.servername : helo_name);
@@ -127,8 +138,13 @@ class relay {
         broken_ = false;
     }
 
+    /// The session is over: a clean connection goes back to the pool, any other is closed.
     asio::awaitable<void> quit() {
         if (!client_) co_return;
+        if (pool_ && !mail_sent_ && !in_data_ && !needs_reset_ && !broken_) {
+            pool_->release(std::move(client_));
+            co_return;
+        }
         if (!in_data_) {
             auto bye = co_await client_->command("QUIT\r\n", std::chrono::seconds(10));
             (void)bye;
@@ -173,7 +189,8 @@ class relay {
     asio::any_io_executor executor_;
     detail::watchdog& watchdog_;
     const server_config& config_;
-    std::optional<client> client_;
+    pool* pool_;
+    std::unique_ptr<client> client_;
     bool mail_sent_ = false;    // MAIL accepted upstream for the open transaction
     bool in_data_ = false;      // upstream answered 354 and has not seen the final dot
     bool needs_reset_ = false;  // an abandoned upstream transaction must be RSET first

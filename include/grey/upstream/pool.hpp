@@ -1,0 +1,59 @@
+// grey/upstream/pool.hpp — idle upstream connections kept for reuse, as MTAs' connection
+// caches do: a message relayed over a kept connection saves the upstream a connect, a greeting,
+// an EHLO and a QUIT. A connection is pooled only between transactions, in a clean state; it is
+// used by one session at a time; it is dropped when idle past its timeout, or when the server
+// has closed it meanwhile. Pooled connections greet the upstream with Grey's own name, since
+// they carry many clients' mail.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+#include "client.hpp"
+
+namespace grey::upstream {
+
+class pool {
+  public:
+    using clock = std::chrono::steady_clock;
+
+    pool(std::size_t max_idle, clock::duration idle_timeout) : max_idle_(max_idle), idle_timeout_(idle_timeout) {}
+
+    /// An idle connection that still looks alive, or null.
+    std::unique_ptr<client> acquire() {
+        std::lock_guard lock(mutex_);
+        const auto now = clock::now();
+        while (!idle_.empty()) {
+            auto [c, since] = std::move(idle_.back());
+            idle_.pop_back();
+            if (now - since <= idle_timeout_ && c->looks_alive()) return std::move(c);
+        }
+        return nullptr;
+    }
+
+    /// Keeps `c` for the next session, unless the pool is full.
+    void release(std::unique_ptr<client> c) {
+        c->detach();
+        std::lock_guard lock(mutex_);
+        const auto now = clock::now();
+        std::erase_if(idle_, [&](const auto& e) { return now - e.second > idle_timeout_; });
+        if (idle_.size() < max_idle_) idle_.emplace_back(std::move(c), now);
+    }
+
+    std::size_t idle() const {
+        std::lock_guard lock(mutex_);
+        return idle_.size();
+    }
+
+  private:
+    const std::size_t max_idle_;
+    const clock::duration idle_timeout_;
+    mutable std::mutex mutex_;
+    std::vector<std::pair<std::unique_ptr<client>, clock::time_point>> idle_;
+};
+
+} // namespace grey::upstream
