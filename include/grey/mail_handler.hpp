@@ -355,8 +355,16 @@ class MailHandler {
                 size += d.content.size() + 2;
                 if (size > config_.limits.max_message_size) too_big = true;
                 if (too_big) continue;  // RFC 5321 §4.5.3.1.10: read on, answer 552 at the end
-                if (!chunk) chunk = l.raw.data();
-                chunk_size += l.raw.size();
+                // The line as the upstream must see it: the same bytes, or one fewer when the
+                // client dotted a line that needed no dot. Then it does not continue the chunk.
+                const std::string_view wire = smtp::canonical_data_line(l.raw);
+                if (chunk && chunk + chunk_size != wire.data()) {
+                    co_await detail::await_hook([&] { return derived().handleMessageData(std::string_view(chunk, chunk_size)); });
+                    chunk = nullptr;
+                    chunk_size = 0;
+                }
+                if (!chunk) chunk = wire.data();
+                chunk_size += wire.size();
             }
             if (chunk_size > 0)
                 co_await detail::await_hook([&] { return derived().handleMessageData(std::string_view(chunk, chunk_size)); });

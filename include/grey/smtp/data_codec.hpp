@@ -2,9 +2,10 @@
 //
 // Lines come from line_reader, so each one ended in CRLF: the end of data is recognised only
 // as CRLF "." CRLF, never after a bare LF or CR. Decoding removes one leading dot; encoding
-// adds one to any line that begins with a dot. For a line that line_reader accepted,
-// encode(decode(raw)) == raw, so a relay may pass validated lines on byte for byte and still
-// send exactly the framing it recomputed.
+// adds one to any line that begins with a dot. encode(decode(raw)) is raw itself, or raw
+// without its first byte when a client put a dot before a line that did not need one
+// (".x" means "x"): canonical_data_line says which, as a view into raw, so a relay sends
+// exactly the framing it recomputed without copying the text.
 #pragma once
 
 #include <cassert>
@@ -37,6 +38,13 @@ inline void append_data_line(std::string& out, std::string_view content) {
 }
 
 inline constexpr std::string_view end_of_data_marker = ".\r\n";
+
+/// The canonical wire form of one DATA line (`raw` with its CRLF, not the final "."):
+/// append_data_line(decode_data_line(text).content), as a view into `raw`.
+constexpr std::string_view canonical_data_line(std::string_view raw) noexcept {
+    if (raw.size() > 3 && raw[0] == '.' && raw[1] != '.') raw.remove_prefix(1);
+    return raw;
+}
 
 /// Calls f(content) for each line of `wire`: whole CRLF-terminated DATA lines, as
 /// MailHandler::handleMessageData receives them, without their transparency dot or CRLF.
