@@ -1,0 +1,192 @@
+"""Shared pieces of the loopback integration tests: start Grey's programs and real peers
+(Postfix's smtp-sink, maildir_sink), talk SMTP raw, read dumps and process figures. Loopback
+only; every process started is stopped by the test that started it."""
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+PROGRAMS = {name: os.path.abspath(os.environ.get(var, f"build/dev/examples/{name}"))
+            for name, var in [("spam_me", "GREY_SPAM_ME"), ("maildir_sink", "GREY_MAILDIR_SINK"),
+                              ("custom_policy", "GREY_CUSTOM_POLICY"),
+                              ("greylist_server", "GREY_GREYLIST_SERVER"),
+                              ("greylist_admin", "GREY_GREYLIST_ADMIN"),
+                              ("seed_default", "GREY_SEED_DEFAULT")]}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+class Program:
+    """One of Grey's programs, started on an ephemeral port; `port` is where it listens."""
+
+    def __init__(self, name, *args, cwd=None):
+        self.dir = cwd or tempfile.mkdtemp(prefix=f"grey-{name}-")
+        self.proc = subprocess.Popen([PROGRAMS[name], "--listen", "127.0.0.1:0", *args], cwd=self.dir,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.output = []
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"{name} exited: {''.join(self.output)}")
+            self.output.append(line)
+            m = re.match(r"listening on 127\.0\.0\.1:(\d+)", line)
+            if m:
+                self.port = int(m.group(1))
+                return
+        raise RuntimeError(f"{name} did not start")
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout=15):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if not self.proc.stdout.closed:
+            self.output += self.proc.stdout.readlines()
+            self.proc.stdout.close()
+        return self.proc.returncode
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class MaildirSink(Program):
+    def __init__(self, *args):
+        super().__init__("maildir_sink", "--maildir", "Maildir", *args)
+
+    def messages(self):
+        new = os.path.join(self.dir, "Maildir", "new")
+        found = []
+        for name in sorted(os.listdir(new)):
+            with open(os.path.join(new, name), "rb") as f:
+                found.append(f.read())
+        return found
+
+
+class SmtpSink:
+    """Postfix's smtp-sink, a real SMTP server, dumping each transaction to a file."""
+
+    def __init__(self, *options):
+        self.dir = tempfile.mkdtemp(prefix="grey-smtp-sink-")
+        os.chmod(self.dir, 0o1777)  # smtp-sink run as root drops to nobody
+        self.port = free_port()
+        self.proc = subprocess.Popen(["smtp-sink", "-u", "nobody", "-d", os.path.join(self.dir, "%H%M%S."),
+                                      *options, f"127.0.0.1:{self.port}", "256"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_for_port(self.port)
+
+    def messages(self, settle=0.3):
+        """[(envelope lines, body lines)] of every transaction the sink completed."""
+        time.sleep(settle)
+        out = []
+        for name in sorted(os.listdir(self.dir)):
+            with open(os.path.join(self.dir, name), "rb") as f:
+                data = f.read()
+            head, _, body = data.partition(b"Received: ")
+            out.append(([l for l in head.split(b"\n") if l], body))
+        return out
+
+    def cleanup(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stderr.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Client:
+    """SMTP spoken by hand, for what smtplib will not send: malformed lines, smuggling."""
+
+    def __init__(self, port, timeout=10, greeting=True):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+        self.greeting = self.reply() if greeting else None
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def reply(self):
+        """(code, enhanced or '', [text lines]) of the next reply; None when the peer closed."""
+        lines = []
+        while True:
+            while b"\r\n" not in self.buf:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return None if not lines else (int(lines[-1][:3]), "", lines)
+                self.buf += chunk
+            line, self.buf = self.buf.split(b"\r\n", 1)
+            lines.append(line.decode("latin-1"))
+            if len(line) < 4 or line[3:4] == b" ":
+                break
+        code = int(lines[-1][:3])
+        m = re.match(r"\d{3}[ -](\d\.\d{1,3}\.\d{1,3}) ", lines[-1] + " ")
+        return code, m.group(1) if m else "", [l[4:] for l in lines]
+
+    def command(self, line):
+        self.send(line.encode() + b"\r\n" if isinstance(line, str) else line)
+        return self.reply()
+
+    def closed(self, timeout=5):
+        """True when the server has closed the connection (after any pending bytes)."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self):
+        self.sock.close()
+
+
+def peak_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmHWM")
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
