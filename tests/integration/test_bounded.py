@@ -1,0 +1,138 @@
+"""P5, bounded: limits on lines, sizes, recipients, connections and time, each answered with a
+clear SMTP error; memory that does not grow with a message; many sessions at once, each
+delivered exactly once."""
+import concurrent.futures
+import hashlib
+import smtplib
+import time
+import unittest
+
+from harness import Client, MaildirSink, Program, peak_rss_kib
+
+
+class Limits(unittest.TestCase):
+    def setUp(self):
+        self.sink = MaildirSink()
+        self.addCleanup(self.sink.cleanup)
+
+    def proxy(self, *args):
+        p = Program("spam_me", "--upstream", f"127.0.0.1:{self.sink.port}", *args)
+        self.addCleanup(p.cleanup)
+        return p
+
+    def open_data(self, proxy):
+        c = Client(proxy.port)
+        self.addCleanup(c.close)
+        c.command("EHLO client.example")
+        c.command("MAIL FROM:<alice@example.org>")
+        self.assertEqual(c.command("RCPT TO:<bob@example.com>")[0], 250)
+        self.assertEqual(c.command("DATA")[0], 354)
+        return c
+
+    def test_a_text_line_of_1000_octets_passes_and_1001_is_refused(self):
+        p = self.proxy()
+        c = self.open_data(p)
+        c.send(b"x" * 998 + b"\r\n.\r\n")
+        self.assertEqual(c.reply()[0], 250)
+        c = self.open_data(p)
+        c.send(b"Subject: long\r\n\r\n" + b"x" * 999 + b"\r\n.\r\n")
+        self.assertEqual(c.reply()[:2], (500, "5.5.2"))
+        self.assertTrue(c.closed())
+        self.assertEqual(len(self.sink.messages()), 1, "the refused message must not be delivered")
+
+    def test_a_message_over_the_size_limit_is_refused_after_its_end_and_not_delivered(self):
+        p = self.proxy("--max-message-size", "10000")
+        c = self.open_data(p)
+        c.send((b"y" * 100 + b"\r\n") * 200 + b".\r\n")
+        self.assertEqual(c.reply()[:2], (552, "5.3.4"))
+        self.assertEqual(c.command("NOOP")[0], 250, "the session goes on")
+        self.assertEqual(self.sink.messages(), [])
+
+    def test_recipients_past_the_limit_get_452(self):
+        p = self.proxy("--max-recipients", "3")
+        c = Client(p.port)
+        self.addCleanup(c.close)
+        c.command("EHLO client.example")
+        c.command("MAIL FROM:<alice@example.org>")
+        codes = [c.command(f"RCPT TO:<r{i}@example.com>")[:2] for i in range(4)]
+        self.assertEqual(codes, [(250, "2.1.5")] * 3 + [(452, "4.5.3")])
+
+    def test_a_silent_client_gets_421_after_the_command_timeout(self):
+        p = self.proxy("--command-timeout", "1")
+        c = Client(p.port)
+        self.addCleanup(c.close)
+        start = time.time()
+        self.assertEqual(c.reply()[:2], (421, "4.4.2"))
+        self.assertGreater(time.time() - start, 0.8)
+        self.assertTrue(c.closed())
+
+    def test_a_client_silent_inside_data_gets_421_and_nothing_is_delivered(self):
+        p = self.proxy("--command-timeout", "1")
+        c = self.open_data(p)
+        c.send(b"Subject: half\r\n\r\nhalf a message")
+        self.assertEqual(c.reply()[:2], (421, "4.4.2"))
+        self.assertEqual(self.sink.messages(), [])
+
+    def test_connections_past_the_limits_get_421(self):
+        for flag, expected in [("--max-connections", "4.7.0 Too many connections, try"),
+                               ("--max-connections-per-ip", "4.7.0 Too many connections from your address")]:
+            with self.subTest(flag):
+                p = self.proxy(flag, "2")
+                held = [Client(p.port), Client(p.port)]
+                extra = Client(p.port, greeting=False)
+                code, enhanced, text = extra.reply()
+                self.assertEqual((code, enhanced), (421, "4.7.0"))
+                self.assertTrue(text[0].startswith(expected))
+                extra.close()
+                held[0].command("QUIT")
+                held[0].close()
+                time.sleep(0.2)
+                again = Client(p.port)
+                self.assertEqual(again.greeting[0], 220, "a freed slot is usable again")
+                again.close()
+                held[1].close()
+
+
+class Load(unittest.TestCase):
+    def test_200_concurrent_sessions_are_each_delivered_exactly_once(self):
+        sink = MaildirSink("--max-connections-per-ip", "1000", "--max-connections", "1000")
+        self.addCleanup(sink.cleanup)
+        proxy = Program("spam_me", "--upstream", f"127.0.0.1:{sink.port}",
+                        "--max-connections-per-ip", "1000", "--max-connections", "1000")
+        self.addCleanup(proxy.cleanup)
+
+        def one(i):
+            with smtplib.SMTP("127.0.0.1", proxy.port, local_hostname="load.example", timeout=60) as s:
+                s.sendmail("alice@example.org", [f"rcpt{i}@example.com"],
+                           f"Subject: {i}\r\nX-Id: message-{i}\r\n\r\nbody {i}\r\n".encode())
+            return i
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=200) as pool:
+            done = list(pool.map(one, range(200)))
+        self.assertEqual(sorted(done), list(range(200)))
+        ids = sorted(int(m.split(b"X-Id: message-")[1].split(b"\r\n")[0]) for m in sink.messages())
+        self.assertEqual(ids, list(range(200)), "each message once, none twice, none lost")
+
+
+class Memory(unittest.TestCase):
+    def test_a_50_mib_message_is_relayed_intact_in_bounded_memory(self):
+        sink = MaildirSink("--max-message-size", str(128 << 20))
+        self.addCleanup(sink.cleanup)
+        proxy = Program("spam_me", "--upstream", f"127.0.0.1:{sink.port}", "--max-message-size", str(128 << 20))
+        self.addCleanup(proxy.cleanup)
+        line = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-0123456789abcdef\r\n"  # 80
+        count = (50 << 20) // len(line)
+        body = b"Subject: big\r\n\r\n" + line * count
+        expected = hashlib.sha256(body).hexdigest()
+        before = peak_rss_kib(proxy.pid)
+        with smtplib.SMTP("127.0.0.1", proxy.port, local_hostname="big.example", timeout=120) as s:
+            s.sendmail("alice@example.org", ["bob@example.com"], body)
+        peak = peak_rss_kib(proxy.pid)
+        [stored] = sink.messages()
+        self.assertEqual(hashlib.sha256(stored).hexdigest(), expected)
+        print(f"\n50 MiB message: proxy peak RSS {peak} KiB (before the message: {before} KiB)")
+        self.assertLess(peak, 32 * 1024, "the proxy's memory must not grow with the message")
+
+
+if __name__ == "__main__":
+    unittest.main()
