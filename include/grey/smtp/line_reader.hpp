@@ -69,7 +69,8 @@ class line_reader {
             // never sends LF must not be able to park bytes here until the limit.
             if (auto ec = check_partial(scan, end)) return ec;
             if (static_cast<std::size_t>(end - line_start) >= max_line) return errc::line_too_long;
-            scan_ = end_;
+            // A CR at the very end is judged when the next byte comes: scan it again then.
+            scan_ = end > line_start && end[-1] == '\r' ? end_ - 1 : end_;
             return std::optional<line>{};
         }
         const std::size_t length = static_cast<std::size_t>(lf - line_start) + 1;

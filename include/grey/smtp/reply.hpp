@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +22,10 @@ struct reply {
         : code(c), enhanced(enh), lines{std::string(text)} {}
     reply(std::uint16_t c, std::string_view enh, std::vector<std::string> text)
         : code(c), enhanced(enh), lines(std::move(text)) {}
+    /// Multi-line, written in place: reply{550, "5.7.1", {"first", "second"}}. (A braced list
+    /// prefers this overload, where it would be ambiguous between the other two.)
+    reply(std::uint16_t c, std::string_view enh, std::initializer_list<std::string> text)
+        : code(c), enhanced(enh), lines(text) {}
 
     int klass() const noexcept { return code / 100; }
     bool positive() const noexcept { return klass() == 2 || klass() == 3; }

@@ -1,0 +1,155 @@
+#include <grey/smtp/line_reader.hpp>
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+using grey::errc;
+using grey::smtp::line_reader;
+
+namespace {
+struct outcome {
+    std::vector<std::string> lines;  // raw, CRLF included
+    std::error_code error;
+    std::size_t buffered = 0;
+};
+
+/// Feeds `input` in pieces of the given sizes (cycled), taking every line as it completes.
+outcome feed(std::string_view input, std::size_t max_line, const std::vector<std::size_t>& pieces,
+             std::size_t capacity = line_reader::default_capacity) {
+    line_reader r(capacity);
+    outcome o;
+    std::size_t at = 0, piece = 0;
+    while (at < input.size()) {
+        auto space = r.prepare();
+        REQUIRE(!space.empty());
+        const std::size_t n = std::min({pieces[piece++ % pieces.size()], space.size(), input.size() - at});
+        std::memcpy(space.data(), input.data() + at, n);
+        r.commit(n);
+        at += n;
+        for (;;) {
+            auto next = r.next(max_line);
+            if (!next) {
+                o.error = next.error();
+                return o;
+            }
+            if (!*next) break;
+            CHECK((*next)->raw.substr((*next)->text.size()) == "\r\n");
+            o.lines.emplace_back((*next)->raw);
+        }
+    }
+    o.buffered = r.buffered();
+    return o;
+}
+
+/// The same input whole, byte by byte, and in random pieces must give the same outcome.
+/// (Plain loops, not SUBCASEs: a test case calls this more than once.)
+void every_split(std::string_view input, std::size_t max_line, const std::function<void(const outcome&)>& check,
+                 std::size_t capacity = line_reader::default_capacity) {
+    {
+        INFO("whole");
+        check(feed(input, max_line, {input.size() + 1}, capacity));
+    }
+    {
+        INFO("byte by byte");
+        check(feed(input, max_line, {1}, capacity));
+    }
+    std::mt19937 rng(12345);
+    for (int round = 0; round < 20; ++round) {
+        std::vector<std::size_t> pieces;
+        for (int i = 0; i < 16; ++i) pieces.push_back(1 + rng() % 7);
+        INFO("random pieces, round " << round);
+        check(feed(input, max_line, pieces, capacity));
+    }
+}
+} // namespace
+
+TEST_CASE("Lines end only at CRLF and come out whole, however the bytes arrive") {
+    every_split("EHLO a\r\nMAIL FROM:<x@y.z>\r\n\r\nQUIT\r\npartial", 512, [](const outcome& o) {
+        CHECK_FALSE(o.error);
+        CHECK(o.lines == std::vector<std::string>{"EHLO a\r\n", "MAIL FROM:<x@y.z>\r\n", "\r\n", "QUIT\r\n"});
+        CHECK(o.buffered == 7);
+    });
+}
+
+TEST_CASE("A line of exactly the limit passes; one octet more is refused") {
+    const std::string at_limit = std::string(510, 'x') + "\r\n";
+    every_split(at_limit, 512, [&](const outcome& o) {
+        CHECK_FALSE(o.error);
+        CHECK(o.lines == std::vector<std::string>{at_limit});
+    });
+    const std::string over = std::string(511, 'x') + "\r\n";
+    every_split(over, 512, [](const outcome& o) { CHECK(o.error == errc::line_too_long); });
+}
+
+TEST_CASE("A line over the limit is refused before its end arrives") {
+    // No LF ever comes: the reader must not wait for one, holding the bytes.
+    const outcome o = feed(std::string(2000, 'x'), 1000, {64});
+    CHECK(o.error == errc::line_too_long);
+}
+
+TEST_CASE("A bare LF is refused, never taken as a line end") {
+    every_split("EHLO a\nMAIL FROM:<x@y.z>\r\n", 512, [](const outcome& o) {
+        CHECK(o.error == errc::bare_lf);
+        CHECK(o.lines.empty());
+    });
+    every_split("\n", 512, [](const outcome& o) { CHECK(o.error == errc::bare_lf); });
+}
+
+TEST_CASE("A bare CR is refused, even with no LF after it") {
+    every_split("EHLO a\rb\r\n", 512, [](const outcome& o) { CHECK(o.error == errc::bare_cr); });
+    every_split("hello\r.\rMAIL FROM:<a@b.c>", 512, [](const outcome& o) { CHECK(o.error == errc::bare_cr); });
+}
+
+TEST_CASE("A CR at the end of the input waits for the next byte") {
+    const outcome o = feed("EHLO a\r", 512, {100});
+    CHECK_FALSE(o.error);
+    CHECK(o.lines.empty());
+    CHECK(o.buffered == 7);
+}
+
+TEST_CASE("A NUL byte is refused") {
+    every_split(std::string_view("EHLO a\0b\r\n", 10), 512, [](const outcome& o) { CHECK(o.error == errc::nul_byte); });
+    every_split(std::string_view("no end \0", 8), 512, [](const outcome& o) { CHECK(o.error == errc::nul_byte); });
+}
+
+TEST_CASE("The SMTP smuggling sequences never yield a lone dot line") {
+    for (std::string_view trick : {"\n.\n", "\r\n.\n", "\n.\r\n", "\r.\r", "\r\n.\r"}) {
+        CAPTURE(trick);
+        const std::string input = "text" + std::string(trick) + "MAIL FROM:<evil@x.example>\r\n.\r\n";
+        const outcome o = feed(input, 1000, {3});
+        CHECK(o.error);
+        for (const auto& l : o.lines) CHECK(l != ".\r\n");
+    }
+}
+
+TEST_CASE("A small buffer is reused across many lines without growing") {
+    std::string input;
+    for (int i = 0; i < 500; ++i) input += "line " + std::to_string(i) + "\r\n";
+    every_split(
+        input, 60,
+        [](const outcome& o) {
+            CHECK_FALSE(o.error);
+            REQUIRE(o.lines.size() == 500);
+            CHECK(o.lines[0] == "line 0\r\n");
+            CHECK(o.lines[499] == "line 499\r\n");
+        },
+        64);
+}
+
+TEST_CASE("Consecutive lines are adjacent in the buffer, so they can be passed on as one chunk") {
+    line_reader r;
+    const std::string_view input = "a\r\nbb\r\nccc\r\n";
+    auto space = r.prepare();
+    std::memcpy(space.data(), input.data(), input.size());
+    r.commit(input.size());
+    auto first = r.next(1000);
+    auto second = r.next(1000);
+    REQUIRE((first && *first && second && *second));
+    CHECK((*first)->raw.data() + (*first)->raw.size() == (*second)->raw.data());
+}
