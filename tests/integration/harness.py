@@ -159,6 +159,15 @@ class Client:
         self.send(line.encode() + b"\r\n" if isinstance(line, str) else line)
         return self.reply()
 
+    def open_data(self, sender="alice@example.org", recipients=("bob@example.com",), helo="client.example"):
+        """EHLO, MAIL, RCPT for each recipient, DATA: each must be accepted (AssertionError if not),
+        so that what follows is message text."""
+        for line, expected in ([f"EHLO {helo}", 250], [f"MAIL FROM:<{sender}>", 250],
+                               *[[f"RCPT TO:<{r}>", 250] for r in recipients], ["DATA", 354]):
+            reply = self.command(line)
+            if reply is None or reply[0] != expected:
+                raise AssertionError(f"{line}: {reply}")
+
     def closed(self, timeout=5):
         """True when the server has closed the connection (after any pending bytes)."""
         self.sock.settimeout(timeout)

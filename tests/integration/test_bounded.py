@@ -23,10 +23,7 @@ class Limits(unittest.TestCase):
     def open_data(self, proxy):
         c = Client(proxy.port)
         self.addCleanup(c.close)
-        c.command("EHLO client.example")
-        c.command("MAIL FROM:<alice@example.org>")
-        self.assertEqual(c.command("RCPT TO:<bob@example.com>")[0], 250)
-        self.assertEqual(c.command("DATA")[0], 354)
+        c.open_data()
         return c
 
     def test_a_text_line_of_1000_octets_passes_and_1001_is_refused(self):

@@ -11,6 +11,8 @@ import textwrap
 import time
 import unittest
 
+from harness import free_port
+
 SERVER = os.path.abspath(os.environ.get("GREY_GREYLIST_SERVER", "build/dev/examples/greylist_server"))
 ADMIN = os.path.abspath(os.environ.get("GREY_GREYLIST_ADMIN", "build/dev/examples/greylist_admin"))
 
@@ -281,13 +283,6 @@ class Administration(unittest.TestCase):
         purged = self.admin(s, "purge")
         self.assertEqual(purged.returncode, 0, purged.stderr)
         self.assertIn("purged 0 expired records", purged.stdout)
-
-
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class RedisShared(unittest.TestCase):

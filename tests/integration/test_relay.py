@@ -29,10 +29,7 @@ class Relay(unittest.TestCase):
     def test_a_needless_transparency_dot_is_removed_not_relayed(self):
         c = Client(self.proxy.port)
         self.addCleanup(c.close)
-        c.command("EHLO client.example")
-        c.command("MAIL FROM:<alice@example.org>")
-        self.assertEqual(c.command("RCPT TO:<bob@example.com>")[0], 250)
-        self.assertEqual(c.command("DATA")[0], 354)
+        c.open_data()
         c.send(b"Subject: t\r\n\r\n.x needed no dot\r\n..y needed one\r\n.\r\n")
         self.assertEqual(c.reply()[0], 250)
         self.assertEqual(self.sink.messages(), [b"Subject: t\r\n\r\nx needed no dot\r\n.y needed one\r\n"])

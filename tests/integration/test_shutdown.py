@@ -30,10 +30,7 @@ class Shutdown(unittest.TestCase):
     def test_a_message_in_progress_finishes_and_is_delivered(self):
         c = Client(self.proxy.port)
         self.addCleanup(c.close)
-        c.command("EHLO client.example")
-        c.command("MAIL FROM:<alice@example.org>")
-        self.assertEqual(c.command("RCPT TO:<bob@example.com>")[0], 250)
-        self.assertEqual(c.command("DATA")[0], 354)
+        c.open_data()
         c.send(b"Subject: during shutdown\r\n\r\nfirst half\r\n")
         self.proxy.signal(signal.SIGTERM)
         time.sleep(0.5)
@@ -46,10 +43,7 @@ class Shutdown(unittest.TestCase):
     def test_a_transaction_past_the_drain_deadline_gets_421_and_is_not_delivered(self):
         c = Client(self.proxy.port)
         self.addCleanup(c.close)
-        c.command("EHLO client.example")
-        c.command("MAIL FROM:<alice@example.org>")
-        c.command("RCPT TO:<bob@example.com>")
-        c.command("DATA")
+        c.open_data()
         c.send(b"Subject: too slow\r\n\r\nnever finished\r\n")
         start = time.time()
         self.proxy.signal(signal.SIGTERM)

@@ -25,10 +25,7 @@ class Smuggling(unittest.TestCase):
     def attempt(self, sequence):
         c = Client(self.proxy.port)
         self.addCleanup(c.close)
-        c.command("EHLO client.example")
-        c.command("MAIL FROM:<alice@example.org>")
-        self.assertEqual(c.command("RCPT TO:<bob@example.com>")[0], 250)
-        self.assertEqual(c.command("DATA")[0], 354)
+        c.open_data()
         c.send(b"Subject: first\r\n\r\nfirst message" + sequence + SMUGGLED)
         replies = []
         while (r := c.reply()) is not None:
@@ -53,10 +50,7 @@ class Smuggling(unittest.TestCase):
         # The control: the same text with proper CRLFs is one message, and only one.
         c = Client(self.proxy.port)
         self.addCleanup(c.close)
-        c.command("EHLO client.example")
-        c.command("MAIL FROM:<alice@example.org>")
-        c.command("RCPT TO:<bob@example.com>")
-        c.command("DATA")
+        c.open_data()
         c.send(b"Subject: first\r\n\r\nfirst message\r\n.\r\n")
         self.assertEqual(c.reply()[0], 250)
         self.assertEqual(c.command("QUIT")[0], 221)
