@@ -193,6 +193,17 @@ class Greylisting(unittest.TestCase):
         answers, final = send(again.port, "alice@example.org", ["bob@example.com"])
         self.assertEqual((answers["bob@example.com"], final), (250, 250))
 
+    def test_a_client_with_enough_passed_deliveries_is_auto_whitelisted(self):
+        s = self.server(BASE.replace("auto_whitelist_after = 0", "auto_whitelist_after = 2"))
+        for rcpt in ["bob@example.com", "carol@example.com"]:
+            send(s.port, "alice@example.org", [rcpt])
+        time.sleep(2.2)
+        for rcpt in ["bob@example.com", "carol@example.com"]:
+            self.assertEqual(send(s.port, "alice@example.org", [rcpt])[0][rcpt], 250)
+        # Two deliveries from this client's /24 passed: a triplet never seen passes at once.
+        answers, final = send(s.port, "zoe@another.example", ["dave@example.com"])
+        self.assertEqual((answers["dave@example.com"], final), (250, 250))
+
     def test_mail_held_back_gets_an_x_greylist_header_when_asked(self):
         s = self.server(BASE.replace("delay = 2", "delay = 2\n    add_header = true"))
         send(s.port, "alice@example.org", ["bob@example.com"])
