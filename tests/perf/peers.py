@@ -1,0 +1,264 @@
+"""The processes a benchmark run starts, each on its own loopback port: Postfix's smtp-sink as
+the upstream, a discard sink for the 1 GiB stream, and the relays measured side by side (none
+for "direct", HAProxy in TCP mode, Grey's spam_me, aiosmtpd's Proxy handler, Haraka with
+smtp_forward). A relay whose software is not installed raises Missing; the run reports it as
+skipped."""
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
+from harness import free_port, wait_for_port  # noqa: E402
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+GREY_BIN = os.environ.get("GREY_PERF_BIN", os.path.join(ROOT, "build", "release"))
+HARAKA_HOME = os.environ.get("GREY_PERF_HARAKA", os.path.join(ROOT, "build", "perf", "haraka"))
+SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's python3-aiosmtpd installs for this interpreter
+
+
+class Missing(Exception):
+    """The software for a relay is not installed here."""
+
+
+class Process:
+    """A started server: `port` is where it listens, `pid` the process to measure."""
+
+    name = "?"
+
+    def __init__(self, argv, port, cwd=None, env=None, ready_timeout=20):
+        self.port = port
+        self.log = tempfile.NamedTemporaryFile(prefix=f"grey-perf-{self.name}-", suffix=".log",
+                                               delete=False)
+        self.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_for_port(port, ready_timeout)
+        except RuntimeError:
+            output = self.output()
+            self.stop()
+            raise RuntimeError(f"{self.name} did not start: {output[-2000:]}")
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def output(self):
+        with open(self.log.name, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        os.unlink(self.log.name)
+
+
+def _as_nobody():
+    # smtp-sink refuses to run as root without a user to switch to.
+    return ["-u", "nobody"] if os.geteuid() == 0 else []
+
+
+class SmtpSink(Process):
+    """Postfix's smtp-sink, counting delivered messages (-c), taking up to 12,000 sessions so the
+    idle-connection run of a relay that connects upstream at once (HAProxy) is not queued."""
+
+    name = "smtp-sink"
+
+    def __init__(self):
+        port = free_port()
+        super().__init__(["smtp-sink", "-c", *_as_nobody(), "-m", "12000",
+                          f"127.0.0.1:{port}", "4096"], port)
+
+    def delivered(self):
+        """Messages received so far: the last of smtp-sink's running counters."""
+        counts = re.findall(r"mesg=(\d+)", self.output()[-400:])
+        return int(counts[-1]) if counts else 0
+
+
+class DiscardSink(Process):
+    """An SMTP server that takes any message and throws it away at memory speed, so that the 1 GiB
+    stream measures the relay rather than smtp-sink's line-by-line reading."""
+
+    name = "discard-sink"
+
+    def __init__(self):
+        port = free_port()
+        super().__init__([sys.executable, os.path.join(os.path.dirname(__file__), "discard_sink.py"),
+                          str(port)], port)
+
+
+class Direct:
+    """No relay: the client talks to the upstream itself. The ceiling every ratio is taken from."""
+
+    name = "direct"
+    pid = None
+
+    def __init__(self, upstream_port):
+        self.port = upstream_port
+
+    def stop(self):
+        pass
+
+
+class HAProxy(Process):
+    name = "haproxy"
+
+    def __init__(self, upstream_port):
+        if not shutil.which("haproxy"):
+            raise Missing("haproxy is not installed (apt-get install haproxy)")
+        port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="grey-perf-haproxy-")
+        config = os.path.join(self.dir, "haproxy.cfg")
+        # Two descriptors a connection: as many as this process may pass on to HAProxy.
+        maxconn = (resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 100) // 2
+        with open(config, "w") as f:
+            f.write(f"""global
+    maxconn {maxconn}
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 300s
+    timeout server 300s
+listen smtp
+    bind 127.0.0.1:{port}
+    server upstream 127.0.0.1:{upstream_port}
+""")
+        super().__init__(["haproxy", "-db", "-f", config], port)
+
+    def stop(self):
+        super().stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Grey(Process):
+    """spam_me: Grey's relay that accepts every message. Limits are raised so the loads here are
+    not refused; `pool` keeps that many idle upstream connections for reuse."""
+
+    name = "grey"
+
+    def __init__(self, upstream_port, pool=0):
+        port = free_port()
+        super().__init__([grey_program("spam_me"), "--listen", f"127.0.0.1:{port}",
+                          "--upstream", f"127.0.0.1:{upstream_port}",
+                          "--max-connections", "20000", "--max-connections-per-ip", "20000",
+                          "--max-message-size", str(2 << 30), "--upstream-pool", str(pool)], port)
+
+
+class GreylistServer(Process):
+    """The greylisting proxy with the given store, its session log discarded."""
+
+    name = "greylist_server"
+
+    def __init__(self, upstream_port, store):
+        port = free_port()
+        super().__init__([grey_program("greylist_server"), "--listen", f"127.0.0.1:{port}",
+                          "--upstream", f"127.0.0.1:{upstream_port}", "--store", store,
+                          "--log", "/dev/null"], port)
+
+
+def grey_program(name):
+    path = os.path.join(GREY_BIN, "examples", name)
+    if not os.path.exists(path):
+        raise Missing(f"{path} is not built (cmake --build --preset release)")
+    return path
+
+
+class Aiosmtpd(Process):
+    """aiosmtpd's Proxy handler. Its command line cannot pass the handler arguments, hence the
+    few lines of Python."""
+
+    name = "aiosmtpd"
+
+    SCRIPT = """
+import signal, sys
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Proxy
+c = Controller(Proxy("127.0.0.1", int(sys.argv[2])), hostname="127.0.0.1", port=int(sys.argv[1]),
+               data_size_limit=2 << 30)
+c.start()
+signal.sigwait([signal.SIGTERM, signal.SIGINT])
+c.stop()
+"""
+
+    def __init__(self, upstream_port):
+        check = subprocess.run([SYSTEM_PYTHON, "-c", "import aiosmtpd"], capture_output=True)
+        if check.returncode != 0:
+            raise Missing("aiosmtpd is not installed (apt-get install python3-aiosmtpd)")
+        port = free_port()
+        super().__init__([SYSTEM_PYTHON, "-c", self.SCRIPT, str(port), str(upstream_port)], port)
+
+
+class Haraka(Process):
+    """Haraka as a pure forwarder: the instance `haraka -i` creates, with rcpt_to.in_host_list
+    and queue/smtp_forward as its only plugins, logging at warnings only, one process."""
+
+    name = "haraka"
+
+    def __init__(self, upstream_port, domain):
+        haraka = os.path.join(HARAKA_HOME, "node_modules", ".bin", "haraka")
+        if not os.path.exists(haraka):
+            raise Missing(f"Haraka is not installed (npm install --prefix {HARAKA_HOME} Haraka)")
+        port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="grey-perf-haraka-")
+        instance = os.path.join(self.dir, "instance")
+        subprocess.run([haraka, "-i", instance], check=True, capture_output=True)
+        config = os.path.join(instance, "config")
+
+        def write(name, text):
+            with open(os.path.join(config, name), "w") as f:
+                f.write(text)
+
+        write("plugins", "rcpt_to.in_host_list\nqueue/smtp_forward\n")
+        write("host_list", f"{domain}\n")
+        write("smtp.ini", f"listen=127.0.0.1:{port}\n")
+        write("smtp_forward.ini", f"host=127.0.0.1\nport={upstream_port}\nenable_tls=false\n")
+        write("log.ini", "[main]\nlevel=warn\n")
+        with open(os.path.join(config, "connection.ini")) as f:
+            connection = f.read()
+        write("connection.ini", re.sub(r"(?m)^bytes=\d+", "bytes=2147483648", connection))
+        super().__init__([haraka, "-c", instance], port, ready_timeout=60)
+
+    def stop(self):
+        super().stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Redis(Process):
+    """A throwaway Redis for the greylist store figures: no persistence."""
+
+    name = "redis"
+
+    def __init__(self):
+        if not shutil.which("redis-server"):
+            raise Missing("redis-server is not installed")
+        port = free_port()
+        super().__init__(["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+                          "--appendonly", "no"], port)
+
+
+def rss_kib(pid, field="VmRSS"):
+    """A /proc figure of a process, in KiB: VmRSS now, VmHWM the peak."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {field} for {pid}")
+
+
+def wait_until(predicate, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()

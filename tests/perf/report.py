@@ -1,0 +1,113 @@
+"""The figures of a benchmark run as a table, with each of the project's targets checked.
+
+    python3 tests/perf/report.py [tests/perf/results/latest.json]
+"""
+import json
+import math
+import os
+import sys
+
+LOADS = ["1 KiB x 1", "1 KiB x 20", "1 KiB x 100", "1 MiB x 20"]
+PEERS = ["aiosmtpd", "haraka"]
+
+
+def _num(value, fmt="{:.0f}"):
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else fmt.format(value)
+
+
+def table(f):
+    relays = f["relays"]
+    direct = relays.get("direct", {})
+    lines = [f"machine: {f['machine']['cpu']}, {f['machine']['cpus']} CPUs, "
+             f"Linux {f['machine']['kernel']}, {f['machine']['date'][:16]}", ""]
+
+    head = f"{'relay':10}" + "".join(f"{load:>21}" for load in LOADS)
+    lines += ["messages/s (ratio to direct); smtp-source -> relay -> smtp-sink, median of runs",
+              head, "-" * len(head)]
+    for name, r in relays.items():
+        cells = []
+        for load in LOADS:
+            own, ref = r.get(load), direct.get(load)
+            cells.append("-" if not own else
+                         f"{own['msg_per_s']:8.0f} ({own['msg_per_s'] / ref['msg_per_s']:4.2f}x)")
+        lines.append(f"{name:10}" + "".join(f"{c:>21}" for c in cells))
+    for name, why in f.get("skipped", {}).items():
+        lines.append(f"{name:10} skipped: {why}")
+
+    lines += ["", f"{'relay':10}{'MiB/s 1MiB':>11}{'p50 ms':>9}{'p99 ms':>9}{'+p50 ms':>9}{'+p99 ms':>9}"
+                  f"{'peak RSS MiB':>14}{'idle KiB/conn':>15}{'idle conns':>12}"]
+    for name, r in relays.items():
+        lat = r.get("latency_ms", {})
+        idle = r.get("idle", {})
+        lines.append(f"{name:10}{_num(r.get('1 MiB x 20', {}).get('mib_per_s')):>11}"
+                     f"{_num(lat.get('p50'), '{:.3f}'):>9}{_num(lat.get('p99'), '{:.3f}'):>9}"
+                     f"{_num(lat.get('added_p50'), '{:+.3f}'):>9}{_num(lat.get('added_p99'), '{:+.3f}'):>9}"
+                     f"{_num(r.get('peak_rss_mib'), '{:.1f}'):>14}"
+                     f"{_num(idle.get('kib_per_connection'), '{:.2f}'):>15}"
+                     f"{_num(idle.get('connections')):>12}")
+
+    s = f.get("stream", {})
+    if s:
+        plain = s.get("plain_copy_mib_per_s")
+        lines += ["", f"one large message, one session, to a discarding sink "
+                      f"(plain socket copy: {_num(plain)} MiB/s)"]
+        for name, v in s.items():
+            if isinstance(v, dict):
+                lines.append(f"{name:10}{v['mib_per_s']:8.0f} MiB/s ({v['mib_per_s'] / plain:4.2f}x plain copy)"
+                             f"   peak RSS {_num(v['peak_rss_mib'], '{:.1f}')} MiB")
+
+    g = f.get("greylist", {})
+    if g:
+        lines += ["", "greylist decisions/s"]
+        for name, rate in g.get("decisions_per_s", {}).items():
+            lines.append(f"  {name:28}{rate:>12}")
+        for store, rate in g.get("server_deferrals_per_s", {}).items():
+            lines.append(f"  {'greylist_server, ' + store:28}{rate:>12.0f}  first-sight deferrals/s")
+
+    lines += ["", "targets"] + [f"  [{'met' if ok else 'MISSED'}] {what}" for ok, what in checks(f)]
+    return "\n".join(lines)
+
+
+def checks(f):
+    """(met, what) for each target the figures allow judging."""
+    relays = f["relays"]
+    out = []
+    grey = relays.get("grey+pool") or relays.get("grey")
+    if not grey:
+        return out
+    name = "grey+pool" if "grey+pool" in relays else "grey"
+    for load in LOADS:
+        rate = grey.get(load, {}).get("msg_per_s")
+        if rate is None:
+            continue
+        if "haproxy" in relays:
+            h = relays["haproxy"][load]["msg_per_s"]
+            out.append((rate >= h, f"{name} {load}: {rate:.0f} msg/s >= HAProxy {h:.0f}"))
+        peers = [relays[p][load]["msg_per_s"] for p in PEERS if p in relays and load in relays[p]]
+        if peers:
+            out.append((rate >= 3 * max(peers), f"{name} {load}: {rate:.0f} msg/s >= 3 x best SMTP peer {max(peers):.0f}"))
+    for n in ("grey", "grey+pool"):
+        added = relays.get(n, {}).get("latency_ms", {}).get("added_p99")
+        if added is not None:
+            out.append((added < 1.0, f"{n}: added p99 latency {added:.3f} ms < 1 ms"))
+    idle = relays.get("grey", {}).get("idle")
+    if idle:
+        out.append((idle["kib_per_connection"] < 4, f"grey: {idle['kib_per_connection']:.2f} KiB per idle connection < 4"))
+        out.append((idle["connections"] >= 10000, f"grey: {idle['connections']} concurrent connections >= 10,000"))
+    s = f.get("stream", {})
+    if "grey" in s:
+        v = s["grey"]
+        out.append((v["peak_rss_mib"] < 32, f"grey: peak RSS streaming {v['peak_rss_mib']:.1f} MiB < 32"))
+        ratio = v["mib_per_s"] / s["plain_copy_mib_per_s"]
+        out.append((ratio >= 0.5, f"grey: stream {ratio:.2f} x plain socket copy >= 0.5"))
+    d = f.get("greylist", {}).get("decisions_per_s", {})
+    for label, target in [("memory store", 1_000_000), ("sqlite store", 50_000), ("redis store", 50_000)]:
+        if label in d:
+            out.append((d[label] >= target, f"greylist {label}: {d[label]} decisions/s >= {target}"))
+    return out
+
+
+if __name__ == "__main__":
+    path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "results", "latest.json")
+    with open(path) as f:
+        print(table(json.load(f)))
