@@ -145,6 +145,9 @@ class MailHandler {
                 queue(smtp::replies::shutting_down);
                 break;
             }
+            // Between transactions a session with nothing unread gives its read buffer back:
+            // idle connections then cost only their socket and coroutine.
+            if (!state_.in_transaction()) in_.release();
             auto line = co_await read_line(config_.limits.max_command_line, config_.timeouts.command);
             watchdog_.set_idle(false);
             if (!line) {
@@ -230,13 +233,31 @@ class MailHandler {
 
     asio::awaitable<std::error_code> read_some(detail::watchdog::clock::duration timeout) {
         watchdog_.expires_after(timeout);
-        auto [ec, n] = co_await socket_.async_read_some(detail::buffer(in_.prepare()), detail::use_nothrow);
-        if (ec) {
-            if (watchdog_.expired()) co_return watchdog_.shutting_down() ? errc::shutting_down : errc::timeout;
-            co_return ec;
+        if (!in_.holds_buffer()) {
+            // Take a buffer only once there is something to read into it.
+            auto [ec] = co_await socket_.async_wait(detail::tcp::socket::wait_read, detail::use_nothrow);
+            if (ec) co_return read_error(ec);
+            // Readable with nothing to read is mostly the client leaving: find out with a
+            // one-octet read, so that a thousand clients leaving at once allocate nothing.
+            asio::error_code status;
+            if (socket_.available(status) == 0) {
+                char first;
+                auto [read_ec, n] = co_await socket_.async_read_some(asio::buffer(&first, 1), detail::use_nothrow);
+                if (read_ec) co_return read_error(read_ec);
+                in_.prepare()[0] = first;
+                in_.commit(n);
+                co_return std::error_code{};
+            }
         }
+        auto [ec, n] = co_await socket_.async_read_some(detail::buffer(in_.prepare()), detail::use_nothrow);
+        if (ec) co_return read_error(ec);
         in_.commit(n);
         co_return std::error_code{};
+    }
+
+    std::error_code read_error(std::error_code ec) const {
+        if (watchdog_.expired()) return watchdog_.shutting_down() ? errc::shutting_down : errc::timeout;
+        return ec;
     }
 
     void end_transaction() {

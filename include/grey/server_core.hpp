@@ -182,11 +182,11 @@ class ServerCore {
     }
 
     asio::awaitable<void> session(detail::tcp::socket socket, std::shared_ptr<session_slot> slot) {
-        using namespace asio::experimental::awaitable_operators;
         asio::error_code ec;
         socket.set_option(detail::tcp::no_delay(true), ec);
         Protocol protocol(session_context{socket, config_, slot->watchdog, upstream_pool_.get()});
-        co_await (protocol.run() && slot->watchdog.run());
+        slot->watchdog.start(slot);
+        co_await protocol.run();  // stops the watchdog when it ends
     }
 
     void release(typename slot_list::iterator where, const std::string& address) {

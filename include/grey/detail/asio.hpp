@@ -1,10 +1,9 @@
 // grey/detail/asio.hpp — the Asio pieces Grey uses, in one place. Asio 1.22 (Debian 12) keeps
-// as_tuple and the awaitable operators in asio::experimental; later versions promote them.
+// as_tuple in asio::experimental; later versions promote it.
 #pragma once
 
 #include <asio.hpp>
 #include <asio/experimental/as_tuple.hpp>
-#include <asio/experimental/awaitable_operators.hpp>
 
 #include <functional>
 #include <span>

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <memory>
 
 #include "asio.hpp"
 
@@ -54,18 +55,23 @@ class watchdog {
         timer_.cancel();
     }
 
-    /// Ends run(). Called once the session is over.
+    /// Starts watching. `owner` keeps the watchdog alive while its timer has a wait pending:
+    /// a plain handler rather than a coroutine, so an idle connection pays one small timer
+    /// operation for its timeouts, not a coroutine frame.
+    void start(std::shared_ptr<void> owner) { arm(std::move(owner)); }
+
+    /// Stops watching. Called once the session is over.
     void stop() {
         stopped_ = true;
         timer_.cancel();
     }
 
-    asio::awaitable<void> run() {
-        while (!stopped_) {
-            armed_ = deadline_;
-            timer_.expires_at(armed_);
-            co_await timer_.async_wait(use_nothrow);
-            if (stopped_) break;
+  private:
+    void arm(std::shared_ptr<void> owner) {
+        armed_ = deadline_;
+        timer_.expires_at(armed_);
+        timer_.async_wait([this, owner = std::move(owner)](asio::error_code) mutable {
+            if (stopped_) return;
             if (clock::now() >= deadline_) {
                 expired_ = true;
                 deadline_ = clock::time_point::max();  // until the session sets a new one
@@ -74,10 +80,10 @@ class watchdog {
                     if (s && s->is_open()) s->cancel(ignored);
                 }
             }
-        }
+            arm(std::move(owner));
+        });
     }
 
-  private:
     asio::steady_timer timer_;
     std::array<tcp::socket*, 2> guarded_{};
     clock::time_point deadline_ = clock::time_point::max();

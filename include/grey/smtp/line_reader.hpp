@@ -5,7 +5,9 @@
 // CR, LF or NUL inside it: a bare CR or LF is never taken for a line end (RFC 5321 §2.3.8;
 // the "SMTP smuggling" attacks of 2023 hide a second message behind "\n.\n"), and is reported
 // as an error as soon as it is seen. Lines that exceed the caller's limit are reported before
-// the buffer fills, so the memory used is fixed at construction: it never grows with input.
+// the buffer fills, so the memory used is fixed: it never grows with input. The buffer exists
+// only while there is input to hold: it is taken at the first prepare() and given back by
+// release(), so a connection waiting for its client costs no buffer at all.
 #pragma once
 
 #include <cassert>
@@ -15,6 +17,7 @@
 #include <optional>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "../result.hpp"
 
@@ -29,12 +32,12 @@ class line_reader {
   public:
     static constexpr std::size_t default_capacity = 64 * 1024;
 
-    explicit line_reader(std::size_t capacity = default_capacity)
-        : buffer_(new char[capacity]), capacity_(capacity) {}
+    explicit line_reader(std::size_t capacity = default_capacity) : capacity_(capacity) {}
 
     /// Space to read into. Moves unread bytes to the front when that makes room: views
     /// returned by next() before this call are invalidated.
     std::span<char> prepare() {
+        if (!buffer_) buffer_ = take_buffer(capacity_);
         if (begin_ == end_) begin_ = scan_ = end_ = 0;
         // Compact when the free tail is small: reads stay large, and the bytes moved are at
         // most one partial line plus whatever the caller has not taken yet.
@@ -58,6 +61,7 @@ class line_reader {
     /// session is expected to answer and close.
     result<std::optional<line>> next(std::size_t max_line) {
         assert(max_line >= 2 && max_line <= capacity_);
+        if (begin_ == end_) return std::optional<line>{};
         const char* base = buffer_.get();
         const char* line_start = base + begin_;
         const char* scan = base + scan_;
@@ -84,11 +88,47 @@ class line_reader {
         return std::optional<line>{line{text, std::string_view(line_start, length)}};
     }
 
+    /// Gives the buffer back when it holds nothing unread; the next prepare() takes a new one.
+    void release() noexcept {
+        if (begin_ != end_ || !buffer_) return;
+        give_back(std::move(buffer_), capacity_);
+        begin_ = scan_ = end_ = 0;
+    }
+
+    /// Whether a buffer is held: without one, nothing is buffered and prepare() allocates.
+    bool holds_buffer() const noexcept { return buffer_ != nullptr; }
+
     /// Bytes received and not yet returned as lines.
     std::size_t buffered() const noexcept { return end_ - begin_; }
     std::size_t capacity() const noexcept { return capacity_; }
 
+    line_reader(line_reader&&) = default;
+    line_reader& operator=(line_reader&&) = default;
+    ~line_reader() { release(); }
+
   private:
+    // Sessions take a buffer per transaction and give it back between: a few spare buffers
+    // per thread spare the allocator (and the page faults of fresh memory) that churn, while
+    // idle connections still hold none.
+    static constexpr std::size_t spares_kept = 16;
+    using buffer_list = std::vector<std::unique_ptr<char[]>>;
+    static buffer_list& spares() {
+        thread_local buffer_list list;
+        return list;
+    }
+    static std::unique_ptr<char[]> take_buffer(std::size_t capacity) {
+        buffer_list& list = spares();
+        if (capacity != default_capacity || list.empty())
+            return std::make_unique_for_overwrite<char[]>(capacity);
+        auto b = std::move(list.back());
+        list.pop_back();
+        return b;
+    }
+    static void give_back(std::unique_ptr<char[]> b, std::size_t capacity) {
+        buffer_list& list = spares();
+        if (capacity == default_capacity && list.size() < spares_kept) list.push_back(std::move(b));
+    }
+
     static std::error_code check_partial(const char* p, const char* end) {
         if (std::memchr(p, '\0', end - p)) return errc::nul_byte;
         for (const char* cr = p; (cr = static_cast<const char*>(std::memchr(cr, '\r', end - cr)));

@@ -153,3 +153,34 @@ TEST_CASE("Consecutive lines are adjacent in the buffer, so they can be passed o
     REQUIRE((first && *first && second && *second));
     CHECK((*first)->raw.data() + (*first)->raw.size() == (*second)->raw.data());
 }
+
+TEST_CASE("The buffer is taken on first use and given back only when nothing is unread") {
+    line_reader r;
+    CHECK_FALSE(r.holds_buffer());
+    auto none = r.next(1000);
+    REQUIRE(none);
+    CHECK_FALSE(*none);  // no buffer: simply nothing yet
+
+    const std::string_view input = "NOOP\r\nQU";
+    auto space = r.prepare();
+    CHECK(r.holds_buffer());
+    std::memcpy(space.data(), input.data(), input.size());
+    r.commit(input.size());
+    auto noop = r.next(1000);
+    REQUIRE((noop && *noop));
+    CHECK((*noop)->raw == "NOOP\r\n");
+
+    r.release();  // "QU" is still unread: kept
+    CHECK(r.holds_buffer());
+    CHECK(r.buffered() == 2);
+
+    space = r.prepare();
+    std::memcpy(space.data(), "IT\r\n", 4);
+    r.commit(4);
+    auto quit = r.next(1000);
+    REQUIRE((quit && *quit));
+    CHECK((*quit)->raw == "QUIT\r\n");
+    r.release();
+    CHECK_FALSE(r.holds_buffer());
+    CHECK(r.buffered() == 0);
+}
