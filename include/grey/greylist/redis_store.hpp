@@ -6,15 +6,18 @@
 // racing on one triplet therefore store one record: the loser of the race re-reads and decides
 // again on the winner's record. Records carry their expiry as a Redis TTL.
 //
-// Replies are parsed by hiredis's RESP reader; the sockets are Asio's, run by the store's own
+// Replies are parsed by hiredis's RESP reader; the socket is Asio's, run by the store's own
 // thread, so a check suspends the session's coroutine instead of blocking its thread, and the
-// connections live exactly as long as the store. They are pooled: each serves one check at a
-// time, so concurrent checks use concurrent connections. Link grey::redis (hiredis) to use it.
+// connection lives exactly as long as the store. Commands are pipelined: concurrent checks
+// share one connection, their commands leave in one write and their replies come back in
+// order, so Redis and the store make one system call for many commands. Link grey::redis
+// (hiredis) to use it.
 #pragma once
 
 #include <hiredis/hiredis.h>
 
 #include <charconv>
+#include <deque>
 #include <chrono>
 #include <memory>
 #include <thread>
@@ -34,7 +37,7 @@ class redis_store final : public store {
 
     ~redis_store() override {
         asio::post(ioc_, [this] {
-            idle_.clear();  // sockets close on the thread that runs them
+            if (connection_) connection_->close();  // on the thread that runs the socket
             work_.reset();
         });
         thread_.join();
@@ -79,7 +82,7 @@ class redis_store final : public store {
         for (int round = 0; round < 16; ++round) {
             const std::string current_command = command("GET", key);
             auto current = co_await (*c)->call(current_command);
-            if (!current) co_return fail(std::move(*c));
+            if (!current) co_return errc::store_failed;
             std::optional<record> stored;
             if (current->type == REDIS_REPLY_STRING) stored = parse_record(current->text);
             const decision d = decide(timing, stored, now);
@@ -88,13 +91,9 @@ class redis_store final : public store {
                                             current->type == REDIS_REPLY_STRING ? current->text : std::string(),
                                             format_record(d.updated), std::to_string(std::max<std::int64_t>(ttl.count(), 1)));
             auto set = co_await (*c)->call(set_command);
-            if (!set || set->type != REDIS_REPLY_INTEGER) co_return fail(std::move(*c));
-            if (set->integer == 1) {
-                release(std::move(*c));
-                co_return d;
-            }
+            if (!set || set->type != REDIS_REPLY_INTEGER) co_return errc::store_failed;
+            if (set->integer == 1) co_return d;
         }
-        release(std::move(*c));
         co_return errc::store_failed;
     }
 
@@ -103,8 +102,7 @@ class redis_store final : public store {
         if (!c) co_return c.error();
         const std::string r_command = command("HMGET", prefix_ + "c:" + group, "passes", "last");
         auto r = co_await (*c)->call(r_command);
-        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements.size() != 2) co_return fail(std::move(*c));
-        release(std::move(*c));
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements.size() != 2) co_return errc::store_failed;
         if (r->elements[0].type != REDIS_REPLY_STRING) co_return std::optional<client_record>{};
         co_return std::optional(client_record{to_u64(r->elements[0].text), from_ms(to_i64(r->elements[1].text))});
     }
@@ -116,8 +114,7 @@ class redis_store final : public store {
         const std::string r_command = command("EVAL", count_client_pass, "1", prefix_ + "c:" + group,
                                       std::to_string(to_ms(now)), std::to_string(max_age));
         auto r = co_await (*c)->call(r_command);
-        if (!r || r->type != REDIS_REPLY_INTEGER) co_return fail(std::move(*c));
-        release(std::move(*c));
+        if (!r || r->type != REDIS_REPLY_INTEGER) co_return errc::store_failed;
         co_return result<void>{};
     }
 
@@ -129,7 +126,7 @@ class redis_store final : public store {
         do {
             const std::string r_command = command("SCAN", cursor, "MATCH", prefix_ + "t:*", "COUNT", "1000");
             auto r = co_await (*c)->call(r_command);
-            if (!r || r->type != REDIS_REPLY_ARRAY || r->elements.size() != 2) co_return fail(std::move(*c));
+            if (!r || r->type != REDIS_REPLY_ARRAY || r->elements.size() != 2) co_return errc::store_failed;
             cursor = r->elements[0].text;
             for (const auto& k : r->elements[1].elements) {
                 auto t = parse_key(k.text);
@@ -139,12 +136,11 @@ class redis_store final : public store {
                     continue;
                 const std::string v_command = command("GET", k.text);
                 auto v = co_await (*c)->call(v_command);
-                if (!v) co_return fail(std::move(*c));
+                if (!v) co_return errc::store_failed;
                 if (v->type != REDIS_REPLY_STRING) continue;  // expired meanwhile
                 if (auto rec = parse_record(v->text)) found.push_back({std::move(*t), *rec});
             }
         } while (cursor != "0");
-        release(std::move(*c));
         co_return found;
     }
 
@@ -155,8 +151,7 @@ class redis_store final : public store {
         if (!c) co_return c.error();
         const std::string s_command = command("SET", triplet_key(t), format_record(r), "PX", std::to_string(ttl.count()));
         auto s = co_await (*c)->call(s_command);
-        if (!s || s->type == REDIS_REPLY_ERROR) co_return fail(std::move(*c));
-        release(std::move(*c));
+        if (!s || s->type == REDIS_REPLY_ERROR) co_return errc::store_failed;
         co_return result<void>{};
     }
 
@@ -165,8 +160,7 @@ class redis_store final : public store {
         if (!c) co_return c.error();
         const std::string r_command = command("DEL", triplet_key(t));
         auto r = co_await (*c)->call(r_command);
-        if (!r || r->type != REDIS_REPLY_INTEGER) co_return fail(std::move(*c));
-        release(std::move(*c));
+        if (!r || r->type != REDIS_REPLY_INTEGER) co_return errc::store_failed;
         co_return r->integer > 0;
     }
 
@@ -195,7 +189,10 @@ class redis_store final : public store {
         std::vector<reply> elements;
     };
 
-    class connection {
+    /// One connection, many commands in flight. A call appends its command to the outgoing
+    /// bytes and waits; one writer sends whatever has gathered, one reader hands each reply to
+    /// the oldest waiter. A broken connection fails every waiter and is replaced at the next call.
+    class connection : public std::enable_shared_from_this<connection> {
       public:
         explicit connection(const asio::any_io_executor& ex) : socket_(ex), reader_(redisReaderCreate()) {}
         ~connection() { redisReaderFree(reader_); }
@@ -211,27 +208,86 @@ class redis_store final : public store {
             co_return ec;
         }
 
+        bool broken() const noexcept { return broken_; }
+        void close() { fail_all(); }
+
         /// One command, one reply. An error reply from Redis is a reply; a broken connection
-        /// or unparsable bytes are an error.
-        /// `command` is RESP, made by redis_store::command.
+        /// or unparsable bytes are an error. `command` is RESP, made by redis_store::command.
         asio::awaitable<result<reply>> call(const std::string& command) {
-            if (command.empty()) co_return errc::store_failed;
-            auto [wec, written] = co_await asio::async_write(socket_, asio::buffer(command), grey::detail::use_nothrow);
-            if (wec) co_return wec;
-            for (;;) {
-                void* raw = nullptr;
-                if (redisReaderGetReply(reader_, &raw) != REDIS_OK) co_return errc::store_failed;
-                if (raw) {
-                    std::unique_ptr<redisReply, void (*)(void*)> r(static_cast<redisReply*>(raw), freeReplyObject);
-                    co_return copy(*r);
-                }
-                auto [ec, got] = co_await socket_.async_read_some(asio::buffer(buffer_), grey::detail::use_nothrow);
-                if (ec) co_return ec;
-                redisReaderFeed(reader_, buffer_, got);
+            if (command.empty() || broken_) co_return errc::store_failed;
+            waiter w(socket_.get_executor());
+            outgoing_ += command;
+            waiting_.push_back(&w);
+            if (!writing_) {
+                writing_ = true;
+                asio::co_spawn(socket_.get_executor(), write_loop(shared_from_this()), asio::detached);
             }
+            if (!reading_) {
+                reading_ = true;
+                asio::co_spawn(socket_.get_executor(), read_loop(shared_from_this()), asio::detached);
+            }
+            if (!w.done) co_await w.ready.async_wait(grey::detail::use_nothrow);
+            co_return std::move(w.answer);
         }
 
       private:
+        struct waiter {
+            explicit waiter(const asio::any_io_executor& ex) : ready(ex, asio::steady_timer::time_point::max()) {}
+            asio::steady_timer ready;  // cancelled when the answer is in
+            result<reply> answer = errc::store_failed;
+            bool done = false;
+        };
+
+        static void answer(waiter& w, result<reply> r) {
+            w.answer = std::move(r);
+            w.done = true;
+            w.ready.cancel();
+        }
+
+        void fail_all() {
+            broken_ = true;
+            asio::error_code ignored;
+            socket_.close(ignored);
+            for (waiter* w : waiting_) answer(*w, errc::store_failed);
+            waiting_.clear();
+        }
+
+        static asio::awaitable<void> write_loop(std::shared_ptr<connection> self) {
+            while (!self->outgoing_.empty() && !self->broken_) {
+                self->sending_.swap(self->outgoing_);
+                auto [ec, n] = co_await asio::async_write(self->socket_, asio::buffer(self->sending_),
+                                                          grey::detail::use_nothrow);
+                self->sending_.clear();
+                if (ec) self->fail_all();
+            }
+            self->writing_ = false;
+        }
+
+        static asio::awaitable<void> read_loop(std::shared_ptr<connection> self) {
+            while (!self->waiting_.empty() && !self->broken_) {
+                void* raw = nullptr;
+                if (redisReaderGetReply(self->reader_, &raw) != REDIS_OK) {
+                    self->fail_all();
+                    break;
+                }
+                if (raw) {
+                    std::unique_ptr<redisReply, void (*)(void*)> r(static_cast<redisReply*>(raw), freeReplyObject);
+                    waiter* w = self->waiting_.front();
+                    self->waiting_.pop_front();
+                    answer(*w, copy(*r));
+                    continue;
+                }
+                auto [ec, got] = co_await self->socket_.async_read_some(asio::buffer(self->buffer_),
+                                                                        grey::detail::use_nothrow);
+                if (ec) {
+                    self->fail_all();
+                    break;
+                }
+                redisReaderFeed(self->reader_, self->buffer_, got);
+            }
+            self->reading_ = false;
+        }
+
         static reply copy(const redisReply& r) {
             reply out{r.type, r.integer, {}, {}};
             if (r.str) out.text.assign(r.str, r.len);
@@ -241,25 +297,23 @@ class redis_store final : public store {
 
         grey::detail::tcp::socket socket_;
         redisReader* reader_;
-        char buffer_[4096];
+        std::string outgoing_;  // commands not yet handed to the socket
+        std::string sending_;   // the write in progress
+        std::deque<waiter*> waiting_;
+        bool writing_ = false;
+        bool reading_ = false;
+        bool broken_ = false;
+        char buffer_[16384];
     };
 
-    asio::awaitable<result<std::unique_ptr<connection>>> acquire() {
-        if (!idle_.empty()) {
-            auto c = std::move(idle_.back());
-            idle_.pop_back();
-            co_return c;
-        }
-        auto c = std::make_unique<connection>(ioc_.get_executor());
+    asio::awaitable<result<std::shared_ptr<connection>>> acquire() {
+        if (connection_ && !connection_->broken()) co_return connection_;
+        auto c = std::make_shared<connection>(ioc_.get_executor());
         const std::error_code ec = co_await c->connect(host_, port_);
         if (ec) co_return errc::store_failed;
+        connection_ = c;
         co_return c;
     }
-
-    void release(std::unique_ptr<connection> c) { idle_.push_back(std::move(c)); }
-
-    /// A connection that failed is dropped, not pooled: its state is unknown.
-    static std::error_code fail(std::unique_ptr<connection>) { return errc::store_failed; }
 
     std::string triplet_key(const triplet& t) const {
         // TAB cannot occur in a normalised address or a client group.
@@ -345,7 +399,7 @@ return 1)lua";
     std::string prefix_;
     asio::io_context ioc_;
     asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(ioc_);
-    std::vector<std::unique_ptr<connection>> idle_;  // used on the store's thread only
+    std::shared_ptr<connection> connection_;  // used on the store's thread only
     std::thread thread_;
 };
 
