@@ -71,6 +71,50 @@ class Envelope(unittest.TestCase):
                          [b"X-Rcpt-Args: <bob@example.com>", b"X-Rcpt-Args: <Postmaster>"])
         self.assertIn(b"\nSubject: e\n\nbody\n", body)
 
+    def relay_one(self, *sink_options, proxy_options=()):
+        sink = SmtpSink(*sink_options)
+        self.addCleanup(sink.cleanup)
+        proxy = Program("spam_me", "--upstream", f"127.0.0.1:{sink.port}", *proxy_options)
+        self.addCleanup(proxy.cleanup)
+        return sink, proxy
+
+    def test_an_upstream_without_pipelining_gets_one_command_at_a_time(self):
+        sink, proxy = self.relay_one("-p")  # smtp-sink does not offer PIPELINING
+        with smtplib.SMTP("127.0.0.1", proxy.port, local_hostname="client.example") as s:
+            s.sendmail("alice@example.org", ["bob@example.com", "carol@example.com"], b"Subject: p\r\n\r\nbody\r\n")
+        [(envelope, body)] = sink.messages()
+        self.assertEqual([l for l in envelope if l.startswith(b"X-Rcpt-Args")],
+                         [b"X-Rcpt-Args: <bob@example.com>", b"X-Rcpt-Args: <carol@example.com>"])
+
+    def test_a_refused_mail_reaches_the_client_at_its_first_rcpt_and_nothing_is_relayed(self):
+        # MAIL and the first RCPT leave together; the upstream's refusal of MAIL is what the
+        # client hears, not the 503 its RCPT then drew.
+        sink, proxy = self.relay_one("-f", "MAIL")
+        c = Client(proxy.port)
+        self.addCleanup(c.close)
+        c.command("EHLO client.example")
+        self.assertEqual(c.command("MAIL FROM:<alice@example.org>")[0], 250)
+        self.assertEqual(c.command("RCPT TO:<bob@example.com>")[:2], (500, "5.3.0"))
+        self.assertEqual(c.command("DATA")[0], 503)  # no recipient was accepted
+        self.assertEqual(sink.messages(), [])
+
+    def test_a_pooled_connection_carries_the_next_sessions_transaction_after_rset(self):
+        sink, proxy = self.relay_one(proxy_options=("--upstream-pool", "1"))
+        for i in range(3):
+            with smtplib.SMTP("127.0.0.1", proxy.port, local_hostname="client.example") as s:
+                s.sendmail("alice@example.org", [f"r{i}@example.com"], f"Subject: {i}\r\n\r\n{i}\r\n".encode())
+        recipients = sorted(line for envelope, _ in sink.messages() for line in envelope
+                            if line.startswith(b"X-Rcpt-Args"))
+        self.assertEqual(recipients, [f"X-Rcpt-Args: <r{i}@example.com>".encode() for i in range(3)])
+
+    def test_a_small_message_cut_off_before_its_dot_never_reaches_the_upstream(self):
+        sink, proxy = self.relay_one()
+        c = Client(proxy.port)
+        c.open_data()
+        c.send(b"Subject: cut\r\n\r\nheld back, then the client vanishes\r\n")
+        c.close()
+        self.assertEqual(sink.messages(settle=0.5), [])
+
 
 if __name__ == "__main__":
     unittest.main()

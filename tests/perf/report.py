@@ -72,20 +72,18 @@ def checks(f):
     """(met, what) for each target the figures allow judging."""
     relays = f["relays"]
     out = []
-    grey = relays.get("grey+pool") or relays.get("grey")
-    if not grey:
-        return out
-    name = "grey+pool" if "grey+pool" in relays else "grey"
-    for load in LOADS:
-        rate = grey.get(load, {}).get("msg_per_s")
-        if rate is None:
-            continue
-        if "haproxy" in relays:
-            h = relays["haproxy"][load]["msg_per_s"]
-            out.append((rate >= h, f"{name} {load}: {rate:.0f} msg/s >= HAProxy {h:.0f}"))
-        peers = [relays[p][load]["msg_per_s"] for p in PEERS if p in relays and load in relays[p]]
-        if peers:
-            out.append((rate >= 3 * max(peers), f"{name} {load}: {rate:.0f} msg/s >= 3 x best SMTP peer {max(peers):.0f}"))
+    for name in ("grey", "grey+pool"):
+        for load in LOADS:
+            rate = relays.get(name, {}).get(load, {}).get("msg_per_s")
+            if rate is None:
+                continue
+            if "haproxy" in relays:
+                h = relays["haproxy"][load]["msg_per_s"]
+                out.append((rate >= h, f"{name} {load}: {rate:.0f} msg/s >= HAProxy {h:.0f}"))
+            peers = [relays[p][load]["msg_per_s"] for p in PEERS if p in relays and load in relays[p]]
+            if peers:
+                out.append((rate >= 3 * max(peers),
+                            f"{name} {load}: {rate:.0f} msg/s >= 3 x best SMTP peer {max(peers):.0f}"))
     for n in ("grey", "grey+pool"):
         added = relays.get(n, {}).get("latency_ms", {}).get("added_p99")
         if added is not None:

@@ -8,6 +8,7 @@
 
 #include <sys/socket.h>  // recv(MSG_PEEK): is an idle connection still open?
 
+#include <array>
 #include <cerrno>
 #include <cstdint>
 #include <optional>
@@ -104,6 +105,15 @@ class client {
     asio::awaitable<std::error_code> write(std::string_view bytes, detail::watchdog::clock::duration timeout) {
         watchdog_->expires_after(timeout);
         auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(bytes), detail::use_nothrow);
+        co_return ec ? timed(ec) : std::error_code{};
+    }
+
+    /// Two pieces in one gathered write.
+    asio::awaitable<std::error_code> write(std::string_view first, std::string_view second,
+                                           detail::watchdog::clock::duration timeout) {
+        watchdog_->expires_after(timeout);
+        const std::array<asio::const_buffer, 2> pieces{asio::buffer(first), asio::buffer(second)};
+        auto [ec, n] = co_await asio::async_write(socket_, pieces, detail::use_nothrow);
         co_return ec ? timed(ec) : std::error_code{};
     }
 

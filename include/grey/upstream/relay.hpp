@@ -1,7 +1,8 @@
 // grey/upstream/relay.hpp — relays a session's transactions to the real MTA while the client
 // waits (DESIGN §2), so that no 2xx reaches the client unless the upstream gave it.
 //
-//   first accepted RCPT: connect, greet, EHLO (HELO fallback), replay MAIL, send RCPT
+//   first accepted RCPT: connect, greet, EHLO (HELO fallback), replay MAIL, send RCPT; with
+//                        PIPELINING (RFC 2920) MAIL and RCPT leave in one write
 //   later RCPTs:         sent live; each client gets the upstream's answer
 //   DATA:                upstream DATA; the text is streamed chunk by chunk
 //   end of data:         "." upstream; the client gets the upstream's final answer
@@ -43,15 +44,14 @@ class relay {
     bool connected() const noexcept { return client_ != nullptr; }
     const client* connection() const noexcept { return client_.get(); }
 
-    /// Opens the upstream connection if there is none: a pooled one that still answers RSET,
-    /// or a new one (connect, greeting, EHLO).
+    /// Opens the upstream connection if there is none: a pooled one, or a new one (connect,
+    /// greeting, EHLO). A pooled connection is RSET before its next MAIL, in the same write.
     asio::awaitable<result<void>> connect(std::string_view helo_name) {
         if (client_) co_return result<void>{};
-        while (pool_ && (client_ = pool_->acquire())) {
+        if (pool_ && (client_ = pool_->acquire())) {
             client_->attach(watchdog_);
-            auto r = co_await client_->command("RSET\r\n", config_.timeouts.upstream_command);
-            if (r && r->completion()) co_return result<void>{};
-            drop();
+            needs_reset_ = reused_ = true;
+            co_return result<void>{};
         }
         if (pool_) helo_name = config_.servername;  // one connection, many clients' mail
         client_ = std::make_unique<client>(executor_, watchdog_, config_.timeouts);
@@ -67,28 +67,8 @@ class relay {
     /// The client's RCPT: replayed after EHLO and MAIL when this is the transaction's first.
     asio::awaitable<smtp::reply> rcpt(const envelope& env, std::string_view recipient) {
         if (broken_) co_return smtp::replies::upstream_failed;
-        if (!client_) {
-            const result<void> connected = co_await connect(env.helo_name);
-            if (!connected) co_return smtp::replies::upstream_unavailable;
-        }
-        if (needs_reset_) {
-            auto r = co_await client_->command("RSET\r\n", config_.timeouts.upstream_command);
-            if (!r || !r->completion()) co_return fail();
-            needs_reset_ = false;
-        }
-        if (!mail_sent_) {
-            if (env.parameters.body == smtp::body_type::eight_bit_mime && !client_->caps().eight_bit_mime)
-                co_return smtp::replies::cannot_relay_8bit;
-            auto r = co_await client_->command(mail_line(env), config_.timeouts.upstream_command);
-            if (!r) co_return fail();
-            if (!r->completion()) {
-                needs_reset_ = true;
-                co_return decorate(std::move(*r));
-            }
-            mail_sent_ = true;
-        }
-        auto r = co_await client_->command(fmt::format("RCPT TO:<{}>\r\n", recipient),
-                                           config_.timeouts.upstream_command);
+        if (!mail_sent_) co_return co_await open_transaction(env, recipient);
+        auto r = co_await client_->command(rcpt_line(recipient), config_.timeouts.upstream_command);
         if (!r) co_return fail();
         co_return decorate(std::move(*r));
     }
@@ -103,9 +83,16 @@ class relay {
     }
 
     /// Whole lines, CRLF-terminated and dot-stuffed: sent as they are (see data_codec.hpp).
+    /// A small message is held back and leaves with its final dot in one write; past
+    /// `held_limit` what is held and what comes go out together as they arrive.
     asio::awaitable<void> message_data(std::string_view wire) {
         if (!in_data_ || broken_) co_return;
-        const std::error_code ec = co_await client_->write(wire, config_.timeouts.upstream_data_block);
+        if (held_.size() + wire.size() <= held_limit) {
+            held_.append(wire);
+            co_return;
+        }
+        const std::error_code ec = co_await client_->write(held_, wire, config_.timeouts.upstream_data_block);
+        held_.clear();
         if (ec) fail();
     }
 
@@ -116,7 +103,9 @@ class relay {
         }
         in_data_ = false;
         mail_sent_ = false;
-        const std::error_code ec = co_await client_->write(smtp::end_of_data_marker, config_.timeouts.upstream_data_block);
+        const std::error_code ec =
+            co_await client_->write(held_, smtp::end_of_data_marker, config_.timeouts.upstream_data_block);
+        held_.clear();
         if (ec) co_return fail();
         auto r = co_await client_->read_reply(config_.timeouts.upstream_data_term);
         if (!r) co_return fail();
@@ -133,6 +122,7 @@ class relay {
     /// The client ended the transaction (RSET, HELO/EHLO, or a refused DATA then RSET).
     void end_transaction() {
         if (mail_sent_ && client_) needs_reset_ = true;
+        held_.clear();
         mail_sent_ = false;
         in_data_ = false;
         broken_ = false;
@@ -153,6 +143,53 @@ class relay {
     }
 
   private:
+    /// The transaction's first RCPT: [RSET,] MAIL, RCPT. With PIPELINING they leave in one
+    /// write and their replies are read in order; a RCPT after a refused MAIL is answered 503
+    /// and that answer is moot. A pooled connection found dead before anything was accepted
+    /// is replaced, and the transaction opened again on the next.
+    asio::awaitable<smtp::reply> open_transaction(const envelope& env, std::string_view recipient) {
+        const auto timeout = config_.timeouts.upstream_command;
+        for (;;) {
+            if (!client_) {
+                const result<void> connected = co_await connect(env.helo_name);
+                if (!connected) co_return smtp::replies::upstream_unavailable;
+            }
+            if (env.parameters.body == smtp::body_type::eight_bit_mime && !client_->caps().eight_bit_mime)
+                co_return smtp::replies::cannot_relay_8bit;
+            const bool reset = needs_reset_;
+            const bool pipelined = client_->caps().pipelining;
+            std::string batch = reset ? "RSET\r\n" : "";
+            batch += mail_line(env);
+            if (pipelined) batch += rcpt_line(recipient);
+
+            std::error_code ec = co_await client_->write(batch, timeout);
+            result<smtp::reply> reset_reply = smtp::reply(250, "", std::string_view("not sent"));
+            if (!ec && reset) reset_reply = co_await client_->read_reply(timeout);
+            if (ec || !reset_reply || !reset_reply->completion()) {
+                if (!reused_) co_return fail();
+                drop();  // a pooled connection the upstream had closed: take another
+                continue;
+            }
+            needs_reset_ = reused_ = false;
+
+            auto mail = co_await client_->read_reply(timeout);
+            if (!mail) co_return fail();
+            result<smtp::reply> rcpt = errc::upstream_protocol;
+            if (pipelined) rcpt = co_await client_->read_reply(timeout);
+            if (pipelined && !rcpt) co_return fail();
+            if (!mail->completion()) {
+                needs_reset_ = true;
+                co_return decorate(std::move(*mail));
+            }
+            mail_sent_ = true;
+            if (!pipelined) rcpt = co_await client_->command(rcpt_line(recipient), timeout);
+            if (!rcpt) co_return fail();
+            co_return decorate(std::move(*rcpt));
+        }
+    }
+
+    static std::string rcpt_line(std::string_view recipient) { return fmt::format("RCPT TO:<{}>\r\n", recipient); }
+
     std::string mail_line(const envelope& env) const {
         std::string line = fmt::format("MAIL FROM:<{}>", env.sender);
         const capabilities& caps = client_->caps();
@@ -183,7 +220,8 @@ class relay {
     void drop() {
         if (client_) client_->close();
         client_.reset();
-        mail_sent_ = in_data_ = needs_reset_ = false;
+        held_.clear();
+        mail_sent_ = in_data_ = needs_reset_ = reused_ = false;
     }
 
     asio::any_io_executor executor_;
@@ -191,9 +229,12 @@ class relay {
     const server_config& config_;
     pool* pool_;
     std::unique_ptr<client> client_;
+    static constexpr std::size_t held_limit = 16 * 1024;
+    std::string held_;          // message text not yet written upstream
     bool mail_sent_ = false;    // MAIL accepted upstream for the open transaction
     bool in_data_ = false;      // upstream answered 354 and has not seen the final dot
     bool needs_reset_ = false;  // an abandoned upstream transaction must be RSET first
+    bool reused_ = false;       // a pooled connection not yet heard from in this session
     bool broken_ = false;       // the upstream failed inside the open transaction
 };
 
