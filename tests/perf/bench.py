@@ -174,6 +174,7 @@ class Run:
                 if m:
                     figures.setdefault(m.group(1).strip(), []).append(int(m.group(2)))
         self.figures["greylist"]["decisions_per_s"] = {k: statistics.median(v) for k, v in figures.items()}
+        client = os.path.join(peers.GREY_BIN, "tests", "perf", "first_sight")
         stores = {"memory": "memory", "sqlite": None, "redis": f"redis://127.0.0.1:{redis_port}"}
         server = {}
         workdir = tempfile.mkdtemp(prefix="grey-perf-greylist-")
@@ -183,11 +184,11 @@ class Run:
             for rep in range(self.args.repeat):
                 relay = peers.GreylistServer(self.sink_port, spec)
                 try:
-                    rate, stats = probes.deferrals(relay.port, self.args.seconds)
+                    rate, other = probes.deferrals(client, relay.port, self.args.seconds)
                 finally:
                     relay.stop()
-                if stats["other"]:
-                    raise RuntimeError(f"greylist_server ({store}): {stats['other']} sessions not deferred")
+                if other:
+                    raise RuntimeError(f"greylist_server ({store}): {other} sessions not deferred")
                 rates.append(rate)
             server[store] = statistics.median(rates)
             say(f"  greylist_server {store:7} {server[store]:8.0f} first-sight deferrals/s")
