@@ -45,7 +45,7 @@ struct server_options {
             app.add_option("--upstream-timeout", upstream_timeout,
                            "Seconds to wait for each upstream answer (default: RFC 5321's)");
             app.add_option("--upstream-pool", config.upstream_pool_size,
-                           "Idle upstream connections kept for reuse (0: a connection per session)")
+                           "Idle upstream connections kept for reuse, per thread (0: a connection per session)")
                 ->capture_default_str();
         }
         app.add_option("--servername", config.servername, "Name used in greetings and replies")

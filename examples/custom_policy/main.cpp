@@ -46,7 +46,7 @@ class CustomPolicy : public grey::ConcreteMailHandler<CustomPolicy> {
             }))
             co_return relay_denied;
         if (settings().users_file.empty()) co_return true;
-        // Run the blocking lookup on the pool, then resume on this session's strand.
+        // Run the blocking lookup on the pool, then resume on this session's thread.
         const bool known = co_await asio::co_spawn(
             *settings().lookups,
             is_known_user(settings().users_file, std::string(rcpt.forward_path.mailbox)),

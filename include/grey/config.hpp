@@ -87,8 +87,9 @@ struct server_config {
     std::chrono::steady_clock::duration drain = 30s;
     grey::limits limits{};
     grey::timeouts timeouts{};
-    /// Idle upstream connections kept for reuse between sessions (0: each session opens its own
-    /// and closes it with QUIT). Pooled connections greet the upstream as `servername`.
+    /// Idle upstream connections each thread keeps for reuse between sessions (0: each session
+    /// opens its own and closes it with QUIT). Pooled connections greet the upstream as
+    /// `servername`.
     std::size_t upstream_pool_size = 0;
     std::chrono::steady_clock::duration upstream_idle_timeout = 30s;
 

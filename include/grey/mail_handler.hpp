@@ -37,14 +37,21 @@ class MailHandler {
   public:
     explicit MailHandler(session_context ctx)
         : socket_(ctx.socket), config_(ctx.config), watchdog_(ctx.watchdog) {
-        asio::error_code ec;
-        if (auto ep = socket_.remote_endpoint(ec); !ec) {
-            peer = ep.address().to_string();
-            peerport = ep.port();
+        // Reads are tried without blocking once the socket is readable (read_some); Asio's own
+        // operations would switch the socket to non-blocking mode at their first use anyway.
+        asio::error_code mode_ec;
+        socket_.non_blocking(true, mode_ec);
+        // ServerCore passes both ends from accept; a session made some other way asks.
+        asio::error_code peer_ec, local_ec;
+        const auto peer_ep = ctx.peer.port() ? ctx.peer : socket_.remote_endpoint(peer_ec);
+        if (!peer_ec) {
+            peer = peer_ep.address().to_string();
+            peerport = peer_ep.port();
         }
-        if (auto ep = socket_.local_endpoint(ec); !ec) {
-            local = ep.address().to_string();
-            localport = ep.port();
+        const auto local_ep = ctx.local.port() ? ctx.local : socket_.local_endpoint(local_ec);
+        if (!local_ec) {
+            local = local_ep.address().to_string();
+            localport = local_ep.port();
         }
     }
 
@@ -130,7 +137,6 @@ class MailHandler {
         co_await flush();
         co_await detail::await_hook([&] { return derived().handleDisconnect(); });
         asio::error_code ignored;
-        socket_.shutdown(detail::tcp::socket::shutdown_both, ignored);
         socket_.close(ignored);
     }
 
@@ -233,21 +239,22 @@ class MailHandler {
 
     asio::awaitable<std::error_code> read_some(detail::watchdog::clock::duration timeout) {
         watchdog_.expires_after(timeout);
-        if (!in_.holds_buffer()) {
-            // Take a buffer only once there is something to read into it.
+        while (!in_.holds_buffer()) {
+            // Take a buffer only once there is something to read into it. Once readable, one
+            // non-blocking read (the socket is in non-blocking mode) takes what is there; the
+            // buffer comes from the thread's spares and goes back at once if it was the client
+            // leaving.
             auto [ec] = co_await socket_.async_wait(detail::tcp::socket::wait_read, detail::use_nothrow);
             if (ec) co_return read_error(ec);
-            // Readable with nothing to read is mostly the client leaving: find out with a
-            // one-octet read, so that a thousand clients leaving at once allocate nothing.
-            asio::error_code status;
-            if (socket_.available(status) == 0) {
-                char first;
-                auto [read_ec, n] = co_await socket_.async_read_some(asio::buffer(&first, 1), detail::use_nothrow);
-                if (read_ec) co_return read_error(read_ec);
-                in_.prepare()[0] = first;
-                in_.commit(n);
-                co_return std::error_code{};
+            asio::error_code read_ec;
+            const std::size_t n = socket_.read_some(detail::buffer(in_.prepare()), read_ec);
+            if (read_ec == asio::error::would_block) {
+                in_.release();
+                continue;
             }
+            if (read_ec) co_return read_error(read_ec);
+            in_.commit(n);
+            co_return std::error_code{};
         }
         auto [ec, n] = co_await socket_.async_read_some(detail::buffer(in_.prepare()), detail::use_nothrow);
         if (ec) co_return read_error(ec);

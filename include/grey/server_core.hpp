@@ -1,8 +1,11 @@
 // grey/server_core.hpp — ServerCore<Protocol>: listens, admits, and runs sessions.
 //
-// One io_context runs on N threads; each connection gets a strand, one coroutine for its
-// Protocol session and one watchdog, so a session's state needs no lock. A mutex guards only
-// admission (connection counts), never the data path. SIGINT/SIGTERM start a graceful stop:
+// Each of N threads runs its own io_context, as event-driven servers such as HAProxy and nginx
+// do: a connection is handed to one of them when accepted and stays there, with its upstream
+// connection, its coroutine and its watchdog, so a session's state needs no lock and its I/O
+// never wakes another thread (one io_context on N threads made every completion a cross-thread
+// wake-up: futex and epoll_ctl calls outnumbered the session's own reads and writes three to
+// one). A mutex guards only admission (connection counts), never the data path. SIGINT/SIGTERM start a graceful stop:
 // listening ends, idle sessions get 421 at once, sessions inside a transaction may finish
 // until the drain deadline and then get 421; run() returns when the last session has ended.
 #pragma once
@@ -53,10 +56,11 @@ class ServerCore {
     static_assert(std::is_base_of_v<server_config, config_type>);
 
     explicit ServerCore(config_type config)
-        : config_(std::move(config)), signals_(ioc_, SIGINT, SIGTERM), drain_timer_(ioc_) {
-        if (config_.upstream_pool_size > 0)
-            upstream_pool_ = std::make_unique<upstream::pool>(config_.upstream_pool_size, config_.upstream_idle_timeout);
-    }
+        : config_(std::move(config)),
+          workers_(make_workers(config_)),
+          ioc_(workers_.front()->ioc),
+          signals_(ioc_, SIGINT, SIGTERM),
+          drain_timer_(ioc_) {}
 
     ServerCore(const ServerCore&) = delete;
     ServerCore& operator=(const ServerCore&) = delete;
@@ -96,8 +100,8 @@ class ServerCore {
                                     : fmt::format("{}:{}", ep.address().to_string(), ep.port());
     }
 
-    /// Serves until stop() or SIGINT/SIGTERM, then drains. Runs the io_context on the calling
-    /// thread and on threads-1 more.
+    /// Serves until stop() or SIGINT/SIGTERM, then drains. Runs the first io_context (which
+    /// also accepts) on the calling thread and each other one on a thread of its own.
     void run() {
         listen();
         signals_.async_wait([this](asio::error_code ec, int) {
@@ -105,9 +109,9 @@ class ServerCore {
         });
         for (auto& a : acceptors_) asio::co_spawn(ioc_, accept_loop(a), asio::detached);
 
-        unsigned n = config_.threads ? config_.threads : std::max(1u, std::thread::hardware_concurrency());
         std::vector<std::thread> threads;
-        for (unsigned i = 1; i < n; ++i) threads.emplace_back([this] { ioc_.run(); });
+        for (std::size_t i = 1; i < workers_.size(); ++i)
+            threads.emplace_back([w = workers_[i].get()] { w->ioc.run(); });
         ioc_.run();
         for (auto& t : threads) t.join();
     }
@@ -120,6 +124,27 @@ class ServerCore {
     const config_type& config() const noexcept { return config_; }
 
   private:
+    /// One thread's share of the connections: its io_context, and the idle upstream
+    /// connections its sessions may reuse (sockets of that io_context).
+    struct worker {
+        explicit worker(const server_config& config) {
+            if (config.upstream_pool_size > 0)
+                pool = std::make_unique<upstream::pool>(config.upstream_pool_size, config.upstream_idle_timeout);
+        }
+        // Run by one thread; other threads only post to it (admission, stores' answers).
+        asio::io_context ioc{1};
+        // Keeps run() serving while the worker has no connection; released by the stop.
+        asio::executor_work_guard<asio::io_context::executor_type> work = asio::make_work_guard(ioc);
+        std::unique_ptr<upstream::pool> pool;  // after ioc: destroyed first, its sockets use ioc
+    };
+
+    static std::vector<std::unique_ptr<worker>> make_workers(const server_config& config) {
+        const unsigned n = config.threads ? config.threads : std::max(1u, std::thread::hardware_concurrency());
+        std::vector<std::unique_ptr<worker>> workers;
+        for (unsigned i = 0; i < n; ++i) workers.push_back(std::make_unique<worker>(config));
+        return workers;
+    }
+
     struct session_slot {
         explicit session_slot(const asio::any_io_executor& ex) : executor(ex), watchdog(ex) {}
         asio::any_io_executor executor;
@@ -128,9 +153,14 @@ class ServerCore {
     using slot_list = std::list<std::weak_ptr<session_slot>>;
 
     asio::awaitable<void> accept_loop(detail::tcp::acceptor& acceptor) {
+        // The local address a connection reached is the listening one, unless that is a
+        // wildcard: then each connection is asked.
+        const auto bound = acceptor.local_endpoint();
+        const bool wildcard = bound.address().is_unspecified();
         for (;;) {
-            auto strand = asio::make_strand(ioc_);
-            auto [ec, socket] = co_await acceptor.async_accept(strand, detail::use_nothrow);
+            worker& w = *workers_[next_worker_++ % workers_.size()];  // accept loops share a thread
+            detail::tcp::endpoint peer;
+            auto [ec, socket] = co_await acceptor.async_accept(w.ioc, peer, detail::use_nothrow);
             if (!acceptor.is_open() || ec == asio::error::operation_aborted) co_return;
             if (ec) {
                 // Out of descriptors or the like: back off instead of spinning.
@@ -138,17 +168,25 @@ class ServerCore {
                 co_await pause.async_wait(detail::use_nothrow);
                 continue;
             }
-            admit(std::move(socket), strand);
+            endpoints ends{peer, bound};
+            if (wildcard) {
+                asio::error_code local_ec;
+                ends.local = socket.local_endpoint(local_ec);
+                if (local_ec) continue;  // already gone
+            }
+            admit(std::move(socket), ends, w);
         }
     }
 
-    void admit(detail::tcp::socket socket, const asio::any_io_executor& strand) {
-        asio::error_code ec;
-        const auto peer = socket.remote_endpoint(ec);
-        if (ec) return;
-        std::string address = peer.address().to_string();
+    struct endpoints {
+        detail::tcp::endpoint peer;
+        detail::tcp::endpoint local;
+    };
 
-        auto slot = std::make_shared<session_slot>(strand);
+    void admit(detail::tcp::socket socket, const endpoints& ends, worker& w) {
+        std::string address = ends.peer.address().to_string();
+
+        auto slot = std::make_shared<session_slot>(w.ioc.get_executor());
         typename slot_list::iterator where;
         {
             std::lock_guard lock(mutex_);
@@ -164,7 +202,7 @@ class ServerCore {
             ++per_peer_[address];
             where = slots_.insert(slots_.end(), slot);
         }
-        asio::co_spawn(strand, session(std::move(socket), slot),
+        asio::co_spawn(w.ioc, session(std::move(socket), ends, slot, w.pool.get()),
                        [this, where, address = std::move(address)](std::exception_ptr e) {
                            if (e) log_exception(e);
                            release(where, address);
@@ -181,10 +219,11 @@ class ServerCore {
         socket.close(ec);
     }
 
-    asio::awaitable<void> session(detail::tcp::socket socket, std::shared_ptr<session_slot> slot) {
+    asio::awaitable<void> session(detail::tcp::socket socket, endpoints ends, std::shared_ptr<session_slot> slot,
+                                  upstream::pool* pool) {
         asio::error_code ec;
         socket.set_option(detail::tcp::no_delay(true), ec);
-        Protocol protocol(session_context{socket, config_, slot->watchdog, upstream_pool_.get()});
+        Protocol protocol(session_context{socket, config_, slot->watchdog, pool, ends.peer, ends.local});
         slot->watchdog.start(slot);
         co_await protocol.run();  // stops the watchdog when it ends
     }
@@ -193,7 +232,7 @@ class ServerCore {
         std::lock_guard lock(mutex_);
         slots_.erase(where);
         if (auto it = per_peer_.find(address); it != per_peer_.end() && --it->second == 0) per_peer_.erase(it);
-        if (stopping_ && slots_.empty()) drain_timer_.cancel();
+        if (stopping_ && slots_.empty()) finish();
     }
 
     void begin_stop() {
@@ -208,13 +247,23 @@ class ServerCore {
             if (auto slot = weak.lock())
                 asio::post(slot->executor, [slot, deadline] { slot->watchdog.shutdown(deadline); });
         }
-        if (slots_.empty()) return;
+        if (slots_.empty()) {
+            finish();
+            return;
+        }
         // Sessions that ignore their 421 still end: the watchdog closes their sockets, and
         // past a grace period the io_context itself is stopped.
         drain_timer_.expires_at(deadline + std::chrono::seconds(10));
         drain_timer_.async_wait([this](asio::error_code ec) {
-            if (!ec) ioc_.stop();
+            if (!ec)
+                for (auto& w : workers_) w->ioc.stop();
         });
+    }
+
+    /// The last session has ended after a stop: every io_context may run out of work.
+    void finish() {
+        drain_timer_.cancel();
+        for (auto& w : workers_) w->work.reset();
     }
 
     static void log_exception(std::exception_ptr e) {
@@ -228,15 +277,16 @@ class ServerCore {
     }
 
     config_type config_;
-    asio::io_context ioc_;
+    std::vector<std::unique_ptr<worker>> workers_;
+    asio::io_context& ioc_;  // the first worker's: it also accepts, and takes the signals
     asio::signal_set signals_;
     asio::steady_timer drain_timer_;
     std::vector<detail::tcp::acceptor> acceptors_;
-    std::unique_ptr<upstream::pool> upstream_pool_;  // before ioc_ is destroyed: its sockets use it
     std::mutex mutex_;
     slot_list slots_;
     std::map<std::string, std::size_t> per_peer_;
     bool stopping_ = false;
+    std::size_t next_worker_ = 0;
 };
 
 } // namespace grey
