@@ -103,8 +103,11 @@ double run_bare_sqlite(const std::string& path, const std::vector<triplet>& trip
                        " WHERE client = ?1 AND sender = ?2 AND recipient = ?3",
                        -1, &select, nullptr);
     sqlite3_prepare_v2(db,
-                       "INSERT OR REPLACE INTO triplets (client, sender, recipient, first_seen, last_seen,"
-                       " passed_at, attempts, passes, passed, expires) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+                       "INSERT INTO triplets (client, sender, recipient, first_seen, last_seen,"
+                       " passed_at, attempts, passes, passed, expires) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"
+                       " ON CONFLICT DO UPDATE SET first_seen = excluded.first_seen, last_seen = excluded.last_seen,"
+                       " passed_at = excluded.passed_at, attempts = excluded.attempts, passes = excluded.passes,"
+                       " passed = excluded.passed, expires = excluded.expires",
                        -1, &upsert, nullptr);
     const auto bind_triplet = [](sqlite3_stmt* st, const triplet& t) {
         sqlite3_bind_text(st, 1, t.client.data(), int(t.client.size()), SQLITE_TRANSIENT);
