@@ -5,9 +5,10 @@
 // connection, its coroutine and its watchdog, so a session's state needs no lock and its I/O
 // never wakes another thread (one io_context on N threads made every completion a cross-thread
 // wake-up: futex and epoll_ctl calls outnumbered the session's own reads and writes three to
-// one). A mutex guards only admission (connection counts), never the data path. SIGINT/SIGTERM start a graceful stop:
-// listening ends, idle sessions get 421 at once, sessions inside a transaction may finish
-// until the drain deadline and then get 421; run() returns when the last session has ended.
+// one). A mutex guards only admission (connection counts), never the data path.
+// SIGINT/SIGTERM start a graceful stop: listening ends, idle sessions get 421 at once, sessions
+// inside a transaction may finish until the drain deadline and then get 421; run() returns
+// when the last session has ended.
 #pragma once
 
 #include <algorithm>

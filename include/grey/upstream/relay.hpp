@@ -162,10 +162,12 @@ class relay {
             batch += mail_line(env);
             if (pipelined) batch += rcpt_line(recipient);
 
-            std::error_code ec = co_await client_->write(batch, timeout);
-            result<smtp::reply> reset_reply = smtp::reply(250, "", std::string_view("not sent"));
-            if (!ec && reset) reset_reply = co_await client_->read_reply(timeout);
-            if (ec || !reset_reply || !reset_reply->completion()) {
+            bool usable = !co_await client_->write(batch, timeout);
+            if (usable && reset) {
+                const auto reset_reply = co_await client_->read_reply(timeout);
+                usable = reset_reply && reset_reply->completion();
+            }
+            if (!usable) {
                 if (!reused_) co_return fail();
                 drop();  // a pooled connection the upstream had closed: take another
                 continue;
