@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs, from Debian/Ubuntu packages, whatever Grey's build, examples and tests need and the
-# machine lacks. Safe to run again: it installs nothing that is already there.
+# machine lacks, plus any packages named as arguments (the benchmark adds its peers). Safe to
+# run again: it installs nothing that is already there. As root (CI, containers) it calls
+# apt-get itself; otherwise through sudo.
 set -euo pipefail
 
 packages=(
@@ -10,7 +12,9 @@ packages=(
     libhiredis-dev redis-server                       # the Redis store, and a Redis for its tests
     libssl-dev                                        # the greylist's privacy mode (SHA-256)
     python3 swaks postfix                             # test peers: smtplib, swaks, smtp-sink/-source
+    shellcheck                                        # tests/run checks the shell scripts
     clang libclang-rt-14-dev                          # the libFuzzer build
+    "$@"
 )
 
 missing=()
@@ -19,10 +23,12 @@ for p in "${packages[@]}"; do
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
+# An array, not a string: as root it is empty and expands to nothing at all.
+as_root=()
+[ "$(id -u)" -eq 0 ] || as_root=(sudo)
 echo "Installing: ${missing[*]}"
 # Postfix is wanted only for its smtp-sink and smtp-source tools: configure no mail system.
-echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo -E apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "postfix postfix/main_mailer_type select No configuration" | "${as_root[@]}" debconf-set-selections
+"${as_root[@]}" apt-get update -qq
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
