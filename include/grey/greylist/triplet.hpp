@@ -1,14 +1,13 @@
 // grey/greylist/triplet.hpp — the greylisting triplet (client, sender, recipient), normalised
 // so that one sender retrying is recognised as the same triplet: the client address grouped
 // to its subnet (a big sender retries from another host of its pool), and the sender address
-// stripped of the parts that change with each message (BATV tags, SRS wrapping, +extensions,
-// VERP numbers). No I/O.
+// stripped of the parts that change with each message (BATV tags in the shapes senders use,
+// SRS wrapping, +extensions, VERP numbers). No I/O.
 #pragma once
 
 #include <arpa/inet.h>  // inet_pton / inet_ntop: parsing and printing addresses, no I/O
 
 #include <cstdint>
-#include <cctype>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -19,7 +18,7 @@ namespace grey::greylist {
 
 struct normalisation {
     bool lowercase_domain = true;  ///< Example.COM → example.com
-    bool unwrap_batv = true;       ///< prvs=1234abcdef=user@d → user@d
+    bool unwrap_batv = true;       ///< prvs=1234abcdef=user@d, btv1==…==user@d → user@d
     bool unwrap_srs = true;        ///< SRS0=h=tt=orig.example=user@fwd → user@orig.example
     bool strip_extension = true;   ///< user+tag@d → user@d
     bool fold_digits = true;       ///< bounce-12345@d → bounce-#@d (VERP)
@@ -69,13 +68,68 @@ inline std::string lower(std::string_view s) {
     return out;
 }
 
-/// BATV (draft-levine-smtp-batv): "prvs=" tag-val "=" loc-core, tag-val being a key digit,
-/// three digits of day and six hex digits of hash.
+/// The characters a BATV tag may hold, per scheme: the narrower, the fewer local parts that
+/// look like a tag by chance.
+enum class tag_chars { hex, alnum, alnum_hyphen };
+
+/// A BATV tag: 6 to 64 characters of one class. Six is below every tag seen in the wild
+/// (Cisco IronPort's 9, the draft's 10, Barracuda's 11, SparkPost's 13) and above the short
+/// words people put between '=' signs (`prvs=xyz=bob`); 64 holds a SHA-256 in hex.
+constexpr bool is_batv_tag(std::string_view s, tag_chars kind) noexcept {
+    if (s.size() < 6 || s.size() > 64) return false;
+    for (char c : s) {
+        const char l = smtp::detail::to_lower(c);
+        switch (kind) {
+        case tag_chars::hex:
+            if (!smtp::detail::is_digit(c) && !(l >= 'a' && l <= 'f')) return false;
+            break;
+        case tag_chars::alnum_hyphen:
+            if (c == '-') break;
+            [[fallthrough]];
+        case tag_chars::alnum:
+            if (!smtp::detail::is_let_dig(c)) return false;
+            break;
+        }
+    }
+    return true;
+}
+
+/// BATV: senders sign their reverse-path with a tag that changes every day (or every
+/// message), so the tag must go or each retry is a new triplet. The shapes in use, prefixes
+/// in any case, each unwrapped to the plain local part:
+///   prvs=TAG=local      draft-levine-smtp-batv-01 (Exim, Halon, Proofpoint: TAG = K DDD
+///                       SSSSSS, 10 hex digits; Cisco IronPort signs with 9): TAG is hex
+///   prvs=local=TAG      the reversed order, which rspamd's BATV rule (rules/misc.lua) also
+///                       recognises; taken only when `local` is not itself a hex tag and holds
+///                       no '=', since the draft's order wins a tie
+///   msprvs1=TAG=local   SparkPost/Momentum (Message Systems' "prvs"), TAG letters, digits
+///                       and '-': msprvs1=17582Z2TKy0DK=bounces-9178@…
+///   btv1==TAG==local    Barracuda, which doubles the '=': btv1==760cdc7c545==julian@…
+///   local+prvs=TAG      batv-tools' sub-address form (also caught by strip_extension)
+/// Anything else with '=' in it (`a=b`, `foo=bar=baz`, `prvs=xyz=bob`) is kept as written.
 inline std::string_view unwrap_batv(std::string_view local) {
-    if (!smtp::istarts_with(local, "prvs=") || local.size() < 16 || local[15] != '=') return local;
-    for (char c : local.substr(5, 10))
-        if (!std::isxdigit(static_cast<unsigned char>(c))) return local;
-    return local.substr(16);
+    constexpr auto npos = std::string_view::npos;
+    // "TAG<sep>rest" → rest, when TAG is a tag of `kind` and rest is not empty.
+    const auto after_tag = [&](std::string_view s, std::string_view sep, tag_chars kind) {
+        const auto end = s.find(sep);
+        if (end == npos || end + sep.size() == s.size() || !is_batv_tag(s.substr(0, end), kind)) return local;
+        return s.substr(end + sep.size());
+    };
+    if (smtp::istarts_with(local, "btv1==")) return after_tag(local.substr(6), "==", tag_chars::alnum);
+    if (smtp::istarts_with(local, "msprvs1=")) return after_tag(local.substr(8), "=", tag_chars::alnum_hyphen);
+    if (smtp::istarts_with(local, "prvs=")) {
+        const std::string_view rest = local.substr(5);
+        if (const auto core = after_tag(rest, "=", tag_chars::hex); core != local) return core;
+        const auto eq = rest.find('=');  // prvs=local=TAG
+        if (eq != npos && eq > 0 && eq == rest.rfind('=') && is_batv_tag(rest.substr(eq + 1), tag_chars::hex))
+            return rest.substr(0, eq);
+        return local;
+    }
+    if (const auto plus = local.rfind('+'); plus != npos && plus > 0 &&
+                                            smtp::istarts_with(local.substr(plus + 1), "prvs=") &&
+                                            is_batv_tag(local.substr(plus + 6), tag_chars::hex))
+        return local.substr(0, plus);
+    return local;
 }
 
 /// SRS (the Sender Rewriting Scheme): SRS0=HHH=TT=orig-domain=orig-local@forwarder, and
@@ -129,7 +183,11 @@ inline std::string normalise_sender(std::string_view mailbox, const normalisatio
     if (n.unwrap_batv) local = std::string(detail::unwrap_batv(local));
     if (n.unwrap_srs) {
         std::string l, d;
-        if (detail::unwrap_srs(local, l, d)) local = std::move(l), domain = std::move(d);
+        if (detail::unwrap_srs(local, l, d)) {
+            local = std::move(l), domain = std::move(d);
+            // Forwarders wrap signed senders: SRS0=HH=TT=citrix.com=prvs=0530a50c4=roger.pau
+            if (n.unwrap_batv) local = std::string(detail::unwrap_batv(local));
+        }
     }
     if (n.strip_extension) {
         if (const auto plus = local.find('+'); plus != std::string::npos && plus > 0) local.resize(plus);

@@ -34,6 +34,77 @@ TEST_CASE("BATV tags are removed from the sender") {
     SUBCASE("switched off") {
         CHECK(normalise_sender("prvs=1234abcdef=bob@example.com", {.unwrap_batv = false, .fold_digits = false}) ==
               "prvs=1234abcdef=bob@example.com");
+        CHECK(normalise_sender("btv1==760cdc7c545==bob@example.com", {.unwrap_batv = false, .fold_digits = false}) ==
+              "btv1==760cdc7c545==bob@example.com");
+    }
+}
+
+TEST_CASE("A prvs tag of another length than the draft's ten is removed") {
+    const normalisation n{.fold_digits = false};
+    // Cisco IronPort signs with nine hex digits, a new tag each message.
+    CHECK(normalise_sender("prvs=4451fe355=alistair.francis@wdc.com", n) == "alistair.francis@wdc.com");
+    CHECK(normalise_sender("prvs=38990af3b=alistair.francis@wdc.com", n) == "alistair.francis@wdc.com");
+    CHECK(normalise_sender("prvs=6700ee1bd8=volodymyr@epam.com", n) == "volodymyr@epam.com");
+    CHECK(normalise_sender("prvs=abc123=bob@example.com", n) == "bob@example.com");  // six: the shortest
+    CHECK(normalise_sender("prvs=" + std::string(64, 'f') + "=bob@example.com", n) == "bob@example.com");
+    CHECK(normalise_sender("prvs=" + std::string(65, 'f') + "=bob@example.com", n) ==
+          "prvs=" + std::string(65, 'f') + "=bob@example.com");
+    CHECK(normalise_sender("prvs=abc12=bob@example.com", n) == "prvs=abc12=bob@example.com");  // five: too short
+}
+
+TEST_CASE("The reversed prvs=local=TAG form is removed when the tag is last") {
+    const normalisation n{.fold_digits = false};
+    CHECK(normalise_sender("prvs=bob=0123456789@example.com", n) == "bob@example.com");
+    CHECK(normalise_sender("Prvs=alice.smith=1234abcdef@example.com", n) == "alice.smith@example.com");
+    SUBCASE("the draft's order wins when both parts could be tags") {
+        CHECK(normalise_sender("prvs=0123456789=abcdef@example.com", n) == "abcdef@example.com");
+    }
+    SUBCASE("nothing tag-like on either side is kept") {
+        CHECK(normalise_sender("prvs=bob=alice@example.com", n) == "prvs=bob=alice@example.com");
+        CHECK(normalise_sender("prvs=a=b=0123456789@example.com", n) == "prvs=a=b=0123456789@example.com");
+    }
+}
+
+TEST_CASE("SparkPost's msprvs1 tag is removed") {
+    const normalisation n{.fold_digits = false};
+    CHECK(normalise_sender("msprvs1=17582Z2TKy0DK=bounces-9178@spmailt.com", n) == "bounces-9178@spmailt.com");
+    CHECK(normalise_sender("msprvs1=20681k-oj8lAL=bounces-274689@example.com", n) == "bounces-274689@example.com");
+    CHECK(normalise_sender("MSPRVS1=18883y34fz1VM=bounces-12801-6@eu.sparkpostmail1.com", n) ==
+          "bounces-12801-6@eu.sparkpostmail1.com");
+    CHECK(normalise_sender("msprvs1=x=bounces@example.com", n) == "msprvs1=x=bounces@example.com");
+}
+
+TEST_CASE("Barracuda's btv1 tag with doubled equals signs is removed") {
+    const normalisation n{.fold_digits = false};
+    CHECK(normalise_sender("btv1==760cdc7c545==julian.burellaperez@heig-vd.ch", n) == "julian.burellaperez@heig-vd.ch");
+    CHECK(normalise_sender("BTV1==34826e458e2==Ryan.Carmichael@Dynetics.com", n) == "Ryan.Carmichael@dynetics.com");
+    CHECK(normalise_sender("btv1==760cdc7c545=julian@heig-vd.ch", n) == "btv1==760cdc7c545=julian@heig-vd.ch");
+    CHECK(normalise_sender("btv1==ab==julian@heig-vd.ch", n) == "btv1==ab==julian@heig-vd.ch");
+}
+
+TEST_CASE("The sub-address form local+prvs=TAG is removed even with extensions kept") {
+    const normalisation n{.strip_extension = false, .fold_digits = false};
+    CHECK(normalise_sender("me+prvs=2987A7B7C7@example.com", n) == "me@example.com");
+    CHECK(normalise_sender("me+prvs=xyz@example.com", n) == "me+prvs=xyz@example.com");
+}
+
+TEST_CASE("Two senders that differ only in their BATV tag are the same triplet") {
+    CHECK(make_triplet("192.0.2.1", "prvs=4451fe355=a@wdc.com", "b@example.org") ==
+          make_triplet("192.0.2.9", "prvs=0530a50c4=a@wdc.com", "b@example.org"));
+    CHECK(make_triplet("192.0.2.1", "msprvs1=17582Z2TKy0DK=bounces-9178@s.example", "b@example.org") ==
+          make_triplet("192.0.2.1", "msprvs1=17583aB9cdEfG=bounces-9178@s.example", "b@example.org"));
+    CHECK(make_triplet("192.0.2.1", "btv1==760cdc7c545==j@heig-vd.ch", "b@example.org") ==
+          make_triplet("192.0.2.1", "btv1==1086afe1179==j@heig-vd.ch", "b@example.org"));
+}
+
+TEST_CASE("Local parts with equals signs that are no BATV are kept") {
+    const normalisation n{.fold_digits = false};
+    for (const char* sender : {"a=b@example.com", "foo=bar=baz@example.com", "prvs@example.com", "prvs=@example.com",
+                               "prvs==bob@example.com", "prvs=0123456789=@example.com", "=0123456789=bob@example.com",
+                               "xprvs=0123456789=bob@example.com", "btv1=0123456789=bob@example.com",
+                               "msprvs1=0123456789@example.com", "bob=0123456789@example.com"}) {
+        CAPTURE(sender);
+        CHECK(normalise_sender(sender, n) == sender);
     }
 }
 
@@ -43,6 +114,23 @@ TEST_CASE("SRS-wrapped senders are unwrapped to the original sender") {
     CHECK(normalise_sender("SRS1=HHH=first.example==HHH=TT=orig.example=alice@second.example", {}) ==
           "alice@orig.example");
     CHECK(normalise_sender("SRS0=broken@forwarder.example", {}) == "SRS#=broken@forwarder.example");
+}
+
+TEST_CASE("A BATV tag inside SRS, or SRS inside a BATV tag, is removed too") {
+    const normalisation n{.fold_digits = false};
+    CHECK(normalise_sender("SRS0=LB9Y=TN=citrix.com=prvs=0530a50c4=roger.pau@srs-se1.example", n) ==
+          "roger.pau@citrix.com");
+    CHECK(normalise_sender("SRS0=OTTw=ED=citrix.com=prvs=587dba071=roger.pau@srs-se1.example", n) ==
+          "roger.pau@citrix.com");
+    CHECK(normalise_sender("SRS1=HHH=first.example==HHH=TT=orig.example=btv1==760cdc7c545==alice@second.example",
+                           n) == "alice@orig.example");
+    CHECK(normalise_sender("prvs=0123456789=SRS0=HHH=TT=orig.example=alice@forwarder.example", n) ==
+          "alice@orig.example");
+    SUBCASE("with SRS off the tag inside stays") {
+        CHECK(normalise_sender("SRS0=HHH=TT=orig.example=prvs=0530a50c4=alice@fwd.example",
+                               {.unwrap_srs = false, .fold_digits = false}) ==
+              "SRS0=HHH=TT=orig.example=prvs=0530a50c4=alice@fwd.example");
+    }
 }
 
 TEST_CASE("Address extensions and VERP numbers are folded") {
