@@ -8,12 +8,15 @@
 //   3. an auto-whitelisted client group passes;
 //   4. the greylist: "451 4.7.1 Please try again later" until a retry passes.
 //
-// A deferred recipient is answered by Grey alone: the upstream never hears of it. Derived may
-// replace any of these decisions by declaring its own.
+// A deferred recipient is answered by Grey alone: the upstream never hears of it. A store that
+// cannot answer defers too, with "451 4.3.0", logged as "tempfail (store unavailable)" (not
+// "greylisted": nothing was greylisted), and the outage is reported once, not per recipient.
+// Derived may replace any of these decisions by declaring its own.
 #pragma once
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <functional>
 #include <memory>
 #include <string>
@@ -55,6 +58,11 @@ struct greylist_config : server_config {
     std::shared_ptr<shared_lists> lists = std::make_shared<shared_lists>();
     /// Receives the session's log line; none when empty.
     std::function<void(const std::string&)> log;
+    /// Receives a line when the store stops answering and when it answers again (store_health):
+    /// once per outage for all sessions. Standard error by default; none when empty.
+    std::function<void(const std::string&)> report = [](const std::string& line) {
+        fmt::print(stderr, "grey: {}\n", line);
+    };
     /// The clock greylisting reads: replaced in tests to move time without sleeping.
     std::function<clock::time_point()> now = [] { return clock::now(); };
 };
@@ -73,7 +81,7 @@ class GreyListingPolicy : public ConcreteMailHandler<Derived> {
 
     asio::awaitable<verdict> shouldWeAcceptRecipient(const smtp::rcpt_command& rcpt) {
         const verdict v = co_await decide(rcpt.forward_path);
-        note(rcpt.forward_path.mailbox, v.accepted() ? "accepted" : v.reply().code == 451 ? "greylisted" : "refused");
+        note(rcpt.forward_path.mailbox, describe(v));
         co_return v;
     }
 
@@ -135,18 +143,33 @@ class GreyListingPolicy : public ConcreteMailHandler<Derived> {
         const clock::time_point now = s.now();
         if (s.auto_whitelist_after > 0) {
             auto c = co_await s.store->client(group);
-            if (!c) co_return greylist_unavailable;
+            if (!watch(c)) co_return greylist_unavailable;
             if (client_whitelisted(s.auto_whitelist_after, *c, s.timing, now)) co_return true;
         }
         auto d = co_await s.store->check(key, s.timing, now);
-        if (!d) co_return greylist_unavailable;
+        if (!watch(d)) co_return greylist_unavailable;
         if (!d->pass()) co_return smtp::replies::try_again_later;
         if (d->why == outcome::passed) delayed_ = d->delayed;
         if (s.auto_whitelist_after > 0) {
             auto counted = co_await s.store->count_pass(group, s.timing, now);
-            (void)counted;  // a lost count only delays auto-whitelisting
+            watch(counted);  // a lost count only delays auto-whitelisting
         }
         co_return true;
+    }
+
+    /// Tells the store's shared health how a call went; reports the start or end of an outage.
+    template <class T>
+    bool watch(const result<T>& r) {
+        const greylist_config& s = settings();
+        if (auto line = s.store->health().note(r.error()); line && s.report) s.report(*line);
+        return r.has_value();
+    }
+
+    /// What the log line says of one recipient: what happened, not only the reply's code.
+    static std::string_view describe(const verdict& v) {
+        if (v.accepted()) return "accepted";
+        if (v.reply() == greylist_unavailable) return "tempfail (store unavailable)";
+        return v.reply().code == 451 ? "greylisted" : "refused";
     }
 
     void note(std::string_view mailbox, std::string_view what) { noted_.push_back(fmt::format("{} {}", mailbox, what)); }

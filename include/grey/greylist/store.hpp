@@ -14,6 +14,7 @@
 #include "../detail/asio.hpp"
 #include "../result.hpp"
 #include "engine.hpp"
+#include "store_health.hpp"
 #include "triplet.hpp"
 
 namespace grey::greylist {
@@ -49,6 +50,13 @@ class store {
     virtual asio::awaitable<result<bool>> remove(const triplet& t) = 0;
     /// Removes every record expired at `now`; returns how many.
     virtual asio::awaitable<result<std::size_t>> purge(const timing& timing, clock::time_point now) = 0;
+
+    /// Whether the store is answering, as its callers saw it: one state for all the sessions
+    /// that share the store, whatever thread they run on.
+    store_health& health() noexcept { return health_; }
+
+  private:
+    store_health health_;
 };
 
 } // namespace grey::greylist
