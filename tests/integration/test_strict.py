@@ -33,6 +33,15 @@ class Strict(unittest.TestCase):
         self.assertEqual(code, 250)
         self.assertEqual(lines[1:], ["PIPELINING", "SIZE 67108864", "8BITMIME", "ENHANCEDSTATUSCODES"])
 
+    def test_helo_names_with_an_underscore_are_accepted_as_windows_hosts_send_them(self):
+        for verb in ("EHLO", "HELO"):
+            with self.subTest(verb):
+                c = self.client(ehlo=False)
+                self.assertEqual(c.command(f"{verb} mail_server.example")[0], 250)
+                self.assertEqual(c.command("MAIL FROM:<a@example.org>")[0], 250)
+        with smtplib.SMTP("127.0.0.1", self.proxy.port, local_hostname="EXCH_01.corp.example", timeout=30) as s:
+            s.sendmail("alice@example.org", ["bob@example.com"], b"Subject: underscore\r\n\r\nbody\r\n")
+
     def test_commands_out_of_order_get_503(self):
         c = self.client(ehlo=False)
         self.assertEqual(c.command("MAIL FROM:<a@example.org>")[:2], (503, "5.5.1"))

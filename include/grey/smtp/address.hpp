@@ -50,8 +50,10 @@ constexpr bool istarts_with(std::string_view s, std::string_view prefix) noexcep
     return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
 }
 
-/// Domain = sub-domain *("." sub-domain); sub-domain = Let-dig [Ldh-str].
-constexpr bool is_domain(std::string_view d) noexcept {
+namespace detail {
+/// Dot-separated labels of letters, digits and inner hyphens, at most 63 octets each; with
+/// `underscore`, '_' counts as a letter.
+constexpr bool is_label_sequence(std::string_view d, bool underscore) noexcept {
     if (d.empty() || d.size() > max_domain_length) return false;
     std::size_t label = 0;
     for (std::size_t i = 0; i <= d.size(); ++i) {
@@ -62,11 +64,22 @@ constexpr bool is_domain(std::string_view d) noexcept {
             continue;
         }
         const char c = d[i];
-        if (label == 0 ? !detail::is_let_dig(c) : !(detail::is_let_dig(c) || c == '-')) return false;
+        const bool letter = is_let_dig(c) || (underscore && c == '_');
+        if (label == 0 ? !letter : !(letter || c == '-')) return false;
         ++label;
     }
     return true;
 }
+} // namespace detail
+
+/// Domain = sub-domain *("." sub-domain); sub-domain = Let-dig [Ldh-str].
+constexpr bool is_domain(std::string_view d) noexcept { return detail::is_label_sequence(d, false); }
+
+/// The name a client gives in HELO/EHLO: a domain, except that '_' may stand in a label.
+/// Windows and Exchange hosts are named so and say so every day; refusing them would keep
+/// their mail queued until it bounces. Postfix's strictest HELO check (valid_hostname())
+/// accepts '_' for the same reason; anything else that cannot be a host name is refused.
+constexpr bool is_helo_name(std::string_view d) noexcept { return detail::is_label_sequence(d, true); }
 
 /// IPv4-address-literal = Snum 3("." Snum), without the brackets.
 constexpr bool is_ipv4_literal(std::string_view s) noexcept {

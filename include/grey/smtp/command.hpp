@@ -67,13 +67,13 @@ inline result<command> parse_command(std::string_view line) {
     return errc::unknown_command;
 }
 
-/// HELO/EHLO argument: a domain or an address literal.
+/// HELO/EHLO argument: a host name (see is_helo_name) or an address literal.
 struct helo_command {
     std::string_view domain;
 };
 
 inline result<helo_command> parse_helo(std::string_view argument) {
-    if (is_domain(argument) || is_address_literal(argument)) return helo_command{argument};
+    if (is_helo_name(argument) || is_address_literal(argument)) return helo_command{argument};
     return errc::bad_domain;
 }
 

@@ -38,12 +38,29 @@ TEST_CASE("Unknown, unoffered and foreign commands are told apart") {
     CHECK(parse_command("CONNECT mx.example:25 HTTP/1.1").error() == errc::forbidden_command);
 }
 
+TEST_CASE("HELO and EHLO take host names with an underscore, as Windows hosts send them") {
+    CHECK(parse_helo("mail_server.example")->domain == "mail_server.example");
+    CHECK(parse_helo("EXCH_01.corp.example"));
+    CHECK(parse_helo("_dmarc.example"));
+    CHECK(parse_helo("host_"));
+    CHECK(parse_helo("a.b_c-d.example"));
+    CHECK(parse_helo("mail_-.example").error() == errc::bad_domain);
+    CHECK(parse_helo("under_score..example").error() == errc::bad_domain);
+    CHECK(parse_helo("bad/char_.example").error() == errc::bad_domain);
+    CHECK(parse_helo(std::string(64, '_') + ".example").error() == errc::bad_domain);
+    SUBCASE("a mailbox's domain stays a strict RFC 5321 domain") {
+        CHECK_FALSE(is_domain("mail_server.example"));
+        CHECK(parse_mail("FROM:<a@mail_server.example>").error() == errc::bad_sender);
+    }
+}
+
 TEST_CASE("HELO and EHLO take a domain or an address literal") {
     CHECK(parse_helo("mx.example.com")->domain == "mx.example.com");
     CHECK(parse_helo("localhost"));
     CHECK(parse_helo("[192.0.2.1]"));
     CHECK(parse_helo("[IPv6:2001:db8::1]"));
-    CHECK(parse_helo("bad_underscore.example").error() == errc::bad_domain);
+    CHECK(parse_helo("bad..dots.example").error() == errc::bad_domain);
+    CHECK(parse_helo("space in.example").error() == errc::bad_domain);
     CHECK(parse_helo("-leading.example").error() == errc::bad_domain);
     CHECK(parse_helo("trailing-.example").error() == errc::bad_domain);
     CHECK(parse_helo("[300.1.1.1]").error() == errc::bad_domain);
