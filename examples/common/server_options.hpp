@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <exception>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,9 @@ inline grey::endpoint endpoint_or_throw(const std::string& text) {
     return *e;
 }
 
+inline const std::map<std::string, grey::pipelining_policy> pipelining_policies{
+    {"refuse", grey::pipelining_policy::refuse}, {"allow", grey::pipelining_policy::allow}};
+
 /// Flags for any server: where to listen, limits, timeouts. `relays` adds the upstream flags.
 /// Call apply() after parsing.
 struct server_options {
@@ -32,6 +36,7 @@ struct server_options {
     unsigned upstream_timeout = 0;
     unsigned greet_pause_ms = 0;
     unsigned drain_seconds = 30;
+    unsigned upstream_idle_seconds = 0;
 
     void add_to(CLI::App& app, grey::server_config& config, bool relays) {
         app.add_option("--listen", listen, "Address to listen on, repeatable (default 127.0.0.1:"
@@ -45,7 +50,13 @@ struct server_options {
             app.add_option("--upstream-timeout", upstream_timeout,
                            "Seconds to wait for each upstream answer (default: RFC 5321's)");
             app.add_option("--upstream-pool", config.upstream_pool_size,
-                           "Idle upstream connections kept for reuse, per thread (0: a connection per session)")
+                           "Idle upstream connections kept for reuse, per thread; they greet the upstream as "
+                           "--servername (0: a connection per session, greeting with the client's HELO name)")
+                ->capture_default_str();
+            upstream_idle_seconds = static_cast<unsigned>(
+                std::chrono::duration_cast<std::chrono::seconds>(config.upstream_idle_timeout).count());
+            app.add_option("--upstream-idle-seconds", upstream_idle_seconds,
+                           "Seconds a pooled upstream connection may stay idle before it is closed")
                 ->capture_default_str();
         }
         app.add_option("--servername", config.servername, "Name used in greetings and replies")
@@ -60,6 +71,11 @@ struct server_options {
         app.add_option("--greet-pause-ms", greet_pause_ms,
                        "Wait before the greeting; clients that talk first are refused")
             ->capture_default_str();
+        app.add_option("--improper-pipelining", config.improper_pipelining,
+                       "Commands or text sent ahead where RFC 2920 forbids it: refuse (554 5.5.0) or allow")
+            ->transform(CLI::CheckedTransformer(pipelining_policies, CLI::ignore_case).description(""))
+            ->type_name("refuse|allow")
+            ->default_str("refuse");
         app.add_option("--drain-seconds", drain_seconds,
                        "On SIGTERM, how long open transactions may take to finish")
             ->capture_default_str();
@@ -82,6 +98,7 @@ struct server_options {
             u.upstream_connect = u.upstream_greeting = u.upstream_command = t;
             u.upstream_data_init = u.upstream_data_block = u.upstream_data_term = t;
         }
+        if (upstream_idle_seconds) config.upstream_idle_timeout = std::chrono::seconds(upstream_idle_seconds);
         config.greet_pause = std::chrono::milliseconds(greet_pause_ms);
         config.drain = std::chrono::seconds(drain_seconds);
     }

@@ -126,7 +126,8 @@ inline void load_file(const std::string& path, settings& s) {
     if (const toml::table* t = section("server")) {
         r.only(*t, "server", {"listen", "upstream", "servername", "threads", "greet_pause_ms", "drain_seconds",
                               "max_connections", "max_connections_per_ip", "max_message_size", "max_recipients",
-                              "command_timeout", "upstream_timeout"});
+                              "command_timeout", "upstream_timeout", "upstream_pool", "upstream_idle_seconds",
+                              "improper_pipelining"});
         std::vector<std::string> listen;
         r.get(*t, "server", "listen", listen);
         if (!listen.empty()) {
@@ -148,6 +149,16 @@ inline void load_file(const std::string& path, settings& s) {
         r.get(*t, "server", "max_recipients", c.limits.max_recipients);
         r.get(*t, "server", "command_timeout", s.command_timeout);
         r.get(*t, "server", "upstream_timeout", s.upstream_timeout);
+        r.get(*t, "server", "upstream_pool", c.upstream_pool_size);
+        auto idle = static_cast<unsigned>(std::chrono::duration_cast<std::chrono::seconds>(c.upstream_idle_timeout).count());
+        r.get(*t, "server", "upstream_idle_seconds", idle);
+        c.upstream_idle_timeout = std::chrono::seconds(idle);
+        std::string pipelining;
+        r.get(*t, "server", "improper_pipelining", pipelining);
+        if (pipelining == "allow") c.improper_pipelining = grey::pipelining_policy::allow;
+        else if (pipelining == "refuse" || pipelining.empty()) c.improper_pipelining = grey::pipelining_policy::refuse;
+        else r.fail(*t->get("improper_pipelining"),
+                    fmt::format("'server.improper_pipelining' must be \"refuse\" or \"allow\", not '{}'", pipelining));
     }
 
     grey::greylist::greylist_config& g = s.server;

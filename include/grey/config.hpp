@@ -50,7 +50,7 @@ inline result<endpoint> parse_endpoint(std::string_view s) {
 /// Limits. A limit that is hit gives the client a clear SMTP error and affects no other session.
 struct limits {
     std::size_t max_command_line = 512;   ///< octets with CRLF, RFC 5321 §4.5.3.1.4
-    std::size_t max_text_line = 1000;     ///< octets with CRLF, RFC 5321 §4.5.3.1.6
+    std::size_t max_text_line = 1000;     ///< octets with CRLF, not counting a transparency dot (RFC 5321 §4.5.3.1.6)
     std::uint64_t max_message_size = 64 * 1024 * 1024;  ///< advertised as SIZE (RFC 1870)
     std::size_t max_recipients = 100;     ///< RFC 5321 §4.5.3.1.8 asks for at least 100
     std::size_t max_errors = 3;           ///< refused commands before the session is closed
@@ -72,6 +72,13 @@ struct timeouts {
     std::chrono::steady_clock::duration upstream_data_term = 10min;///< §4.5.3.2.6
 };
 
+/// What a session does with input that the client sent without waiting for a reply where
+/// RFC 2920 says it must wait (see smtp::ends_pipelined_group).
+enum class pipelining_policy {
+    refuse,  ///< 554 5.5.0 and close, before any message text reaches the upstream
+    allow,   ///< take it as if the client had waited
+};
+
 struct server_config {
     std::uint16_t port = 1025;             ///< used when `listen` is empty: 127.0.0.1:port
     std::string smtp_ip = "127.0.0.1";     ///< the real SMTP server (seed name)
@@ -83,15 +90,22 @@ struct server_config {
     /// Wait this long before the greeting: a client that talks first is refused (RFC 5321
     /// §3.1 says to wait for the greeting; spamware often does not).
     std::chrono::milliseconds greet_pause{0};
+    /// Commands or message text sent ahead where RFC 2920 forbids it, as Postfix's
+    /// reject_unauth_pipelining refuses them.
+    pipelining_policy improper_pipelining = pipelining_policy::refuse;
     /// On SIGINT/SIGTERM, sessions have this long to finish before they get 421.
     std::chrono::steady_clock::duration drain = 30s;
     grey::limits limits{};
     grey::timeouts timeouts{};
-    /// Idle upstream connections each thread keeps for reuse between sessions (0: each session
-    /// opens its own and closes it with QUIT). Pooled connections greet the upstream as
-    /// `servername`.
-    std::size_t upstream_pool_size = 0;
-    std::chrono::steady_clock::duration upstream_idle_timeout = 30s;
+    /// Idle upstream connections each thread keeps for reuse between sessions, as MTAs'
+    /// connection caches do: a session then costs the upstream no connect, greeting, EHLO or
+    /// QUIT. Pooled connections carry many clients' mail, so they greet the upstream as
+    /// `servername`, not with a client's HELO name. 0: each session opens its own connection,
+    /// greets with its client's HELO name, and closes it with QUIT.
+    std::size_t upstream_pool_size = 16;
+    /// A pooled connection idle this long is closed (QUIT), so that after a burst the upstream
+    /// is not left holding sessions (Postfix gives each an smtpd process).
+    std::chrono::steady_clock::duration upstream_idle_timeout = 10s;
 
     std::vector<endpoint> listen_endpoints() const {
         if (!listen.empty()) return listen;

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <exception>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,7 +37,8 @@ template <class Derived>
 class MailHandler {
   public:
     explicit MailHandler(session_context ctx)
-        : socket_(ctx.socket), config_(ctx.config), watchdog_(ctx.watchdog) {
+        : socket_(ctx.socket), config_(ctx.config), watchdog_(ctx.watchdog),
+          client_leaving_(std::move(ctx.client_leaving)) {
         // Reads are tried without blocking once the socket is readable (read_some); Asio's own
         // operations would switch the socket to non-blocking mode at their first use anyway.
         asio::error_code mode_ec;
@@ -134,10 +136,13 @@ class MailHandler {
             closing_ = true;
         }
         if (state_.current() == smtp::phase::data) co_await abort_message();
+        // The client's place is given back before its last reply leaves: a client that opens
+        // its next connection on reading "221" must find this one no longer counted.
+        if (client_leaving_) client_leaving_();
         co_await flush();
-        co_await detail::await_hook([&] { return derived().handleDisconnect(); });
         asio::error_code ignored;
         socket_.close(ignored);
+        co_await detail::await_hook([&] { return derived().handleDisconnect(); });
     }
 
   protected:
@@ -273,9 +278,29 @@ class MailHandler {
         mail_parameters = {};
     }
 
+    /// Whether input is already waiting, read or not: the client did not wait for our reply.
+    bool sent_ahead() {
+        if (config_.improper_pipelining == pipelining_policy::allow) return false;
+        asio::error_code ec;
+        return in_.buffered() > 0 || (socket_.available(ec) > 0 && !ec);
+    }
+
+    void refuse_improper_pipelining() {
+        queue(smtp::replies::improper_pipelining);
+        closing_ = true;
+    }
+
+    static bool offers_pipelining(const smtp::reply& ehlo) {
+        for (std::size_t i = 1; i < ehlo.lines.size(); ++i)
+            if (smtp::iequals(ehlo.lines[i], "PIPELINING")) return true;
+        return false;
+    }
+
     asio::awaitable<void> dispatch(std::string_view text) {
         auto cmd = smtp::parse_command(text);
         if (!cmd) co_return refuse(cmd.error());
+        if (smtp::ends_pipelined_group(cmd->verb, pipelining_offered_) && sent_ahead())
+            co_return refuse_improper_pipelining();
         if (const smtp::reply* refusal = state_.check(cmd->verb)) co_return refuse(*refusal);
 
         switch (cmd->verb) {
@@ -293,6 +318,7 @@ class MailHandler {
                 state_.on_helo();  // RFC 5321 §4.1.4: HELO/EHLO also resets the transaction
                 end_transaction();
                 remotename = std::string(helo->domain);
+                pipelining_offered_ = cmd->verb == smtp::verb::ehlo && offers_pipelining(r);
             }
             co_return queue(r);
         }
@@ -368,7 +394,12 @@ class MailHandler {
             bool end = false;
             std::error_code framing;
             for (;;) {
-                auto next = in_.next(config_.limits.max_text_line);
+                // RFC 5321 §4.5.3.1.6: the text line limit does not count the dot added for
+                // transparency, so a stuffed line may be one octet longer on the wire.
+                auto next = in_.next(config_.limits.max_text_line + 1);
+                if (next && *next && (*next)->raw.size() > config_.limits.max_text_line &&
+                    !(*next)->text.starts_with('.'))
+                    next = errc::line_too_long;
                 if (!next) {
                     framing = next.error();
                     break;
@@ -409,7 +440,12 @@ class MailHandler {
             }
         }
         state_.on_end_of_data();
-        if (too_big) {
+        // Message text is the first "command" of a group (RFC 2920 §3.1), so with PIPELINING
+        // the next commands may follow the final dot at once; without it nothing may.
+        if (!pipelining_offered_ && sent_ahead()) {
+            co_await abort_message();
+            refuse_improper_pipelining();
+        } else if (too_big) {
             co_await abort_message();
             queue(smtp::replies::message_too_big);
         } else {
@@ -426,10 +462,12 @@ class MailHandler {
     detail::tcp::socket& socket_;
     const server_config& config_;
     detail::watchdog& watchdog_;
+    std::function<void()> client_leaving_;
     smtp::line_reader in_;
     std::string out_;
     smtp::session_state state_;
     std::size_t errors_ = 0;
+    bool pipelining_offered_ = false;  // by the last successful EHLO
     bool closing_ = false;
 };
 

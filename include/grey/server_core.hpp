@@ -23,6 +23,7 @@
 #include <string>
 #include <thread>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -109,6 +110,8 @@ class ServerCore {
             if (!ec) begin_stop();
         });
         for (auto& a : acceptors_) asio::co_spawn(ioc_, accept_loop(a), asio::detached);
+        for (auto& w : workers_)
+            if (w->pool) asio::co_spawn(w->ioc, close_idle_upstreams(*w), asio::detached);
 
         std::vector<std::thread> threads;
         for (std::size_t i = 1; i < workers_.size(); ++i)
@@ -134,6 +137,8 @@ class ServerCore {
         }
         // Run by one thread; other threads only post to it (admission, stores' answers).
         asio::io_context ioc{1};
+        asio::steady_timer pool_timer{ioc};
+        bool closing_idle_upstreams = true;  // on this worker's thread only
         // Keeps run() serving while the worker has no connection; released by the stop.
         asio::executor_work_guard<asio::io_context::executor_type> work = asio::make_work_guard(ioc);
         std::unique_ptr<upstream::pool> pool;  // after ioc: destroyed first, its sockets use ioc
@@ -146,12 +151,30 @@ class ServerCore {
         return workers;
     }
 
+    /// Pooled upstream connections idle past their timeout are closed even when no session
+    /// comes to notice: after a burst the upstream is not left holding them.
+    static asio::awaitable<void> close_idle_upstreams(worker& w) {
+        const auto period = std::max<detail::watchdog::clock::duration>(w.pool->idle_timeout() / 2, 1s);
+        for (;;) {
+            w.pool_timer.expires_after(period);
+            auto [ec] = co_await w.pool_timer.async_wait(detail::use_nothrow);
+            if (ec || !w.closing_idle_upstreams) co_return;  // the stop
+            w.pool->close_expired();
+        }
+    }
+
+    struct session_slot;
+    using slot_list = std::list<std::weak_ptr<session_slot>>;
+    /// A session's place under the limits; `released` (guarded by mutex_) once the client has
+    /// gone, which may be before the session ends.
     struct session_slot {
         explicit session_slot(const asio::any_io_executor& ex) : executor(ex), watchdog(ex) {}
         asio::any_io_executor executor;
         detail::watchdog watchdog;
+        typename slot_list::iterator where;
+        std::string address;
+        bool released = false;
     };
-    using slot_list = std::list<std::weak_ptr<session_slot>>;
 
     asio::awaitable<void> accept_loop(detail::tcp::acceptor& acceptor) {
         // The local address a connection reached is the listening one, unless that is a
@@ -188,7 +211,6 @@ class ServerCore {
         std::string address = ends.peer.address().to_string();
 
         auto slot = std::make_shared<session_slot>(w.ioc.get_executor());
-        typename slot_list::iterator where;
         {
             std::lock_guard lock(mutex_);
             const smtp::reply* refusal = nullptr;
@@ -201,12 +223,13 @@ class ServerCore {
                 return;
             }
             ++per_peer_[address];
-            where = slots_.insert(slots_.end(), slot);
+            slot->where = slots_.insert(slots_.end(), slot);
+            slot->address = std::move(address);
         }
         asio::co_spawn(w.ioc, session(std::move(socket), ends, slot, w.pool.get()),
-                       [this, where, address = std::move(address)](std::exception_ptr e) {
+                       [this, slot](std::exception_ptr e) {
                            if (e) log_exception(e);
-                           release(where, address);
+                           release(*slot);
                        });
     }
 
@@ -224,15 +247,17 @@ class ServerCore {
                                   upstream::pool* pool) {
         asio::error_code ec;
         socket.set_option(detail::tcp::no_delay(true), ec);
-        Protocol protocol(session_context{socket, config_, slot->watchdog, pool, ends.peer, ends.local});
+        Protocol protocol(session_context{socket, config_, slot->watchdog, pool, ends.peer, ends.local,
+                                          [this, raw = slot.get()] { release(*raw); }});
         slot->watchdog.start(slot);
         co_await protocol.run();  // stops the watchdog when it ends
     }
 
-    void release(typename slot_list::iterator where, const std::string& address) {
+    void release(session_slot& slot) {
         std::lock_guard lock(mutex_);
-        slots_.erase(where);
-        if (auto it = per_peer_.find(address); it != per_peer_.end() && --it->second == 0) per_peer_.erase(it);
+        if (std::exchange(slot.released, true)) return;
+        slots_.erase(slot.where);
+        if (auto it = per_peer_.find(slot.address); it != per_peer_.end() && --it->second == 0) per_peer_.erase(it);
         if (stopping_ && slots_.empty()) finish();
     }
 
@@ -243,6 +268,11 @@ class ServerCore {
         asio::error_code ignored;
         signals_.cancel(ignored);
         for (auto& a : acceptors_) a.close(ignored);
+        for (auto& w : workers_)
+            asio::post(w->ioc, [&w = *w] {
+                w.closing_idle_upstreams = false;
+                w.pool_timer.cancel();
+            });
         const auto deadline = detail::watchdog::clock::now() + config_.drain;
         for (auto& weak : slots_) {
             if (auto slot = weak.lock())

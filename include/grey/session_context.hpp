@@ -1,7 +1,10 @@
 // grey/session_context.hpp — what ServerCore hands each Protocol instance it creates: the
 // client's socket and both its ends, the server's configuration, the connection's watchdog,
-// and the idle upstream connections its thread keeps.
+// the idle upstream connections its thread keeps, and the way to give back the client's place
+// under the connection limits.
 #pragma once
+
+#include <functional>
 
 #include "config.hpp"
 #include "detail/asio.hpp"
@@ -20,6 +23,12 @@ struct session_context {
     upstream::pool* upstream_pool = nullptr;  ///< idle upstream connections; null when not pooling
     asio::ip::tcp::endpoint peer{};           ///< the client's address, known from accept
     asio::ip::tcp::endpoint local{};          ///< the address it connected to
+    /// Frees the client's place under the connection limits (in total and per address). A
+    /// Protocol calls it when its client's connection is ending, before any work the session
+    /// still does without the client (an upstream QUIT): a client that opens its next
+    /// connection as soon as this one is answered must not find it still counted. ServerCore
+    /// frees the place anyway when the session ends; calling it more than once is harmless.
+    std::function<void()> client_leaving{};
 };
 
 } // namespace grey

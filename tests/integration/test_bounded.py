@@ -5,10 +5,11 @@ import concurrent.futures
 import hashlib
 import os
 import smtplib
+import subprocess
 import time
 import unittest
 
-from harness import Client, MaildirSink, Program, peak_rss_kib
+from harness import Client, MaildirSink, Program, SmtpSink, peak_rss_kib
 
 
 class Limits(unittest.TestCase):
@@ -37,6 +38,28 @@ class Limits(unittest.TestCase):
         self.assertEqual(c.reply()[:2], (500, "5.5.2"))
         self.assertTrue(c.closed())
         self.assertEqual(len(self.sink.messages()), 1, "the refused message must not be delivered")
+
+    def test_the_text_line_limit_does_not_count_the_transparency_dot(self):
+        # RFC 5321 §4.5.3.1.6: 998 octets of content + CRLF, plus a stuffed dot on the wire.
+        p = self.proxy()
+        for content, accepted in [(b"." + b"x" * 997, True), (b"." + b"x" * 998, False),
+                                  (b".." + b"x" * 996, True), (b".." + b"x" * 997, False),
+                                  (b"x" * 998, True), (b"x" * 999, False)]:
+            with self.subTest(length=len(content), dotted=content[:1] == b"."):
+                before = len(self.sink.messages())
+                c = self.open_data(p)
+                wire = b"." + content if content.startswith(b".") else content
+                c.send(b"Subject: edge\r\n\r\n" + wire + b"\r\n.\r\n")
+                reply = c.reply()
+                if accepted:
+                    self.assertEqual(reply[0], 250, reply)
+                    delivered = self.sink.messages()
+                    self.assertEqual(len(delivered), before + 1)
+                    self.assertTrue(any(m.endswith(b"\r\n\r\n" + content + b"\r\n") for m in delivered))
+                else:
+                    self.assertEqual(reply[:2], (500, "5.5.2"), reply)
+                    self.assertTrue(c.closed())
+                    self.assertEqual(len(self.sink.messages()), before, "the refused message must not be delivered")
 
     def test_a_message_over_the_size_limit_is_refused_after_its_end_and_not_delivered(self):
         p = self.proxy("--max-message-size", "10000")
@@ -89,6 +112,45 @@ class Limits(unittest.TestCase):
                 self.assertEqual(again.greeting[0], 220, "a freed slot is usable again")
                 again.close()
                 held[1].close()
+
+
+class ConnectionSlots(unittest.TestCase):
+    """A connection counts against the limits while the client holds it, not while Grey still
+    says QUIT to the upstream after the client has gone."""
+
+    def test_100_sessions_at_a_time_at_default_limits_are_never_refused_and_each_delivered_once(self):
+        sink = SmtpSink()
+        self.addCleanup(sink.cleanup)
+        proxy = Program("spam_me", "--upstream", f"127.0.0.1:{sink.port}")  # default limits: 100 per address
+        self.addCleanup(proxy.cleanup)
+        # -N numbers the recipients 1..4000: each must arrive once.
+        done = subprocess.run(["smtp-source", "-s", "100", "-m", "4000", "-N", "-f", "alice@example.org",
+                               "-t", "bob@example.com", f"127.0.0.1:{proxy.port}"],
+                              capture_output=True, text=True, timeout=240)
+        self.assertEqual((done.returncode, done.stderr.strip()), (0, ""), "smtp-source saw a refusal")
+        recipients = sorted(int(line.split(b"<")[1].split(b"bob@")[0])
+                            for envelope, _ in sink.messages(settle=1) for line in envelope
+                            if line.startswith(b"X-Rcpt-Args:"))
+        self.assertEqual(recipients, list(range(1, 4001)), "each message once, none twice, none lost")
+
+    def test_a_client_holding_101_connections_gets_421_on_the_101st(self):
+        sink = SmtpSink()
+        self.addCleanup(sink.cleanup)
+        proxy = Program("spam_me", "--upstream", f"127.0.0.1:{sink.port}")
+        self.addCleanup(proxy.cleanup)
+        held = []
+        for _ in range(100):
+            held.append(Client(proxy.port))
+            self.addCleanup(held[-1].close)
+        self.assertTrue(all(c.greeting[0] == 220 for c in held))
+        extra = Client(proxy.port, greeting=False)
+        self.addCleanup(extra.close)
+        self.assertEqual(extra.reply()[:2], (421, "4.7.0"))
+        self.assertEqual(held[0].command("QUIT")[0], 221)
+        held[0].close()
+        again = Client(proxy.port)
+        self.addCleanup(again.close)
+        self.assertEqual(again.greeting[0], 220, "a place freed by QUIT is free once 221 is read")
 
 
 class Load(unittest.TestCase):

@@ -8,6 +8,7 @@ import smtplib
 import subprocess
 import tempfile
 import textwrap
+import threading
 import time
 import unittest
 
@@ -18,20 +19,27 @@ ADMIN = os.path.abspath(os.environ.get("GREY_GREYLIST_ADMIN", "build/dev/example
 
 
 class GreylistServer:
-    """greylist_server in a temporary directory, with the given TOML configuration."""
+    """greylist_server in a temporary directory, with the given TOML configuration. Its standard
+    error joins standard output, or with `separate_stderr` goes to a file that errors() reads."""
 
-    def __init__(self, config="", args=()):
+    def __init__(self, config="", args=(), separate_stderr=False):
         self.dir = tempfile.mkdtemp(prefix="grey-greylist-")
         self.config = os.path.join(self.dir, "grey.toml")
         with open(self.config, "w") as f:
             f.write(textwrap.dedent(config))
         self.args = list(args)
         self.proc = None
+        self.stderr_path = os.path.join(self.dir, "stderr") if separate_stderr else None
 
     def start(self):
-        self.proc = subprocess.Popen(
-            [SERVER, "--config", self.config, "--listen", "127.0.0.1:0", *self.args],
-            cwd=self.dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        stderr = open(self.stderr_path, "w") if self.stderr_path else subprocess.STDOUT
+        try:
+            self.proc = subprocess.Popen(
+                [SERVER, "--config", self.config, "--listen", "127.0.0.1:0", *self.args],
+                cwd=self.dir, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        finally:
+            if self.stderr_path:
+                stderr.close()  # the child has its own copy
         deadline = time.time() + 10
         self.lines = []
         while time.time() < deadline:
@@ -57,6 +65,10 @@ class GreylistServer:
             self.lines += self.proc.stdout.readlines()
             self.proc.stdout.close()
         return self.proc.returncode if self.proc else None
+
+    def errors(self):
+        with open(self.stderr_path) as f:
+            return f.read()
 
     def delivered(self):
         new = os.path.join(self.dir, "Maildir", "new")
@@ -296,29 +308,35 @@ class Administration(unittest.TestCase):
         self.assertIn("purged 0 expired records", purged.stdout)
 
 
+def start_redis(test, port):
+    """A redis-server on loopback `port`, stopped and removed when `test` ends."""
+    data = tempfile.mkdtemp(prefix="grey-redis-")
+    test.addCleanup(shutil.rmtree, data, True)
+    redis = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", data],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop():
+        redis.terminate()
+        redis.wait(timeout=10)
+
+    test.addCleanup(stop)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        if subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True,
+                          text=True).stdout.strip() == "PONG":
+            return redis
+        time.sleep(0.05)
+    test.fail("redis-server did not start")
+
+
 class RedisShared(unittest.TestCase):
     """Two greylist servers (two MX hosts) sharing one redis-server started here."""
 
     def setUp(self):
-        self.redis_dir = tempfile.mkdtemp(prefix="grey-redis-")
-        self.addCleanup(shutil.rmtree, self.redis_dir, True)
         self.redis_port = free_port()
-        self.redis = subprocess.Popen(
-            ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.redis_dir],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.addCleanup(self.stop_redis)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            if subprocess.run(["redis-cli", "-p", str(self.redis_port), "ping"], capture_output=True,
-                              text=True).stdout.strip() == "PONG":
-                return
-            time.sleep(0.05)
-        self.fail("redis-server did not start")
-
-    def stop_redis(self):
-        self.redis.terminate()
-        self.redis.wait(timeout=10)
+        start_redis(self, self.redis_port)
 
     def server(self):
         s = GreylistServer(BASE, ["--store", f"redis://127.0.0.1:{self.redis_port}"]).start()
@@ -339,7 +357,6 @@ class RedisShared(unittest.TestCase):
         self.assertEqual(len(mx1.delivered()) + len(mx2.delivered()), 2)
 
     def test_concurrent_first_sightings_on_two_servers_store_one_record(self):
-        import threading
         mx1, mx2 = self.server(), self.server()
         results = []
 
@@ -358,6 +375,67 @@ class RedisShared(unittest.TestCase):
         record = subprocess.run(["redis-cli", "-p", str(self.redis_port), "get", keys[0]],
                                 capture_output=True, text=True).stdout.split()
         self.assertEqual(record[3], "10", "every attempt is counted on the one record")
+
+
+class StoreUnavailable(unittest.TestCase):
+    """The Redis store pointed at a closed loopback port: nothing listens there."""
+
+    UNAVAILABLE = (451, b"4.3.0 Greylist temporarily unavailable, try again later")
+    RECIPIENTS = ["bob@example.com", "carol@example.com", "dave@example.com"]
+
+    def setUp(self):
+        self.redis_port = free_port()  # bound and released: closed
+        self.s = GreylistServer(BASE, ["--store", f"redis://127.0.0.1:{self.redis_port}"],
+                                separate_stderr=True).start()
+        self.addCleanup(self.s.cleanup)
+
+    def rcpts(self, recipients):
+        """One session: MAIL, then each RCPT; [(code, text)] of the RCPTs."""
+        with smtplib.SMTP("127.0.0.1", self.s.port, local_hostname="client.example", timeout=10) as c:
+            c.ehlo()
+            self.assertEqual(c.mail("alice@example.org")[0], 250)
+            return [c.rcpt(r) for r in recipients]
+
+    def outage_sessions(self):
+        """Several sessions of several recipients, some at once (on the server's threads)."""
+        self.assertEqual(self.rcpts(self.RECIPIENTS), [self.UNAVAILABLE] * 3)
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(self.rcpts(self.RECIPIENTS)))
+                   for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        self.assertEqual(results, [[self.UNAVAILABLE] * 3] * 6)
+
+    def session_lines(self):
+        return [l for l in self.s.lines if " | " in l]
+
+    def test_recipients_get_451_4_3_0_logged_as_store_unavailable_and_reported_once(self):
+        self.outage_sessions()
+        self.s.stop()
+        lines = self.session_lines()
+        self.assertEqual(len(lines), 7, self.s.lines)
+        for line in lines:
+            self.assertNotIn("greylisted", line)
+            self.assertEqual(line.split(" | ")[4],
+                             ", ".join(f"{r} tempfail (store unavailable)" for r in self.RECIPIENTS))
+        errors = self.s.errors()
+        self.assertEqual(len(re.findall(r"(?m)^grey: greylist store unavailable: \S.*$", errors)), 1, errors)
+        self.assertNotIn("available again", errors)
+
+    def test_the_store_coming_back_is_reported_once_and_greylisting_resumes(self):
+        self.outage_sessions()
+        start_redis(self, self.redis_port)
+        self.assertEqual(self.rcpts(["bob@example.com"]), [(451, b"4.7.1 Please try again later")])
+        self.assertEqual(self.rcpts(["carol@example.com"]), [(451, b"4.7.1 Please try again later")])
+        self.s.stop()
+        self.assertTrue(self.session_lines()[-1].rstrip().endswith("carol@example.com greylisted | no message"),
+                        self.session_lines()[-1])
+        reported = [l for l in self.s.errors().splitlines() if l.startswith("grey: ")]
+        self.assertEqual(len(reported), 2, reported)
+        self.assertRegex(reported[0], r"^grey: greylist store unavailable: \S")
+        self.assertEqual(reported[1], "grey: greylist store available again")
 
 
 class BadConfiguration(unittest.TestCase):
@@ -385,6 +463,30 @@ class BadConfiguration(unittest.TestCase):
         code, err = self.run_with('\n[server]\nthreads = "many"\n')
         self.assertNotEqual(code, 0)
         self.assertRegex(err, r"grey\.toml:3: 'server\.threads' must be a whole number")
+
+    def test_improper_pipelining_is_refuse_or_allow(self):
+        code, err = self.run_with('[server]\nimproper_pipelining = "sometimes"\n')
+        self.assertNotEqual(code, 0)
+        self.assertRegex(err, r"grey\.toml:2: 'server\.improper_pipelining' must be \"refuse\" or \"allow\"")
+
+    def test_the_shipped_grey_toml_is_accepted_as_it_is(self):
+        shipped = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "greylist_server", "grey.toml")
+        with open(shipped) as f:
+            config = f.read()
+        d = tempfile.mkdtemp(prefix="grey-shipped-")
+        self.addCleanup(shutil.rmtree, d, True)
+        path = os.path.join(d, "grey.toml")
+        with open(path, "w") as f:
+            f.write(config.replace('"127.0.0.1:2525"', '"127.0.0.1:0"').replace('"127.0.0.1:2526"', '"127.0.0.1:0"'))
+        p = subprocess.Popen([SERVER, "--config", path], cwd=d, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
+        try:
+            out = [p.stdout.readline() for _ in range(2)]
+            self.assertRegex(out[0], r"^delivering to the embedded Maildir sink on 127\.0\.0\.1:\d+")
+            self.assertRegex(out[1], r"^listening on 127\.0\.0\.1:\d+")
+        finally:
+            p.terminate()
+            p.wait(timeout=15)
 
     def test_an_unreadable_file_is_refused(self):
         p = subprocess.run([SERVER, "--config", "/nonexistent/grey.toml"], capture_output=True, text=True, timeout=10)

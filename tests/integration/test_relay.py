@@ -1,6 +1,8 @@
 """Relaying through spam_me to real servers: the message arrives byte for byte, with its
 envelope, once; a session carries several transactions."""
 import smtplib
+import subprocess
+import time
 import unittest
 
 from harness import Client, MaildirSink, Program, SmtpSink
@@ -65,11 +67,37 @@ class Envelope(unittest.TestCase):
             s.sendmail("alice@example.org", ["bob@example.com", "<Postmaster>"], b"Subject: e\r\n\r\nbody\r\n",
                        mail_options=["BODY=8BITMIME"])
         [(envelope, body)] = sink.messages()
-        self.assertIn(b"X-Helo-Args: client.example", envelope)
+        # Pooled by default: the connection carries many clients' mail and greets as Grey.
+        self.assertIn(b"X-Helo-Args: localhost", envelope)
         self.assertIn(b"X-Mail-Args: <alice@example.org> BODY=8BITMIME", envelope)
         self.assertEqual([l for l in envelope if l.startswith(b"X-Rcpt-Args")],
                          [b"X-Rcpt-Args: <bob@example.com>", b"X-Rcpt-Args: <Postmaster>"])
         self.assertIn(b"\nSubject: e\n\nbody\n", body)
+
+    def test_without_the_pool_the_upstream_is_greeted_with_the_clients_helo_name(self):
+        sink, proxy = self.relay_one(proxy_options=("--upstream-pool", "0"))
+        with smtplib.SMTP("127.0.0.1", proxy.port, local_hostname="client.example") as s:
+            s.sendmail("alice@example.org", ["bob@example.com"], b"Subject: e\r\n\r\nbody\r\n")
+        [(envelope, body)] = sink.messages()
+        self.assertIn(b"X-Helo-Args: client.example", envelope)
+
+    def test_idle_pooled_connections_are_closed_after_the_idle_timeout(self):
+        sink, proxy = self.relay_one(proxy_options=("--upstream-idle-seconds", "1"))
+        upstream = f":{sink.port}"
+
+        def upstream_connections():
+            out = subprocess.run(["ss", "-Htn", "state", "established", "( dport = " + upstream + " )"],
+                                 capture_output=True, text=True, check=True).stdout
+            return len([l for l in out.splitlines() if l.strip()])
+
+        with smtplib.SMTP("127.0.0.1", proxy.port, local_hostname="client.example") as s:
+            s.sendmail("alice@example.org", ["bob@example.com"], b"Subject: idle\r\n\r\nbody\r\n")
+        time.sleep(0.2)
+        self.assertEqual(upstream_connections(), 1, "kept for the next session")
+        deadline = time.time() + 5
+        while upstream_connections() and time.time() < deadline:
+            time.sleep(0.1)
+        self.assertEqual(upstream_connections(), 0, "closed once idle past its timeout, with no session to notice")
 
     def relay_one(self, *sink_options, proxy_options=()):
         sink = SmtpSink(*sink_options)

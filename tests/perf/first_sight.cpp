@@ -1,6 +1,7 @@
 // first_sight — first-sight deferrals per second of a greylisting server: many sessions at once,
-// each as a spam run makes it (greeting, then EHLO, MAIL and RCPT for a triplet never seen
-// before and QUIT in one write, as PIPELINING allows), each expected to end in 451 at RCPT.
+// each as a bulk sender makes it (greeting, EHLO, then MAIL and RCPT for a triplet never seen
+// before and QUIT in one write, as PIPELINING allows: EHLO must end its group, RFC 2920 §3.1),
+// each expected to end in 451 at RCPT.
 // Prints the rate, and how many sessions ended otherwise (a run with any is not a figure).
 //
 //   first_sight --port 2525 [--seconds 3] [--concurrency 64]
@@ -53,21 +54,23 @@ asio::awaitable<void> sessions(tcp::endpoint server, steady::time_point until, c
         }
         received.clear();
         char buffer[4096];
-        bool wrote = false;
+        int written = 0;  // 1: EHLO, after the greeting; 2: the rest, after EHLO's reply
         for (;;) {
             auto [rec, got] = co_await s.async_read_some(asio::buffer(buffer), use_nothrow);
             if (rec) break;
             received.append(buffer, got);
-            if (!wrote && received.find("\r\n") != std::string::npos) {
-                // Only after the greeting: a client that talks first is refused.
-                const std::string commands = fmt::format(
-                    "EHLO bench{0}.example\r\nMAIL FROM:<s{0}.{1}.{2}@sender.example>\r\n"
-                    "RCPT TO:<r{0}.{1}.{2}@example.com>\r\nQUIT\r\n",
-                    n, worker, run);
-                auto [wec, sent] = co_await asio::async_write(s, asio::buffer(commands), use_nothrow);
-                if (wec) break;
-                wrote = true;
+            std::string commands;
+            if (written == 0 && nth_reply_code(received, 0)) {
+                commands = fmt::format("EHLO bench{}.example\r\n", n);
+            } else if (written == 1 && nth_reply_code(received, 1)) {
+                commands = fmt::format("MAIL FROM:<s{0}.{1}.{2}@sender.example>\r\n"
+                                       "RCPT TO:<r{0}.{1}.{2}@example.com>\r\nQUIT\r\n",
+                                       n, worker, run);
             }
+            if (commands.empty()) continue;
+            auto [wec, sent] = co_await asio::async_write(s, asio::buffer(commands), use_nothrow);
+            if (wec) break;
+            ++written;
         }
         // Replies: greeting, EHLO, MAIL, RCPT, QUIT.
         if (nth_reply_code(received, 3) == 451) ++t.deferred;

@@ -99,6 +99,7 @@ inline const reply message_too_big    {552, "5.3.4", "Message size exceeds fixed
 inline const reply no_delivery        {554, "5.3.2", "This server delivers no mail"};
 inline const reply talked_too_soon    {554, "5.5.1", "Protocol error: you talked before my greeting"};
 inline const reply forbidden_command  {554, "5.7.0", "This is an SMTP server: closing connection"};
+inline const reply improper_pipelining {554, "5.5.0", "Protocol synchronization error: improper use of SMTP command pipelining"};
 inline const reply too_many_errors    {421, "4.7.0", "Too many errors, closing connection"};
 inline const reply unknown_parameter  {555, "5.5.4", "MAIL or RCPT parameter not recognized or not implemented"};
 inline const reply bad_parameter_value {501, "5.5.4", "Invalid parameter value"};

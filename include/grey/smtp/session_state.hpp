@@ -19,6 +19,24 @@ enum class phase {
     data,       ///< inside the message text
 };
 
+/// RFC 2920 §3.1: whether the client must wait for the reply to `v` before it sends anything
+/// more. With PIPELINING offered, only the commands that change the session's state in ways the
+/// client must see (EHLO, HELO, DATA, VRFY, NOOP) end a group; without it (after HELO, or
+/// before any greeting) every command does. QUIT ends the session, so nothing behind it is
+/// read at all. Input already waiting behind such a command was sent blind: real MTAs never do
+/// that; spam engines and smuggling attempts do.
+constexpr bool ends_pipelined_group(verb v, bool pipelining_offered) noexcept {
+    switch (v) {
+    case verb::quit: return false;
+    case verb::helo:
+    case verb::ehlo:
+    case verb::data:
+    case verb::vrfy:
+    case verb::noop: return true;
+    default: return !pipelining_offered;
+    }
+}
+
 class session_state {
   public:
     phase current() const noexcept { return phase_; }

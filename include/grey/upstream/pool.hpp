@@ -1,9 +1,9 @@
 // grey/upstream/pool.hpp — idle upstream connections kept for reuse, as MTAs' connection
 // caches do: a message relayed over a kept connection saves the upstream a connect, a greeting,
 // an EHLO and a QUIT. A connection is pooled only between transactions, in a clean state; it is
-// used by one session at a time; it is dropped when idle past its timeout, or when the server
-// has closed it meanwhile. Pooled connections greet the upstream with Grey's own name, since
-// they carry many clients' mail.
+// used by one session at a time; it is closed (QUIT) when idle past its timeout, and dropped
+// when the server has closed it meanwhile. Pooled connections greet the upstream with Grey's
+// own name, since they carry many clients' mail.
 #pragma once
 
 #include <chrono>
@@ -38,11 +38,29 @@ class pool {
     /// Keeps `c` for the next session, unless the pool is full.
     void release(std::unique_ptr<client> c) {
         c->detach();
-        std::lock_guard lock(mutex_);
-        const auto now = clock::now();
-        std::erase_if(idle_, [&](const auto& e) { return now - e.second > idle_timeout_; });
-        if (idle_.size() < max_idle_) idle_.emplace_back(std::move(c), now);
+        std::vector<std::unique_ptr<client>> expired;
+        {
+            std::lock_guard lock(mutex_);
+            expired = take_expired(clock::now());
+            if (idle_.size() < max_idle_) idle_.emplace_back(std::move(c), clock::now());
+            else expired.push_back(std::move(c));
+        }
+        for (auto& e : expired) e->quit_and_close();
     }
+
+    /// Closes the connections idle past the timeout, so that the upstream does not keep a
+    /// session (a process, for Postfix's smtpd) for each after a burst. Returns how many.
+    std::size_t close_expired() {
+        std::vector<std::unique_ptr<client>> expired;
+        {
+            std::lock_guard lock(mutex_);
+            expired = take_expired(clock::now());
+        }
+        for (auto& e : expired) e->quit_and_close();
+        return expired.size();
+    }
+
+    clock::duration idle_timeout() const noexcept { return idle_timeout_; }
 
     std::size_t idle() const {
         std::lock_guard lock(mutex_);
@@ -50,6 +68,16 @@ class pool {
     }
 
   private:
+    std::vector<std::unique_ptr<client>> take_expired(clock::time_point now) {
+        std::vector<std::unique_ptr<client>> expired;
+        std::erase_if(idle_, [&](auto& e) {
+            if (now - e.second <= idle_timeout_) return false;
+            expired.push_back(std::move(e.first));
+            return true;
+        });
+        return expired;
+    }
+
     const std::size_t max_idle_;
     const clock::duration idle_timeout_;
     mutable std::mutex mutex_;

@@ -52,3 +52,15 @@ TEST_CASE("RSET and a new HELO end the transaction but keep the greeting") {
         CHECK(fresh.current() == phase::connected);
     }
 }
+
+TEST_CASE("Without PIPELINING every command ends its group; with it, only those RFC 2920 names") {
+    for (verb v : {verb::helo, verb::ehlo, verb::mail, verb::rcpt, verb::data, verb::rset, verb::noop,
+                   verb::vrfy, verb::help})
+        CHECK(ends_pipelined_group(v, false));
+    for (verb v : {verb::helo, verb::ehlo, verb::data, verb::vrfy, verb::noop}) CHECK(ends_pipelined_group(v, true));
+    for (verb v : {verb::mail, verb::rcpt, verb::rset, verb::help}) CHECK_FALSE(ends_pipelined_group(v, true));
+    SUBCASE("nothing behind QUIT is read, so nothing there is refused") {
+        CHECK_FALSE(ends_pipelined_group(verb::quit, false));
+        CHECK_FALSE(ends_pipelined_group(verb::quit, true));
+    }
+}
