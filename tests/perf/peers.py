@@ -141,17 +141,37 @@ listen smtp
 
 
 class Grey(Process):
-    """spam_me: Grey's relay that accepts every message. Limits are raised so the loads here are
-    not refused; `pool` keeps that many idle upstream connections for reuse."""
+    """spam_me as a user starts it: where to listen and where to relay, nothing else. `extra`
+    flags only for the runs the defaults do not allow (10,000 idle connections, a 1 GiB
+    message) and for turning the upstream pool off."""
 
     name = "grey"
 
-    def __init__(self, upstream_port, pool=0):
+    def __init__(self, upstream_port, *extra):
         port = free_port()
         super().__init__([grey_program("spam_me"), "--listen", f"127.0.0.1:{port}",
-                          "--upstream", f"127.0.0.1:{upstream_port}",
-                          "--max-connections", "20000", "--max-connections-per-ip", "20000",
-                          "--max-message-size", str(2 << 30), "--upstream-pool", str(pool)], port)
+                          "--upstream", f"127.0.0.1:{upstream_port}", *extra], port)
+
+
+class GreylistDefaults(Process):
+    """greylist_server as a user starts it (its greylist in ./greylist.db, the session log on
+    standard output), relaying to the sink. The benchmark's triplet is whitelisted beforehand
+    with greylist_admin, so every message passes after a store lookup: what a sender that has
+    passed greylisting meets."""
+
+    name = "greylist"
+
+    def __init__(self, upstream_port, triplet):
+        self.dir = tempfile.mkdtemp(prefix="grey-perf-greylist-")
+        subprocess.run([grey_program("greylist_admin"), "--store", "sqlite:greylist.db", "whitelist", *triplet],
+                       cwd=self.dir, check=True, capture_output=True, timeout=30)
+        port = free_port()
+        super().__init__([grey_program("greylist_server"), "--listen", f"127.0.0.1:{port}",
+                          "--upstream", f"127.0.0.1:{upstream_port}"], port, cwd=self.dir)
+
+    def stop(self):
+        super().stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class GreylistServer(Process):
