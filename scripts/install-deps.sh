@@ -10,8 +10,8 @@ packages=(
     libasio-dev libfmt-dev doctest-dev libcli11-dev   # the library, its examples and unit tests
     libsqlite3-dev libtomlplusplus-dev                # the greylist server: its store and config file
     libhiredis-dev redis-server                       # the Redis store, and a Redis for its tests
-    libssl-dev                                        # the greylist's privacy mode (SHA-256)
-    python3 swaks postfix                             # test peers: smtplib, swaks, smtp-sink/-source
+    libssl-dev openssl                                # STARTTLS, the privacy mode; test certificates
+    python3 swaks libnet-ssleay-perl postfix          # test peers: smtplib, swaks (with TLS), smtp-sink/-source
     shellcheck                                        # tests/run checks the shell scripts
     clang libclang-rt-14-dev                          # the libFuzzer build
     "$@"

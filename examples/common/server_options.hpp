@@ -15,6 +15,7 @@
 
 #include <grey/config.hpp>
 #include <grey/server_core.hpp>
+#include <grey/tls/context.hpp>
 
 namespace examples {
 
@@ -27,6 +28,20 @@ inline grey::endpoint endpoint_or_throw(const std::string& text) {
 inline const std::map<std::string, grey::pipelining_policy> pipelining_policies{
     {"refuse", grey::pipelining_policy::refuse}, {"allow", grey::pipelining_policy::allow}};
 
+/// A certificate without its key, or one that does not load, stops the program before it
+/// listens, with the reason.
+inline void check_tls(const grey::tls::server_settings& tls) {
+    if (tls.certificate_chain_file.empty() != tls.private_key_file.empty())
+        throw CLI::ValidationError("--tls-cert and --tls-key go together");
+    if (tls.required && !tls.enabled()) throw CLI::ValidationError("--tls-required needs --tls-cert and --tls-key");
+    if (!tls.enabled()) return;
+    try {
+        grey::tls::make_server_context(tls);
+    } catch (const std::exception& e) {
+        throw CLI::ValidationError(e.what());
+    }
+}
+
 /// Flags for any server: where to listen, limits, timeouts. `relays` adds the upstream flags.
 /// Call apply() after parsing.
 struct server_options {
@@ -37,6 +52,7 @@ struct server_options {
     unsigned greet_pause_ms = 0;
     unsigned drain_seconds = 30;
     unsigned upstream_idle_seconds = 0;
+    unsigned tls_handshake_timeout = 30;
 
     void add_to(CLI::App& app, grey::server_config& config, bool relays) {
         app.add_option("--listen", listen, "Address to listen on, repeatable (default 127.0.0.1:"
@@ -59,6 +75,14 @@ struct server_options {
                            "Seconds a pooled upstream connection may stay idle before it is closed")
                 ->capture_default_str();
         }
+        app.add_option("--tls-cert", config.tls.certificate_chain_file,
+                       "PEM certificate chain: STARTTLS is offered to clients (reloaded on SIGHUP)")
+            ->check(CLI::ExistingFile);
+        app.add_option("--tls-key", config.tls.private_key_file, "PEM private key of --tls-cert")
+            ->check(CLI::ExistingFile);
+        app.add_flag("--tls-required", config.tls.required, "Refuse MAIL before STARTTLS (530 5.7.0)");
+        app.add_option("--tls-handshake-timeout", tls_handshake_timeout, "Seconds a client has to finish the TLS handshake")
+            ->capture_default_str();
         app.add_option("--servername", config.servername, "Name used in greetings and replies")
             ->capture_default_str();
         app.add_option("--threads", config.threads, "Worker threads (0: one per core)")->capture_default_str();
@@ -99,6 +123,8 @@ struct server_options {
             u.upstream_data_init = u.upstream_data_block = u.upstream_data_term = t;
         }
         if (upstream_idle_seconds) config.upstream_idle_timeout = std::chrono::seconds(upstream_idle_seconds);
+        config.tls.handshake_timeout = std::chrono::seconds(tls_handshake_timeout);
+        check_tls(config.tls);
         config.greet_pause = std::chrono::milliseconds(greet_pause_ms);
         config.drain = std::chrono::seconds(drain_seconds);
     }

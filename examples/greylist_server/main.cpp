@@ -69,6 +69,12 @@ int main(int argc, char** argv) {
     auto* delay_opt = app.add_option("--delay", delay, "Seconds before a retry passes (default 300)");
     app.add_option("--log", s.log_file, "Session log file (default: standard output)");
     app.add_option("--maildir", s.maildir, "Maildir of the embedded sink")->capture_default_str();
+    std::string tls_cert, tls_key;
+    bool tls_required = false;
+    app.add_option("--tls-cert", tls_cert, "PEM certificate chain: STARTTLS is offered (reloaded on SIGHUP)")
+        ->check(CLI::ExistingFile);
+    app.add_option("--tls-key", tls_key, "PEM private key of --tls-cert")->check(CLI::ExistingFile);
+    app.add_flag("--tls-required", tls_required, "Refuse MAIL before STARTTLS (530 5.7.0)");
     CLI11_PARSE(app, argc, argv);
 
     std::optional<session_log> log;
@@ -83,6 +89,10 @@ int main(int argc, char** argv) {
         if (!upstream.empty()) s.upstream = upstream;
         if (!store.empty()) s.store = store;
         if (delay_opt->count()) s.server.timing.delay = std::chrono::seconds(delay);
+        if (!tls_cert.empty()) s.server.tls.certificate_chain_file = tls_cert;
+        if (!tls_key.empty()) s.server.tls.private_key_file = tls_key;
+        if (tls_required) s.server.tls.required = true;
+        examples::check_tls(s.server.tls);
 
         if (s.lists.allowed_domains.empty() && !greylist_server::loopback_only(s.server.listen_endpoints()))
             throw greylist_server::config_error(
@@ -169,6 +179,9 @@ int main(int argc, char** argv) {
     schedule_purge();
     std::thread control_thread([&] { control.run(); });
 
+    if (!s.server.tls.enabled())
+        fmt::print("STARTTLS not offered: give a certificate with --tls-cert FILE --tls-key FILE, "
+                   "or in grey.toml's [tls]\n");
     grey::ServerCore<GreylistHandler> server(s.server);
     const int status = examples::serve(server);
 

@@ -114,7 +114,7 @@ inline void load_file(const std::string& path, settings& s) {
         throw config_error(fmt::format("{}:{}: {}", path, e.source().begin.line, e.description()));
     }
     const detail::reader r(path);
-    r.only(root, "", {"server", "greylist", "relay", "whitelist", "whitelist_nonstandard", "log", "maildir"});
+    r.only(root, "", {"server", "tls", "greylist", "relay", "whitelist", "whitelist_nonstandard", "log", "maildir"});
     auto section = [&](std::string_view name) -> const toml::table* {
         const toml::node* n = root.get(name);
         if (!n) return nullptr;
@@ -159,6 +159,17 @@ inline void load_file(const std::string& path, settings& s) {
         else if (pipelining == "refuse" || pipelining.empty()) c.improper_pipelining = grey::pipelining_policy::refuse;
         else r.fail(*t->get("improper_pipelining"),
                     fmt::format("'server.improper_pipelining' must be \"refuse\" or \"allow\", not '{}'", pipelining));
+    }
+
+    if (const toml::table* t = section("tls")) {
+        r.only(*t, "tls", {"certificate", "key", "required", "handshake_timeout"});
+        grey::tls::server_settings& tls = c.tls;
+        r.get(*t, "tls", "certificate", tls.certificate_chain_file);
+        r.get(*t, "tls", "key", tls.private_key_file);
+        r.get(*t, "tls", "required", tls.required);
+        auto handshake = static_cast<unsigned>(std::chrono::duration_cast<std::chrono::seconds>(tls.handshake_timeout).count());
+        r.get(*t, "tls", "handshake_timeout", handshake);
+        tls.handshake_timeout = std::chrono::seconds(handshake);
     }
 
     grey::greylist::greylist_config& g = s.server;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "result.hpp"
+#include "tls/settings.hpp"
 
 namespace grey {
 
@@ -93,6 +94,8 @@ struct server_config {
     /// Commands or message text sent ahead where RFC 2920 forbids it, as Postfix's
     /// reject_unauth_pipelining refuses them.
     pipelining_policy improper_pipelining = pipelining_policy::refuse;
+    /// STARTTLS for clients (RFC 3207): offered when a certificate is given.
+    tls::server_settings tls{};
     /// On SIGINT/SIGTERM, sessions have this long to finish before they get 421.
     std::chrono::steady_clock::duration drain = 30s;
     grey::limits limits{};

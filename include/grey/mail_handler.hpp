@@ -30,6 +30,8 @@
 #include "smtp/line_reader.hpp"
 #include "smtp/reply.hpp"
 #include "smtp/session_state.hpp"
+#include "stream.hpp"
+#include "tls/context.hpp"
 
 namespace grey {
 
@@ -37,8 +39,8 @@ template <class Derived>
 class MailHandler {
   public:
     explicit MailHandler(session_context ctx)
-        : socket_(ctx.socket), config_(ctx.config), watchdog_(ctx.watchdog),
-          client_leaving_(std::move(ctx.client_leaving)) {
+        : socket_(ctx.socket), stream_(ctx.socket), config_(ctx.config), watchdog_(ctx.watchdog),
+          tls_(ctx.tls), client_leaving_(std::move(ctx.client_leaving)) {
         // Reads are tried without blocking once the socket is readable (read_some); Asio's own
         // operations would switch the socket to non-blocking mode at their first use anyway.
         asio::error_code mode_ec;
@@ -77,9 +79,11 @@ class MailHandler {
     }
     smtp::reply handleHelo(const smtp::helo_command&) { return {250, "", config_.servername}; }
     smtp::reply handleEhlo(const smtp::helo_command&) {
-        return {250, "", {config_.servername, "PIPELINING",
-                          fmt::format("SIZE {}", config_.limits.max_message_size), "8BITMIME",
-                          "ENHANCEDSTATUSCODES"}};
+        smtp::reply r{250, "", {config_.servername, "PIPELINING",
+                                fmt::format("SIZE {}", config_.limits.max_message_size), "8BITMIME",
+                                "ENHANCEDSTATUSCODES"}};
+        if (offers_starttls()) r.lines.emplace_back("STARTTLS");  // RFC 3207 §4.2: never once TLS is up
+        return r;
     }
     smtp::reply handleMail(const smtp::mail_command&) { return smtp::replies::sender_ok; }
     smtp::reply handleRcpt(const smtp::rcpt_command&) { return smtp::replies::recipient_ok; }
@@ -108,6 +112,10 @@ class MailHandler {
     /// Close the connection once the reply being composed has been sent.
     void close_after_reply() noexcept { closing_ = true; }
     smtp::phase phase() const noexcept { return state_.current(); }
+    /// What TLS negotiated with the client; null while the session is in plain text.
+    const tls_info* tls() const noexcept { return stream_.is_tls() ? &stream_.tls() : nullptr; }
+    /// Whether EHLO offers STARTTLS now: a certificate is configured and TLS is not yet up.
+    bool offers_starttls() const noexcept { return tls_ && !stream_.is_tls(); }
 
     /// The session: greeting, commands until QUIT, an error that ends it, or the client leaving.
     asio::awaitable<void> run() {
@@ -140,8 +148,7 @@ class MailHandler {
         // its next connection on reading "221" must find this one no longer counted.
         if (client_leaving_) client_leaving_();
         co_await flush();
-        asio::error_code ignored;
-        socket_.close(ignored);
+        stream_.close();
         co_await detail::await_hook([&] { return derived().handleDisconnect(); });
     }
 
@@ -174,7 +181,7 @@ class MailHandler {
     asio::awaitable<void> flush() {
         if (out_.empty() || !socket_.is_open()) co_return;
         watchdog_.expires_after(config_.timeouts.send);
-        auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(out_), detail::use_nothrow);
+        const std::error_code ec = co_await stream_.write(out_);
         out_.clear();
         if (ec) closing_ = true;
     }
@@ -185,8 +192,7 @@ class MailHandler {
             asio::steady_timer pause(socket_.get_executor(), config_.greet_pause);
             co_await pause.async_wait(detail::use_nothrow);
         }
-        asio::error_code ec;
-        co_return socket_.available(ec) > 0 && !ec;
+        co_return stream_.has_input();
     }
 
     /// Maps why a session must answer and maybe stop into the reply it gets.
@@ -249,10 +255,10 @@ class MailHandler {
             // non-blocking read (the socket is in non-blocking mode) takes what is there; the
             // buffer comes from the thread's spares and goes back at once if it was the client
             // leaving.
-            auto [ec] = co_await socket_.async_wait(detail::tcp::socket::wait_read, detail::use_nothrow);
+            const std::error_code ec = co_await stream_.wait_readable();
             if (ec) co_return read_error(ec);
             asio::error_code read_ec;
-            const std::size_t n = socket_.read_some(detail::buffer(in_.prepare()), read_ec);
+            const std::size_t n = stream_.read_now(detail::buffer(in_.prepare()), read_ec);
             if (read_ec == asio::error::would_block) {
                 in_.release();
                 continue;
@@ -261,7 +267,7 @@ class MailHandler {
             in_.commit(n);
             co_return std::error_code{};
         }
-        auto [ec, n] = co_await socket_.async_read_some(detail::buffer(in_.prepare()), detail::use_nothrow);
+        auto [ec, n] = co_await stream_.read_some(detail::buffer(in_.prepare()));
         if (ec) co_return read_error(ec);
         in_.commit(n);
         co_return std::error_code{};
@@ -281,8 +287,7 @@ class MailHandler {
     /// Whether input is already waiting, read or not: the client did not wait for our reply.
     bool sent_ahead() {
         if (config_.improper_pipelining == pipelining_policy::allow) return false;
-        asio::error_code ec;
-        return in_.buffered() > 0 || (socket_.available(ec) > 0 && !ec);
+        return in_.buffered() > 0 || stream_.has_input();
     }
 
     void refuse_improper_pipelining() {
@@ -301,6 +306,7 @@ class MailHandler {
         if (!cmd) co_return refuse(cmd.error());
         if (smtp::ends_pipelined_group(cmd->verb, pipelining_offered_) && sent_ahead())
             co_return refuse_improper_pipelining();
+        if (cmd->verb == smtp::verb::starttls && !tls_) co_return refuse(smtp::replies::not_implemented);
         if (const smtp::reply* refusal = state_.check(cmd->verb)) co_return refuse(*refusal);
 
         switch (cmd->verb) {
@@ -325,6 +331,8 @@ class MailHandler {
         case smtp::verb::mail: {
             auto mail = smtp::parse_mail(cmd->argument);
             if (!mail) co_return refuse(mail.error());
+            if (tls_ && tls_->settings().required && !stream_.is_tls())
+                co_return refuse(smtp::replies::must_start_tls);
             if (mail->parameters.size && *mail->parameters.size > config_.limits.max_message_size)
                 co_return refuse(smtp::replies::message_too_big);
             const smtp::reply r = co_await detail::await_hook([&] { return derived().handleMail(*mail); });
@@ -374,12 +382,42 @@ class MailHandler {
             const smtp::reply r = co_await detail::await_hook([&] { return derived().handleHelp(cmd->argument); });
             co_return queue(r);
         }
+        case smtp::verb::starttls:
+            if (stream_.is_tls()) co_return refuse(smtp::replies::tls_active);
+            co_return co_await start_tls();
         case smtp::verb::quit:
             const smtp::reply r = co_await detail::await_hook([&] { return derived().handleQuit(); });
             queue(r);
             closing_ = true;
             co_return;
         }
+    }
+
+    /// RFC 3207: 220, the handshake, then a session that starts again from the greeting's
+    /// state. What the client sent behind STARTTLS was sent in plain text and is dropped
+    /// unread: executed inside the TLS session it would be a command an attacker on the path
+    /// injected (CVE-2011-0411).
+    asio::awaitable<void> start_tls() {
+        queue(smtp::replies::ready_for_tls);
+        co_await flush();
+        if (closing_) co_return;
+        in_.discard();
+        in_.release();
+        watchdog_.expires_after(tls_->settings().handshake_timeout);
+        const std::shared_ptr<asio::ssl::context> context = tls_->current();
+        const std::error_code ec = co_await stream_.handshake(*context, stream::role::server);
+        if (ec) {
+            // Nothing can be said to a client whose TLS failed: neither plain text nor TLS.
+            closing_ = true;
+            out_.clear();
+            co_return;
+        }
+        // RFC 3207 §4.2: the server must discard any knowledge obtained from the client
+        // before TLS; the client must say EHLO again.
+        state_ = smtp::session_state{};
+        end_transaction();
+        remotename.clear();
+        pipelining_offered_ = false;
     }
 
     /// The message text, up to the lone dot: validated, counted and streamed to the hooks.
@@ -460,8 +498,10 @@ class MailHandler {
     }
 
     detail::tcp::socket& socket_;
+    stream stream_;
     const server_config& config_;
     detail::watchdog& watchdog_;
+    tls::reloadable_context* tls_;
     std::function<void()> client_leaving_;
     smtp::line_reader in_;
     std::string out_;

@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -33,6 +34,7 @@
 #include "detail/watchdog.hpp"
 #include "session_context.hpp"
 #include "smtp/reply.hpp"
+#include "tls/context.hpp"
 #include "upstream/pool.hpp"
 
 namespace grey {
@@ -57,12 +59,17 @@ class ServerCore {
     using config_type = typename detail::config_of<Protocol>::type;
     static_assert(std::is_base_of_v<server_config, config_type>);
 
+    /// Throws when the TLS certificate or key cannot be loaded: a server must not start
+    /// without the TLS it was told to offer.
     explicit ServerCore(config_type config)
         : config_(std::move(config)),
+          tls_(config_.tls.enabled() ? std::make_unique<tls::reloadable_context>(config_.tls) : nullptr),
           workers_(make_workers(config_)),
           ioc_(workers_.front()->ioc),
           signals_(ioc_, SIGINT, SIGTERM),
-          drain_timer_(ioc_) {}
+          drain_timer_(ioc_) {
+        if (tls_) signals_.add(SIGHUP);
+    }
 
     ServerCore(const ServerCore&) = delete;
     ServerCore& operator=(const ServerCore&) = delete;
@@ -106,9 +113,7 @@ class ServerCore {
     /// also accepts) on the calling thread and each other one on a thread of its own.
     void run() {
         listen();
-        signals_.async_wait([this](asio::error_code ec, int) {
-            if (!ec) begin_stop();
-        });
+        wait_for_signal();
         for (auto& a : acceptors_) asio::co_spawn(ioc_, accept_loop(a), asio::detached);
         for (auto& w : workers_)
             if (w->pool) asio::co_spawn(w->ioc, close_idle_upstreams(*w), asio::detached);
@@ -119,6 +124,10 @@ class ServerCore {
         ioc_.run();
         for (auto& t : threads) t.join();
     }
+
+    /// Loads the TLS certificate and key again (done on SIGHUP): sessions already encrypted
+    /// keep theirs. Returns the error when the files cannot be loaded; the old ones then stay.
+    std::optional<std::string> reload_tls() { return tls_ ? tls_->reload() : std::nullopt; }
 
     /// Starts a graceful stop; safe from any thread.
     void stop() {
@@ -161,6 +170,16 @@ class ServerCore {
             if (ec || !w.closing_idle_upstreams) co_return;  // the stop
             w.pool->close_expired();
         }
+    }
+
+    void wait_for_signal() {
+        signals_.async_wait([this](asio::error_code ec, int signal) {
+            if (ec) return;
+            if (signal != SIGHUP) return begin_stop();
+            if (auto error = reload_tls()) fmt::print(stderr, "grey: TLS not reloaded, the old certificate stays: {}\n", *error);
+            else fmt::print(stderr, "grey: TLS certificate reloaded\n");
+            wait_for_signal();
+        });
     }
 
     struct session_slot;
@@ -247,7 +266,7 @@ class ServerCore {
                                   upstream::pool* pool) {
         asio::error_code ec;
         socket.set_option(detail::tcp::no_delay(true), ec);
-        Protocol protocol(session_context{socket, config_, slot->watchdog, pool, ends.peer, ends.local,
+        Protocol protocol(session_context{socket, config_, slot->watchdog, pool, tls_.get(), ends.peer, ends.local,
                                           [this, raw = slot.get()] { release(*raw); }});
         slot->watchdog.start(slot);
         co_await protocol.run();  // stops the watchdog when it ends
@@ -308,6 +327,7 @@ class ServerCore {
     }
 
     config_type config_;
+    std::unique_ptr<tls::reloadable_context> tls_;
     std::vector<std::unique_ptr<worker>> workers_;
     asio::io_context& ioc_;  // the first worker's: it also accepts, and takes the signals
     asio::signal_set signals_;

@@ -15,12 +15,16 @@ namespace grey {
 namespace upstream {
 class pool;
 }
+namespace tls {
+class reloadable_context;
+}
 
 struct session_context {
     asio::ip::tcp::socket& socket;
     const server_config& config;  ///< may be a type derived from server_config
     detail::watchdog& watchdog;
     upstream::pool* upstream_pool = nullptr;  ///< idle upstream connections; null when not pooling
+    tls::reloadable_context* tls = nullptr;   ///< the server's TLS context; null without TLS
     asio::ip::tcp::endpoint peer{};           ///< the client's address, known from accept
     asio::ip::tcp::endpoint local{};          ///< the address it connected to
     /// Frees the client's place under the connection limits (in total and per address). A

@@ -12,7 +12,7 @@
 
 namespace grey::smtp {
 
-enum class verb { helo, ehlo, mail, rcpt, data, rset, noop, quit, vrfy, help };
+enum class verb { helo, ehlo, mail, rcpt, data, rset, noop, quit, vrfy, help, starttls };
 
 struct command {
     smtp::verb verb;
@@ -31,9 +31,10 @@ inline constexpr verb_spelling verbs[] = {
     {"DATA", verb::data, verb_spelling::none},     {"RSET", verb::rset, verb_spelling::none},
     {"NOOP", verb::noop, verb_spelling::optional}, {"QUIT", verb::quit, verb_spelling::none},
     {"VRFY", verb::vrfy, verb_spelling::required}, {"HELP", verb::help, verb_spelling::optional},
+    {"STARTTLS", verb::starttls, verb_spelling::none},
 };
 // Verbs of SMTP extensions Grey does not offer: known, so answered 502 rather than 500.
-inline constexpr std::string_view unoffered[] = {"EXPN", "STARTTLS", "AUTH", "BDAT", "ETRN",
+inline constexpr std::string_view unoffered[] = {"EXPN", "AUTH", "BDAT", "ETRN",
                                                  "TURN", "ATRN", "XCLIENT", "XFORWARD", "SEND",
                                                  "SOML", "SAML"};
 // First words of other protocols' requests: a browser or proxy talking to an SMTP port is a

@@ -88,6 +88,10 @@ class line_reader {
         return std::optional<line>{line{text, std::string_view(line_start, length)}};
     }
 
+    /// Drops every byte received and not yet returned: input that must not be trusted (what
+    /// a client sent in plain text behind STARTTLS).
+    void discard() noexcept { begin_ = scan_ = end_ = 0; }
+
     /// Gives the buffer back when it holds nothing unread; the next prepare() takes a new one.
     void release() noexcept {
         if (begin_ != end_ || !buffer_) return;

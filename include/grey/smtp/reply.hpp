@@ -70,6 +70,7 @@ inline const reply cannot_vrfy        {252, "2.1.5", "Cannot VRFY user, but will
 inline const reply help               {214, "2.0.0", "Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP"};
 inline const reply bye                {221, "2.0.0", "Bye"};
 inline const reply start_data         {354, "", "End data with <CR><LF>.<CR><LF>"};
+inline const reply ready_for_tls      {220, "2.0.0", "Ready to start TLS"};
 
 inline const reply shutting_down      {421, "4.3.2", "Service shutting down, closing connection"};
 inline const reply timeout            {421, "4.4.2", "Timeout exceeded, closing connection"};
@@ -91,6 +92,8 @@ inline const reply bad_sender         {501, "5.1.7", "Invalid sender address"};
 inline const reply bad_recipient      {501, "5.1.3", "Invalid recipient address"};
 inline const reply not_implemented    {502, "5.5.1", "Command not implemented"};
 inline const reply bad_sequence       {503, "5.5.1", "Bad sequence of commands"};
+inline const reply tls_active         {502, "5.5.1", "TLS is already active"};
+inline const reply must_start_tls     {530, "5.7.0", "Must issue a STARTTLS command first"};
 inline const reply need_helo          {503, "5.5.1", "Send HELO or EHLO first"};
 inline const reply need_mail          {503, "5.5.1", "Send MAIL first"};
 inline const reply nested_mail        {503, "5.5.1", "Sender already given"};

@@ -23,11 +23,13 @@ enum class phase {
 /// more. With PIPELINING offered, only the commands that change the session's state in ways the
 /// client must see (EHLO, HELO, DATA, VRFY, NOOP) end a group; without it (after HELO, or
 /// before any greeting) every command does. QUIT ends the session, so nothing behind it is
-/// read at all. Input already waiting behind such a command was sent blind: real MTAs never do
-/// that; spam engines and smuggling attempts do.
+/// read at all; STARTTLS discards what follows it unread (RFC 3207 §4.2). Input already
+/// waiting behind such a command was sent blind: real MTAs never do that; spam engines and
+/// smuggling attempts do.
 constexpr bool ends_pipelined_group(verb v, bool pipelining_offered) noexcept {
     switch (v) {
-    case verb::quit: return false;
+    case verb::quit:
+    case verb::starttls: return false;
     case verb::helo:
     case verb::ehlo:
     case verb::data:
@@ -58,6 +60,10 @@ class session_state {
             if (phase_ == phase::connected) return &replies::need_helo;
             if (phase_ == phase::greeted) return &replies::need_mail;
             if (phase_ == phase::mail) return &replies::need_rcpt;
+            return nullptr;
+        case verb::starttls:  // RFC 3207: after EHLO, outside a transaction
+            if (phase_ == phase::connected) return &replies::need_helo;
+            if (phase_ != phase::greeted) return &replies::bad_sequence;
             return nullptr;
         default:  // HELO, EHLO, RSET, NOOP, QUIT, VRFY, HELP are valid in every phase
             return nullptr;

@@ -29,7 +29,8 @@ TEST_CASE("Arguments are required, allowed or refused as each verb says") {
 TEST_CASE("Unknown, unoffered and foreign commands are told apart") {
     CHECK(parse_command("FOO").error() == errc::unknown_command);
     CHECK(parse_command("").error() == errc::unknown_command);
-    CHECK(parse_command("STARTTLS").error() == errc::not_implemented);
+    CHECK(parse_command("STARTTLS")->verb == verb::starttls);
+    CHECK(parse_command("STARTTLS now").error() == errc::syntax_error);  // RFC 3207: no parameters
     CHECK(parse_command("AUTH PLAIN x").error() == errc::not_implemented);
     CHECK(parse_command("BDAT 10 LAST").error() == errc::not_implemented);
     CHECK(parse_command("EXPN list").error() == errc::not_implemented);

@@ -1,0 +1,284 @@
+// grey/stream.hpp — a connection's byte stream: plain TCP, or TLS once STARTTLS has been
+// negotiated (RFC 3207), upgraded in place on the same socket.
+//
+// TLS is OpenSSL driven by readiness, as nginx and Postfix drive it: the socket stays
+// non-blocking, SSL_read and SSL_write run on it directly, and when OpenSSL wants to read or
+// write first the stream waits for the socket with Asio (async_wait). So the plain path keeps
+// its read-when-readable fast path, and an idle TLS connection holds no buffer of its own:
+// OpenSSL frees its record buffers between records (SSL_MODE_RELEASE_BUFFERS), where
+// asio::ssl::stream would keep 34 KiB per connection. The context comes from Asio's
+// ssl::context (tls/context.hpp).
+#pragma once
+
+#include <sys/socket.h>
+
+#include <array>
+#include <cassert>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <tuple>
+
+#include <asio/ssl/context.hpp>
+#include <asio/ssl/error.hpp>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "detail/asio.hpp"
+
+namespace grey {
+
+/// What a TLS session negotiated, readable by hooks.
+struct tls_info {
+    std::string version;       ///< "TLSv1.3"
+    std::string cipher;        ///< "TLS_AES_256_GCM_SHA384"
+    std::string peer_subject;  ///< the peer certificate's subject, when it sent one
+};
+
+namespace detail {
+
+/// A BIO over a socket descriptor that writes with MSG_NOSIGNAL: OpenSSL's own socket BIO
+/// write()s, and a peer gone mid-write would raise SIGPIPE and end the whole process.
+class nosignal_bio {
+  public:
+    static BIO* make(int fd) {
+        BIO* b = BIO_new(method());
+        if (b) BIO_set_data(b, reinterpret_cast<void*>(static_cast<std::intptr_t>(fd)));
+        return b;
+    }
+
+  private:
+    static int fd(BIO* b) { return static_cast<int>(reinterpret_cast<std::intptr_t>(BIO_get_data(b))); }
+    static bool transient(int e) { return e == EAGAIN || e == EWOULDBLOCK || e == EINTR; }
+
+    static int write(BIO* b, const char* data, int size) {
+        BIO_clear_retry_flags(b);
+        const auto n = ::send(fd(b), data, static_cast<std::size_t>(size), MSG_NOSIGNAL);
+        if (n < 0 && transient(errno)) BIO_set_retry_write(b);
+        return static_cast<int>(n);
+    }
+    static int read(BIO* b, char* data, int size) {
+        BIO_clear_retry_flags(b);
+        const auto n = ::recv(fd(b), data, static_cast<std::size_t>(size), 0);
+        if (n < 0 && transient(errno)) BIO_set_retry_read(b);
+        return static_cast<int>(n);
+    }
+    static long control(BIO*, int command, long, void*) { return command == BIO_CTRL_FLUSH ? 1 : 0; }
+    static int create(BIO* b) {
+        BIO_set_init(b, 1);
+        return 1;
+    }
+
+    static BIO_METHOD* method() {
+        static BIO_METHOD* const m = [] {
+            BIO_METHOD* made = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "grey-socket");
+            BIO_meth_set_write(made, write);
+            BIO_meth_set_read(made, read);
+            BIO_meth_set_ctrl(made, control);
+            BIO_meth_set_create(made, create);
+            return made;
+        }();
+        return m;
+    }
+};
+
+} // namespace detail
+
+class stream {
+  public:
+    using tcp = detail::tcp;
+    enum class role { server, client };
+
+    explicit stream(tcp::socket& socket) : socket_(socket) {}
+    ~stream() {
+        if (ssl_) SSL_free(ssl_);
+    }
+    stream(const stream&) = delete;
+    stream& operator=(const stream&) = delete;
+
+    tcp::socket& socket() noexcept { return socket_; }
+    bool is_tls() const noexcept { return ssl_ != nullptr; }
+    const tls_info& tls() const noexcept { return info_; }
+
+    /// Whether anything can be read without waiting: in the socket, or held by OpenSSL.
+    bool has_input() {
+        if (ssl_ && SSL_has_pending(ssl_)) return true;
+        asio::error_code ec;
+        return socket_.available(ec) > 0 && !ec;
+    }
+
+    /// Waits until a read can make progress.
+    asio::awaitable<std::error_code> wait_readable() {
+        if (ssl_ && SSL_has_pending(ssl_) && !want_write_) co_return std::error_code{};
+        const auto what = want_write_ ? tcp::socket::wait_write : tcp::socket::wait_read;
+        want_write_ = false;
+        auto [ec] = co_await socket_.async_wait(what, detail::use_nothrow);
+        co_return ec;
+    }
+
+    /// Reads what is there without waiting; asio::error::would_block when nothing is.
+    std::size_t read_now(asio::mutable_buffer b, asio::error_code& ec) {
+        if (!ssl_) return socket_.read_some(b, ec);
+        std::size_t n = 0;
+        ERR_clear_error();
+        if (SSL_read_ex(ssl_, b.data(), b.size(), &n) == 1) {
+            ec = {};
+            return n;
+        }
+        ec = failure(SSL_get_error(ssl_, 0), /*reading=*/true);
+        return 0;
+    }
+
+    /// Reads at least one octet, waiting as long as it takes (the watchdog bounds the wait).
+    asio::awaitable<std::tuple<std::error_code, std::size_t>> read_some(asio::mutable_buffer b) {
+        if (!ssl_) {
+            auto [ec, n] = co_await socket_.async_read_some(b, detail::use_nothrow);
+            co_return std::tuple<std::error_code, std::size_t>{ec, n};
+        }
+        for (;;) {
+            asio::error_code ec;
+            const std::size_t n = read_now(b, ec);
+            if (ec != asio::error::would_block) co_return std::tuple<std::error_code, std::size_t>{ec, n};
+            const std::error_code wait_ec = co_await wait_readable();
+            if (wait_ec) co_return std::tuple<std::error_code, std::size_t>{wait_ec, 0};
+        }
+    }
+
+    asio::awaitable<std::error_code> write(std::string_view bytes) {
+        if (!ssl_) {
+            auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(bytes), detail::use_nothrow);
+            co_return ec;
+        }
+        co_return co_await write_tls(bytes);
+    }
+
+    /// Two pieces in one gathered write; over TLS small pieces share one record.
+    asio::awaitable<std::error_code> write(std::string_view first, std::string_view second) {
+        if (!ssl_) {
+            const std::array<asio::const_buffer, 2> pieces{asio::buffer(first), asio::buffer(second)};
+            auto [ec, n] = co_await asio::async_write(socket_, pieces, detail::use_nothrow);
+            co_return ec;
+        }
+        if (first.size() + second.size() <= record_size) {
+            scratch_.assign(first).append(second);
+            const std::error_code ec = co_await write_tls(scratch_);
+            scratch_.clear();
+            scratch_.shrink_to_fit();
+            co_return ec;
+        }
+        const std::error_code ec = co_await write_tls(first);
+        if (ec) co_return ec;
+        co_return co_await write_tls(second);
+    }
+
+    /// Starts TLS on the connection. Nothing read before it may be trusted afterwards: the
+    /// caller drops what it had buffered (RFC 3207 §4.2). On failure the stream stays plain
+    /// and should be closed. `server_name` is sent as SNI by a client.
+    asio::awaitable<std::error_code> handshake(asio::ssl::context& context, role r, const std::string& server_name = {}) {
+        assert(!ssl_);
+        SSL* ssl = SSL_new(context.native_handle());  // holds its own reference to the context
+        BIO* bio = ssl ? detail::nosignal_bio::make(socket_.native_handle()) : nullptr;
+        if (!bio) {
+            if (ssl) SSL_free(ssl);
+            co_return asio::error::no_memory;
+        }
+        SSL_set_bio(ssl, bio, bio);
+        if (r == role::server) {
+            SSL_set_accept_state(ssl);
+        } else {
+            SSL_set_connect_state(ssl);
+            if (!server_name.empty()) SSL_set_tlsext_host_name(ssl, server_name.c_str());
+        }
+        for (;;) {
+            ERR_clear_error();
+            const int rc = SSL_do_handshake(ssl);
+            if (rc == 1) break;
+            const int err = SSL_get_error(ssl, rc);
+            if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) {
+                const std::error_code ec = openssl_error(err);
+                SSL_free(ssl);
+                co_return ec;
+            }
+            auto [ec] = co_await socket_.async_wait(err == SSL_ERROR_WANT_READ ? tcp::socket::wait_read
+                                                                               : tcp::socket::wait_write,
+                                                    detail::use_nothrow);
+            if (ec) {
+                SSL_free(ssl);
+                co_return ec;
+            }
+        }
+        ssl_ = ssl;
+        info_.version = SSL_get_version(ssl_);
+        info_.cipher = SSL_get_cipher_name(ssl_);
+        if (X509* peer = SSL_get1_peer_certificate(ssl_)) {
+            char subject[256];
+            X509_NAME_oneline(X509_get_subject_name(peer), subject, sizeof subject);
+            info_.peer_subject = subject;
+            X509_free(peer);
+        }
+        co_return std::error_code{};
+    }
+
+    /// Says close_notify if it fits without waiting, then closes the socket.
+    void close() {
+        if (ssl_ && socket_.is_open()) {
+            ERR_clear_error();
+            SSL_shutdown(ssl_);
+        }
+        asio::error_code ignored;
+        socket_.close(ignored);
+    }
+
+  private:
+    static constexpr std::size_t record_size = 16 * 1024;  // TLS's largest record
+
+    asio::awaitable<std::error_code> write_tls(std::string_view bytes) {
+        while (!bytes.empty()) {
+            ERR_clear_error();
+            std::size_t n = 0;
+            if (SSL_write_ex(ssl_, bytes.data(), bytes.size(), &n) == 1) {
+                bytes.remove_prefix(n);
+                continue;
+            }
+            const int err = SSL_get_error(ssl_, 0);
+            if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) co_return failure(err, false);
+            auto [ec] = co_await socket_.async_wait(err == SSL_ERROR_WANT_READ ? tcp::socket::wait_read
+                                                                               : tcp::socket::wait_write,
+                                                    detail::use_nothrow);
+            if (ec) co_return ec;
+        }
+        co_return std::error_code{};
+    }
+
+    /// An SSL_read/SSL_write failure as an error code: "try again" as would_block, the peer
+    /// closing as eof, anything else as OpenSSL's error.
+    std::error_code failure(int err, bool reading) {
+        switch (err) {
+        case SSL_ERROR_WANT_READ: return asio::error::would_block;
+        case SSL_ERROR_WANT_WRITE:
+            if (reading) want_write_ = true;  // the next wait_readable waits for writability
+            return asio::error::would_block;
+        case SSL_ERROR_ZERO_RETURN: return asio::error::eof;
+        default: return openssl_error(err);
+        }
+    }
+
+    static std::error_code openssl_error(int err) {
+        const unsigned long e = ERR_get_error();
+        if (e) return {static_cast<int>(e), asio::error::get_ssl_category()};
+        if (err == SSL_ERROR_SYSCALL && errno) return {errno, std::system_category()};
+        return asio::error::eof;  // the peer closed the connection without close_notify
+    }
+
+    tcp::socket& socket_;
+    SSL* ssl_ = nullptr;
+    tls_info info_;
+    std::string scratch_;
+    bool want_write_ = false;
+};
+
+} // namespace grey

@@ -1,0 +1,79 @@
+// grey/tls/context.hpp — a server's TLS settings, loaded into an OpenSSL context through Asio's
+// ssl::context, and reloadable while sessions run.
+//
+// A session takes a shared_ptr to the context that is current when its client says STARTTLS,
+// so a reload (a renewed certificate, on SIGHUP) swaps the pointer without disturbing the
+// sessions already encrypted with the old one. A reload that fails keeps the old context.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+#include <asio/ssl/context.hpp>
+#include <fmt/format.h>
+#include <openssl/ssl.h>
+
+#include "settings.hpp"
+
+namespace grey::tls {
+
+/// Loads `s` into a new context. Throws std::runtime_error naming the file that failed: a
+/// server with a broken certificate must not start.
+inline std::shared_ptr<asio::ssl::context> make_server_context(const server_settings& s) {
+    auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+    SSL_CTX* native = ctx->native_handle();
+    // TLS 1.2 and 1.3 only; no compression (CRIME), no renegotiation started by the client.
+    SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+    ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_compression |
+                     SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    // An idle session keeps no read or write buffer: OpenSSL frees them between records.
+    SSL_CTX_set_mode(native, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                                 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (SSL_CTX_set_cipher_list(native, s.ciphers.c_str()) != 1)
+        throw std::runtime_error(fmt::format("TLS: no usable cipher in '{}'", s.ciphers));
+    asio::error_code ec;
+    ctx->use_certificate_chain_file(s.certificate_chain_file, ec);
+    if (ec) throw std::runtime_error(fmt::format("TLS: cannot load certificate {}: {}", s.certificate_chain_file, ec.message()));
+    ctx->use_private_key_file(s.private_key_file, asio::ssl::context::pem, ec);
+    if (ec) throw std::runtime_error(fmt::format("TLS: cannot load key {}: {}", s.private_key_file, ec.message()));
+    if (SSL_CTX_check_private_key(native) != 1)
+        throw std::runtime_error(fmt::format("TLS: key {} does not match certificate {}", s.private_key_file,
+                                             s.certificate_chain_file));
+    return ctx;
+}
+
+/// The server's current context; reload() loads the files again.
+class reloadable_context {
+  public:
+    explicit reloadable_context(server_settings s) : settings_(std::move(s)), current_(make_server_context(settings_)) {}
+
+    const server_settings& settings() const noexcept { return settings_; }
+
+    std::shared_ptr<asio::ssl::context> current() const {
+        std::lock_guard lock(mutex_);
+        return current_;
+    }
+
+    /// Loads the certificate and key again. On failure the old context stays and the error is
+    /// returned: a reload never leaves the server without TLS.
+    std::optional<std::string> reload() {
+        try {
+            auto fresh = make_server_context(settings_);
+            std::lock_guard lock(mutex_);
+            current_ = std::move(fresh);
+            return std::nullopt;
+        } catch (const std::exception& e) {
+            return e.what();
+        }
+    }
+
+  private:
+    const server_settings settings_;
+    mutable std::mutex mutex_;
+    std::shared_ptr<asio::ssl::context> current_;
+};
+
+} // namespace grey::tls

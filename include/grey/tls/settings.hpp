@@ -1,0 +1,29 @@
+// grey/tls/settings.hpp — what a server is told about TLS: plain data, no OpenSSL, so that
+// config.hpp stays light. tls/context.hpp turns it into an OpenSSL context.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+namespace grey::tls {
+
+/// TLS 1.2 cipher suites with forward secrecy and AEAD only (Mozilla's "intermediate"
+/// profile); TLS 1.3's suites are OpenSSL's defaults, all of them AEAD.
+inline constexpr const char* modern_ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384";
+
+/// STARTTLS on the listening side (RFC 3207). Offered only when a certificate is configured.
+struct server_settings {
+    std::string certificate_chain_file;  ///< PEM: the server's certificate, then intermediates
+    std::string private_key_file;        ///< PEM
+    /// MAIL before STARTTLS gets "530 5.7.0 Must issue a STARTTLS command first".
+    bool required = false;
+    std::chrono::steady_clock::duration handshake_timeout = std::chrono::seconds(30);
+    std::string ciphers = modern_ciphers;  ///< TLS 1.2 suites, OpenSSL's syntax
+
+    bool enabled() const noexcept { return !certificate_chain_file.empty(); }
+};
+
+} // namespace grey::tls
