@@ -12,6 +12,7 @@ packages=(
     libhiredis-dev redis-server                       # the Redis store, and a Redis for its tests
     libssl-dev openssl                                # STARTTLS, the privacy mode; test certificates
     python3 swaks libnet-ssleay-perl postfix          # test peers: smtplib, swaks (with TLS), smtp-sink/-source
+    python3-aiosmtpd                                  # an upstream that speaks STARTTLS
     shellcheck                                        # tests/run checks the shell scripts
     clang libclang-rt-14-dev                          # the libFuzzer build
     "$@"

@@ -25,6 +25,10 @@ inline grey::endpoint endpoint_or_throw(const std::string& text) {
     return *e;
 }
 
+inline const std::map<std::string, grey::tls::upstream_policy> upstream_tls_policies{
+    {"none", grey::tls::upstream_policy::none}, {"may", grey::tls::upstream_policy::may},
+    {"encrypt", grey::tls::upstream_policy::encrypt}, {"verify", grey::tls::upstream_policy::verify}};
+
 inline const std::map<std::string, grey::pipelining_policy> pipelining_policies{
     {"refuse", grey::pipelining_policy::refuse}, {"allow", grey::pipelining_policy::allow}};
 
@@ -37,6 +41,15 @@ inline void check_tls(const grey::tls::server_settings& tls) {
     if (!tls.enabled()) return;
     try {
         grey::tls::make_server_context(tls);
+    } catch (const std::exception& e) {
+        throw CLI::ValidationError(e.what());
+    }
+}
+
+inline void check_upstream_tls(const grey::tls::client_settings& tls) {
+    if (tls.policy == grey::tls::upstream_policy::none) return;
+    try {
+        grey::tls::make_client_context(tls);
     } catch (const std::exception& e) {
         throw CLI::ValidationError(e.what());
     }
@@ -69,6 +82,17 @@ struct server_options {
                            "Idle upstream connections kept for reuse, per thread; they greet the upstream as "
                            "--servername (0: a connection per session, greeting with the client's HELO name)")
                 ->capture_default_str();
+            app.add_option("--upstream-tls", config.upstream_tls.policy,
+                           "TLS to the upstream: none, may (STARTTLS when offered), encrypt (required), "
+                           "verify (required, certificate checked)")
+                ->transform(CLI::CheckedTransformer(upstream_tls_policies, CLI::ignore_case).description(""))
+                ->type_name("none|may|encrypt|verify")
+                ->default_str("none");
+            app.add_option("--upstream-ca", config.upstream_tls.ca_file,
+                           "PEM CA bundle for --upstream-tls verify (default: the system's)")
+                ->check(CLI::ExistingFile);
+            app.add_option("--upstream-tls-name", config.upstream_tls.server_name,
+                           "Name the upstream's certificate must carry, sent as SNI (default: the --upstream host)");
             upstream_idle_seconds = static_cast<unsigned>(
                 std::chrono::duration_cast<std::chrono::seconds>(config.upstream_idle_timeout).count());
             app.add_option("--upstream-idle-seconds", upstream_idle_seconds,
@@ -125,6 +149,7 @@ struct server_options {
         if (upstream_idle_seconds) config.upstream_idle_timeout = std::chrono::seconds(upstream_idle_seconds);
         config.tls.handshake_timeout = std::chrono::seconds(tls_handshake_timeout);
         check_tls(config.tls);
+        check_upstream_tls(config.upstream_tls);
         config.greet_pause = std::chrono::milliseconds(greet_pause_ms);
         config.drain = std::chrono::seconds(drain_seconds);
     }

@@ -75,6 +75,14 @@ int main(int argc, char** argv) {
         ->check(CLI::ExistingFile);
     app.add_option("--tls-key", tls_key, "PEM private key of --tls-cert")->check(CLI::ExistingFile);
     app.add_flag("--tls-required", tls_required, "Refuse MAIL before STARTTLS (530 5.7.0)");
+    std::optional<grey::tls::upstream_policy> upstream_tls;
+    std::string upstream_ca, upstream_tls_name;
+    app.add_option("--upstream-tls", upstream_tls, "TLS to the upstream: none, may, encrypt, verify")
+        ->transform(CLI::CheckedTransformer(examples::upstream_tls_policies, CLI::ignore_case).description(""))
+        ->type_name("none|may|encrypt|verify");
+    app.add_option("--upstream-ca", upstream_ca, "PEM CA bundle for --upstream-tls verify (default: the system's)")
+        ->check(CLI::ExistingFile);
+    app.add_option("--upstream-tls-name", upstream_tls_name, "Name the upstream's certificate must carry");
     CLI11_PARSE(app, argc, argv);
 
     std::optional<session_log> log;
@@ -93,6 +101,10 @@ int main(int argc, char** argv) {
         if (!tls_key.empty()) s.server.tls.private_key_file = tls_key;
         if (tls_required) s.server.tls.required = true;
         examples::check_tls(s.server.tls);
+        if (upstream_tls) s.server.upstream_tls.policy = *upstream_tls;
+        if (!upstream_ca.empty()) s.server.upstream_tls.ca_file = upstream_ca;
+        if (!upstream_tls_name.empty()) s.server.upstream_tls.server_name = upstream_tls_name;
+        examples::check_upstream_tls(s.server.upstream_tls);
 
         if (s.lists.allowed_domains.empty() && !greylist_server::loopback_only(s.server.listen_endpoints()))
             throw greylist_server::config_error(

@@ -21,6 +21,8 @@
 #include <grey/greylist/redis_store.hpp>
 #include <grey/greylist/sqlite_store.hpp>
 
+#include "../common/server_options.hpp"
+
 namespace greylist_server {
 
 struct settings {
@@ -114,7 +116,7 @@ inline void load_file(const std::string& path, settings& s) {
         throw config_error(fmt::format("{}:{}: {}", path, e.source().begin.line, e.description()));
     }
     const detail::reader r(path);
-    r.only(root, "", {"server", "tls", "greylist", "relay", "whitelist", "whitelist_nonstandard", "log", "maildir"});
+    r.only(root, "", {"server", "tls", "upstream_tls", "greylist", "relay", "whitelist", "whitelist_nonstandard", "log", "maildir"});
     auto section = [&](std::string_view name) -> const toml::table* {
         const toml::node* n = root.get(name);
         if (!n) return nullptr;
@@ -170,6 +172,20 @@ inline void load_file(const std::string& path, settings& s) {
         auto handshake = static_cast<unsigned>(std::chrono::duration_cast<std::chrono::seconds>(tls.handshake_timeout).count());
         r.get(*t, "tls", "handshake_timeout", handshake);
         tls.handshake_timeout = std::chrono::seconds(handshake);
+    }
+
+    if (const toml::table* t = section("upstream_tls")) {
+        r.only(*t, "upstream_tls", {"policy", "ca_file", "server_name"});
+        std::string policy;
+        r.get(*t, "upstream_tls", "policy", policy);
+        if (!policy.empty()) {
+            const auto found = examples::upstream_tls_policies.find(policy);
+            if (found == examples::upstream_tls_policies.end())
+                r.fail(*t->get("policy"), fmt::format("'upstream_tls.policy' must be none, may, encrypt or verify, not '{}'", policy));
+            c.upstream_tls.policy = found->second;
+        }
+        r.get(*t, "upstream_tls", "ca_file", c.upstream_tls.ca_file);
+        r.get(*t, "upstream_tls", "server_name", c.upstream_tls.server_name);
     }
 
     grey::greylist::greylist_config& g = s.server;

@@ -28,7 +28,7 @@ class ConcreteMailHandler : public MailHandler<Derived> {
           serverid(ctx.config.serverid),
           smtp_ip(ctx.config.smtp_ip),
           smtp_port(ctx.config.smtp_port),
-          relay_(ctx.socket.get_executor(), ctx.watchdog, ctx.config, ctx.upstream_pool) {}
+          relay_(ctx.socket.get_executor(), ctx.watchdog, ctx.config, ctx.upstream_pool, ctx.upstream_tls) {}
 
     // The seed's configuration, as this session sees it.
     std::string servername;

@@ -96,6 +96,8 @@ struct server_config {
     pipelining_policy improper_pipelining = pipelining_policy::refuse;
     /// STARTTLS for clients (RFC 3207): offered when a certificate is given.
     tls::server_settings tls{};
+    /// TLS towards the upstream MTA.
+    tls::client_settings upstream_tls{};
     /// On SIGINT/SIGTERM, sessions have this long to finish before they get 421.
     std::chrono::steady_clock::duration drain = 30s;
     grey::limits limits{};

@@ -32,6 +32,7 @@ enum class errc {
     upstream_protocol,      ///< the upstream sent something that is not an SMTP reply
     upstream_closed,        ///< the upstream connection ended
     upstream_timeout,       ///< the upstream did not answer within its timeout
+    upstream_tls_failed,    ///< TLS to the upstream was required and could not be had
     // Session
     timeout,                ///< the client was silent longer than its timeout
     shutting_down,          ///< the server is stopping
@@ -65,6 +66,7 @@ class grey_category : public std::error_category {
         case errc::upstream_protocol: return "upstream protocol error";
         case errc::upstream_closed: return "upstream closed the connection";
         case errc::upstream_timeout: return "upstream timeout";
+        case errc::upstream_tls_failed: return "TLS to the upstream failed";
         case errc::timeout: return "timeout";
         case errc::shutting_down: return "shutting down";
         case errc::store_failed: return "greylist store failed";

@@ -59,11 +59,14 @@ class ServerCore {
     using config_type = typename detail::config_of<Protocol>::type;
     static_assert(std::is_base_of_v<server_config, config_type>);
 
-    /// Throws when the TLS certificate or key cannot be loaded: a server must not start
-    /// without the TLS it was told to offer.
+    /// Throws when the TLS certificate, its key or the upstream's CA file cannot be loaded: a
+    /// server must not start without the TLS it was told to use.
     explicit ServerCore(config_type config)
         : config_(std::move(config)),
           tls_(config_.tls.enabled() ? std::make_unique<tls::reloadable_context>(config_.tls) : nullptr),
+          upstream_tls_(config_.upstream_tls.policy == tls::upstream_policy::none
+                            ? nullptr
+                            : tls::make_client_context(config_.upstream_tls)),
           workers_(make_workers(config_)),
           ioc_(workers_.front()->ioc),
           signals_(ioc_, SIGINT, SIGTERM),
@@ -266,7 +269,8 @@ class ServerCore {
                                   upstream::pool* pool) {
         asio::error_code ec;
         socket.set_option(detail::tcp::no_delay(true), ec);
-        Protocol protocol(session_context{socket, config_, slot->watchdog, pool, tls_.get(), ends.peer, ends.local,
+        Protocol protocol(session_context{socket, config_, slot->watchdog, pool, tls_.get(), upstream_tls_.get(),
+                                          ends.peer, ends.local,
                                           [this, raw = slot.get()] { release(*raw); }});
         slot->watchdog.start(slot);
         co_await protocol.run();  // stops the watchdog when it ends
@@ -328,6 +332,7 @@ class ServerCore {
 
     config_type config_;
     std::unique_ptr<tls::reloadable_context> tls_;
+    std::shared_ptr<asio::ssl::context> upstream_tls_;
     std::vector<std::unique_ptr<worker>> workers_;
     asio::io_context& ioc_;  // the first worker's: it also accepts, and takes the signals
     asio::signal_set signals_;

@@ -10,6 +10,10 @@
 #include "detail/asio.hpp"
 #include "detail/watchdog.hpp"
 
+namespace asio::ssl {
+class context;
+}
+
 namespace grey {
 
 namespace upstream {
@@ -25,6 +29,7 @@ struct session_context {
     detail::watchdog& watchdog;
     upstream::pool* upstream_pool = nullptr;  ///< idle upstream connections; null when not pooling
     tls::reloadable_context* tls = nullptr;   ///< the server's TLS context; null without TLS
+    asio::ssl::context* upstream_tls = nullptr;  ///< towards the upstream; null when its policy is none
     asio::ip::tcp::endpoint peer{};           ///< the client's address, known from accept
     asio::ip::tcp::endpoint local{};          ///< the address it connected to
     /// Frees the client's place under the connection limits (in total and per address). A

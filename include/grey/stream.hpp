@@ -27,6 +27,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "detail/asio.hpp"
 
@@ -177,8 +178,11 @@ class stream {
 
     /// Starts TLS on the connection. Nothing read before it may be trusted afterwards: the
     /// caller drops what it had buffered (RFC 3207 §4.2). On failure the stream stays plain
-    /// and should be closed. `server_name` is sent as SNI by a client.
-    asio::awaitable<std::error_code> handshake(asio::ssl::context& context, role r, const std::string& server_name = {}) {
+    /// and should be closed. A client sends `server_name` as SNI (unless it is an address)
+    /// and, with `check_name`, requires the certificate to carry it; whether the chain is
+    /// verified at all is the context's verify mode.
+    asio::awaitable<std::error_code> handshake(asio::ssl::context& context, role r, const std::string& server_name = {},
+                                               bool check_name = false) {
         assert(!ssl_);
         SSL* ssl = SSL_new(context.native_handle());  // holds its own reference to the context
         BIO* bio = ssl ? detail::nosignal_bio::make(socket_.native_handle()) : nullptr;
@@ -191,7 +195,19 @@ class stream {
             SSL_set_accept_state(ssl);
         } else {
             SSL_set_connect_state(ssl);
-            if (!server_name.empty()) SSL_set_tlsext_host_name(ssl, server_name.c_str());
+            asio::error_code not_address;
+            (void)asio::ip::make_address(server_name, not_address);
+            const bool is_address = !not_address;
+            if (!server_name.empty() && !is_address) SSL_set_tlsext_host_name(ssl, server_name.c_str());
+            if (check_name) {
+                SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+                const int named = is_address ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), server_name.c_str())
+                                             : SSL_set1_host(ssl, server_name.c_str());
+                if (named != 1) {
+                    SSL_free(ssl);
+                    co_return asio::error::invalid_argument;
+                }
+            }
         }
         for (;;) {
             ERR_clear_error();
@@ -221,6 +237,19 @@ class stream {
             X509_free(peer);
         }
         co_return std::error_code{};
+    }
+
+    /// Writes `bytes` if they fit without waiting, else drops them: a last word (QUIT) to a
+    /// peer that need not hear it.
+    void write_now(std::string_view bytes) {
+        asio::error_code ec;
+        if (!ssl_) {
+            socket_.write_some(asio::buffer(bytes), ec);
+            return;
+        }
+        std::size_t n = 0;
+        ERR_clear_error();
+        SSL_write_ex(ssl_, bytes.data(), bytes.size(), &n);
     }
 
     /// Says close_notify if it fits without waiting, then closes the socket.

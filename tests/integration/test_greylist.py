@@ -469,6 +469,11 @@ class BadConfiguration(unittest.TestCase):
         self.assertNotEqual(code, 0)
         self.assertRegex(err, r"grey\.toml:2: 'server\.improper_pipelining' must be \"refuse\" or \"allow\"")
 
+    def test_the_upstream_tls_policy_is_one_of_four(self):
+        code, err = self.run_with('[upstream_tls]\npolicy = "sometimes"\n')
+        self.assertNotEqual(code, 0)
+        self.assertRegex(err, r"grey\.toml:2: 'upstream_tls\.policy' must be none, may, encrypt or verify")
+
     def test_the_shipped_grey_toml_is_accepted_as_it_is(self):
         shipped = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "greylist_server", "grey.toml")
         with open(shipped) as f:
@@ -481,9 +486,10 @@ class BadConfiguration(unittest.TestCase):
         p = subprocess.Popen([SERVER, "--config", path], cwd=d, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              text=True)
         try:
-            out = [p.stdout.readline() for _ in range(2)]
+            out = [p.stdout.readline() for _ in range(3)]
             self.assertRegex(out[0], r"^delivering to the embedded Maildir sink on 127\.0\.0\.1:\d+")
-            self.assertRegex(out[1], r"^listening on 127\.0\.0\.1:\d+")
+            self.assertRegex(out[1], r"^STARTTLS not offered: give a certificate")
+            self.assertRegex(out[2], r"^listening on 127\.0\.0\.1:\d+")
         finally:
             p.terminate()
             p.wait(timeout=15)

@@ -45,6 +45,28 @@ inline std::shared_ptr<asio::ssl::context> make_server_context(const server_sett
     return ctx;
 }
 
+/// The context of Grey's client side, towards the upstream. Throws std::runtime_error when the
+/// CA file cannot be loaded.
+inline std::shared_ptr<asio::ssl::context> make_client_context(const client_settings& s) {
+    auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+    SSL_CTX* native = ctx->native_handle();
+    SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+    ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_compression |
+                     SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_mode(native, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                                 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (s.policy == upstream_policy::verify) {
+        asio::error_code ec;
+        if (s.ca_file.empty()) ctx->set_default_verify_paths(ec);
+        else ctx->load_verify_file(s.ca_file, ec);
+        if (ec) throw std::runtime_error(fmt::format("TLS: cannot load CA file {}: {}", s.ca_file, ec.message()));
+        ctx->set_verify_mode(asio::ssl::verify_peer);
+    } else {
+        ctx->set_verify_mode(asio::ssl::verify_none);
+    }
+    return ctx;
+}
+
 /// The server's current context; reload() loads the files again.
 class reloadable_context {
   public:

@@ -26,4 +26,22 @@ struct server_settings {
     bool enabled() const noexcept { return !certificate_chain_file.empty(); }
 };
 
+/// TLS to the upstream MTA, as Postfix's smtp_tls_security_level names the levels.
+enum class upstream_policy {
+    none,     ///< plain text
+    may,      ///< STARTTLS when the upstream offers it; plain text when it does not, or when the
+              ///< handshake fails (Grey then connects again and goes on in plain text): TLS by
+              ///< opportunity never holds mail back
+    encrypt,  ///< TLS required, the certificate not checked; otherwise the client gets 4xx
+    verify,   ///< TLS required, the certificate verified against `ca_file` (or the system's
+              ///< store) and `server_name`; otherwise the client gets 4xx
+};
+
+struct client_settings {
+    upstream_policy policy = upstream_policy::none;
+    std::string ca_file;      ///< PEM bundle for `verify`; empty: the system's trusted CAs
+    std::string server_name;  ///< the name (or address) the certificate must carry, also sent as
+                              ///< SNI; empty: the upstream's host as configured (smtp_ip)
+};
+
 } // namespace grey::tls

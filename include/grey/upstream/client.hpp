@@ -23,6 +23,7 @@
 #include "../smtp/line_reader.hpp"
 #include "../smtp/reply.hpp"
 #include "../smtp/reply_parser.hpp"
+#include "../stream.hpp"
 
 namespace grey::upstream {
 
@@ -32,6 +33,7 @@ struct capabilities {
     bool pipelining = false;
     bool eight_bit_mime = false;
     bool enhanced_status_codes = false;
+    bool starttls = false;
     std::optional<std::uint64_t> size;  ///< present when SIZE was offered (0: no fixed limit)
 
     static capabilities from_ehlo(const smtp::reply& r) {
@@ -43,6 +45,7 @@ struct capabilities {
             if (smtp::iequals(keyword, "PIPELINING")) caps.pipelining = true;
             else if (smtp::iequals(keyword, "8BITMIME")) caps.eight_bit_mime = true;
             else if (smtp::iequals(keyword, "ENHANCEDSTATUSCODES")) caps.enhanced_status_codes = true;
+            else if (smtp::iequals(keyword, "STARTTLS")) caps.starttls = true;
             else if (smtp::iequals(keyword, "SIZE")) {
                 std::uint64_t n = 0;
                 for (char c : l.substr(keyword.size()))
@@ -57,7 +60,7 @@ struct capabilities {
 class client {
   public:
     client(const asio::any_io_executor& ex, detail::watchdog& watchdog, const timeouts& t)
-        : socket_(ex), watchdog_(&watchdog), timeouts_(t), in_(4096) {}
+        : socket_(ex), stream_(socket_), watchdog_(&watchdog), timeouts_(t), in_(4096) {}
 
     ~client() { detach(); }
     client(const client&) = delete;
@@ -80,6 +83,7 @@ class client {
         if (ec) co_return timed(ec);
         // Each command is one small write answered by the server: Nagle would hold it back.
         socket_.set_option(detail::tcp::no_delay(true), ec);
+        socket_.non_blocking(true, ec);  // TLS runs on the socket by readiness (stream.hpp)
         co_return co_await read_reply(timeouts_.upstream_greeting);
     }
 
@@ -104,7 +108,7 @@ class client {
 
     asio::awaitable<std::error_code> write(std::string_view bytes, detail::watchdog::clock::duration timeout) {
         watchdog_->expires_after(timeout);
-        auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(bytes), detail::use_nothrow);
+        const std::error_code ec = co_await stream_.write(bytes);
         co_return ec ? timed(ec) : std::error_code{};
     }
 
@@ -112,8 +116,7 @@ class client {
     asio::awaitable<std::error_code> write(std::string_view first, std::string_view second,
                                            detail::watchdog::clock::duration timeout) {
         watchdog_->expires_after(timeout);
-        const std::array<asio::const_buffer, 2> pieces{asio::buffer(first), asio::buffer(second)};
-        auto [ec, n] = co_await asio::async_write(socket_, pieces, detail::use_nothrow);
+        const std::error_code ec = co_await stream_.write(first, second);
         co_return ec ? timed(ec) : std::error_code{};
     }
 
@@ -129,15 +132,30 @@ class client {
                 continue;
             }
             watchdog_->expires_after(timeout);
-            auto [ec, n] = co_await socket_.async_read_some(detail::buffer(in_.prepare()), detail::use_nothrow);
+            auto [ec, n] = co_await stream_.read_some(detail::buffer(in_.prepare()));
             if (ec) co_return timed(ec);
             in_.commit(n);
         }
     }
 
+    /// STARTTLS (RFC 3207), then the handshake; the caller says EHLO again. Whatever the
+    /// server sent behind its 220 is dropped unread: an attacker on the path could have put a
+    /// reply there for Grey to take as the answer to a command sent inside TLS.
+    asio::awaitable<std::error_code> start_tls(asio::ssl::context& context, const std::string& server_name, bool check_name) {
+        auto r = co_await command("STARTTLS\r\n", timeouts_.upstream_command);
+        if (!r) co_return r.error();
+        if (r->code != 220) co_return errc::upstream_protocol;
+        in_.discard();
+        watchdog_->expires_after(timeouts_.upstream_command);
+        const std::error_code ec = co_await stream_.handshake(context, stream::role::client, server_name, check_name);
+        co_return ec ? timed(ec) : std::error_code{};
+    }
+
+    /// What TLS negotiated with the upstream; null in plain text.
+    const tls_info* tls() const noexcept { return stream_.is_tls() ? &stream_.tls() : nullptr; }
+
     void close() {
-        asio::error_code ignored;
-        socket_.close(ignored);
+        stream_.close();
         detach();
     }
 
@@ -145,9 +163,7 @@ class client {
     /// empty socket buffer), and no wait for the answer, so that the server logs a clean
     /// disconnect rather than a lost connection.
     void quit_and_close() {
-        asio::error_code ec;
-        socket_.non_blocking(true, ec);
-        if (!ec) asio::write(socket_, asio::buffer("QUIT\r\n", 6), ec);
+        stream_.write_now("QUIT\r\n");
         close();
     }
 
@@ -189,6 +205,7 @@ class client {
     }
 
     detail::tcp::socket socket_;
+    stream stream_;
     detail::watchdog* watchdog_;
     const timeouts& timeouts_;
     smtp::line_reader in_;

@@ -1,8 +1,9 @@
 // grey/upstream/relay.hpp — relays a session's transactions to the real MTA while the client
 // waits (DESIGN §2), so that no 2xx reaches the client unless the upstream gave it.
 //
-//   first accepted RCPT: connect, greet, EHLO (HELO fallback), replay MAIL, send RCPT; with
-//                        PIPELINING (RFC 2920) MAIL and RCPT leave in one write
+//   first accepted RCPT: connect, greet, EHLO (HELO fallback), STARTTLS and EHLO again as the
+//                        upstream TLS policy asks, replay MAIL, send RCPT; with PIPELINING
+//                        (RFC 2920) MAIL and RCPT leave in one write
 //   later RCPTs:         sent live; each client gets the upstream's answer
 //   DATA:                upstream DATA; the text is streamed chunk by chunk
 //   end of data:         "." upstream; the client gets the upstream's final answer
@@ -12,6 +13,7 @@
 // recipients on a new connection would deliver to fewer recipients than were accepted.
 #pragma once
 
+#include <cstdio>
 #include <memory>
 #include <optional>
 #include <string>
@@ -38,8 +40,8 @@ struct envelope {
 class relay {
   public:
     relay(const asio::any_io_executor& ex, detail::watchdog& watchdog, const server_config& config,
-          pool* idle = nullptr)
-        : executor_(ex), watchdog_(watchdog), config_(config), pool_(idle) {}
+          pool* idle = nullptr, asio::ssl::context* tls = nullptr)
+        : executor_(ex), watchdog_(watchdog), config_(config), pool_(idle), tls_(tls) {}
 
     bool connected() const noexcept { return client_ != nullptr; }
     const client* connection() const noexcept { return client_.get(); }
@@ -54,14 +56,15 @@ class relay {
             co_return result<void>{};
         }
         if (pool_) helo_name = config_.servername;  // one connection, many clients' mail
-        client_ = std::make_unique<client>(executor_, watchdog_, config_.timeouts);
-        auto greeting = co_await client_->connect(config_.smtp_ip, config_.smtp_port);
-        if (greeting && greeting->code == 220) {
-            auto hello = co_await client_->hello(helo_name.empty() ? config_.servername : helo_name);
-            if (hello && hello->completion()) co_return result<void>{};
+        const std::string name(helo_name.empty() ? std::string_view(config_.servername) : helo_name);
+        result<void> opened = co_await open(name, tls_ != nullptr);
+        if (!opened && opened.error() == errc::upstream_tls_failed &&
+            config_.upstream_tls.policy == tls::upstream_policy::may) {
+            drop();
+            opened = co_await open(name, false);  // opportunistic TLS never holds mail back
         }
-        drop();
-        co_return errc::upstream_unavailable;
+        if (!opened) drop();
+        co_return opened;
     }
 
     /// The client's RCPT: replayed after EHLO and MAIL when this is the transaction's first.
@@ -143,6 +146,34 @@ class relay {
     }
 
   private:
+    /// A new connection: connect, greeting, EHLO; with `secure`, STARTTLS as the policy asks
+    /// and EHLO again inside TLS (RFC 3207 §4.2: what was learned before TLS is forgotten).
+    asio::awaitable<result<void>> open(const std::string& helo_name, bool secure) {
+        client_ = std::make_unique<client>(executor_, watchdog_, config_.timeouts);
+        auto greeting = co_await client_->connect(config_.smtp_ip, config_.smtp_port);
+        if (!greeting || greeting->code != 220) co_return errc::upstream_unavailable;
+        auto hello = co_await client_->hello(helo_name);
+        if (!hello || !hello->completion()) co_return errc::upstream_unavailable;
+        if (!secure) co_return result<void>{};
+
+        const tls::client_settings& s = config_.upstream_tls;
+        if (!client_->caps().starttls) {
+            if (s.policy == tls::upstream_policy::may) co_return result<void>{};
+            fmt::print(stderr, "grey: upstream {}:{} does not offer STARTTLS, which the TLS policy requires\n",
+                       config_.smtp_ip, config_.smtp_port);
+            co_return errc::upstream_tls_failed;
+        }
+        const std::string& server = s.server_name.empty() ? config_.smtp_ip : s.server_name;
+        const std::error_code ec = co_await client_->start_tls(*tls_, server, s.policy == tls::upstream_policy::verify);
+        if (ec) {
+            fmt::print(stderr, "grey: TLS to upstream {}:{} failed: {}\n", config_.smtp_ip, config_.smtp_port, ec.message());
+            co_return errc::upstream_tls_failed;
+        }
+        hello = co_await client_->hello(helo_name);
+        if (!hello || !hello->completion()) co_return errc::upstream_unavailable;
+        co_return result<void>{};
+    }
+
     /// The transaction's first RCPT: [RSET,] MAIL, RCPT. With PIPELINING they leave in one
     /// write and their replies are read in order; a RCPT after a refused MAIL is answered 503
     /// and that answer is moot. A pooled connection found dead before anything was accepted
@@ -152,6 +183,8 @@ class relay {
         for (;;) {
             if (!client_) {
                 const result<void> connected = co_await connect(env.helo_name);
+                if (!connected && connected.error() == errc::upstream_tls_failed)
+                    co_return smtp::replies::upstream_tls_failed;
                 if (!connected) co_return smtp::replies::upstream_unavailable;
             }
             if (env.parameters.body == smtp::body_type::eight_bit_mime && !client_->caps().eight_bit_mime)
@@ -230,6 +263,7 @@ class relay {
     detail::watchdog& watchdog_;
     const server_config& config_;
     pool* pool_;
+    asio::ssl::context* tls_;  // towards the upstream; null when its policy is none
     std::unique_ptr<client> client_;
     static constexpr std::size_t held_limit = 16 * 1024;
     std::string held_;          // message text not yet written upstream
