@@ -28,7 +28,11 @@ class ConcreteMailHandler : public MailHandler<Derived> {
           serverid(ctx.config.serverid),
           smtp_ip(ctx.config.smtp_ip),
           smtp_port(ctx.config.smtp_port),
-          relay_(ctx.socket.get_executor(), ctx.watchdog, ctx.config, ctx.upstream_pool, ctx.upstream_tls) {}
+          relay_(ctx.socket.get_executor(), ctx.watchdog, ctx.config, ctx.upstream_pool, ctx.upstream_tls,
+                 ctx.upstream_extensions) {}
+
+    /// Tells ServerCore to learn the upstream's extensions at start (an EHLO probe).
+    static constexpr bool relays_upstream = true;
 
     // The seed's configuration, as this session sees it.
     std::string servername;
@@ -69,16 +73,20 @@ class ConcreteMailHandler : public MailHandler<Derived> {
         relay_.end_transaction();
         return base::handleHelo(c);
     }
+    /// MailHandler's extensions, and those the upstream must have for Grey to offer them
+    /// (smtp::relayable): what its latest EHLO reply offered.
     smtp::reply handleEhlo(const smtp::helo_command& c) {
         relay_.end_transaction();
-        return base::handleEhlo(c);
+        smtp::reply r = base::handleEhlo(c);
+        const smtp::extensions up = smtp::relayable(relay_.upstream_extensions());
+        if (up.has(smtp::extension::smtputf8)) r.lines.emplace_back("SMTPUTF8");
+        if (up.has(smtp::extension::dsn)) r.lines.emplace_back("DSN");
+        return r;
     }
     asio::awaitable<smtp::reply> handleRcpt(const smtp::rcpt_command& c) {
         const verdict v = co_await detail::await_hook([&] { return derived().shouldWeAcceptRecipient(c); });
         if (!v.accepted()) co_return v.reply();  // the upstream never hears of it (P3)
-        co_return co_await relay_.rcpt(
-            upstream::envelope{this->remotename, this->sender, this->mail_parameters},
-            c.forward_path.mailbox);
+        co_return co_await relay_.rcpt(upstream::envelope{this->remotename, this->sender, this->mail_parameters}, c);
     }
     asio::awaitable<smtp::reply> handleData() {
         const bool accept = co_await detail::await_hook([&] { return derived().shouldWeAcceptMail(); });

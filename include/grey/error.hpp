@@ -23,6 +23,7 @@ enum class errc {
     bad_domain,             ///< malformed HELO/EHLO domain or address literal
     unknown_parameter,      ///< a MAIL/RCPT parameter not advertised
     bad_parameter_value,    ///< an advertised parameter with a value out of its syntax
+    needs_smtputf8,         ///< a non-ASCII address in a transaction without SMTPUTF8 (RFC 6531 §3.4)
     bad_sequence,           ///< a command out of order (RFC 5321 §4.1.4)
     // Limits
     message_too_big,        ///< SIZE or the data stream exceeds the configured limit
@@ -59,6 +60,7 @@ class grey_category : public std::error_category {
         case errc::bad_domain: return "bad domain";
         case errc::unknown_parameter: return "unknown parameter";
         case errc::bad_parameter_value: return "bad parameter value";
+        case errc::needs_smtputf8: return "non-ASCII address without SMTPUTF8";
         case errc::bad_sequence: return "bad sequence of commands";
         case errc::message_too_big: return "message too big";
         case errc::too_many_recipients: return "too many recipients";

@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <exception>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,8 +26,10 @@
 #include "detail/asio.hpp"
 #include "detail/watchdog.hpp"
 #include "session_context.hpp"
+#include "smtp/bdat.hpp"
 #include "smtp/command.hpp"
 #include "smtp/data_codec.hpp"
+#include "smtp/extensions.hpp"
 #include "smtp/line_reader.hpp"
 #include "smtp/reply.hpp"
 #include "smtp/session_state.hpp"
@@ -82,6 +85,7 @@ class MailHandler {
         smtp::reply r{250, "", {config_.servername, "PIPELINING",
                                 fmt::format("SIZE {}", config_.limits.max_message_size), "8BITMIME",
                                 "ENHANCEDSTATUSCODES"}};
+        r.lines.emplace_back("CHUNKING");  // RFC 3030; relayed as DATA (see dispatch_bdat)
         if (offers_starttls()) r.lines.emplace_back("STARTTLS");  // RFC 3207 §4.2: never once TLS is up
         return r;
     }
@@ -143,7 +147,7 @@ class MailHandler {
             queue(smtp::replies::internal_error);
             closing_ = true;
         }
-        if (state_.current() == smtp::phase::data) co_await abort_message();
+        if (state_.current() == smtp::phase::data || (bdat_ && !bdat_failure_)) co_await abort_message();
         // The client's place is given back before its last reply leaves: a client that opens
         // its next connection on reading "221" must find this one no longer counted.
         if (client_leaving_) client_leaving_();
@@ -231,6 +235,7 @@ class MailHandler {
                : ec == errc::bad_recipient      ? bad_recipient
                : ec == errc::unknown_parameter  ? unknown_parameter
                : ec == errc::bad_parameter_value ? bad_parameter_value
+               : ec == errc::needs_smtputf8     ? needs_smtputf8
                : ec == errc::message_too_big    ? message_too_big
                                                 : syntax_error);
     }
@@ -295,18 +300,16 @@ class MailHandler {
         closing_ = true;
     }
 
-    static bool offers_pipelining(const smtp::reply& ehlo) {
-        for (std::size_t i = 1; i < ehlo.lines.size(); ++i)
-            if (smtp::iequals(ehlo.lines[i], "PIPELINING")) return true;
-        return false;
-    }
-
     asio::awaitable<void> dispatch(std::string_view text) {
         auto cmd = smtp::parse_command(text);
         if (!cmd) co_return refuse(cmd.error());
-        if (smtp::ends_pipelined_group(cmd->verb, pipelining_offered_) && sent_ahead())
+        if (smtp::ends_pipelined_group(cmd->verb, offered_.has(smtp::extension::pipelining)) && sent_ahead())
             co_return refuse_improper_pipelining();
         if (cmd->verb == smtp::verb::starttls && !tls_) co_return refuse(smtp::replies::not_implemented);
+        if (cmd->verb == smtp::verb::bdat) co_return co_await dispatch_bdat(cmd->argument);
+        // RSET, HELO or EHLO between chunks abandon the message (RFC 3030 §2).
+        if (bdat_ && (cmd->verb == smtp::verb::rset || cmd->verb == smtp::verb::helo || cmd->verb == smtp::verb::ehlo))
+            co_await drop_bdat();
         if (const smtp::reply* refusal = state_.check(cmd->verb)) co_return refuse(*refusal);
 
         switch (cmd->verb) {
@@ -324,15 +327,20 @@ class MailHandler {
                 state_.on_helo();  // RFC 5321 §4.1.4: HELO/EHLO also resets the transaction
                 end_transaction();
                 remotename = std::string(helo->domain);
-                pipelining_offered_ = cmd->verb == smtp::verb::ehlo && offers_pipelining(r);
+                offered_ = cmd->verb == smtp::verb::ehlo ? smtp::extensions::from_ehlo(r) : smtp::extensions{};
             }
             co_return queue(r);
         }
         case smtp::verb::mail: {
             auto mail = smtp::parse_mail(cmd->argument);
+            if (!mail && mail.error() == errc::needs_smtputf8) co_return refuse(smtp::replies::needs_smtputf8_sender);
             if (!mail) co_return refuse(mail.error());
             if (tls_ && tls_->settings().required && !stream_.is_tls())
                 co_return refuse(smtp::replies::must_start_tls);
+            // A parameter of an extension this session was not offered is unknown to it.
+            if ((mail->parameters.smtputf8 && !offered_.has(smtp::extension::smtputf8)) ||
+                (mail->parameters.uses_dsn() && !offered_.has(smtp::extension::dsn)))
+                co_return refuse(smtp::replies::unknown_parameter);
             if (mail->parameters.size && *mail->parameters.size > config_.limits.max_message_size)
                 co_return refuse(smtp::replies::message_too_big);
             const smtp::reply r = co_await detail::await_hook([&] { return derived().handleMail(*mail); });
@@ -346,8 +354,10 @@ class MailHandler {
         case smtp::verb::rcpt: {
             if (recipients.size() >= config_.limits.max_recipients)
                 co_return queue(smtp::replies::too_many_recipients);
-            auto rcpt = smtp::parse_rcpt(cmd->argument);
+            auto rcpt = smtp::parse_rcpt(cmd->argument, mail_parameters.smtputf8);
             if (!rcpt) co_return refuse(rcpt.error());
+            if (rcpt->parameters.uses_dsn() && !offered_.has(smtp::extension::dsn))
+                co_return refuse(smtp::replies::unknown_parameter);
             const smtp::reply r = co_await detail::await_hook([&] { return derived().handleRcpt(*rcpt); });
             if (r.completion()) {
                 state_.on_rcpt();
@@ -382,6 +392,8 @@ class MailHandler {
             const smtp::reply r = co_await detail::await_hook([&] { return derived().handleHelp(cmd->argument); });
             co_return queue(r);
         }
+        case smtp::verb::bdat:  // handled above, with its chunk
+            co_return;
         case smtp::verb::starttls:
             if (stream_.is_tls()) co_return refuse(smtp::replies::tls_active);
             co_return co_await start_tls();
@@ -417,7 +429,7 @@ class MailHandler {
         state_ = smtp::session_state{};
         end_transaction();
         remotename.clear();
-        pipelining_offered_ = false;
+        offered_ = {};
     }
 
     /// The message text, up to the lone dot: validated, counted and streamed to the hooks.
@@ -480,7 +492,7 @@ class MailHandler {
         state_.on_end_of_data();
         // Message text is the first "command" of a group (RFC 2920 §3.1), so with PIPELINING
         // the next commands may follow the final dot at once; without it nothing may.
-        if (!pipelining_offered_ && sent_ahead()) {
+        if (!offered_.has(smtp::extension::pipelining) && sent_ahead()) {
             co_await abort_message();
             refuse_improper_pipelining();
         } else if (too_big) {
@@ -491,6 +503,114 @@ class MailHandler {
             queue(r);
         }
         end_transaction();
+    }
+
+    /// CHUNKING (RFC 3030). The chunk's octets follow the command line and are read whatever
+    /// the answer, since the next command starts after them. The message goes to the hooks
+    /// exactly as a DATA message would: handleData at the first chunk, then whole dot-stuffed
+    /// lines (smtp::bdat_scanner checks the octets as line_reader checks DATA text: a bare CR
+    /// or LF is refused, never made a line end), then handleEndOfData at LAST. A message that
+    /// fails (framing, size) is aborted at once; its later chunks are read and given the same
+    /// answer, until LAST.
+    asio::awaitable<void> dispatch_bdat(std::string_view argument) {
+        const auto chunk = smtp::parse_bdat(argument);
+        if (!chunk || chunk->size > config_.limits.max_message_size) {
+            // Unknown length, or more than any message may be: the octets that follow cannot
+            // be told from commands, and are not worth reading.
+            queue(chunk ? smtp::replies::message_too_big : smtp::replies::syntax_error);
+            closing_ = true;
+            co_return;
+        }
+        const smtp::reply* refusal = offered_.has(smtp::extension::chunking) ? state_.check(smtp::verb::bdat)
+                                                                               : &smtp::replies::not_implemented;
+        smtp::reply started;
+        if (!refusal && state_.current() == smtp::phase::rcpt) {
+            started = co_await detail::await_hook([&] { return derived().handleData(); });
+            if (started.code == 354) {
+                state_.on_bdat();
+                bdat_.emplace(config_.limits.max_text_line);
+                bdat_failure_.reset();
+            }
+        }
+        const std::error_code ec = co_await take_chunk(chunk->size, !refusal && bdat_.has_value());
+        if (ec) co_return fail(ec);  // the session ends; run() aborts the open message
+        if (refusal) co_return refuse(*refusal);
+        if (!bdat_) co_return queue(started);  // handleData said no
+        if (!bdat_failure_ && !chunk->last) co_return queue(smtp::reply{250, "2.0.0", fmt::format("{} octets received", chunk->size)});
+        if (!bdat_failure_) {
+            if (bdat_->finish(&bdat_out_)) {
+                bdat_failure_ = failure_reply(bdat_->error());
+                co_await abort_bdat();
+            } else {
+                // All but the end-of-data marker, which the hooks never see.
+                const std::string_view text = std::string_view(bdat_out_).substr(0, bdat_out_.size() - smtp::end_of_data_marker.size());
+                if (!text.empty()) co_await detail::await_hook([&] { return derived().handleMessageData(text); });
+                const smtp::reply r = co_await detail::await_hook([&] { return derived().handleEndOfData(); });
+                end_bdat();
+                co_return queue(r);
+            }
+        }
+        queue(*bdat_failure_);
+        if (chunk->last) end_bdat();
+    }
+
+    /// Reads `size` octets of a chunk: into the message when one is open and has not failed,
+    /// else only off the wire.
+    asio::awaitable<std::error_code> take_chunk(std::uint64_t size, bool into_message) {
+        for (std::uint64_t left = size; left > 0;) {
+            if (in_.buffered() == 0) {
+                co_await flush();
+                const std::error_code ec = co_await read_some(config_.timeouts.data_block);
+                if (ec) co_return ec;
+            }
+            const std::string_view piece = in_.take(static_cast<std::size_t>(std::min<std::uint64_t>(left, in_.buffered())));
+            left -= piece.size();
+            if (!into_message || !bdat_ || bdat_failure_) continue;
+            if (bdat_->octets() + piece.size() > config_.limits.max_message_size) {
+                bdat_failure_ = smtp::replies::message_too_big;
+                co_await abort_bdat();
+                continue;
+            }
+            if (const std::error_code framing = bdat_->feed(piece, &bdat_out_)) {
+                bdat_failure_ = failure_reply(framing);
+                co_await abort_bdat();
+                continue;
+            }
+            // Whole lines go to the hook; a partial one waits for the rest.
+            const std::size_t whole = bdat_out_.rfind("\r\n");
+            if (whole == std::string::npos) continue;
+            co_await detail::await_hook([&] { return derived().handleMessageData(std::string_view(bdat_out_).substr(0, whole + 2)); });
+            bdat_out_.erase(0, whole + 2);
+        }
+        co_return std::error_code{};
+    }
+
+    static smtp::reply failure_reply(std::error_code ec) {
+        if (ec == errc::line_too_long) return smtp::replies::line_too_long;
+        if (ec == errc::nul_byte) return smtp::replies::nul_byte;
+        return smtp::replies::bare_line_ending;
+    }
+
+    asio::awaitable<void> abort_bdat() {
+        bdat_out_.clear();
+        co_await abort_message();
+    }
+
+    asio::awaitable<void> drop_bdat() {
+        if (!bdat_failure_) co_await abort_message();
+        bdat_.reset();
+        bdat_failure_.reset();
+        bdat_out_.clear();
+        bdat_out_.shrink_to_fit();
+    }
+
+    void end_bdat() {
+        state_.on_end_of_data();
+        end_transaction();
+        bdat_.reset();
+        bdat_failure_.reset();
+        bdat_out_.clear();
+        bdat_out_.shrink_to_fit();
     }
 
     asio::awaitable<void> abort_message() {
@@ -507,7 +627,10 @@ class MailHandler {
     std::string out_;
     smtp::session_state state_;
     std::size_t errors_ = 0;
-    bool pipelining_offered_ = false;  // by the last successful EHLO
+    smtp::extensions offered_;  // by the last successful EHLO; nothing after HELO
+    std::optional<smtp::bdat_scanner> bdat_;   // a BDAT message is open
+    std::optional<smtp::reply> bdat_failure_;  // the answer of the open BDAT message that failed
+    std::string bdat_out_;                     // its DATA text not yet given to the hook
     bool closing_ = false;
 };
 

@@ -35,6 +35,8 @@
 #include "session_context.hpp"
 #include "smtp/reply.hpp"
 #include "tls/context.hpp"
+#include "upstream/client.hpp"
+#include "upstream/known_extensions.hpp"
 #include "upstream/pool.hpp"
 
 namespace grey {
@@ -117,6 +119,8 @@ class ServerCore {
     void run() {
         listen();
         wait_for_signal();
+        if constexpr (requires { Protocol::relays_upstream; })
+            asio::co_spawn(ioc_, probe_upstream(), asio::detached);
         for (auto& a : acceptors_) asio::co_spawn(ioc_, accept_loop(a), asio::detached);
         for (auto& w : workers_)
             if (w->pool) asio::co_spawn(w->ioc, close_idle_upstreams(*w), asio::detached);
@@ -173,6 +177,25 @@ class ServerCore {
             if (ec || !w.closing_idle_upstreams) co_return;  // the stop
             w.pool->close_expired();
         }
+    }
+
+    /// Learns the upstream's extensions before the first client asks for them (EHLO, then
+    /// QUIT); every upstream EHLO later refreshes them. An upstream down at start is not an
+    /// error: sessions learn when it is back.
+    asio::awaitable<void> probe_upstream() {
+        // The watchdog's pending handler keeps it alive until it has seen stop().
+        auto watchdog = std::make_shared<detail::watchdog>(ioc_.get_executor());
+        watchdog->start(watchdog);
+        upstream::client c(ioc_.get_executor(), *watchdog, config_.timeouts);
+        auto greeting = co_await c.connect(config_.smtp_ip, config_.smtp_port);
+        if (greeting && greeting->code == 220) {
+            auto hello = co_await c.hello(config_.servername);
+            if (hello && hello->completion()) upstream_extensions_.learn(c.caps());
+            auto bye = co_await c.command("QUIT\r\n", std::chrono::seconds(10));
+            (void)bye;
+        }
+        c.close();
+        watchdog->stop();
     }
 
     void wait_for_signal() {
@@ -270,7 +293,7 @@ class ServerCore {
         asio::error_code ec;
         socket.set_option(detail::tcp::no_delay(true), ec);
         Protocol protocol(session_context{socket, config_, slot->watchdog, pool, tls_.get(), upstream_tls_.get(),
-                                          ends.peer, ends.local,
+                                          &upstream_extensions_, ends.peer, ends.local,
                                           [this, raw = slot.get()] { release(*raw); }});
         slot->watchdog.start(slot);
         co_await protocol.run();  // stops the watchdog when it ends
@@ -333,6 +356,7 @@ class ServerCore {
     config_type config_;
     std::unique_ptr<tls::reloadable_context> tls_;
     std::shared_ptr<asio::ssl::context> upstream_tls_;
+    upstream::known_extensions upstream_extensions_;
     std::vector<std::unique_ptr<worker>> workers_;
     asio::io_context& ioc_;  // the first worker's: it also accepts, and takes the signals
     asio::signal_set signals_;

@@ -18,6 +18,7 @@ namespace grey {
 
 namespace upstream {
 class pool;
+class known_extensions;
 }
 namespace tls {
 class reloadable_context;
@@ -30,6 +31,7 @@ struct session_context {
     upstream::pool* upstream_pool = nullptr;  ///< idle upstream connections; null when not pooling
     tls::reloadable_context* tls = nullptr;   ///< the server's TLS context; null without TLS
     asio::ssl::context* upstream_tls = nullptr;  ///< towards the upstream; null when its policy is none
+    upstream::known_extensions* upstream_extensions = nullptr;  ///< what the upstream offers, as last seen
     asio::ip::tcp::endpoint peer{};           ///< the client's address, known from accept
     asio::ip::tcp::endpoint local{};          ///< the address it connected to
     /// Frees the client's place under the connection limits (in total and per address). A

@@ -1,7 +1,9 @@
 // One libFuzzer entry over Grey's I/O-free SMTP layer: the input is a byte stream as a client
 // would send it, fed to a line_reader in pieces whose sizes come from the input itself; every
-// line is parsed as a command (and MAIL/RCPT/HELO arguments), decoded and re-encoded as DATA
-// text, and fed to the reply parser. Any broken invariant aborts.
+// line is parsed as a command (and MAIL/RCPT/HELO arguments, RCPT both in and out of an
+// SMTPUTF8 transaction), decoded and re-encoded as DATA text, and fed to the reply parser; its
+// UTF-8 is checked against a plain reference decoder. The same bytes, as the octets of a BDAT
+// message, go through the chunk scanner (bdat_exercise.hpp). Any broken invariant aborts.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -14,13 +16,59 @@
 #include <grey/smtp/line_reader.hpp>
 #include <grey/smtp/reply_parser.hpp>
 
+#include "bdat_exercise.hpp"
+
 namespace {
 void check(bool ok) {
     if (!ok) std::abort();
 }
 
+// RFC 3629 the long way: decode the code point, then judge it, as utf8_length must agree.
+std::size_t reference_utf8_length(std::string_view s) {
+    if (s.empty()) return 0;
+    const unsigned lead = static_cast<unsigned char>(s[0]);
+    if (lead < 0x80) return 1;
+    const std::size_t n = (lead & 0xE0) == 0xC0 ? 2 : (lead & 0xF0) == 0xE0 ? 3 : (lead & 0xF8) == 0xF0 ? 4 : 0;
+    if (n == 0 || s.size() < n) return 0;
+    std::uint32_t cp = lead & (0x7Fu >> n);
+    for (std::size_t i = 1; i < n; ++i) {
+        const unsigned c = static_cast<unsigned char>(s[i]);
+        if ((c & 0xC0) != 0x80) return 0;
+        cp = cp << 6 | (c & 0x3F);
+    }
+    const std::uint32_t least = n == 2 ? 0x80 : n == 3 ? 0x800 : 0x10000;
+    if (cp < least || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return n;
+}
+
+// An ORCPT value Grey passes on: "addr-type;address", the address an xtext, or with the
+// utf-8 type one of RFC 6533's forms (an xtext too, unless raw UTF-8 was allowed).
+void check_orcpt(std::string_view v, bool smtputf8) {
+    using namespace grey::smtp;
+    const std::size_t semi = v.find(';');
+    check(semi != std::string_view::npos && semi > 0);
+    const std::string_view type = v.substr(0, semi), address = v.substr(semi + 1);
+    check(!address.empty() && is_ascii(type));
+    if (iequals(type, "utf-8")) check(smtputf8 ? is_utf8(address) : is_xtext(address));
+    else check(is_xtext(address));
+}
+
+void check_rcpt(const grey::result<grey::smtp::rcpt_command>& r, bool smtputf8) {
+    using namespace grey::smtp;
+    if (!r) return;
+    const path& p = r->forward_path;
+    check(!p.mailbox.empty() && p.mailbox.size() <= max_path_length);
+    check(smtputf8 ? is_utf8(p.mailbox) : is_ascii(p.mailbox));
+    const rcpt_parameters& q = r->parameters;
+    check(q.uses_dsn() == (!q.notify.empty() || !q.orcpt.empty()));
+    if (!q.notify.empty()) check(is_ascii(q.notify) && q.notify.find(' ') == std::string::npos);
+    if (!q.orcpt.empty()) check_orcpt(q.orcpt, smtputf8);
+}
+
 void exercise_line(const grey::smtp::line& l) {
     using namespace grey::smtp;
+    for (std::size_t i = 0; i < l.text.size(); ++i)
+        check(utf8_length(l.text.substr(i)) == reference_utf8_length(l.text.substr(i)));
     // Framing invariants: a returned line ends in CRLF and holds no CR, LF or NUL.
     check(l.raw.size() == l.text.size() + 2 && l.raw.data() == l.text.data());
     check(l.raw.substr(l.text.size()) == "\r\n");
@@ -29,11 +77,30 @@ void exercise_line(const grey::smtp::line& l) {
     if (auto cmd = parse_command(l.text)) {
         switch (cmd->verb) {
         case verb::mail:
-            if (auto m = parse_mail(cmd->argument)) check(m->reverse_path.mailbox.size() <= max_path_length);
+            if (auto m = parse_mail(cmd->argument)) {
+                const mail_parameters& q = m->parameters;
+                check(m->reverse_path.mailbox.size() <= max_path_length);
+                check(q.smtputf8 ? is_utf8(m->reverse_path.mailbox) : is_ascii(m->reverse_path.mailbox));
+                check(q.ret.empty() || iequals(q.ret, "FULL") || iequals(q.ret, "HDRS"));
+                check(q.envid.size() <= 100 && is_xtext(q.envid));
+                check(q.uses_dsn() == (!q.ret.empty() || !q.envid.empty()));
+            }
             break;
-        case verb::rcpt:
-            if (auto r = parse_rcpt(cmd->argument)) check(!r->forward_path.mailbox.empty());
+        case verb::rcpt: {
+            const auto ascii = parse_rcpt(cmd->argument, false);
+            const auto utf8 = parse_rcpt(cmd->argument, true);
+            check_rcpt(ascii, false);
+            check_rcpt(utf8, true);
+            // SMTPUTF8 only widens the grammar: what parses without it parses alike with it,
+            // and a path refused for want of it is accepted with it.
+            if (ascii) {
+                check(utf8 && utf8->forward_path.mailbox == ascii->forward_path.mailbox);
+                check(utf8->parameters.notify == ascii->parameters.notify);
+                check(utf8->parameters.orcpt == ascii->parameters.orcpt);
+            }
+            if (ascii.error() == grey::errc::needs_smtputf8) check(utf8.has_value());
             break;
+        }
         case verb::helo:
         case verb::ehlo:
             if (auto h = parse_helo(cmd->argument)) check(!h->domain.empty());
@@ -64,6 +131,8 @@ void exercise_line(const grey::smtp::line& l) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     if (size == 0) return 0;
+    // The same bytes as the octets of a BDAT message, in pieces (bdat_exercise.hpp).
+    exercise_bdat(std::string_view(reinterpret_cast<const char*>(data), size));
     // The first byte chooses the line limit and the size of each piece the "socket" delivers.
     const std::size_t max_line = 2 + data[0] % 126 * 8;
     const std::size_t piece = 1 + data[0] % 17;

@@ -1,13 +1,16 @@
 """Shared pieces of the loopback integration tests: start Grey's programs and real peers
 (Postfix's smtp-sink, maildir_sink), talk SMTP raw, read dumps and process figures. Loopback
 only; every process started is stopped by the test that started it."""
+import json
 import os
 import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
+import threading
 import time
 
 PROGRAMS = {name: os.path.abspath(os.environ.get(var, f"build/dev/examples/{name}"))
@@ -183,6 +186,108 @@ class Client:
 
     def close(self):
         self.sock.close()
+
+
+SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's python3-aiosmtpd is installed for this one
+
+
+class AiosmtpdUpstream:
+    def __init__(self, *args):
+        self.dir = tempfile.mkdtemp(prefix="grey-aiosmtpd-")
+        script = os.path.join(os.path.dirname(__file__), "aiosmtpd_upstream.py")
+        self.proc = subprocess.Popen([SYSTEM_PYTHON, script, self.dir, *args], stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if not line.startswith("listening on 127.0.0.1:"):
+            raise RuntimeError(f"aiosmtpd upstream did not start: {line!r}")
+        self.port = int(line.rsplit(":", 1)[1])
+
+    def messages(self):
+        """[(message bytes, facts)] in arrival order."""
+        out = []
+        for n in range(1, 10000):
+            base = os.path.join(self.dir, str(n))
+            if not os.path.exists(base + ".json"):
+                break
+            with open(base + ".eml", "rb") as m, open(base + ".json") as j:
+                out.append((m.read(), json.load(j)))
+        return out
+
+    def cleanup(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self.proc.stdout.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class ScriptedUpstream(threading.Thread):
+    """A small SMTP server whose EHLO offers what `extensions` says for each connection (by
+    default PIPELINING, 8BITMIME and STARTTLS). After its 220 to STARTTLS it sends `behind_220`
+    (a reply an attacker slipped in) and then does the handshake, or with handshake=False sends
+    plain text and hangs up. `commands` records what the latest connection received, with
+    whether TLS was up; `messages` every message, with whether it came over TLS."""
+
+    def __init__(self, cert=None, key=None, behind_220=b"", handshake=True, extensions=None):
+        super().__init__(daemon=True)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.context = None
+        if cert:
+            self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self.context.load_cert_chain(cert, key)
+        self.behind_220, self.handshake = behind_220, handshake
+        # extensions(connection number, tls) -> the EHLO keywords offered on that connection
+        self.extensions = extensions or (lambda n, tls: ["PIPELINING", "8BITMIME"] + ([] if tls else ["STARTTLS"]))
+        self.connections = 0
+        self.commands, self.messages = [], []  # commands: of the latest connection
+        self.start()
+
+    def run(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                self.serve(conn)
+            except (OSError, ssl.SSLError):
+                pass
+            finally:
+                conn.close()
+
+    def serve(self, conn):
+        tls = False
+        self.commands = []
+        self.connections += 1
+        reader = conn.makefile("rb")
+        conn.sendall(b"220 scripted.example ESMTP\r\n")
+        while line := reader.readline():
+            verb = line.strip().split(b" ")[0].upper()
+            self.commands.append((line.strip().decode(), tls))
+            if verb == b"EHLO":
+                lines = ["scripted.example", *self.extensions(self.connections, tls)]
+                conn.sendall("".join(f"250{' ' if i == len(lines) - 1 else '-'}{l}\r\n"
+                                     for i, l in enumerate(lines)).encode())
+            elif verb == b"STARTTLS":
+                conn.sendall(b"220 2.0.0 Go ahead\r\n" + self.behind_220)
+                if not self.handshake:
+                    return
+                conn = self.context.wrap_socket(conn, server_side=True)
+                reader, tls = conn.makefile("rb"), True
+            elif verb == b"DATA":
+                conn.sendall(b"354 Go on\r\n")
+                body = b""
+                while (chunk := reader.readline()) not in (b".\r\n", b""):
+                    body += chunk
+                self.messages.append((body, tls))
+                conn.sendall(b"250 2.0.0 Queued\r\n")
+            elif verb == b"QUIT":
+                conn.sendall(b"221 Bye\r\n")
+                return
+            else:
+                conn.sendall(b"250 2.0.0 OK\r\n")
+
+    def close(self):
+        self.listener.close()
 
 
 def make_certificate(directory, name="localhost"):

@@ -31,7 +31,7 @@ class Strict(unittest.TestCase):
         self.assertRegex(c.greeting[2][0], r"^localhost ESMTP")
         code, _, lines = c.command("EHLO client.example")
         self.assertEqual(code, 250)
-        self.assertEqual(lines[1:], ["PIPELINING", "SIZE 67108864", "8BITMIME", "ENHANCEDSTATUSCODES"])
+        self.assertEqual(lines[1:], ["PIPELINING", "SIZE 67108864", "8BITMIME", "ENHANCEDSTATUSCODES", "CHUNKING"])
 
     def test_helo_names_with_an_underscore_are_accepted_as_windows_hosts_send_them(self):
         for verb in ("EHLO", "HELO"):

@@ -14,99 +14,7 @@ import tempfile
 import threading
 import unittest
 
-from harness import PROGRAMS, Program, make_certificate, peak_rss_kib
-
-SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's python3-aiosmtpd is installed for this one
-
-
-class AiosmtpdUpstream:
-    def __init__(self, *args):
-        self.dir = tempfile.mkdtemp(prefix="grey-aiosmtpd-")
-        script = os.path.join(os.path.dirname(__file__), "aiosmtpd_upstream.py")
-        self.proc = subprocess.Popen([SYSTEM_PYTHON, script, self.dir, *args], stdout=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline()
-        if not line.startswith("listening on 127.0.0.1:"):
-            raise RuntimeError(f"aiosmtpd upstream did not start: {line!r}")
-        self.port = int(line.rsplit(":", 1)[1])
-
-    def messages(self):
-        """[(message bytes, facts)] in arrival order."""
-        out = []
-        for n in range(1, 10000):
-            base = os.path.join(self.dir, str(n))
-            if not os.path.exists(base + ".json"):
-                break
-            with open(base + ".eml", "rb") as m, open(base + ".json") as j:
-                out.append((m.read(), json.load(j)))
-        return out
-
-    def cleanup(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-        self.proc.stdout.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-class ScriptedUpstream(threading.Thread):
-    """A small SMTP server that offers STARTTLS and, after its 220, sends `behind_220` (a reply
-    an attacker slipped in) and then does the handshake, or with handshake=False sends plain
-    text and hangs up. Later connections are served in plain text. `commands` records what it
-    received, with whether TLS was up."""
-
-    def __init__(self, cert, key, behind_220=b"", handshake=True):
-        super().__init__(daemon=True)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.context.load_cert_chain(cert, key)
-        self.behind_220, self.handshake = behind_220, handshake
-        self.commands, self.messages = [], []
-        self.start()
-
-    def run(self):
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            try:
-                self.serve(conn)
-            except (OSError, ssl.SSLError):
-                pass
-            finally:
-                conn.close()
-
-    def serve(self, conn):
-        tls = False
-        reader = conn.makefile("rb")
-        conn.sendall(b"220 scripted.example ESMTP\r\n")
-        while line := reader.readline():
-            verb = line.strip().split(b" ")[0].upper()
-            self.commands.append((line.strip().decode(), tls))
-            if verb == b"EHLO":
-                conn.sendall(b"250-scripted.example\r\n250-PIPELINING\r\n" + (b"250 8BITMIME\r\n" if tls else b"250 STARTTLS\r\n"))
-            elif verb == b"STARTTLS":
-                conn.sendall(b"220 2.0.0 Go ahead\r\n" + self.behind_220)
-                if not self.handshake:
-                    return
-                conn = self.context.wrap_socket(conn, server_side=True)
-                reader, tls = conn.makefile("rb"), True
-            elif verb == b"DATA":
-                conn.sendall(b"354 Go on\r\n")
-                body = b""
-                while (chunk := reader.readline()) not in (b".\r\n", b""):
-                    body += chunk
-                self.messages.append((body, tls))
-                conn.sendall(b"250 2.0.0 Queued\r\n")
-            elif verb == b"QUIT":
-                conn.sendall(b"221 Bye\r\n")
-                return
-            else:
-                conn.sendall(b"250 2.0.0 OK\r\n")
-
-    def close(self):
-        self.listener.close()
-
+from harness import PROGRAMS, AiosmtpdUpstream, Program, ScriptedUpstream, make_certificate, peak_rss_kib
 
 class UpstreamTls(unittest.TestCase):
     def setUp(self):
@@ -177,6 +85,7 @@ class UpstreamTls(unittest.TestCase):
         self.addCleanup(up.close)
         p = self.proxy(up.port, "--upstream-tls", "encrypt")
         self.assertEqual(self.send(p, "injected")[0::2], (250, 250))
+        # The probe at start was the first connection (EHLO, QUIT); this is the session's.
         self.assertEqual([c.split(" ")[0] for c, _ in up.commands],
                          ["EHLO", "STARTTLS", "EHLO", "MAIL", "RCPT", "DATA"])
         self.assertTrue(all(tls for c, tls in up.commands[2:]), "everything after STARTTLS inside TLS")

@@ -10,6 +10,7 @@
 // release(), so a connection waiting for its client costs no buffer at all.
 #pragma once
 
+#include <algorithm>
 #include <cassert>
 #include <cstddef>
 #include <cstring>
@@ -86,6 +87,20 @@ class line_reader {
         begin_ += length;
         scan_ = begin_;
         return std::optional<line>{line{text, std::string_view(line_start, length)}};
+    }
+
+    /// Up to `max` unread octets, as received, taken as they are: the octets of a BDAT chunk
+    /// (RFC 3030 §2), which follow their command line in the same reads, are no lines and are
+    /// framed by their count alone. The view is valid until the next prepare() or release().
+    /// next() goes on right after them: a CR taken last and an LF left first make no CRLF,
+    /// so that LF is bare.
+    std::string_view take(std::size_t max) noexcept {
+        const std::size_t n = std::min(max, end_ - begin_);
+        const std::string_view taken(buffer_.get() + begin_, n);
+        begin_ += n;
+        // Bytes already scanned and not taken still hold no LF; the rest are scanned anew.
+        if (scan_ < begin_) scan_ = begin_;
+        return taken;
     }
 
     /// Drops every byte received and not yet returned: input that must not be trusted (what

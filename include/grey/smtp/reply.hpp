@@ -80,6 +80,7 @@ inline const reply too_many_from_peer {421, "4.7.0", "Too many connections from 
 inline const reply upstream_unavailable {451, "4.4.1", "Upstream mail server unavailable, try again later"};
 inline const reply upstream_failed    {451, "4.4.2", "Connection to upstream mail server lost, try again later"};
 inline const reply upstream_tls_failed {451, "4.7.5", "TLS to the upstream mail server failed, try again later"};
+inline const reply upstream_lost_extension {451, "4.3.0", "The upstream mail server no longer offers an extension this transaction uses, try again later"};
 inline const reply try_again_later    {451, "4.7.1", "Please try again later"};
 inline const reply too_many_recipients {452, "4.5.3", "Too many recipients"};
 
@@ -107,6 +108,8 @@ inline const reply improper_pipelining {554, "5.5.0", "Protocol synchronization 
 inline const reply too_many_errors    {421, "4.7.0", "Too many errors, closing connection"};
 inline const reply unknown_parameter  {555, "5.5.4", "MAIL or RCPT parameter not recognized or not implemented"};
 inline const reply bad_parameter_value {501, "5.5.4", "Invalid parameter value"};
+inline const reply needs_smtputf8     {553, "5.6.7", "Non-ASCII address given without SMTPUTF8"};        // RFC 6531 §3.5
+inline const reply needs_smtputf8_sender {550, "5.6.7", "Non-ASCII sender given without SMTPUTF8"};
 inline const reply cannot_relay_8bit  {550, "5.6.3", "8-bit message content cannot be relayed to the upstream server"};
 // clang-format on
 } // namespace replies

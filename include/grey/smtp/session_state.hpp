@@ -17,6 +17,7 @@ enum class phase {
     mail,       ///< MAIL accepted, no recipient yet
     rcpt,       ///< at least one recipient accepted
     data,       ///< inside the message text
+    bdat,       ///< between the chunks of a message sent with BDAT (RFC 3030)
 };
 
 /// RFC 2920 §3.1: whether the client must wait for the reply to `v` before it sends anything
@@ -42,7 +43,9 @@ constexpr bool ends_pipelined_group(verb v, bool pipelining_offered) noexcept {
 class session_state {
   public:
     phase current() const noexcept { return phase_; }
-    bool in_transaction() const noexcept { return phase_ == phase::mail || phase_ == phase::rcpt; }
+    bool in_transaction() const noexcept {
+        return phase_ == phase::mail || phase_ == phase::rcpt || phase_ == phase::bdat;
+    }
 
     /// nullptr when `v` may come now; otherwise the reply that refuses it.
     const reply* check(verb v) const noexcept {
@@ -55,11 +58,14 @@ class session_state {
         case verb::rcpt:
             if (phase_ == phase::connected) return &replies::need_helo;
             if (phase_ == phase::greeted) return &replies::need_mail;
+            if (phase_ == phase::bdat) return &replies::bad_sequence;
             return nullptr;
-        case verb::data:
+        case verb::data:  // RFC 3030 §2: not inside a BDAT message
+        case verb::bdat:
             if (phase_ == phase::connected) return &replies::need_helo;
             if (phase_ == phase::greeted) return &replies::need_mail;
             if (phase_ == phase::mail) return &replies::need_rcpt;
+            if (phase_ == phase::bdat && v == verb::data) return &replies::bad_sequence;
             return nullptr;
         case verb::starttls:  // RFC 3207: after EHLO, outside a transaction
             if (phase_ == phase::connected) return &replies::need_helo;
@@ -74,7 +80,11 @@ class session_state {
     void on_mail() noexcept { assert(phase_ == phase::greeted); phase_ = phase::mail; }
     void on_rcpt() noexcept { assert(in_transaction()); phase_ = phase::rcpt; }
     void on_data() noexcept { assert(phase_ == phase::rcpt); phase_ = phase::data; }
-    void on_end_of_data() noexcept { assert(phase_ == phase::data); phase_ = phase::greeted; }
+    void on_bdat() noexcept { assert(phase_ == phase::rcpt); phase_ = phase::bdat; }
+    void on_end_of_data() noexcept {
+        assert(phase_ == phase::data || phase_ == phase::bdat);
+        phase_ = phase::greeted;
+    }
     /// RSET, or a refused DATA: the transaction ends, the greeting stands (RFC 5321 §4.1.1.5).
     void on_reset() noexcept {
         if (phase_ != phase::connected) phase_ = phase::greeted;

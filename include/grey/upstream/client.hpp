@@ -20,42 +20,13 @@
 #include "../detail/asio.hpp"
 #include "../detail/watchdog.hpp"
 #include "../smtp/address.hpp"
+#include "../smtp/extensions.hpp"
 #include "../smtp/line_reader.hpp"
 #include "../smtp/reply.hpp"
 #include "../smtp/reply_parser.hpp"
 #include "../stream.hpp"
 
 namespace grey::upstream {
-
-/// What the upstream's EHLO reply offered.
-struct capabilities {
-    bool esmtp = false;
-    bool pipelining = false;
-    bool eight_bit_mime = false;
-    bool enhanced_status_codes = false;
-    bool starttls = false;
-    std::optional<std::uint64_t> size;  ///< present when SIZE was offered (0: no fixed limit)
-
-    static capabilities from_ehlo(const smtp::reply& r) {
-        capabilities caps;
-        caps.esmtp = true;
-        for (std::size_t i = 1; i < r.lines.size(); ++i) {  // line 0 is the server's name
-            std::string_view l = r.lines[i];
-            const std::string_view keyword = l.substr(0, l.find(' '));
-            if (smtp::iequals(keyword, "PIPELINING")) caps.pipelining = true;
-            else if (smtp::iequals(keyword, "8BITMIME")) caps.eight_bit_mime = true;
-            else if (smtp::iequals(keyword, "ENHANCEDSTATUSCODES")) caps.enhanced_status_codes = true;
-            else if (smtp::iequals(keyword, "STARTTLS")) caps.starttls = true;
-            else if (smtp::iequals(keyword, "SIZE")) {
-                std::uint64_t n = 0;
-                for (char c : l.substr(keyword.size()))
-                    if (c >= '0' && c <= '9') n = n * 10 + static_cast<std::uint64_t>(c - '0');
-                caps.size = n;
-            }
-        }
-        return caps;
-    }
-};
 
 class client {
   public:
@@ -91,11 +62,11 @@ class client {
     asio::awaitable<result<smtp::reply>> hello(std::string_view domain) {
         auto r = co_await command(fmt_line("EHLO ", domain), timeouts_.upstream_command);
         if (r && r->completion()) {
-            caps_ = capabilities::from_ehlo(*r);
+            caps_ = smtp::extensions::from_ehlo(*r);
             co_return r;
         }
         if (!r || !r->permanent()) co_return r;
-        caps_ = capabilities{};
+        caps_ = smtp::extensions{};
         co_return co_await command(fmt_line("HELO ", domain), timeouts_.upstream_command);
     }
 
@@ -187,7 +158,8 @@ class client {
         return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
     }
 
-    const capabilities& caps() const noexcept { return caps_; }
+    /// What the upstream's last EHLO reply offered (nothing after HELO).
+    const smtp::extensions& caps() const noexcept { return caps_; }
     detail::tcp::socket& socket() noexcept { return socket_; }
 
   private:
@@ -209,7 +181,7 @@ class client {
     detail::watchdog* watchdog_;
     const timeouts& timeouts_;
     smtp::line_reader in_;
-    capabilities caps_;
+    smtp::extensions caps_;
 };
 
 } // namespace grey::upstream

@@ -26,6 +26,7 @@
 #include "../smtp/data_codec.hpp"
 #include "../smtp/reply.hpp"
 #include "client.hpp"
+#include "known_extensions.hpp"
 #include "pool.hpp"
 
 namespace grey::upstream {
@@ -34,14 +35,18 @@ namespace grey::upstream {
 struct envelope {
     std::string_view helo_name;
     std::string_view sender;
-    smtp::mail_parameters parameters;
+    const smtp::mail_parameters& parameters;
 };
 
 class relay {
   public:
     relay(const asio::any_io_executor& ex, detail::watchdog& watchdog, const server_config& config,
-          pool* idle = nullptr, asio::ssl::context* tls = nullptr)
-        : executor_(ex), watchdog_(watchdog), config_(config), pool_(idle), tls_(tls) {}
+          pool* idle = nullptr, asio::ssl::context* tls = nullptr, known_extensions* learned = nullptr)
+        : executor_(ex), watchdog_(watchdog), config_(config), pool_(idle), tls_(tls), learned_(learned) {}
+
+    /// What the upstream offered at its latest EHLO that this server has seen (any session's);
+    /// nothing while none has been seen.
+    smtp::extensions upstream_extensions() const noexcept { return learned_ ? learned_->get() : smtp::extensions{}; }
 
     bool connected() const noexcept { return client_ != nullptr; }
     const client* connection() const noexcept { return client_.get(); }
@@ -68,9 +73,11 @@ class relay {
     }
 
     /// The client's RCPT: replayed after EHLO and MAIL when this is the transaction's first.
-    asio::awaitable<smtp::reply> rcpt(const envelope& env, std::string_view recipient) {
+    asio::awaitable<smtp::reply> rcpt(const envelope& env, const smtp::rcpt_command& recipient) {
         if (broken_) co_return smtp::replies::upstream_failed;
         if (!mail_sent_) co_return co_await open_transaction(env, recipient);
+        if (recipient.parameters.uses_dsn() && !client_->caps().has(smtp::extension::dsn))
+            co_return smtp::replies::upstream_lost_extension;
         auto r = co_await client_->command(rcpt_line(recipient), config_.timeouts.upstream_command);
         if (!r) co_return fail();
         co_return decorate(std::move(*r));
@@ -154,10 +161,11 @@ class relay {
         if (!greeting || greeting->code != 220) co_return errc::upstream_unavailable;
         auto hello = co_await client_->hello(helo_name);
         if (!hello || !hello->completion()) co_return errc::upstream_unavailable;
+        learn();
         if (!secure) co_return result<void>{};
 
         const tls::client_settings& s = config_.upstream_tls;
-        if (!client_->caps().starttls) {
+        if (!client_->caps().has(smtp::extension::starttls)) {
             if (s.policy == tls::upstream_policy::may) co_return result<void>{};
             fmt::print(stderr, "grey: upstream {}:{} does not offer STARTTLS, which the TLS policy requires\n",
                        config_.smtp_ip, config_.smtp_port);
@@ -171,14 +179,19 @@ class relay {
         }
         hello = co_await client_->hello(helo_name);
         if (!hello || !hello->completion()) co_return errc::upstream_unavailable;
+        learn();
         co_return result<void>{};
+    }
+
+    void learn() {
+        if (learned_) learned_->learn(client_->caps());
     }
 
     /// The transaction's first RCPT: [RSET,] MAIL, RCPT. With PIPELINING they leave in one
     /// write and their replies are read in order; a RCPT after a refused MAIL is answered 503
     /// and that answer is moot. A pooled connection found dead before anything was accepted
     /// is replaced, and the transaction opened again on the next.
-    asio::awaitable<smtp::reply> open_transaction(const envelope& env, std::string_view recipient) {
+    asio::awaitable<smtp::reply> open_transaction(const envelope& env, const smtp::rcpt_command& recipient) {
         const auto timeout = config_.timeouts.upstream_command;
         for (;;) {
             if (!client_) {
@@ -187,10 +200,16 @@ class relay {
                     co_return smtp::replies::upstream_tls_failed;
                 if (!connected) co_return smtp::replies::upstream_unavailable;
             }
-            if (env.parameters.body == smtp::body_type::eight_bit_mime && !client_->caps().eight_bit_mime)
+            const smtp::extensions& caps = client_->caps();
+            if (env.parameters.body == smtp::body_type::eight_bit_mime && !caps.has(smtp::extension::eight_bit_mime))
                 co_return smtp::replies::cannot_relay_8bit;
+            // Offered to the client on what the upstream had at an earlier EHLO: if it has
+            // lost one since, the transaction is refused for now rather than sent without it.
+            if ((env.parameters.smtputf8 && !caps.has(smtp::extension::smtputf8)) ||
+                ((env.parameters.uses_dsn() || recipient.parameters.uses_dsn()) && !caps.has(smtp::extension::dsn)))
+                co_return smtp::replies::upstream_lost_extension;
             const bool reset = needs_reset_;
-            const bool pipelined = client_->caps().pipelining;
+            const bool pipelined = caps.has(smtp::extension::pipelining);
             std::string batch = reset ? "RSET\r\n" : "";
             batch += mail_line(env);
             if (pipelined) batch += rcpt_line(recipient);
@@ -223,16 +242,27 @@ class relay {
         }
     }
 
-    static std::string rcpt_line(std::string_view recipient) { return fmt::format("RCPT TO:<{}>\r\n", recipient); }
+    /// RCPT with the DSN parameters as the client sent them (RFC 3461 §4: they travel).
+    static std::string rcpt_line(const smtp::rcpt_command& rcpt) {
+        std::string line = fmt::format("RCPT TO:<{}>", rcpt.forward_path.mailbox);
+        if (!rcpt.parameters.notify.empty()) line.append(" NOTIFY=").append(rcpt.parameters.notify);
+        if (!rcpt.parameters.orcpt.empty()) line.append(" ORCPT=").append(rcpt.parameters.orcpt);
+        line += "\r\n";
+        return line;
+    }
 
     std::string mail_line(const envelope& env) const {
         std::string line = fmt::format("MAIL FROM:<{}>", env.sender);
-        const capabilities& caps = client_->caps();
-        if (caps.size && env.parameters.size) line += fmt::format(" SIZE={}", *env.parameters.size);
-        if (caps.eight_bit_mime && env.parameters.body == smtp::body_type::eight_bit_mime)
+        const smtp::extensions& caps = client_->caps();
+        const smtp::mail_parameters& p = env.parameters;
+        if (caps.has(smtp::extension::size) && p.size) line += fmt::format(" SIZE={}", *p.size);
+        if (caps.has(smtp::extension::eight_bit_mime) && p.body == smtp::body_type::eight_bit_mime)
             line += " BODY=8BITMIME";
-        else if (caps.eight_bit_mime && env.parameters.body == smtp::body_type::seven_bit)
+        else if (caps.has(smtp::extension::eight_bit_mime) && p.body == smtp::body_type::seven_bit)
             line += " BODY=7BIT";
+        if (p.smtputf8) line += " SMTPUTF8";
+        if (!p.ret.empty()) line.append(" RET=").append(p.ret);
+        if (!p.envid.empty()) line.append(" ENVID=").append(p.envid);
         line += "\r\n";
         return line;
     }
@@ -264,6 +294,7 @@ class relay {
     const server_config& config_;
     pool* pool_;
     asio::ssl::context* tls_;  // towards the upstream; null when its policy is none
+    known_extensions* learned_;  // shared by the server's sessions; may be null
     std::unique_ptr<client> client_;
     static constexpr std::size_t held_limit = 16 * 1024;
     std::string held_;          // message text not yet written upstream

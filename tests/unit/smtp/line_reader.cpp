@@ -184,3 +184,139 @@ TEST_CASE("The buffer is taken on first use and given back only when nothing is 
     CHECK_FALSE(r.holds_buffer());
     CHECK(r.buffered() == 0);
 }
+
+namespace {
+/// A session's reading loop: lines, and after "BDAT <n>" n raw octets taken with take(),
+/// waiting for more input when the chunk is not all there. Events are "line:<raw>" and
+/// "octets:<taken>" (one event per chunk, however many takes it needed).
+struct take_outcome {
+    std::vector<std::string> events;
+    std::error_code error;
+};
+
+take_outcome read_with_chunks(std::string_view input, const std::vector<std::size_t>& pieces) {
+    line_reader r(64);
+    take_outcome o;
+    std::size_t at = 0, piece = 0, chunk_left = 0;
+    std::string chunk;
+    auto drain = [&]() -> bool {
+        for (;;) {
+            if (chunk_left > 0) {
+                const std::string_view t = r.take(chunk_left);
+                chunk.append(t);
+                chunk_left -= t.size();
+                if (chunk_left > 0) return true;  // the rest of the chunk has not come yet
+                o.events.push_back("octets:" + chunk);
+                chunk.clear();
+                continue;
+            }
+            auto next = r.next(32);
+            if (!next) {
+                o.error = next.error();
+                return false;
+            }
+            if (!*next) return true;
+            const std::string raw((*next)->raw);
+            o.events.push_back("line:" + raw);
+            if (raw.starts_with("BDAT ")) chunk_left = std::stoul(raw.substr(5));
+        }
+    };
+    while (at < input.size()) {
+        auto space = r.prepare();
+        REQUIRE(!space.empty());
+        const std::size_t n = std::min({pieces[piece++ % pieces.size()], space.size(), input.size() - at});
+        std::memcpy(space.data(), input.data() + at, n);
+        r.commit(n);
+        at += n;
+        if (!drain()) return o;
+    }
+    return o;
+}
+
+void every_split_with_chunks(std::string_view input, const std::function<void(const take_outcome&)>& check) {
+    {
+        INFO("whole");
+        check(read_with_chunks(input, {input.size() + 1}));
+    }
+    {
+        INFO("byte by byte");
+        check(read_with_chunks(input, {1}));
+    }
+    std::mt19937 rng(54321);
+    for (int round = 0; round < 20; ++round) {
+        std::vector<std::size_t> pieces;
+        for (int i = 0; i < 16; ++i) pieces.push_back(1 + rng() % 11);
+        INFO("random pieces, round " << round);
+        check(read_with_chunks(input, pieces));
+    }
+}
+} // namespace
+
+TEST_CASE("Raw octets taken between lines leave the next line intact, however the bytes arrive") {
+    // Chunks hold what lines may not (bare CR and LF, NUL, a lone dot, more than the line
+    // limit): take() hands them over unjudged, and the command after them is read as a line.
+    const std::string chunk = std::string("a\rb\nc\0.\r\n", 10) + std::string(40, 'x');
+    const std::string input =
+        "EHLO a\r\nBDAT " + std::to_string(chunk.size()) + "\r\n" + chunk + "BDAT 0 LAST\r\nBDAT 3\r\nendQUIT\r\n";
+    every_split_with_chunks(input, [&](const take_outcome& o) {
+        CHECK_FALSE(o.error);
+        CHECK(o.events == std::vector<std::string>{"line:EHLO a\r\n", "line:BDAT 50\r\n", "octets:" + chunk,
+                                                   "line:BDAT 0 LAST\r\n", "line:BDAT 3\r\n", "octets:end",
+                                                   "line:QUIT\r\n"});
+    });
+}
+
+TEST_CASE("A CR taken with a chunk and an LF left after it make no line end") {
+    // The chunk "ab\r" ends in a CR; the LF after it starts the next command: it is bare.
+    every_split_with_chunks("BDAT 3\r\nab\r\nQUIT\r\n", [](const take_outcome& o) {
+        CHECK(o.error == errc::bare_lf);
+        CHECK(o.events == std::vector<std::string>{"line:BDAT 3\r\n", "octets:ab\r"});
+    });
+    // The chunk "ab" is followed by "\r\n": an empty line, then QUIT.
+    every_split_with_chunks("BDAT 2\r\nab\r\nQUIT\r\n", [](const take_outcome& o) {
+        CHECK_FALSE(o.error);
+        CHECK(o.events == std::vector<std::string>{"line:BDAT 2\r\n", "octets:ab", "line:\r\n", "line:QUIT\r\n"});
+    });
+}
+
+TEST_CASE("take() after a partial scan: what was scanned and not taken is still a line start") {
+    line_reader r;
+    auto put = [&](std::string_view bytes) {
+        auto space = r.prepare();
+        std::memcpy(space.data(), bytes.data(), bytes.size());
+        r.commit(bytes.size());
+    };
+    put("abcdef\r");
+    auto none = r.next(1000);
+    REQUIRE(none);
+    CHECK_FALSE(*none);  // scanned up to the CR, which waits for its next byte
+    CHECK(r.take(2) == "ab");
+    CHECK(r.buffered() == 5);
+    put("\n");
+    auto line = r.next(1000);
+    REQUIRE((line && *line));
+    CHECK((*line)->raw == "cdef\r\n");
+
+    put("xy\r");
+    none = r.next(1000);
+    REQUIRE(none);
+    CHECK_FALSE(*none);
+    CHECK(r.take(3) == "xy\r");  // the CR goes with the octets taken
+    put("\n");
+    CHECK(r.next(1000).error() == errc::bare_lf);
+}
+
+TEST_CASE("take() gives at most what is buffered, and nothing without a buffer") {
+    line_reader r;
+    CHECK(r.take(10).empty());
+    auto space = r.prepare();
+    std::memcpy(space.data(), "hello", 5);
+    r.commit(5);
+    CHECK(r.take(0).empty());
+    CHECK(r.buffered() == 5);
+    CHECK(r.take(100) == "hello");
+    CHECK(r.buffered() == 0);
+    CHECK(r.take(100).empty());
+    r.release();
+    CHECK_FALSE(r.holds_buffer());
+}

@@ -64,3 +64,23 @@ TEST_CASE("Without PIPELINING every command ends its group; with it, only those 
         CHECK_FALSE(ends_pipelined_group(verb::quit, true));
     }
 }
+
+TEST_CASE("A BDAT message is opened after RCPT, takes only BDAT and session commands, and ends") {
+    session_state s;
+    s.on_helo();
+    CHECK(s.check(verb::bdat) == &replies::need_mail);
+    s.on_mail();
+    CHECK(s.check(verb::bdat) == &replies::need_rcpt);
+    s.on_rcpt();
+    CHECK(s.check(verb::bdat) == nullptr);
+    s.on_bdat();
+    CHECK(s.in_transaction());
+    CHECK(s.check(verb::bdat) == nullptr);
+    CHECK(s.check(verb::data) == &replies::bad_sequence);
+    CHECK(s.check(verb::rcpt) == &replies::bad_sequence);
+    CHECK(s.check(verb::mail) == &replies::nested_mail);
+    CHECK(s.check(verb::starttls) == &replies::bad_sequence);
+    CHECK(s.check(verb::rset) == nullptr);
+    s.on_end_of_data();
+    CHECK(s.current() == phase::greeted);
+}

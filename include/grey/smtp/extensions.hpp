@@ -1,0 +1,91 @@
+// grey/smtp/extensions.hpp — ESMTP extensions as a set: what an EHLO reply offers, read from its
+// keywords (RFC 5321 §4.1.1.1), and what Grey can offer its clients given what the upstream
+// offers. No I/O.
+//
+// Grey answers EHLO before it has talked to the upstream for the session (promise P3), so what
+// it offers depends on what it knows of the upstream's extensions from earlier EHLO replies: an
+// extension that changes what the upstream must accept (SMTPUTF8, DSN, BINARYMIME) is offered
+// only when the upstream has it, since Grey cannot take it on the upstream's behalf. CHUNKING
+// is offered whatever the upstream does: a BDAT message can always be sent on as DATA, never
+// the reverse.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <utility>
+
+#include "address.hpp"
+#include "reply.hpp"
+
+namespace grey::smtp {
+
+enum class extension : std::uint16_t {
+    pipelining = 1 << 0,             ///< RFC 2920
+    size = 1 << 1,                   ///< RFC 1870
+    eight_bit_mime = 1 << 2,         ///< RFC 6152
+    enhanced_status_codes = 1 << 3,  ///< RFC 2034
+    starttls = 1 << 4,               ///< RFC 3207
+    smtputf8 = 1 << 5,               ///< RFC 6531
+    dsn = 1 << 6,                    ///< RFC 3461
+    chunking = 1 << 7,               ///< RFC 3030
+    binarymime = 1 << 8,             ///< RFC 3030
+};
+
+class extensions {
+  public:
+    constexpr extensions() = default;
+
+    /// The extensions an EHLO reply offers: the first word of each line after the first.
+    static extensions from_ehlo(const reply& ehlo) {
+        extensions e;
+        for (std::size_t i = 1; i < ehlo.lines.size(); ++i) {
+            const std::string_view line = ehlo.lines[i];
+            const std::string_view keyword = line.substr(0, line.find(' '));
+            for (const auto& [name, x] : names)
+                if (iequals(keyword, name)) e.add(x);
+            if (iequals(keyword, "SIZE")) {
+                std::uint64_t n = 0;
+                for (char c : line.substr(keyword.size()))
+                    if (c >= '0' && c <= '9') n = n * 10 + static_cast<std::uint64_t>(c - '0');
+                e.size_limit = n;
+            }
+        }
+        return e;
+    }
+
+    /// The flags alone, as stored in an atomic: see upstream::known_extensions.
+    static constexpr extensions from_bits(std::uint32_t bits) noexcept {
+        extensions e;
+        e.bits_ = static_cast<std::uint16_t>(bits);
+        return e;
+    }
+    constexpr std::uint16_t bits() const noexcept { return bits_; }
+
+    constexpr bool has(extension x) const noexcept { return bits_ & static_cast<std::uint16_t>(x); }
+    constexpr void add(extension x) noexcept { bits_ |= static_cast<std::uint16_t>(x); }
+
+    /// SIZE's argument when SIZE was offered (0: no fixed limit).
+    std::optional<std::uint64_t> size_limit;
+
+  private:
+    static constexpr std::pair<std::string_view, extension> names[] = {
+        {"PIPELINING", extension::pipelining},   {"SIZE", extension::size},
+        {"8BITMIME", extension::eight_bit_mime}, {"ENHANCEDSTATUSCODES", extension::enhanced_status_codes},
+        {"STARTTLS", extension::starttls},       {"SMTPUTF8", extension::smtputf8},
+        {"DSN", extension::dsn},                 {"CHUNKING", extension::chunking},
+        {"BINARYMIME", extension::binarymime},
+    };
+    std::uint16_t bits_ = 0;
+};
+
+/// Of the extensions that depend on the upstream, those Grey may offer: the ones the upstream
+/// has. CHUNKING is not among them (Grey converts BDAT to DATA when it must).
+constexpr extensions relayable(extensions upstream) noexcept {
+    extensions e;
+    for (extension x : {extension::smtputf8, extension::dsn})
+        if (upstream.has(x)) e.add(x);
+    return e;
+}
+
+} // namespace grey::smtp
