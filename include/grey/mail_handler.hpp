@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -147,7 +148,7 @@ class MailHandler {
             queue(smtp::replies::internal_error);
             closing_ = true;
         }
-        if (state_.current() == smtp::phase::data || (bdat_ && !bdat_failure_)) co_await abort_message();
+        if (state_.current() == smtp::phase::data || (bdat_ && !bdat_->failure)) co_await abort_message();
         // The client's place is given back before its last reply leaves: a client that opens
         // its next connection on reading "221" must find this one no longer counted.
         if (client_leaving_) client_leaving_();
@@ -260,8 +261,12 @@ class MailHandler {
             // non-blocking read (the socket is in non-blocking mode) takes what is there; the
             // buffer comes from the thread's spares and goes back at once if it was the client
             // leaving.
-            const std::error_code ec = co_await stream_.wait_readable();
-            if (ec) co_return read_error(ec);
+            // The wait is on the socket itself, not in a coroutine of the stream's: an idle
+            // connection holds one coroutine frame fewer.
+            if (!stream_.readable_now()) {
+                auto [ec] = co_await socket_.async_wait(stream_.read_wait(), detail::use_nothrow);
+                if (ec) co_return read_error(ec);
+            }
             asio::error_code read_ec;
             const std::size_t n = stream_.read_now(detail::buffer(in_.prepare()), read_ec);
             if (read_ec == asio::error::would_block) {
@@ -528,29 +533,28 @@ class MailHandler {
             started = co_await detail::await_hook([&] { return derived().handleData(); });
             if (started.code == 354) {
                 state_.on_bdat();
-                bdat_.emplace(config_.limits.max_text_line);
-                bdat_failure_.reset();
+                bdat_ = std::make_unique<bdat_message>(config_.limits.max_text_line);
             }
         }
-        const std::error_code ec = co_await take_chunk(chunk->size, !refusal && bdat_.has_value());
+        const std::error_code ec = co_await take_chunk(chunk->size, !refusal && bdat_ != nullptr);
         if (ec) co_return fail(ec);  // the session ends; run() aborts the open message
         if (refusal) co_return refuse(*refusal);
         if (!bdat_) co_return queue(started);  // handleData said no
-        if (!bdat_failure_ && !chunk->last) co_return queue(smtp::reply{250, "2.0.0", fmt::format("{} octets received", chunk->size)});
-        if (!bdat_failure_) {
-            if (bdat_->finish(&bdat_out_)) {
-                bdat_failure_ = failure_reply(bdat_->error());
+        if (!bdat_->failure && !chunk->last) co_return queue(smtp::reply{250, "2.0.0", fmt::format("{} octets received", chunk->size)});
+        if (!bdat_->failure) {
+            if (bdat_->scanner.finish(&bdat_->out)) {
+                bdat_->failure = failure_reply(bdat_->scanner.error());
                 co_await abort_bdat();
             } else {
                 // All but the end-of-data marker, which the hooks never see.
-                const std::string_view text = std::string_view(bdat_out_).substr(0, bdat_out_.size() - smtp::end_of_data_marker.size());
+                const std::string_view text = std::string_view(bdat_->out).substr(0, bdat_->out.size() - smtp::end_of_data_marker.size());
                 if (!text.empty()) co_await detail::await_hook([&] { return derived().handleMessageData(text); });
                 const smtp::reply r = co_await detail::await_hook([&] { return derived().handleEndOfData(); });
                 end_bdat();
                 co_return queue(r);
             }
         }
-        queue(*bdat_failure_);
+        queue(*bdat_->failure);
         if (chunk->last) end_bdat();
     }
 
@@ -565,22 +569,22 @@ class MailHandler {
             }
             const std::string_view piece = in_.take(static_cast<std::size_t>(std::min<std::uint64_t>(left, in_.buffered())));
             left -= piece.size();
-            if (!into_message || !bdat_ || bdat_failure_) continue;
-            if (bdat_->octets() + piece.size() > config_.limits.max_message_size) {
-                bdat_failure_ = smtp::replies::message_too_big;
+            if (!into_message || !bdat_ || bdat_->failure) continue;
+            if (bdat_->scanner.octets() + piece.size() > config_.limits.max_message_size) {
+                bdat_->failure = smtp::replies::message_too_big;
                 co_await abort_bdat();
                 continue;
             }
-            if (const std::error_code framing = bdat_->feed(piece, &bdat_out_)) {
-                bdat_failure_ = failure_reply(framing);
+            if (const std::error_code framing = bdat_->scanner.feed(piece, &bdat_->out)) {
+                bdat_->failure = failure_reply(framing);
                 co_await abort_bdat();
                 continue;
             }
             // Whole lines go to the hook; a partial one waits for the rest.
-            const std::size_t whole = bdat_out_.rfind("\r\n");
+            const std::size_t whole = bdat_->out.rfind("\r\n");
             if (whole == std::string::npos) continue;
-            co_await detail::await_hook([&] { return derived().handleMessageData(std::string_view(bdat_out_).substr(0, whole + 2)); });
-            bdat_out_.erase(0, whole + 2);
+            co_await detail::await_hook([&] { return derived().handleMessageData(std::string_view(bdat_->out).substr(0, whole + 2)); });
+            bdat_->out.erase(0, whole + 2);
         }
         co_return std::error_code{};
     }
@@ -592,25 +596,19 @@ class MailHandler {
     }
 
     asio::awaitable<void> abort_bdat() {
-        bdat_out_.clear();
+        bdat_->out.clear();
         co_await abort_message();
     }
 
     asio::awaitable<void> drop_bdat() {
-        if (!bdat_failure_) co_await abort_message();
+        if (!bdat_->failure) co_await abort_message();
         bdat_.reset();
-        bdat_failure_.reset();
-        bdat_out_.clear();
-        bdat_out_.shrink_to_fit();
     }
 
     void end_bdat() {
         state_.on_end_of_data();
         end_transaction();
         bdat_.reset();
-        bdat_failure_.reset();
-        bdat_out_.clear();
-        bdat_out_.shrink_to_fit();
     }
 
     asio::awaitable<void> abort_message() {
@@ -628,9 +626,14 @@ class MailHandler {
     smtp::session_state state_;
     std::size_t errors_ = 0;
     smtp::extensions offered_;  // by the last successful EHLO; nothing after HELO
-    std::optional<smtp::bdat_scanner> bdat_;   // a BDAT message is open
-    std::optional<smtp::reply> bdat_failure_;  // the answer of the open BDAT message that failed
-    std::string bdat_out_;                     // its DATA text not yet given to the hook
+    /// A message being received with BDAT; on the heap, as sessions rarely have one.
+    struct bdat_message {
+        explicit bdat_message(std::size_t max_line) : scanner(max_line) {}
+        smtp::bdat_scanner scanner;
+        std::optional<smtp::reply> failure;  // the answer it gets, once it has failed
+        std::string out;                     // its DATA text not yet given to the hook
+    };
+    std::unique_ptr<bdat_message> bdat_;
     bool closing_ = false;
 };
 

@@ -210,6 +210,7 @@ class ServerCore {
 
     struct session_slot;
     using slot_list = std::list<std::weak_ptr<session_slot>>;
+    using peer_counts = std::map<std::string, std::size_t>;
     /// A session's place under the limits; `released` (guarded by mutex_) once the client has
     /// gone, which may be before the session ends.
     struct session_slot {
@@ -217,7 +218,7 @@ class ServerCore {
         asio::any_io_executor executor;
         detail::watchdog watchdog;
         typename slot_list::iterator where;
-        std::string address;
+        peer_counts::iterator peer;  // stays valid: the entry lives while its count is not 0
         bool released = false;
     };
 
@@ -267,9 +268,9 @@ class ServerCore {
                 refuse(socket, *refusal);
                 return;
             }
-            ++per_peer_[address];
+            slot->peer = per_peer_.try_emplace(std::move(address), 0).first;
+            ++slot->peer->second;
             slot->where = slots_.insert(slots_.end(), slot);
-            slot->address = std::move(address);
         }
         asio::co_spawn(w.ioc, session(std::move(socket), ends, slot, w.pool.get()),
                        [this, slot](std::exception_ptr e) {
@@ -303,7 +304,7 @@ class ServerCore {
         std::lock_guard lock(mutex_);
         if (std::exchange(slot.released, true)) return;
         slots_.erase(slot.where);
-        if (auto it = per_peer_.find(slot.address); it != per_peer_.end() && --it->second == 0) per_peer_.erase(it);
+        if (--slot.peer->second == 0) per_peer_.erase(slot.peer);
         if (stopping_ && slots_.empty()) finish();
     }
 
@@ -364,7 +365,7 @@ class ServerCore {
     std::vector<detail::tcp::acceptor> acceptors_;
     std::mutex mutex_;
     slot_list slots_;
-    std::map<std::string, std::size_t> per_peer_;
+    peer_counts per_peer_;
     bool stopping_ = false;
     std::size_t next_worker_ = 0;
 };

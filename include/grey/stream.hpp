@@ -17,9 +17,11 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <utility>
 
 #include <asio/ssl/context.hpp>
 #include <asio/ssl/error.hpp>
@@ -103,7 +105,11 @@ class stream {
 
     tcp::socket& socket() noexcept { return socket_; }
     bool is_tls() const noexcept { return ssl_ != nullptr; }
-    const tls_info& tls() const noexcept { return info_; }
+    /// What TLS negotiated; only while is_tls().
+    const tls_info& tls() const noexcept {
+        assert(extras_);
+        return extras_->info;
+    }
 
     /// Whether anything can be read without waiting: in the socket, or held by OpenSSL.
     bool has_input() {
@@ -112,12 +118,21 @@ class stream {
         return socket_.available(ec) > 0 && !ec;
     }
 
+    /// Whether read_now() may make progress without waiting for the socket: OpenSSL holds
+    /// input already.
+    bool readable_now() const noexcept { return ssl_ && SSL_has_pending(ssl_) && !want_write_; }
+
+    /// What to wait for on the socket before read_now() can make progress: readability, or
+    /// writability when OpenSSL must write first. Callers wait with socket().async_wait, so
+    /// that a plain connection's wait is no coroutine of its own.
+    tcp::socket::wait_type read_wait() noexcept {
+        return std::exchange(want_write_, false) ? tcp::socket::wait_write : tcp::socket::wait_read;
+    }
+
     /// Waits until a read can make progress.
     asio::awaitable<std::error_code> wait_readable() {
-        if (ssl_ && SSL_has_pending(ssl_) && !want_write_) co_return std::error_code{};
-        const auto what = want_write_ ? tcp::socket::wait_write : tcp::socket::wait_read;
-        want_write_ = false;
-        auto [ec] = co_await socket_.async_wait(what, detail::use_nothrow);
+        if (readable_now()) co_return std::error_code{};
+        auto [ec] = co_await socket_.async_wait(read_wait(), detail::use_nothrow);
         co_return ec;
     }
 
@@ -165,10 +180,10 @@ class stream {
             co_return ec;
         }
         if (first.size() + second.size() <= record_size) {
-            scratch_.assign(first).append(second);
-            const std::error_code ec = co_await write_tls(scratch_);
-            scratch_.clear();
-            scratch_.shrink_to_fit();
+            extras_->scratch.assign(first).append(second);
+            const std::error_code ec = co_await write_tls(extras_->scratch);
+            extras_->scratch.clear();
+            extras_->scratch.shrink_to_fit();
             co_return ec;
         }
         const std::error_code ec = co_await write_tls(first);
@@ -228,12 +243,13 @@ class stream {
             }
         }
         ssl_ = ssl;
-        info_.version = SSL_get_version(ssl_);
-        info_.cipher = SSL_get_cipher_name(ssl_);
+        extras_ = std::make_unique<tls_extras>();
+        extras_->info.version = SSL_get_version(ssl_);
+        extras_->info.cipher = SSL_get_cipher_name(ssl_);
         if (X509* peer = SSL_get1_peer_certificate(ssl_)) {
             char subject[256];
             X509_NAME_oneline(X509_get_subject_name(peer), subject, sizeof subject);
-            info_.peer_subject = subject;
+            extras_->info.peer_subject = subject;
             X509_free(peer);
         }
         co_return std::error_code{};
@@ -303,10 +319,15 @@ class stream {
         return asio::error::eof;  // the peer closed the connection without close_notify
     }
 
+    // Only a TLS connection pays for these: a plain one, idle or not, stays small.
+    struct tls_extras {
+        tls_info info;
+        std::string scratch;  // small writes joined into one record
+    };
+
     tcp::socket& socket_;
     SSL* ssl_ = nullptr;
-    tls_info info_;
-    std::string scratch_;
+    std::unique_ptr<tls_extras> extras_;
     bool want_write_ = false;
 };
 
