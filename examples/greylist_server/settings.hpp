@@ -6,6 +6,7 @@
 #include <limits>
 #include <type_traits>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -60,6 +61,31 @@ class reader {
                 fail(value, section.empty() ? fmt::format("unknown option '{}'", key.str())
                                             : fmt::format("unknown option '{}.{}'", section, key.str()));
         }
+    }
+
+    /// A duration given in whole seconds.
+    template <class Rep, class Period>
+    void get_seconds(const toml::table& t, std::string_view section, std::string_view key,
+                     std::chrono::duration<Rep, Period>& out) const {
+        auto v = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(out).count());
+        get(t, section, key, v);
+        out = std::chrono::duration_cast<std::chrono::duration<Rep, Period>>(std::chrono::seconds(v));
+    }
+
+    /// One of the names in `choices`, given as a string.
+    template <class T>
+    void get_choice(const toml::table& t, std::string_view section, std::string_view key,
+                    const std::map<std::string, T>& choices, T& out) const {
+        std::string name;
+        get(t, section, key, name);
+        if (name.empty()) return;
+        const auto found = choices.find(name);
+        if (found == choices.end()) {
+            std::string names;
+            for (const auto& [n, v] : choices) names += (names.empty() ? "" : ", ") + n;
+            fail(*t.get(key), fmt::format("'{}.{}' must be one of {}, not '{}'", section, key, names, name));
+        }
+        out = found->second;
     }
 
     template <class T>
@@ -152,15 +178,8 @@ inline void load_file(const std::string& path, settings& s) {
         r.get(*t, "server", "command_timeout", s.command_timeout);
         r.get(*t, "server", "upstream_timeout", s.upstream_timeout);
         r.get(*t, "server", "upstream_pool", c.upstream_pool_size);
-        auto idle = static_cast<unsigned>(std::chrono::duration_cast<std::chrono::seconds>(c.upstream_idle_timeout).count());
-        r.get(*t, "server", "upstream_idle_seconds", idle);
-        c.upstream_idle_timeout = std::chrono::seconds(idle);
-        std::string pipelining;
-        r.get(*t, "server", "improper_pipelining", pipelining);
-        if (pipelining == "allow") c.improper_pipelining = grey::pipelining_policy::allow;
-        else if (pipelining == "refuse" || pipelining.empty()) c.improper_pipelining = grey::pipelining_policy::refuse;
-        else r.fail(*t->get("improper_pipelining"),
-                    fmt::format("'server.improper_pipelining' must be \"refuse\" or \"allow\", not '{}'", pipelining));
+        r.get_seconds(*t, "server", "upstream_idle_seconds", c.upstream_idle_timeout);
+        r.get_choice(*t, "server", "improper_pipelining", examples::pipelining_policies, c.improper_pipelining);
     }
 
     if (const toml::table* t = section("tls")) {
@@ -169,21 +188,12 @@ inline void load_file(const std::string& path, settings& s) {
         r.get(*t, "tls", "certificate", tls.certificate_chain_file);
         r.get(*t, "tls", "key", tls.private_key_file);
         r.get(*t, "tls", "required", tls.required);
-        auto handshake = static_cast<unsigned>(std::chrono::duration_cast<std::chrono::seconds>(tls.handshake_timeout).count());
-        r.get(*t, "tls", "handshake_timeout", handshake);
-        tls.handshake_timeout = std::chrono::seconds(handshake);
+        r.get_seconds(*t, "tls", "handshake_timeout", tls.handshake_timeout);
     }
 
     if (const toml::table* t = section("upstream_tls")) {
         r.only(*t, "upstream_tls", {"policy", "ca_file", "server_name"});
-        std::string policy;
-        r.get(*t, "upstream_tls", "policy", policy);
-        if (!policy.empty()) {
-            const auto found = examples::upstream_tls_policies.find(policy);
-            if (found == examples::upstream_tls_policies.end())
-                r.fail(*t->get("policy"), fmt::format("'upstream_tls.policy' must be none, may, encrypt or verify, not '{}'", policy));
-            c.upstream_tls.policy = found->second;
-        }
+        r.get_choice(*t, "upstream_tls", "policy", examples::upstream_tls_policies, c.upstream_tls.policy);
         r.get(*t, "upstream_tls", "ca_file", c.upstream_tls.ca_file);
         r.get(*t, "upstream_tls", "server_name", c.upstream_tls.server_name);
     }
@@ -198,11 +208,7 @@ inline void load_file(const std::string& path, settings& s) {
         if (preset == "kamaelia") g.timing = grey::greylist::timing::kamaelia();
         else if (preset == "postgrey" || preset.empty()) g.timing = grey::greylist::timing::postgrey();
         else r.fail(*t->get("preset"), fmt::format("'greylist.preset' must be \"postgrey\" or \"kamaelia\", not '{}'", preset));
-        auto seconds = [&](std::string_view key, std::chrono::seconds& out) {
-            std::uint64_t v = static_cast<std::uint64_t>(out.count());
-            r.get(*t, "greylist", key, v);
-            out = std::chrono::seconds(v);
-        };
+        auto seconds = [&](std::string_view key, std::chrono::seconds& out) { r.get_seconds(*t, "greylist", key, out); };
         seconds("delay", g.timing.delay);
         seconds("retry_window", g.timing.retry_window);
         seconds("max_age", g.timing.max_age);
