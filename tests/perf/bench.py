@@ -135,6 +135,32 @@ class Run:
             say(f"  idle {name:10} {statistics.median(per_connection):6.2f} KiB/conn, "
                 f"{min(reached)} connections")
 
+    def tls_idle_memory(self, sink_port):
+        """RSS growth over --tls-idle connections encrypted with STARTTLS and then idle, on a
+        fresh spam_me with a certificate made for the run (the peers' TLS set-ups are not
+        measured yet)."""
+        workdir = tempfile.mkdtemp(prefix="grey-perf-tls-")
+        try:
+            cert, key = peers.make_certificate(workdir)
+            per_connection, reached = [], []
+            for rep in range(self.args.repeat):
+                relay = peers.Grey(sink_port, *RAISED_LIMITS, "--tls-cert", cert, "--tls-key", key)
+                try:
+                    before = peers.rss_kib(relay.pid)
+                    sockets, done = probes.tls_idle_connections(relay.port, self.args.tls_idle)
+                    grown = peers.rss_kib(relay.pid) - before
+                    for s in sockets:
+                        s.close()
+                finally:
+                    relay.stop()
+                reached.append(done)
+                per_connection.append(grown / done if done else float("nan"))
+            self.relay("grey")["tls_idle"] = {"kib_per_connection": statistics.median(per_connection),
+                                              "connections": min(reached), "runs": per_connection}
+            say(f"  idle TLS grey {statistics.median(per_connection):6.2f} KiB/conn, {min(reached)} connections")
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
     def stream(self, names):
         """One session, one --stream-size message, to a sink that discards at memory speed; the
         relay's peak RSS is read from a fresh process so earlier loads do not count."""
@@ -234,6 +260,9 @@ class Run:
             if args.idle:
                 say(f"== memory per idle connection ({args.idle} connections)")
                 self.idle_memory(sink.port, list(relays))
+            if args.tls_idle and "grey" in relays:
+                say(f"== memory per idle TLS connection ({args.tls_idle} connections)")
+                self.tls_idle_memory(sink.port)
             if args.stream_size:
                 say(f"== one {args.stream_size >> 20} MiB message")
                 self.stream([n for n in relays if n not in args.no_stream and n not in NOT_RAISABLE])
@@ -263,6 +292,7 @@ def main():
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the median is kept")
     parser.add_argument("--seconds", type=float, default=2, help="target length of a timed run")
     parser.add_argument("--idle", type=int, default=10000, help="idle connections (0: skip)")
+    parser.add_argument("--tls-idle", type=int, default=2000, help="idle STARTTLS connections (0: skip)")
     parser.add_argument("--stream-size", type=int, default=GIB, help="octets (0: skip)")
     parser.add_argument("--no-stream", nargs="*", default=[], choices=RELAYS,
                         help="relays left out of the stream run")

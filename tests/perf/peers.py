@@ -14,7 +14,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
-from harness import free_port, wait_for_port  # noqa: E402
+from harness import free_port, make_certificate, wait_for_port  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 GREY_BIN = os.environ.get("GREY_PERF_BIN", os.path.join(ROOT, "build", "release"))

@@ -6,6 +6,7 @@ import re
 import resource
 import selectors
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -126,6 +127,42 @@ def idle_connections(port, count, timeout=60):
                 pass
     selector.close()
     return sockets, greeted
+
+
+def tls_idle_connections(port, count, timeout=120):
+    """Opens up to `count` connections that each say EHLO, STARTTLS, finish the handshake and
+    EHLO again inside TLS, and then stay idle: what an MTA holding a cached TLS session to Grey
+    leaves. Returns (the TLS sockets, how many got that far); the caller measures, then closes
+    them. One at a time, blocking: the handshakes, not the client, are what is measured here,
+    and only memory is."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    sockets = []
+    deadline = time.time() + timeout
+    for _ in range(count):
+        if time.time() > deadline:
+            break
+        try:
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            reader = s.makefile("rb")
+            reader.readline()
+            s.sendall(b"EHLO bench.example\r\n")
+            while not reader.readline().startswith(b"250 "):
+                pass
+            s.sendall(b"STARTTLS\r\n")
+            if not reader.readline().startswith(b"220"):
+                s.close()
+                continue
+            t = context.wrap_socket(s, server_hostname="localhost")
+            t.sendall(b"EHLO bench.example\r\n")
+            answer = b""
+            while b"\r\n250 " not in b"\r\n" + answer:
+                answer += t.recv(4096)
+            sockets.append(t)
+        except OSError:
+            break
+    return sockets, len(sockets)
 
 
 def stream(port, size):

@@ -46,6 +46,11 @@ def table(f):
                      f"{_num(idle.get('kib_per_connection'), '{:.2f}'):>15}"
                      f"{_num(idle.get('connections')):>12}")
 
+    tls_idle = relays.get("grey", {}).get("tls_idle")
+    if tls_idle:
+        lines += ["", f"memory per idle TLS connection (STARTTLS, then idle): grey "
+                      f"{tls_idle['kib_per_connection']:.2f} KiB over {tls_idle['connections']} connections"]
+
     s = f.get("stream", {})
     if s:
         plain = s.get("plain_copy_mib_per_s")
@@ -93,6 +98,10 @@ def checks(f):
     if idle:
         out.append((idle["kib_per_connection"] < 4, f"grey: {idle['kib_per_connection']:.2f} KiB per idle connection < 4"))
         out.append((idle["connections"] >= 10000, f"grey: {idle['connections']} concurrent connections >= 10,000"))
+    tls_idle = relays.get("grey", {}).get("tls_idle")
+    if tls_idle:
+        out.append((tls_idle["kib_per_connection"] < 32,
+                    f"grey: {tls_idle['kib_per_connection']:.2f} KiB per idle TLS connection < 32"))
     s = f.get("stream", {})
     if "grey" in s:
         v = s["grey"]
