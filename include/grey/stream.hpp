@@ -199,12 +199,12 @@ class stream {
     asio::awaitable<std::error_code> handshake(asio::ssl::context& context, role r, const std::string& server_name = {},
                                                bool check_name = false) {
         assert(!ssl_);
-        SSL* ssl = SSL_new(context.native_handle());  // holds its own reference to the context
+        // Owned here until the handshake succeeds, so that a session ended mid-handshake (the
+        // server stopping) frees it too. SSL_new takes its own reference to the context.
+        std::unique_ptr<SSL, decltype(&SSL_free)> owner(SSL_new(context.native_handle()), &SSL_free);
+        SSL* const ssl = owner.get();
         BIO* bio = ssl ? detail::nosignal_bio::make(socket_.native_handle()) : nullptr;
-        if (!bio) {
-            if (ssl) SSL_free(ssl);
-            co_return asio::error::no_memory;
-        }
+        if (!bio) co_return asio::error::no_memory;
         SSL_set_bio(ssl, bio, bio);
         if (r == role::server) {
             SSL_set_accept_state(ssl);
@@ -218,10 +218,7 @@ class stream {
                 SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
                 const int named = is_address ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), server_name.c_str())
                                              : SSL_set1_host(ssl, server_name.c_str());
-                if (named != 1) {
-                    SSL_free(ssl);
-                    co_return asio::error::invalid_argument;
-                }
+                if (named != 1) co_return asio::error::invalid_argument;
             }
         }
         for (;;) {
@@ -229,20 +226,13 @@ class stream {
             const int rc = SSL_do_handshake(ssl);
             if (rc == 1) break;
             const int err = SSL_get_error(ssl, rc);
-            if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) {
-                const std::error_code ec = openssl_error(err);
-                SSL_free(ssl);
-                co_return ec;
-            }
+            if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) co_return openssl_error(err);
             auto [ec] = co_await socket_.async_wait(err == SSL_ERROR_WANT_READ ? tcp::socket::wait_read
                                                                                : tcp::socket::wait_write,
                                                     detail::use_nothrow);
-            if (ec) {
-                SSL_free(ssl);
-                co_return ec;
-            }
+            if (ec) co_return ec;
         }
-        ssl_ = ssl;
+        ssl_ = owner.release();
         extras_ = std::make_unique<tls_extras>();
         extras_->info.version = SSL_get_version(ssl_);
         extras_->info.cipher = SSL_get_cipher_name(ssl_);
