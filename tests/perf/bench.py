@@ -111,53 +111,47 @@ class Run:
 
     # -- memory --------------------------------------------------------------------------------
 
+    def idle_per_connection(self, start_relay, open_connections, count):
+        """RSS growth per connection over `count` connections that open_connections(port, count)
+        leaves idle, on a fresh relay each run: a relay that served connections before keeps
+        their memory for reuse."""
+        per_connection, reached = [], []
+        for rep in range(self.args.repeat):
+            relay = start_relay()
+            try:
+                before = peers.rss_kib(relay.pid)
+                sockets, done = open_connections(relay.port, count)
+                grown = peers.rss_kib(relay.pid) - before
+                for s in sockets:
+                    s.close()
+            finally:
+                relay.stop()
+            reached.append(done)
+            per_connection.append(grown / done if done else float("nan"))
+        return {"kib_per_connection": statistics.median(per_connection), "connections": min(reached),
+                "runs": per_connection}
+
     def idle_memory(self, sink_port, names):
-        """RSS growth over --idle connections that read the greeting, on a fresh relay each time:
-        a relay that served connections before keeps their memory for reuse."""
+        """Connections that read the greeting, then stay idle."""
         for name in names:
             if name == "direct" or name in NOT_RAISABLE:
                 continue
-            per_connection, reached = [], []
-            for rep in range(self.args.repeat):
-                relay = start(name, sink_port, raised=True)
-                try:
-                    before = peers.rss_kib(relay.pid)
-                    sockets, greeted = probes.idle_connections(relay.port, self.args.idle)
-                    grown = peers.rss_kib(relay.pid) - before
-                    for s in sockets:
-                        s.close()
-                finally:
-                    relay.stop()
-                reached.append(greeted)
-                per_connection.append(grown / greeted if greeted else float("nan"))
-            self.relay(name)["idle"] = {"kib_per_connection": statistics.median(per_connection),
-                                        "connections": min(reached), "runs": per_connection}
-            say(f"  idle {name:10} {statistics.median(per_connection):6.2f} KiB/conn, "
-                f"{min(reached)} connections")
+            idle = self.idle_per_connection(lambda: start(name, sink_port, raised=True),
+                                            probes.idle_connections, self.args.idle)
+            self.relay(name)["idle"] = idle
+            say(f"  idle {name:10} {idle['kib_per_connection']:6.2f} KiB/conn, {idle['connections']} connections")
 
     def tls_idle_memory(self, sink_port):
-        """RSS growth over --tls-idle connections encrypted with STARTTLS and then idle, on a
-        fresh spam_me with a certificate made for the run (the peers' TLS set-ups are not
-        measured yet)."""
+        """Connections encrypted with STARTTLS, then idle, on spam_me with a certificate made
+        for the run (the peers' TLS set-ups are not measured yet)."""
         workdir = tempfile.mkdtemp(prefix="grey-perf-tls-")
         try:
             cert, key = peers.make_certificate(workdir)
-            per_connection, reached = [], []
-            for rep in range(self.args.repeat):
-                relay = peers.Grey(sink_port, *RAISED_LIMITS, "--tls-cert", cert, "--tls-key", key)
-                try:
-                    before = peers.rss_kib(relay.pid)
-                    sockets, done = probes.tls_idle_connections(relay.port, self.args.tls_idle)
-                    grown = peers.rss_kib(relay.pid) - before
-                    for s in sockets:
-                        s.close()
-                finally:
-                    relay.stop()
-                reached.append(done)
-                per_connection.append(grown / done if done else float("nan"))
-            self.relay("grey")["tls_idle"] = {"kib_per_connection": statistics.median(per_connection),
-                                              "connections": min(reached), "runs": per_connection}
-            say(f"  idle TLS grey {statistics.median(per_connection):6.2f} KiB/conn, {min(reached)} connections")
+            idle = self.idle_per_connection(
+                lambda: peers.Grey(sink_port, *RAISED_LIMITS, "--tls-cert", cert, "--tls-key", key),
+                probes.tls_idle_connections, self.args.tls_idle)
+            self.relay("grey")["tls_idle"] = idle
+            say(f"  idle TLS grey {idle['kib_per_connection']:6.2f} KiB/conn, {idle['connections']} connections")
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
