@@ -19,11 +19,10 @@ struct outcome {
     std::size_t buffered = 0;
 };
 
-/// Feeds `input` in pieces of the given sizes (cycled), taking every line as it completes.
-outcome feed(std::string_view input, std::size_t max_line, const std::vector<std::size_t>& pieces,
-             std::size_t capacity = line_reader::default_capacity) {
-    line_reader r(capacity);
-    outcome o;
+/// Writes `input` into `r` in pieces of the given sizes (cycled), calling drain() after each
+/// piece; stops early when drain() returns false.
+template <class Drain>
+void pour(line_reader& r, std::string_view input, const std::vector<std::size_t>& pieces, Drain drain) {
     std::size_t at = 0, piece = 0;
     while (at < input.size()) {
         auto space = r.prepare();
@@ -32,18 +31,28 @@ outcome feed(std::string_view input, std::size_t max_line, const std::vector<std
         std::memcpy(space.data(), input.data() + at, n);
         r.commit(n);
         at += n;
+        if (!drain()) return;
+    }
+}
+
+/// Feeds `input` in pieces of the given sizes (cycled), taking every line as it completes.
+outcome feed(std::string_view input, std::size_t max_line, const std::vector<std::size_t>& pieces,
+             std::size_t capacity = line_reader::default_capacity) {
+    line_reader r(capacity);
+    outcome o;
+    pour(r, input, pieces, [&] {
         for (;;) {
             auto next = r.next(max_line);
             if (!next) {
                 o.error = next.error();
-                return o;
+                return false;
             }
-            if (!*next) break;
+            if (!*next) return true;
             CHECK((*next)->raw.substr((*next)->text.size()) == "\r\n");
             o.lines.emplace_back((*next)->raw);
         }
-    }
-    o.buffered = r.buffered();
+    });
+    if (!o.error) o.buffered = r.buffered();
     return o;
 }
 
@@ -197,7 +206,7 @@ struct take_outcome {
 take_outcome read_with_chunks(std::string_view input, const std::vector<std::size_t>& pieces) {
     line_reader r(64);
     take_outcome o;
-    std::size_t at = 0, piece = 0, chunk_left = 0;
+    std::size_t chunk_left = 0;
     std::string chunk;
     auto drain = [&]() -> bool {
         for (;;) {
@@ -221,15 +230,7 @@ take_outcome read_with_chunks(std::string_view input, const std::vector<std::siz
             if (raw.starts_with("BDAT ")) chunk_left = std::stoul(raw.substr(5));
         }
     };
-    while (at < input.size()) {
-        auto space = r.prepare();
-        REQUIRE(!space.empty());
-        const std::size_t n = std::min({pieces[piece++ % pieces.size()], space.size(), input.size() - at});
-        std::memcpy(space.data(), input.data() + at, n);
-        r.commit(n);
-        at += n;
-        if (!drain()) return o;
-    }
+    pour(r, input, pieces, drain);
     return o;
 }
 
