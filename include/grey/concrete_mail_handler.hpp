@@ -49,8 +49,14 @@ class ConcreteMailHandler : public MailHandler<Derived> {
 
     // ---- The seed's actions ----
 
-    /// Starts relaying the message text: the upstream's answer to DATA.
-    asio::awaitable<smtp::reply> acceptMail() { co_return co_await relay_.data(); }
+    /// Starts relaying the message text: the upstream's answer to DATA. A message the client
+    /// sends in BDAT chunks goes on in BDAT chunks when the upstream offers CHUNKING, byte for
+    /// byte; otherwise as DATA text made from the chunks.
+    asio::awaitable<smtp::reply> acceptMail() {
+        const bool chunks = this->chunked() && relay_.takes_chunks();
+        if (chunks) this->take_raw_octets();
+        co_return co_await relay_.data(chunks);
+    }
     /// Defers the message and ends the session, as the seed does.
     smtp::reply deferMail() {
         this->close_after_reply();
@@ -81,6 +87,7 @@ class ConcreteMailHandler : public MailHandler<Derived> {
         const smtp::extensions up = smtp::relayable(relay_.upstream_extensions());
         if (up.has(smtp::extension::smtputf8)) r.lines.emplace_back("SMTPUTF8");
         if (up.has(smtp::extension::dsn)) r.lines.emplace_back("DSN");
+        if (up.has(smtp::extension::binarymime)) r.lines.emplace_back("BINARYMIME");
         return r;
     }
     asio::awaitable<smtp::reply> handleRcpt(const smtp::rcpt_command& c) {

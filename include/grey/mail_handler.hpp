@@ -11,6 +11,7 @@
 // (back-pressure) and memory does not grow with the message.
 #pragma once
 
+#include <cassert>
 #include <cstdint>
 #include <cstdio>
 #include <exception>
@@ -86,7 +87,7 @@ class MailHandler {
         smtp::reply r{250, "", {config_.servername, "PIPELINING",
                                 fmt::format("SIZE {}", config_.limits.max_message_size), "8BITMIME",
                                 "ENHANCEDSTATUSCODES"}};
-        r.lines.emplace_back("CHUNKING");  // RFC 3030; relayed as DATA (see dispatch_bdat)
+        r.lines.emplace_back("CHUNKING");  // RFC 3030; see dispatch_bdat
         if (offers_starttls()) r.lines.emplace_back("STARTTLS");  // RFC 3207 §4.2: never once TLS is up
         return r;
     }
@@ -121,6 +122,17 @@ class MailHandler {
     const tls_info* tls() const noexcept { return stream_.is_tls() ? &stream_.tls() : nullptr; }
     /// Whether EHLO offers STARTTLS now: a certificate is configured and TLS is not yet up.
     bool offers_starttls() const noexcept { return tls_ && !stream_.is_tls(); }
+    /// Whether the message that handleData opens, or that is being received, comes in BDAT
+    /// chunks (RFC 3030) rather than as DATA text.
+    bool chunked() const noexcept { return chunked_; }
+    /// For handleData of a chunked message: handleMessageData then gets the chunks' octets as
+    /// the client sent them, in pieces that need not end at a line end and without dot-stuffing,
+    /// for a hook that passes them on in BDAT chunks. They are checked all the same (see
+    /// dispatch_bdat), and a message that fails a check is aborted.
+    void take_raw_octets() noexcept {
+        assert(chunked_);
+        raw_octets_ = true;
+    }
 
     /// The session: greeting, commands until QUIT, an error that ends it, or the client leaving.
     asio::awaitable<void> run() {
@@ -344,7 +356,8 @@ class MailHandler {
                 co_return refuse(smtp::replies::must_start_tls);
             // A parameter of an extension this session was not offered is unknown to it.
             if ((mail->parameters.smtputf8 && !offered_.has(smtp::extension::smtputf8)) ||
-                (mail->parameters.uses_dsn() && !offered_.has(smtp::extension::dsn)))
+                (mail->parameters.uses_dsn() && !offered_.has(smtp::extension::dsn)) ||
+                (mail->parameters.body == smtp::body_type::binary_mime && !offered_.has(smtp::extension::binarymime)))
                 co_return refuse(smtp::replies::unknown_parameter);
             if (mail->parameters.size && *mail->parameters.size > config_.limits.max_message_size)
                 co_return refuse(smtp::replies::message_too_big);
@@ -371,6 +384,7 @@ class MailHandler {
             co_return queue(r);
         }
         case smtp::verb::data: {
+            if (mail_parameters.body == smtp::body_type::binary_mime) co_return refuse(smtp::replies::binary_needs_bdat);
             const smtp::reply r = co_await detail::await_hook([&] { return derived().handleData(); });
             queue(r);
             if (r.code == 354) {
@@ -512,11 +526,11 @@ class MailHandler {
 
     /// CHUNKING (RFC 3030). The chunk's octets follow the command line and are read whatever
     /// the answer, since the next command starts after them. The message goes to the hooks
-    /// exactly as a DATA message would: handleData at the first chunk, then whole dot-stuffed
-    /// lines (smtp::bdat_scanner checks the octets as line_reader checks DATA text: a bare CR
-    /// or LF is refused, never made a line end), then handleEndOfData at LAST. A message that
-    /// fails (framing, size) is aborted at once; its later chunks are read and given the same
-    /// answer, until LAST.
+    /// as a DATA message would: handleData at the first chunk, then whole dot-stuffed lines
+    /// (or the octets as they came, after take_raw_octets), then handleEndOfData at LAST.
+    /// smtp::bdat_scanner checks the octets as line_reader checks DATA text, in both forms: a
+    /// bare CR or LF is refused, never made a line end. A message that fails (framing, size)
+    /// is aborted at once; its later chunks are read and given the same answer, until LAST.
     asio::awaitable<void> dispatch_bdat(std::string_view argument) {
         const auto chunk = smtp::parse_bdat(argument);
         if (!chunk || chunk->size > config_.limits.max_message_size) {
@@ -530,10 +544,22 @@ class MailHandler {
                                                                                : &smtp::replies::not_implemented;
         smtp::reply started;
         if (!refusal && state_.current() == smtp::phase::rcpt) {
+            chunked_ = true;
+            raw_octets_ = false;
             started = co_await detail::await_hook([&] { return derived().handleData(); });
             if (started.code == 354) {
                 state_.on_bdat();
-                bdat_ = std::make_unique<bdat_message>(config_.limits.max_text_line);
+                const bool binary = mail_parameters.body == smtp::body_type::binary_mime;
+                bdat_ = std::make_unique<bdat_message>(binary ? smtp::bdat_scanner::binary()
+                                                              : smtp::bdat_scanner(config_.limits.max_text_line),
+                                                       raw_octets_);
+                if (binary && !raw_octets_) {
+                    // Only the octets as they came can carry a binary body: it has no DATA form.
+                    bdat_->failure = smtp::replies::cannot_take_binary;
+                    co_await abort_message();
+                }
+            } else {
+                chunked_ = false;
             }
         }
         const std::error_code ec = co_await take_chunk(chunk->size, !refusal && bdat_ != nullptr);
@@ -542,7 +568,7 @@ class MailHandler {
         if (!bdat_) co_return queue(started);  // handleData said no
         if (!bdat_->failure && !chunk->last) co_return queue(smtp::reply{250, "2.0.0", fmt::format("{} octets received", chunk->size)});
         if (!bdat_->failure) {
-            if (bdat_->scanner.finish(&bdat_->out)) {
+            if (bdat_->scanner.finish(bdat_->raw ? nullptr : &bdat_->out)) {
                 bdat_->failure = failure_reply(bdat_->scanner.error());
                 co_await abort_bdat();
             } else {
@@ -575,9 +601,13 @@ class MailHandler {
                 co_await abort_bdat();
                 continue;
             }
-            if (const std::error_code framing = bdat_->scanner.feed(piece, &bdat_->out)) {
+            if (const std::error_code framing = bdat_->scanner.feed(piece, bdat_->raw ? nullptr : &bdat_->out)) {
                 bdat_->failure = failure_reply(framing);
                 co_await abort_bdat();
+                continue;
+            }
+            if (bdat_->raw) {
+                co_await detail::await_hook([&] { return derived().handleMessageData(piece); });
                 continue;
             }
             // Whole lines go to the hook; a partial one waits for the rest.
@@ -603,12 +633,14 @@ class MailHandler {
     asio::awaitable<void> drop_bdat() {
         if (!bdat_->failure) co_await abort_message();
         bdat_.reset();
+        chunked_ = false;
     }
 
     void end_bdat() {
         state_.on_end_of_data();
         end_transaction();
         bdat_.reset();
+        chunked_ = false;
     }
 
     asio::awaitable<void> abort_message() {
@@ -628,12 +660,15 @@ class MailHandler {
     smtp::extensions offered_;  // by the last successful EHLO; nothing after HELO
     /// A message being received with BDAT; on the heap, as sessions rarely have one.
     struct bdat_message {
-        explicit bdat_message(std::size_t max_line) : scanner(max_line) {}
+        bdat_message(smtp::bdat_scanner s, bool raw_octets) : scanner(s), raw(raw_octets) {}
         smtp::bdat_scanner scanner;
+        bool raw;                            // the hooks take the octets as they came
         std::optional<smtp::reply> failure;  // the answer it gets, once it has failed
         std::string out;                     // its DATA text not yet given to the hook
     };
     std::unique_ptr<bdat_message> bdat_;
+    bool chunked_ = false;     // from handleData of a BDAT message to its end
+    bool raw_octets_ = false;  // take_raw_octets() was called for it
     bool closing_ = false;
 };
 

@@ -224,9 +224,10 @@ class ScriptedUpstream(threading.Thread):
     default PIPELINING, 8BITMIME and STARTTLS). After its 220 to STARTTLS it sends `behind_220`
     (a reply an attacker slipped in) and then does the handshake, or with handshake=False sends
     plain text and hangs up. `commands` records what the latest connection received, with
-    whether TLS was up; `messages` every message, with whether it came over TLS."""
+    whether TLS was up; `messages` every message, with whether it came over TLS. A message sent
+    with BDAT is recorded as the octets of its chunks, each chunk answered by `chunk_reply`."""
 
-    def __init__(self, cert=None, key=None, behind_220=b"", handshake=True, extensions=None):
+    def __init__(self, cert=None, key=None, behind_220=b"", handshake=True, extensions=None, chunk_reply=None):
         super().__init__(daemon=True)
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
@@ -237,6 +238,8 @@ class ScriptedUpstream(threading.Thread):
         self.behind_220, self.handshake = behind_220, handshake
         # extensions(connection number, tls) -> the EHLO keywords offered on that connection
         self.extensions = extensions or (lambda n, tls: ["PIPELINING", "8BITMIME"] + ([] if tls else ["STARTTLS"]))
+        # chunk_reply(chunk number in the message, from 1) -> the reply to that BDAT chunk
+        self.chunk_reply = chunk_reply or (lambda n: b"250 2.0.0 Chunk OK\r\n")
         self.connections = 0
         self.commands, self.messages = [], []  # commands: of the latest connection
         self.start()
@@ -256,6 +259,7 @@ class ScriptedUpstream(threading.Thread):
 
     def serve(self, conn):
         tls = False
+        chunks = []  # of the BDAT message being received
         self.commands = []
         self.connections += 1
         reader = conn.makefile("rb")
@@ -280,6 +284,18 @@ class ScriptedUpstream(threading.Thread):
                     body += chunk
                 self.messages.append((body, tls))
                 conn.sendall(b"250 2.0.0 Queued\r\n")
+            elif verb == b"BDAT":
+                size, last = int(line.split()[1]), line.strip().upper().endswith(b" LAST")
+                chunks.append(reader.read(size))
+                reply = self.chunk_reply(len(chunks))
+                if last and reply.startswith(b"2"):
+                    self.messages.append((b"".join(chunks), tls))
+                if last or not reply.startswith(b"2"):
+                    chunks = []
+                conn.sendall(reply)
+            elif verb == b"RSET":
+                chunks = []
+                conn.sendall(b"250 2.0.0 Reset\r\n")
             elif verb == b"QUIT":
                 conn.sendall(b"221 Bye\r\n")
                 return
@@ -288,6 +304,79 @@ class ScriptedUpstream(threading.Thread):
 
     def close(self):
         self.listener.close()
+
+
+class PrivatePostfix:
+    """A Postfix instance of its own (`postfix -c DIR start`), loopback only, logging to a file:
+    Debian's master.cf without the port-25 listener and with no service chrooted, plus
+    `master_cf` lines; `main_cf` settings added to the directories it needs. A fresh machine
+    has no /etc/postfix/main.cf, and this needs none. stop() when done."""
+
+    MAIN_CF = """\
+compatibility_level = 3.6
+queue_directory = {d}/queue
+data_directory = {d}/data
+command_directory = /usr/sbin
+daemon_directory = /usr/lib/postfix/sbin
+meta_directory = /etc/postfix
+mail_owner = postfix
+setgid_group = postdrop
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+mydestination =
+maillog_file = {log}
+"""
+
+    def __init__(self, directory, main_cf="", master_cf=""):
+        os.chmod(directory, 0o755)  # Postfix's daemons run as the postfix user
+        self.conf = os.path.join(directory, "postfix")
+        # postfix start exits 1 without a word when the log file is outside /var.
+        self.log = f"/var/log/grey-test-postfix-{os.getpid()}-{free_port()}.log"
+        os.makedirs(os.path.join(self.conf, "queue"))
+        os.makedirs(os.path.join(self.conf, "data"))
+        shutil.chown(os.path.join(self.conf, "data"), user="postfix")
+        with open(os.path.join(self.conf, "main.cf"), "w") as f:
+            f.write(self.MAIN_CF.format(d=self.conf, log=self.log) + main_cf)
+        with open(os.path.join(self.conf, "master.cf"), "w") as f:
+            f.write(self._debian_master_cf() + master_cf)
+        subprocess.run(["postfix", "-c", self.conf, "check"], check=True, capture_output=True, timeout=60)
+        started = subprocess.run(["postfix", "-c", self.conf, "start"], capture_output=True, text=True, timeout=60)
+        if started.returncode != 0:
+            self.stop()
+            raise RuntimeError(f"postfix did not start: {started.stdout}{started.stderr}{self.read_log()}")
+
+    @staticmethod
+    def _debian_master_cf():
+        out, skipping = [], False
+        with open("/etc/postfix/master.cf") as f:
+            for line in f:
+                fields = line.split()
+                if line.startswith("smtp") and len(fields) > 1 and fields[1] == "inet":
+                    skipping = True
+                    continue
+                if skipping and line[:1] in (" ", "\t"):
+                    continue
+                skipping = False
+                if line[:1].isalpha() and len(fields) >= 8:
+                    fields[4] = "n"
+                    line = " ".join(fields) + "\n"
+                out.append(line)
+        return "".join(out)
+
+    def sendmail(self, sender, recipient, message):
+        return subprocess.run(["sendmail", "-C", self.conf, "-f", sender, recipient],
+                              input=message, capture_output=True, timeout=30)
+
+    def read_log(self):
+        if not os.path.exists(self.log):
+            return ""
+        with open(self.log, errors="replace") as f:
+            return f.read()
+
+    def stop(self):
+        subprocess.run(["postfix", "-c", self.conf, "stop"], capture_output=True, timeout=60)
+        if os.path.exists(self.log):
+            os.unlink(self.log)
 
 
 def make_certificate(directory, name="localhost"):

@@ -1,6 +1,7 @@
 """The rest of ESMTP through Grey: SMTPUTF8 (RFC 6531) and DSN (RFC 3461) offered only when the
 upstream has them and relayed with their parameters unchanged; CHUNKING (RFC 3030) taken from
-any client and relayed as correctly dot-stuffed DATA; an extension the upstream has lost since
+any client and relayed as BDAT to an upstream that has it, as correctly dot-stuffed DATA to
+one that has not; BINARYMIME only with an upstream that has it; an extension the upstream has lost since
 Grey offered it gives the transaction a 4xx, never a silent downgrade."""
 import smtplib
 import time
@@ -183,6 +184,146 @@ class Chunking(unittest.TestCase):
         c = self.client()
         self.assertEqual(c.command(f"BDAT {1 << 40}")[:2], (552, "5.3.4"))
         self.assertTrue(c.closed())
+
+
+CHUNKING_UPSTREAM = ["PIPELINING", "8BITMIME", "CHUNKING"]
+
+
+class ChunkingRelayed(unittest.TestCase):
+    """To an upstream that offers CHUNKING, a BDAT message goes on as BDAT, byte for byte."""
+
+    def start(self, extensions=CHUNKING_UPSTREAM, chunk_reply=None):
+        self.up = ScriptedUpstream(extensions=lambda n, tls: extensions, chunk_reply=chunk_reply)
+        self.addCleanup(self.up.close)
+        self.proxy = Program("spam_me", "--upstream", f"127.0.0.1:{self.up.port}", "--upstream-pool", "0")
+        self.addCleanup(self.proxy.cleanup)
+
+    def client(self, mail="MAIL FROM:<alice@example.org>"):
+        c = Client(self.proxy.port)
+        self.addCleanup(c.close)
+        ehlo_keywords(c)
+        self.assertEqual(c.command(mail)[0], 250)
+        self.assertEqual(c.command("RCPT TO:<bob@example.com>")[0], 250)
+        return c
+
+    def bdat(self, c, chunk, last=False):
+        return c.command(f"BDAT {len(chunk)}{' LAST' if last else ''}\r\n".encode() + chunk)
+
+    def upstream_verbs(self):
+        return [command.split(" ")[0] for command, _ in self.up.commands]
+
+    def test_chunks_go_on_as_bdat_unchanged(self):
+        self.start()
+        c = self.client()
+        first = b"Subject: chunks\r\n\r\n.\r\n..two dots\r\nhalf a "
+        self.assertEqual(self.bdat(c, first)[0], 250)
+        self.assertEqual(self.bdat(c, b"line\r\nno end", last=True)[:2], (250, "2.0.0"))
+        c.command("QUIT")
+        self.assertEqual(self.up.messages, [(first + b"line\r\nno end", False)],
+                         "no dot-stuffing and no CRLF added: BDAT carries the octets as they are")
+        self.assertIn("BDAT", self.upstream_verbs())
+        self.assertNotIn("DATA", self.upstream_verbs())
+
+    def test_a_large_message_goes_on_in_several_chunks_each_answered(self):
+        self.start()
+        c = self.client()
+        line = b"x" * 78 + b"\r\n"
+        body = line * (3 * 1024 * 1024 // len(line))
+        self.assertEqual(self.bdat(c, body[:1000000])[0], 250)
+        self.assertEqual(self.bdat(c, body[1000000:], last=True)[0], 250)
+        c.command("QUIT")
+        self.assertEqual(self.up.messages, [(body, False)])
+        chunks = [command for command, _ in self.up.commands if command.startswith("BDAT")]
+        self.assertGreater(len(chunks), 2, "the relay cuts its own chunks, the memory it holds bounded")
+        self.assertTrue(chunks[-1].endswith(" LAST"))
+        self.assertEqual(sum(int(command.split()[1]) for command in chunks), len(body))
+
+    def test_a_bare_lf_is_refused_and_the_upstream_never_gets_last(self):
+        self.start()
+        c = self.client()
+        self.assertEqual(self.bdat(c, b"Subject: ok\r\n\r\n" + (b"y" * 78 + b"\r\n") * 300)[0], 250)
+        self.assertEqual(self.bdat(c, b"x\n.\nMAIL FROM:<evil@example.org>\r\n", last=True)[:2], (500, "5.5.2"))
+        self.assertEqual(c.command("NOOP")[0], 250)
+        c.command("QUIT")
+        self.assertEqual(self.up.messages, [])
+        self.assertFalse(any(command.endswith("LAST") for command, _ in self.up.commands))
+
+    def test_a_chunk_the_upstream_refuses_fails_the_message_with_its_reply(self):
+        replies = [b"552 5.3.4 Too much\r\n"]  # for the first chunk; then 250s
+        self.start(chunk_reply=lambda n: replies.pop() if replies else b"250 2.0.0 OK\r\n")
+        c = self.client()
+        self.assertEqual(self.bdat(c, (b"z" * 78 + b"\r\n") * 500)[0], 250, "the chunk was received")
+        self.assertEqual(self.bdat(c, b"tail\r\n", last=True)[:2], (552, "5.3.4"))
+        # The session goes on, and so does the upstream connection, after an RSET.
+        self.assertEqual(c.command("MAIL FROM:<alice@example.org>")[0], 250)
+        self.assertEqual(c.command("RCPT TO:<carol@example.com>")[0], 250)
+        self.assertEqual(self.bdat(c, b"Subject: again\r\n", last=True)[0], 250)
+        c.command("QUIT")
+        self.assertEqual(self.up.messages, [(b"Subject: again\r\n", False)])
+        self.assertIn("RSET", self.upstream_verbs())
+
+    def test_data_still_goes_on_as_data(self):
+        self.start()
+        c = self.client()
+        self.assertEqual(c.command("DATA")[0], 354)
+        self.assertEqual(c.command(b"Subject: d\r\n\r\n..dot\r\n.\r\n")[0], 250)
+        c.command("QUIT")
+        self.assertEqual(self.up.messages, [(b"Subject: d\r\n\r\n..dot\r\n", False)])
+
+    def test_without_chunking_upstream_bdat_becomes_dot_stuffed_data(self):
+        self.start(extensions=["PIPELINING", "8BITMIME"])
+        c = self.client()
+        self.assertEqual(self.bdat(c, b".lead\r\nend", last=True)[0], 250)
+        c.command("QUIT")
+        self.assertEqual(self.up.messages, [(b"..lead\r\nend\r\n", False)])
+        self.assertNotIn("BDAT", self.upstream_verbs())
+
+
+class BinaryMime(unittest.TestCase):
+    """BINARYMIME (RFC 3030 §3): offered only when the upstream has it and CHUNKING; its body,
+    any octets, goes on in BDAT chunks alone."""
+
+    def start(self, extensions):
+        self.up = ScriptedUpstream(extensions=lambda n, tls: extensions)
+        self.addCleanup(self.up.close)
+        self.proxy = Program("spam_me", "--upstream", f"127.0.0.1:{self.up.port}", "--upstream-pool", "0")
+        self.addCleanup(self.proxy.cleanup)
+
+    def test_a_binary_body_reaches_the_upstream_byte_for_byte(self):
+        self.start(CHUNKING_UPSTREAM + ["BINARYMIME"])
+        self.assertTrue(wait_for_probe(self.proxy.port, "BINARYMIME"))
+        c = Client(self.proxy.port)
+        self.addCleanup(c.close)
+        self.assertIn("BINARYMIME", ehlo_keywords(c))
+        self.assertEqual(c.command("MAIL FROM:<alice@example.org> BODY=BINARYMIME")[0], 250)
+        self.assertEqual(c.command("RCPT TO:<bob@example.com>")[0], 250)
+        body = b"Content-Transfer-Encoding: binary\r\n\r\n" + bytes(range(256)) * 300 + b"\n.\n\r"
+        self.assertEqual(c.command(f"BDAT {len(body)} LAST\r\n".encode() + body)[0], 250)
+        c.command("QUIT")
+        self.assertEqual(self.up.messages, [(body, False)])
+        self.assertIn(("MAIL FROM:<alice@example.org> BODY=BINARYMIME", False), self.up.commands)
+
+    def test_data_after_body_binarymime_is_refused(self):
+        self.start(CHUNKING_UPSTREAM + ["BINARYMIME"])
+        self.assertTrue(wait_for_probe(self.proxy.port, "BINARYMIME"))
+        c = Client(self.proxy.port)
+        self.addCleanup(c.close)
+        ehlo_keywords(c)
+        self.assertEqual(c.command("MAIL FROM:<alice@example.org> BODY=BINARYMIME")[0], 250)
+        self.assertEqual(c.command("RCPT TO:<bob@example.com>")[0], 250)
+        self.assertEqual(c.command("DATA")[:2], (503, "5.5.1"))
+        self.assertEqual(self.up.messages, [])
+
+    def test_not_offered_nor_accepted_when_the_upstream_lacks_it(self):
+        # DSN, relayed too, shows when the start-up probe has been answered.
+        for extensions in (CHUNKING_UPSTREAM + ["DSN"], ["PIPELINING", "BINARYMIME", "DSN"]):
+            with self.subTest(upstream=extensions):
+                self.start(extensions)
+                self.assertTrue(wait_for_probe(self.proxy.port, "DSN"))
+                c = Client(self.proxy.port)
+                self.assertNotIn("BINARYMIME", ehlo_keywords(c))
+                self.assertEqual(c.command("MAIL FROM:<alice@example.org> BODY=BINARYMIME")[:2], (555, "5.5.4"))
+                c.close()
 
 
 if __name__ == "__main__":

@@ -13,9 +13,11 @@
 // turned into a line end nor passed on, so "\n.\n" can smuggle nothing through BDAT either
 // (RFC 5321 §2.3.8; the "SMTP smuggling" attacks of 2023). NUL is refused (nul_byte), and a
 // line longer than the text line limit (RFC 5321 §4.5.3.1.6) is refused (line_too_long).
-// Errors are the ones line_reader gives for DATA, at the same octets. This also means that
-// BINARYMIME (RFC 3030 §3), whose bodies may hold any octet, must not be offered on top of
-// this scanner.
+// Errors are the ones line_reader gives for DATA, at the same octets.
+//
+// A BINARYMIME body (RFC 3030 §3) may hold any octet and has no lines: a scanner made for one
+// only counts its octets, and it can never become DATA text. It may only go on in BDAT chunks
+// to an upstream that offers BINARYMIME, where no end marker exists to be smuggled.
 //
 // After an error the scanner keeps answering it. The session must still take the rest of
 // the chunk off the wire before it replies, since the client sends those octets whatever
@@ -84,14 +86,26 @@ class bdat_scanner {
         assert(max_line >= 2);
     }
 
+    /// A scanner for a BINARYMIME body: octets are counted, not checked, and never written
+    /// as DATA text.
+    static bdat_scanner binary() {
+        bdat_scanner s;
+        s.binary_ = true;
+        return s;
+    }
+
+    bool is_binary() const noexcept { return binary_; }
+
     /// Checks `bytes`, the next octets of the message; appends them as DATA text to
     /// `*data_out` when it is not null. Returns bare_cr, bare_lf, nul_byte or line_too_long
     /// when the message breaks the framing, then again on every later call; the message is
     /// refused then, and what this piece appended to `*data_out` is to be dropped with it.
     std::error_code feed(std::string_view bytes, std::string* data_out = nullptr) {
         assert(!finished_);
+        assert(!(binary_ && data_out));
         if (error_) return error_;
         octets_ += bytes.size();
+        if (binary_) return {};
         const char* p = bytes.data();
         const char* const end = p + bytes.size();
         if (p == end) return {};
@@ -143,6 +157,7 @@ class bdat_scanner {
     /// marker "ends the DATA command itself" when there is no mail data, §4.1.1.4).
     std::error_code finish(std::string* data_out = nullptr) {
         assert(!finished_);
+        assert(!(binary_ && data_out));
         if (error_) return error_;
         if (pending_cr_) return fail(errc::bare_cr);
         finished_ = true;
@@ -196,6 +211,7 @@ class bdat_scanner {
     std::size_t line_length_ = 0;   // octets of the current line so far, without CR or LF
     bool pending_cr_ = false;       // the last octet fed was a CR, judged by the next one
     bool finished_ = false;
+    bool binary_ = false;           // a BINARYMIME body: counted only
     std::error_code error_;
 };
 

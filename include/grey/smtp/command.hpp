@@ -81,7 +81,8 @@ inline result<helo_command> parse_helo(std::string_view argument) {
     return errc::bad_domain;
 }
 
-enum class body_type { unspecified, seven_bit, eight_bit_mime };
+/// BODY (RFC 6152; BINARYMIME: RFC 3030 §3, a body of any octets, sent only with BDAT).
+enum class body_type { unspecified, seven_bit, eight_bit_mime, binary_mime };
 
 /// MAIL parameters Grey knows: SIZE (RFC 1870), BODY (RFC 6152), SMTPUTF8 (RFC 6531) and the
 /// DSN pair RET and ENVID (RFC 3461). The DSN values are kept as the client sent them, checked,
@@ -288,6 +289,7 @@ inline result<mail_command> parse_mail(std::string_view argument) {
             if (m.body != body_type::unspecified) return errc::bad_parameter_value;
             if (iequals(p->value, "7BIT")) m.body = body_type::seven_bit;
             else if (iequals(p->value, "8BITMIME")) m.body = body_type::eight_bit_mime;
+            else if (iequals(p->value, "BINARYMIME")) m.body = body_type::binary_mime;
             else return errc::bad_parameter_value;
         } else if (iequals(p->keyword, "SMTPUTF8")) {
             if (p->has_value || m.smtputf8) return errc::bad_parameter_value;  // RFC 6531 §3.4: no value

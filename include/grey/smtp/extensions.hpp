@@ -80,11 +80,13 @@ class extensions {
 };
 
 /// Of the extensions that depend on the upstream, those Grey may offer: the ones the upstream
-/// has. CHUNKING is not among them (Grey converts BDAT to DATA when it must).
+/// has; BINARYMIME only with CHUNKING, as its bodies go on in BDAT chunks alone. CHUNKING is
+/// not among them (Grey converts BDAT to DATA when it must).
 constexpr extensions relayable(extensions upstream) noexcept {
     extensions e;
     for (extension x : {extension::smtputf8, extension::dsn})
         if (upstream.has(x)) e.add(x);
+    if (upstream.has(extension::binarymime) && upstream.has(extension::chunking)) e.add(extension::binarymime);
     return e;
 }
 

@@ -111,6 +111,8 @@ inline const reply bad_parameter_value {501, "5.5.4", "Invalid parameter value"}
 inline const reply needs_smtputf8     {553, "5.6.7", "Non-ASCII address given without SMTPUTF8"};        // RFC 6531 §3.5
 inline const reply needs_smtputf8_sender {550, "5.6.7", "Non-ASCII sender given without SMTPUTF8"};
 inline const reply cannot_relay_8bit  {550, "5.6.3", "8-bit message content cannot be relayed to the upstream server"};
+inline const reply binary_needs_bdat  {503, "5.5.1", "BODY=BINARYMIME requires BDAT, not DATA"};  // RFC 3030 §3
+inline const reply cannot_take_binary {554, "5.6.3", "Binary message content cannot be handled here"};
 // clang-format on
 } // namespace replies
 

@@ -7,12 +7,18 @@
 //   later RCPTs:         sent live; each client gets the upstream's answer
 //   DATA:                upstream DATA; the text is streamed chunk by chunk
 //   end of data:         "." upstream; the client gets the upstream's final answer
+//   BDAT (RFC 3030):     to an upstream with CHUNKING, the octets as the client sent them,
+//                        in BDAT chunks of the relay's own sizes, each chunk's reply read
+//                        before the next chunk is sent; the client gets the answer to
+//                        "BDAT n LAST", or the first refusal of a chunk. To any other
+//                        upstream, DATA as above: MailHandler has made the chunks DATA text.
 //
 // Once the upstream fails inside a transaction, the transaction is lost: every later RCPT
 // and the DATA get 4xx until the client starts a new one, because replaying only the later
 // recipients on a new connection would deliver to fewer recipients than were accepted.
 #pragma once
 
+#include <cassert>
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -83,9 +89,20 @@ class relay {
         co_return decorate(std::move(*r));
     }
 
-    /// The client's DATA. Only a 354 lets the text through.
-    asio::awaitable<smtp::reply> data() {
+    /// Whether a message that comes in BDAT chunks can go on as chunks: the upstream of the
+    /// open transaction offered CHUNKING.
+    bool takes_chunks() const noexcept { return client_ && client_->caps().has(smtp::extension::chunking); }
+
+    /// The client's DATA, or the first BDAT of its message. Only a 354 lets the text through.
+    /// With `chunks` (takes_chunks() must hold) nothing is asked: BDAT carries its length, and
+    /// message_data then takes the octets as the client sent them.
+    asio::awaitable<smtp::reply> data(bool chunks = false) {
         if (broken_ || !client_ || !mail_sent_) co_return smtp::replies::upstream_failed;
+        if (chunks) {
+            assert(takes_chunks());
+            in_data_ = chunks_ = true;
+            co_return smtp::replies::start_data;
+        }
         auto r = co_await client_->command("DATA\r\n", config_.timeouts.upstream_data_init);
         if (!r) co_return fail();
         if (r->code == 354) in_data_ = true;
@@ -95,11 +112,17 @@ class relay {
     /// Whole lines, CRLF-terminated and dot-stuffed: sent as they are (see data_codec.hpp).
     /// A small message is held back and leaves with its final dot in one write; past
     /// `held_limit` what is held and what comes go out together as they arrive.
+    /// For a chunked message, the octets as they came, in pieces of any size.
     asio::awaitable<void> message_data(std::string_view wire) {
-        if (!in_data_ || broken_) co_return;
+        if (!in_data_ || broken_ || chunk_refused_) co_return;
         if (held_.size() + wire.size() <= held_limit) {
             held_.append(wire);
             co_return;
+        }
+        if (chunks_) {
+            if (!co_await chunk_accepted()) co_return;
+            held_.insert(0, fmt::format("BDAT {}\r\n", held_.size() + wire.size()));
+            chunk_pending_ = true;
         }
         const std::error_code ec = co_await client_->write(held_, wire, config_.timeouts.upstream_data_block);
         held_.clear();
@@ -111,6 +134,7 @@ class relay {
             end_transaction();
             co_return smtp::replies::upstream_failed;
         }
+        if (chunks_) co_return co_await last_chunk();
         in_data_ = false;
         mail_sent_ = false;
         const std::error_code ec =
@@ -134,7 +158,8 @@ class relay {
         if (mail_sent_ && client_) needs_reset_ = true;
         held_.clear();
         mail_sent_ = false;
-        in_data_ = false;
+        in_data_ = chunks_ = chunk_pending_ = false;
+        chunk_refused_.reset();
         broken_ = false;
     }
 
@@ -153,6 +178,46 @@ class relay {
     }
 
   private:
+    /// "BDAT n LAST" with what is held, once the chunk before it was accepted.
+    asio::awaitable<smtp::reply> last_chunk() {
+        in_data_ = chunks_ = false;
+        mail_sent_ = false;
+        if (!chunk_refused_ && co_await chunk_accepted()) {
+            const std::string head = fmt::format("BDAT {} LAST\r\n", held_.size());
+            const std::error_code ec = co_await client_->write(head, held_, config_.timeouts.upstream_data_block);
+            held_.clear();
+            if (ec) co_return fail();
+            auto r = co_await client_->read_reply(config_.timeouts.upstream_data_term);
+            if (!r) co_return fail();
+            if (r->completion()) co_return decorate(std::move(*r));
+            chunk_refused_ = std::move(*r);
+        }
+        if (!client_) co_return smtp::replies::upstream_failed;  // lost while reading a reply
+        // RFC 3030 §2: a refused chunk fails the transaction, which the upstream ends at RSET.
+        needs_reset_ = true;
+        held_.clear();
+        smtp::reply refused = decorate(std::move(*chunk_refused_));
+        chunk_refused_.reset();
+        co_return refused;
+    }
+
+    /// Reads the reply to the chunk sent last, if it is still owed: false when the chunk was
+    /// refused (kept in chunk_refused_; RFC 3030 §2: no more chunks may follow) or the
+    /// connection failed.
+    asio::awaitable<bool> chunk_accepted() {
+        if (!chunk_pending_) co_return true;
+        chunk_pending_ = false;
+        auto r = co_await client_->read_reply(config_.timeouts.upstream_data_block);
+        if (!r) {
+            fail();
+            co_return false;
+        }
+        if (r->completion()) co_return true;
+        chunk_refused_ = std::move(*r);
+        held_.clear();
+        co_return false;
+    }
+
     /// A new connection: connect, greeting, EHLO; with `secure`, STARTTLS as the policy asks
     /// and EHLO again inside TLS (RFC 3207 §4.2: what was learned before TLS is forgotten).
     asio::awaitable<result<void>> open(const std::string& helo_name, bool secure) {
@@ -205,7 +270,9 @@ class relay {
                 co_return smtp::replies::cannot_relay_8bit;
             // Offered to the client on what the upstream had at an earlier EHLO: if it has
             // lost one since, the transaction is refused for now rather than sent without it.
-            if ((env.parameters.smtputf8 && !caps.has(smtp::extension::smtputf8)) ||
+            const bool binary = env.parameters.body == smtp::body_type::binary_mime;
+            if ((binary && !(caps.has(smtp::extension::binarymime) && caps.has(smtp::extension::chunking))) ||
+                (env.parameters.smtputf8 && !caps.has(smtp::extension::smtputf8)) ||
                 ((env.parameters.uses_dsn() || recipient.parameters.uses_dsn()) && !caps.has(smtp::extension::dsn)))
                 co_return smtp::replies::upstream_lost_extension;
             const bool reset = needs_reset_;
@@ -260,6 +327,8 @@ class relay {
             line += " BODY=8BITMIME";
         else if (caps.has(smtp::extension::eight_bit_mime) && p.body == smtp::body_type::seven_bit)
             line += " BODY=7BIT";
+        else if (p.body == smtp::body_type::binary_mime)
+            line += " BODY=BINARYMIME";  // open_transaction saw the upstream offer it
         if (p.smtputf8) line += " SMTPUTF8";
         if (!p.ret.empty()) line.append(" RET=").append(p.ret);
         if (!p.envid.empty()) line.append(" ENVID=").append(p.envid);
@@ -287,6 +356,8 @@ class relay {
         client_.reset();
         held_.clear();
         mail_sent_ = in_data_ = needs_reset_ = reused_ = false;
+        chunks_ = chunk_pending_ = false;
+        chunk_refused_.reset();
     }
 
     asio::any_io_executor executor_;
@@ -303,6 +374,9 @@ class relay {
     bool needs_reset_ = false;  // an abandoned upstream transaction must be RSET first
     bool reused_ = false;       // a pooled connection not yet heard from in this session
     bool broken_ = false;       // the upstream failed inside the open transaction
+    bool chunks_ = false;       // the message goes upstream in BDAT chunks
+    bool chunk_pending_ = false;  // the last BDAT chunk sent has not been answered yet
+    std::optional<smtp::reply> chunk_refused_;  // the upstream's refusal of a chunk
 };
 
 } // namespace grey::upstream

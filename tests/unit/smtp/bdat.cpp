@@ -222,3 +222,16 @@ TEST_CASE("DATA text is appended to what the output already holds") {
     CHECK_FALSE(s.feed("a\r\n", &data));
     CHECK(data == "kepta\r\n");
 }
+
+TEST_CASE("A BINARYMIME body is counted, whatever its octets, and never judged by lines") {
+    bdat_scanner s = bdat_scanner::binary();
+    CHECK(s.is_binary());
+    using namespace std::string_literals;
+    const std::string body = "\0\n.\n\r\r\n"s + std::string(5000, 'x') + "\r";
+    CHECK_FALSE(s.feed(body.substr(0, 3)));
+    CHECK_FALSE(s.feed(body.substr(3)));
+    CHECK_FALSE(s.finish());  // a CR at the end is content too
+    CHECK(s.octets() == body.size());
+    CHECK_FALSE(s.error());
+    CHECK_FALSE(bdat_scanner().is_binary());
+}

@@ -35,3 +35,11 @@ TEST_CASE("Grey offers SMTPUTF8 and DSN only when the upstream has them, and nev
     CHECK_FALSE(offered.has(extension::chunking));  // offered by MailHandler itself, upstream or not
     CHECK_FALSE(offered.has(extension::pipelining));
 }
+
+TEST_CASE("BINARYMIME is offered only when the upstream has it and CHUNKING, which alone carries it") {
+    extensions upstream;
+    upstream.add(extension::binarymime);
+    CHECK_FALSE(relayable(upstream).has(extension::binarymime));
+    upstream.add(extension::chunking);
+    CHECK(relayable(upstream).has(extension::binarymime));
+}
