@@ -26,46 +26,9 @@
 #include <fmt/format.h>
 
 #include "../concrete_mail_handler.hpp"
-#include "engine.hpp"
-#include "lists.hpp"
-#include "store.hpp"
-#include "triplet.hpp"
+#include "judge.hpp"
 
 namespace grey::greylist {
-
-/// The lists, shared by all sessions and replaced whole on reload: a session keeps the
-/// snapshot it started with.
-class shared_lists {
-  public:
-    explicit shared_lists(lists l = {}) : current_(std::make_shared<const lists>(std::move(l))) {}
-    std::shared_ptr<const lists> load() const { return current_.load(); }
-    void replace(lists l) { current_.store(std::make_shared<const lists>(std::move(l))); }
-
-  private:
-    std::atomic<std::shared_ptr<const lists>> current_;
-};
-
-struct greylist_config : server_config {
-    greylist::timing timing = timing::postgrey();
-    greylist::grouping grouping{};
-    greylist::normalisation normalisation{};
-    unsigned auto_whitelist_after = 5;  ///< passed deliveries before a client skips the greylist; 0: off
-    bool add_header = false;            ///< prepend X-Greylist to mail that was held back
-    /// Applied to each triplet (and client group) before it reaches the store; privacy mode
-    /// sets it to greylist::hashed (privacy.hpp).
-    std::function<triplet(triplet)> transform;
-    std::shared_ptr<greylist::store> store;
-    std::shared_ptr<shared_lists> lists = std::make_shared<shared_lists>();
-    /// Receives the session's log line; none when empty.
-    std::function<void(const std::string&)> log;
-    /// Receives a line when the store stops answering and when it answers again (store_health):
-    /// once per outage for all sessions. Standard error by default; none when empty.
-    std::function<void(const std::string&)> report = [](const std::string& line) {
-        fmt::print(stderr, "grey: {}\n", line);
-    };
-    /// The clock greylisting reads: replaced in tests to move time without sleeping.
-    std::function<clock::time_point()> now = [] { return clock::now(); };
-};
 
 inline const smtp::reply relay_denied{550, "5.7.1", "Relaying denied"};
 inline const smtp::reply greylist_unavailable{451, "4.3.0", "Greylist temporarily unavailable, try again later"};
@@ -80,9 +43,10 @@ class GreyListingPolicy : public ConcreteMailHandler<Derived> {
     explicit GreyListingPolicy(session_context ctx) : base(ctx), lists_(settings().lists->load()) {}
 
     asio::awaitable<verdict> shouldWeAcceptRecipient(const smtp::rcpt_command& rcpt) {
-        const verdict v = co_await decide(rcpt.forward_path);
-        note(rcpt.forward_path.mailbox, describe(v));
-        co_return v;
+        const judgement j = co_await decide(rcpt.forward_path);
+        note(rcpt.forward_path.mailbox, j.describe());
+        if (j.why == finding::passed) delayed_ = j.delayed;
+        co_return to_verdict(j);
     }
 
     bool shouldWeAcceptMail() { return true; }
@@ -125,51 +89,17 @@ class GreyListingPolicy : public ConcreteMailHandler<Derived> {
     const lists& current_lists() const { return *lists_; }
 
   private:
-    asio::awaitable<verdict> decide(const smtp::path& recipient) {
-        const greylist_config& s = settings();
-        const lists& l = *lists_;
+    asio::awaitable<judgement> decide(const smtp::path& recipient) {
         last_sender_ = this->sender;
-        if (l.may_relay_anywhere(this->peer)) co_return true;
-        // <Postmaster> has no domain, and every server must take it (RFC 5321 §4.5.1).
-        if (!recipient.domain.empty() && !l.relays_for(recipient.domain)) co_return relay_denied;
-        if (l.whitelisted(this->peer, this->remotename, this->sender, recipient.mailbox)) co_return true;
-
-        std::string group = client_group(this->peer, s.grouping);
-        triplet key = make_triplet(this->peer, this->sender, recipient.mailbox, s.grouping, s.normalisation);
-        if (s.transform) {
-            key = s.transform(std::move(key));
-            group = s.transform(triplet{group, {}, {}}).client;
-        }
-        const clock::time_point now = s.now();
-        if (s.auto_whitelist_after > 0) {
-            auto c = co_await s.store->client(group);
-            if (!watch(c)) co_return greylist_unavailable;
-            if (client_whitelisted(s.auto_whitelist_after, *c, s.timing, now)) co_return true;
-        }
-        auto d = co_await s.store->check(key, s.timing, now);
-        if (!watch(d)) co_return greylist_unavailable;
-        if (!d->pass()) co_return smtp::replies::try_again_later;
-        if (d->why == outcome::passed) delayed_ = d->delayed;
-        if (s.auto_whitelist_after > 0) {
-            auto counted = co_await s.store->count_pass(group, s.timing, now);
-            watch(counted);  // a lost count only delays auto-whitelisting
-        }
-        co_return true;
+        co_return co_await judge(settings(), *lists_,
+                                 question{this->peer, this->remotename, this->sender, recipient.mailbox, recipient.domain});
     }
 
-    /// Tells the store's shared health how a call went; reports the start or end of an outage.
-    template <class T>
-    bool watch(const result<T>& r) {
-        const greylist_config& s = settings();
-        if (auto line = s.store->health().note(r.error()); line && s.report) s.report(*line);
-        return r.has_value();
-    }
-
-    /// What the log line says of one recipient: what happened, not only the reply's code.
-    static std::string_view describe(const verdict& v) {
-        if (v.accepted()) return "accepted";
-        if (v.reply() == greylist_unavailable) return "tempfail (store unavailable)";
-        return v.reply().code == 451 ? "greylisted" : "refused";
+    static verdict to_verdict(const judgement& j) {
+        if (j.accepted()) return true;
+        if (j.why == finding::relay_denied) return relay_denied;
+        if (j.why == finding::store_unavailable) return greylist_unavailable;
+        return smtp::replies::try_again_later;
     }
 
     void note(std::string_view mailbox, std::string_view what) { noted_.push_back(fmt::format("{} {}", mailbox, what)); }

@@ -1,0 +1,145 @@
+// grey/greylist/judge.hpp — the greylisting decision for one recipient, apart from any protocol:
+// the proxy (GreyListingPolicy) and the Postfix policy server ask the same question and get
+// the same answer. In order:
+//
+//   1. relay control (when asked for): a recipient outside allowed_domains is denied, unless
+//      the client is an allowed sender (address or network), which may relay anywhere and is
+//      not greylisted (the seed's rule);
+//   2. whitelisted triples and non-standard triples pass;
+//   3. an auto-whitelisted client group passes;
+//   4. the greylist: deferred until a retry passes.
+//
+// A store that cannot answer gives store_unavailable (never a pass, never "greylisted": nothing
+// was greylisted), and its outage is reported once through store_health, not per recipient.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <fmt/format.h>
+
+#include "../config.hpp"
+#include "../detail/asio.hpp"
+#include "engine.hpp"
+#include "lists.hpp"
+#include "store.hpp"
+#include "triplet.hpp"
+
+namespace grey::greylist {
+
+/// The lists, shared by all sessions and replaced whole on reload: a session keeps the
+/// snapshot it started with.
+class shared_lists {
+  public:
+    explicit shared_lists(lists l = {}) : current_(std::make_shared<const lists>(std::move(l))) {}
+    std::shared_ptr<const lists> load() const { return current_.load(); }
+    void replace(lists l) { current_.store(std::make_shared<const lists>(std::move(l))); }
+
+  private:
+    std::atomic<std::shared_ptr<const lists>> current_;
+};
+
+struct greylist_config : server_config {
+    greylist::timing timing = timing::postgrey();
+    greylist::grouping grouping{};
+    greylist::normalisation normalisation{};
+    unsigned auto_whitelist_after = 5;  ///< passed deliveries before a client skips the greylist; 0: off
+    bool add_header = false;            ///< prepend X-Greylist to mail that was held back
+    /// Applied to each triplet (and client group) before it reaches the store; privacy mode
+    /// sets it to greylist::hashed (privacy.hpp).
+    std::function<triplet(triplet)> transform;
+    std::shared_ptr<greylist::store> store;
+    std::shared_ptr<shared_lists> lists = std::make_shared<shared_lists>();
+    /// Receives the session's log line; none when empty.
+    std::function<void(const std::string&)> log;
+    /// Receives a line when the store stops answering and when it answers again (store_health):
+    /// once per outage for all sessions. Standard error by default; none when empty.
+    std::function<void(const std::string&)> report = [](const std::string& line) {
+        fmt::print(stderr, "grey: {}\n", line);
+    };
+    /// The clock greylisting reads: replaced in tests to move time without sleeping.
+    std::function<clock::time_point()> now = [] { return clock::now(); };
+};
+
+/// One recipient of one client, as the decision needs it.
+struct question {
+    std::string_view client_address;
+    std::string_view helo_name;
+    std::string_view sender;            ///< "" for the null reverse-path
+    std::string_view recipient;         ///< the mailbox
+    std::string_view recipient_domain;  ///< "" for <Postmaster>
+    bool relay_control = true;          ///< apply allowed_domains (the proxy does; Postfix does its own)
+};
+
+enum class finding {
+    relays_anywhere,    ///< an allowed sender: passes, not greylisted
+    relay_denied,       ///< a recipient outside allowed_domains
+    whitelisted,        ///< a whitelisted triple or non-standard triple
+    auto_whitelisted,   ///< a client group that has passed often enough
+    greylisted,         ///< deferred: first seen, too soon, or started over
+    passed,             ///< passed now, after being held back
+    known,              ///< passed: a triplet that passed before
+    store_unavailable,  ///< the store did not answer: deferred
+};
+
+struct judgement {
+    finding why;
+    std::chrono::seconds delayed{};  ///< for `passed`: how long the mail was held back
+
+    bool accepted() const noexcept {
+        return why == finding::relays_anywhere || why == finding::whitelisted || why == finding::auto_whitelisted ||
+               why == finding::passed || why == finding::known;
+    }
+    /// What the seed's log line says of the recipient.
+    std::string_view describe() const noexcept {
+        if (accepted()) return "accepted";
+        if (why == finding::store_unavailable) return "tempfail (store unavailable)";
+        return why == finding::greylisted ? "greylisted" : "refused";
+    }
+};
+
+/// Tells the store's shared health how a call went, which reports the start or end of an
+/// outage; true when the call answered.
+template <class T>
+bool note_store_health(const greylist_config& s, const result<T>& r) {
+    if (auto line = s.store->health().note(r.error()); line && s.report) s.report(*line);
+    return r.has_value();
+}
+
+/// The decision for `q`, from the lists `l` and the store and settings in `s`.
+inline asio::awaitable<judgement> judge(const greylist_config& s, const lists& l, const question& q) {
+    if (l.may_relay_anywhere(q.client_address)) co_return judgement{finding::relays_anywhere};
+    // <Postmaster> has no domain, and every server must take it (RFC 5321 §4.5.1).
+    if (q.relay_control && !q.recipient_domain.empty() && !l.relays_for(q.recipient_domain))
+        co_return judgement{finding::relay_denied};
+    if (l.whitelisted(q.client_address, q.helo_name, q.sender, q.recipient)) co_return judgement{finding::whitelisted};
+
+    std::string group = client_group(q.client_address, s.grouping);
+    triplet key = make_triplet(q.client_address, q.sender, q.recipient, s.grouping, s.normalisation);
+    if (s.transform) {
+        key = s.transform(std::move(key));
+        group = s.transform(triplet{group, {}, {}}).client;
+    }
+    const clock::time_point now = s.now();
+    if (s.auto_whitelist_after > 0) {
+        auto c = co_await s.store->client(group);
+        if (!note_store_health(s, c)) co_return judgement{finding::store_unavailable};
+        if (client_whitelisted(s.auto_whitelist_after, *c, s.timing, now)) co_return judgement{finding::auto_whitelisted};
+    }
+    auto d = co_await s.store->check(key, s.timing, now);
+    if (!note_store_health(s, d)) co_return judgement{finding::store_unavailable};
+    if (!d->pass()) co_return judgement{finding::greylisted};
+    if (s.auto_whitelist_after > 0) {
+        auto counted = co_await s.store->count_pass(group, s.timing, now);
+        note_store_health(s, counted);  // a lost count only delays auto-whitelisting
+    }
+    if (d->why == outcome::passed) co_return judgement{finding::passed, d->delayed};
+    co_return judgement{finding::known};
+}
+
+} // namespace grey::greylist
