@@ -1,6 +1,6 @@
 """Grey side by side with the relays people use today, on loopback: throughput at several loads,
-added latency, memory per idle connection, one large message streamed, and greylist decision
-rates. Every figure is the median of --repeat runs; every throughput run is checked against
+added latency, memory per idle connection, one large message streamed, STARTTLS sessions and
+one large message over TLS, and greylist decision rates. Every figure is the median of --repeat runs; every throughput run is checked against
 what the sink counted. Prints a table and writes the figures as JSON.
 
 Started by tests/perf/run, which installs and builds what this needs."""
@@ -30,6 +30,12 @@ SMTP_PEERS = ["aiosmtpd", "haraka"]
 RAISED_LIMITS = ("--max-connections", "20000", "--max-connections-per-ip", "20000",
                  "--max-message-size", str(2 << 30))
 NOT_RAISABLE = ["greylist"]  # limits in its configuration file: left out of the idle and stream runs
+# "bare" is no relay: tls_discard_sink answering the sessions itself, a C++ Asio + OpenSSL server
+# doing nothing but SMTP and TLS, for what the TLS stack alone costs a session.
+TLS_RELAYS = ["grey", "postfix", "aiosmtpd", "bare"]
+# openssl speed's names for the signature of a key type (`openssl x509 -text`'s spelling)
+SIGNATURES = {("id-ecPublicKey", "P-256"): "ecdsap256", ("id-ecPublicKey", "P-384"): "ecdsap384",
+              ("rsaEncryption", "2048"): "rsa2048", ("rsaEncryption", "4096"): "rsa4096"}
 
 
 def start(name, upstream_port, raised=False):
@@ -58,7 +64,7 @@ def say(text):
 class Run:
     def __init__(self, args):
         self.args = args
-        self.figures = {"relays": {}, "skipped": {}, "stream": {}, "greylist": {}}
+        self.figures = {"relays": {}, "skipped": {}, "stream": {}, "greylist": {}, "tls": {}}
 
     def relay(self, name):
         return self.figures["relays"].setdefault(name, {})
@@ -189,6 +195,109 @@ class Run:
         finally:
             sink.stop()
 
+    # -- TLS -----------------------------------------------------------------------------------
+
+    def tls(self, sink):
+        """STARTTLS sessions per second through Grey, Postfix's smtpd and aiosmtpd, all with one
+        certificate made for the run; the physical floor for its key type; one large message
+        over TLS on both legs against the same without TLS."""
+        workdir = tempfile.mkdtemp(prefix="grey-perf-tls-")
+        os.chmod(workdir, 0o755)  # Postfix's daemons read the certificate as the postfix user
+        try:
+            cert, key = peers.make_certificate(workdir)
+            figures = self.figures["tls"] = {"key": _key_type(cert)}
+            figures["floor"] = _handshake_floor(figures["key"])
+            say(f"  key {figures['key']['name']}; floor {figures['floor']['handshakes_per_s']:.0f} "
+                f"full handshakes/s on one core")
+            if self.args.tls_sessions:
+                self.tls_sessions(sink, cert, key)
+            if self.args.tls_stream_size:
+                self.tls_stream(cert, key)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def tls_sessions(self, sink, cert, key):
+        program = os.path.join(peers.GREY_BIN, "tests", "perf", "tls_sessions")
+        starters = {"grey": lambda: peers.Grey(sink.port, "--tls-cert", cert, "--tls-key", key),
+                    "postfix": lambda: peers.PostfixProxy(sink.port, cert, key),
+                    "aiosmtpd": lambda: peers.Aiosmtpd(sink.port, cert, key),
+                    "bare": lambda: peers.TlsDiscardSink(cert, key)}
+        relays, figures = {}, self.figures["tls"].setdefault("sessions", {})
+        try:
+            for name in self.args.tls_relays:
+                try:
+                    relays[name] = starters[name]()
+                except peers.Missing as e:
+                    self.figures["skipped"][f"{name} (TLS)"] = str(e)
+                    say(f"skipped {name} (TLS): {e}")
+            for concurrency in self.args.tls_concurrency:
+                runs = {name: [] for name in relays}
+                failures = {}
+                # A short first run warms each up (Postfix starts its smtpd processes); then the
+                # relays take turns, so that the machine's noise hits all alike.
+                for seconds in [min(0.5, self.args.tls_sessions)] + [self.args.tls_sessions] * self.args.repeat:
+                    for name, relay in relays.items():
+                        if name in failures:
+                            continue
+                        try:
+                            counter = None if name == "bare" else sink  # it keeps the messages itself
+                            runs[name].append(_tls_run(program, counter, relay, concurrency, seconds))
+                        except RuntimeError as e:
+                            failures[name] = str(e)
+                            say(f"  TLS x {concurrency:<3} {name:9} FAILED: {e}")
+                for name in relays:
+                    runs[name] = runs[name][1:]  # not the warm-up
+                for name in relays:
+                    own = figures.setdefault(name, {})
+                    if name in failures:
+                        own[str(concurrency)] = {"failed": failures[name]}
+                        continue
+                    rates = [r["sessions_per_s"] for r in runs[name]]
+                    own[str(concurrency)] = {
+                        "sessions_per_s": statistics.median(rates), "runs": rates,
+                        "server_cpu_ms": statistics.median(r["server_cpu_ms"] for r in runs[name]),
+                        "client_cpu": statistics.median(r["client_cpu"] for r in runs[name])}
+                    say(f"  TLS x {concurrency:<3} {name:9} {statistics.median(rates):7.0f} sessions/s, "
+                        f"{own[str(concurrency)]['server_cpu_ms']:.2f} ms server CPU per session")
+        finally:
+            for relay in relays.values():
+                relay.stop()
+
+    def tls_stream(self, cert, key):
+        """One --tls-stream-size message through Grey to the C++ discard sink, with TLS on both
+        legs and without; the same client, sink and size. "direct" is the client writing
+        straight into the sink, for scale."""
+        program = os.path.join(peers.GREY_BIN, "tests", "perf", "tls_sessions")
+        size = self.args.tls_stream_size
+        sink = peers.TlsDiscardSink(cert, key)
+        raised = [*RAISED_LIMITS, "--tls-cert", cert, "--tls-key", key]
+        cases = {"grey tls": (["--upstream-tls", "encrypt"], True), "grey plain": (["--upstream-tls", "none"], False),
+                 "direct tls": (None, True), "direct plain": (None, False)}
+        runs = {case: [] for case in cases}
+        try:
+            for rep in range(self.args.repeat):
+                for case, (upstream_tls, tls) in cases.items():
+                    relay = peers.Grey(sink.port, *raised, *upstream_tls) if upstream_tls else peers.Direct(sink.port)
+                    try:
+                        argv = [program, "--port", str(relay.port), "--stream", str(size)] + ([] if tls else ["--no-tls"])
+                        out = subprocess.run(argv, capture_output=True, text=True, timeout=600).stdout
+                    finally:
+                        relay.stop()
+                    # Grey passes the sink's reply on, with an enhanced status code added.
+                    m = re.match(r"stream \S+ octets (\d+) seconds \S+ rate (\S+) reply 250 (?:[245]\.\d+\.\d+ )?ok (\d+)( tls)?$", out.strip())
+                    if not m or m.group(1) != m.group(3):
+                        raise RuntimeError(f"{case}: {out.strip()[:300]}")
+                    if bool(m.group(4)) != tls:
+                        raise RuntimeError(f"{case}: the message reached the sink {'in plain' if tls else 'over TLS'}")
+                    runs[case].append(float(m.group(2)))
+        finally:
+            sink.stop()
+        figures = self.figures["tls"]["stream"] = {"size": size}
+        for case, rates in runs.items():
+            figures[case] = {"mib_per_s": statistics.median(rates), "runs": rates}
+            say(f"  stream {case:13} {statistics.median(rates):7.0f} MiB/s")
+        figures["ratio"] = figures["grey tls"]["mib_per_s"] / figures["grey plain"]["mib_per_s"]
+
     # -- greylisting ---------------------------------------------------------------------------
 
     def greylist(self, redis_port):
@@ -232,6 +341,13 @@ class Run:
         self.figures["open_file_limit"] = probes.raise_open_file_limit()
         sink = peers.SmtpSink()
         self.sink_port = sink.port
+        if args.only == "tls":
+            try:
+                say("== TLS")
+                self.tls(sink)
+            finally:
+                sink.stop()
+            return self.figures
         relays = {}
         try:
             for name in args.relays:
@@ -260,6 +376,9 @@ class Run:
             if args.stream_size:
                 say(f"== one {args.stream_size >> 20} MiB message")
                 self.stream([n for n in relays if n not in args.no_stream and n not in NOT_RAISABLE])
+            if args.tls_sessions or args.tls_stream_size:
+                say("== TLS")
+                self.tls(sink)
             if args.greylist:
                 say("== greylist decisions")
                 redis = peers.Redis()
@@ -270,6 +389,54 @@ class Run:
         finally:
             sink.stop()
         return self.figures
+
+
+def _tls_run(program, sink, relay, concurrency, seconds):
+    """One tls_sessions run against `relay`: honest only with no failed session and every
+    message counted by the sink (when there is one). Returns the rate, the relay's CPU per
+    session, and the share of a core the client used."""
+    before, cpu_before = sink.delivered() if sink else 0, peers.cpu_seconds(relay.pid)
+    done = subprocess.run([program, "--port", str(relay.port), "--seconds", str(seconds),
+                           "--concurrency", str(concurrency), "--size", str(KIB)],
+                          capture_output=True, text=True, timeout=seconds + 120)
+    m = re.match(r"sessions (\d+) failed (\d+) seconds \S+ rate (\d+) client_cpu (\S+)", done.stdout)
+    if not m:
+        raise RuntimeError(f"tls_sessions: {done.stdout}{done.stderr}")
+    sessions, failed = int(m.group(1)), int(m.group(2))
+    if failed:
+        raise RuntimeError(f"{failed} of {sessions + failed} sessions failed")
+    if sink and (not peers.wait_until(lambda: sink.delivered() - before >= sessions, 5)
+                 or sink.delivered() - before != sessions):
+        raise RuntimeError(f"sink counted {sink.delivered() - before}, {sessions} sessions got 250")
+    cpu = peers.cpu_seconds(relay.pid) - cpu_before
+    return {"sessions_per_s": int(m.group(3)), "server_cpu_ms": cpu / max(sessions, 1) * 1e3,
+            "client_cpu": float(m.group(4))}
+
+
+def _key_type(cert):
+    """The certificate's key type, and openssl speed's name for its signature."""
+    text = subprocess.run(["openssl", "x509", "-in", cert, "-noout", "-text"], check=True,
+                          capture_output=True, text=True).stdout
+    algorithm = re.search(r"Public Key Algorithm: (\S+)", text).group(1)
+    m = re.search(r"NIST CURVE: (\S+)", text) or re.search(r"Public-Key: \((\d+) bit", text)
+    detail = m.group(1)
+    name = f"ECDSA {detail}" if algorithm == "id-ecPublicKey" else f"RSA {detail}"
+    return {"name": name, "speed": SIGNATURES.get((algorithm, detail))}
+
+
+def _handshake_floor(key):
+    """Full server-side handshakes per second of one core, from openssl speed: one signature
+    (the key type's) and one X25519 key exchange (TLS 1.3's default group) each:
+    1 / (1/sign + 1/ecdh)."""
+    if not key["speed"]:
+        return {"handshakes_per_s": float("nan"), "why": f"no openssl speed name for {key['name']}"}
+    out = subprocess.run(["openssl", "speed", "-seconds", "1", "-mr", key["speed"], "ecdhx25519"],
+                         capture_output=True, text=True, timeout=120).stdout
+    # -mr lines: +F2 (RSA) and +F4 (ECDSA) ":n:bits:sign/s:verify/s", +F5 (ECDH) ":n:bits:op/s"
+    sign = float(re.search(r"^\+F[24]:\d+:\d+:([\d.]+):", out, re.M).group(1))
+    ecdh = float(re.search(r"^\+F5:\d+:\d+:([\d.]+)", out, re.M).group(1))
+    return {"handshakes_per_s": 1 / (1 / sign + 1 / ecdh), "sign_per_s": sign, "ecdh_per_s": ecdh,
+            "openssl": subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout.strip()}
 
 
 def _cpu_model():
@@ -290,10 +457,21 @@ def main():
     parser.add_argument("--stream-size", type=int, default=GIB, help="octets (0: skip)")
     parser.add_argument("--no-stream", nargs="*", default=[], choices=RELAYS,
                         help="relays left out of the stream run")
+    parser.add_argument("--tls-sessions", type=float, default=3,
+                        help="seconds of each STARTTLS sessions run (0: skip)")
+    parser.add_argument("--tls-concurrency", type=int, nargs="+", default=[8, 32],
+                        help="parallel STARTTLS sessions, a figure for each")
+    parser.add_argument("--tls-relays", nargs="+", default=TLS_RELAYS, choices=TLS_RELAYS)
+    parser.add_argument("--tls-stream-size", type=int, default=256 * MIB,
+                        help="octets of the message sent over TLS on both legs (0: skip)")
+    parser.add_argument("--only", choices=["tls"], help="run only this section")
     parser.add_argument("--no-greylist", dest="greylist", action="store_false")
-    parser.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results",
-                                                       "latest.json"))
+    parser.add_argument("--json", help="where the figures go (default results/latest.json, with --only "
+                                         "results/latest-SECTION.json, so that a full run's stay)")
     args = parser.parse_args()
+    if not args.json:
+        args.json = os.path.join(os.path.dirname(__file__), "results",
+                                 f"latest-{args.only}.json" if args.only else "latest.json")
     if "direct" not in args.relays:
         args.relays.insert(0, "direct")  # every ratio is taken against it
 

@@ -1,13 +1,15 @@
 """The processes a benchmark run starts, each on its own loopback port: Postfix's smtp-sink as
-the upstream, a discard sink for the 1 GiB stream, and the relays measured side by side (none
-for "direct", HAProxy in TCP mode, Grey's spam_me, aiosmtpd's Proxy handler, Haraka with
-smtp_forward). A relay whose software is not installed raises Missing; the run reports it as
+the upstream, discard sinks (plain, and with STARTTLS) for the large message, and the relays
+measured side by side (none for "direct", HAProxy in TCP mode, Grey's spam_me, aiosmtpd's Proxy
+handler, Haraka with smtp_forward, and for TLS sessions Postfix's smtpd as a before-queue
+proxy). A relay whose software is not installed raises Missing; the run reports it as
 skipped."""
 import os
 import re
 import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -95,6 +97,20 @@ class DiscardSink(Process):
         port = free_port()
         super().__init__([sys.executable, os.path.join(os.path.dirname(__file__), "discard_sink.py"),
                           str(port)], port)
+
+
+class TlsDiscardSink(Process):
+    """The discard sink with STARTTLS, in C++ (tls_discard_sink): its 250 says "tls" when the
+    message came encrypted."""
+
+    name = "tls-discard-sink"
+
+    def __init__(self, cert, key):
+        program = os.path.join(GREY_BIN, "tests", "perf", "tls_discard_sink")
+        if not os.path.exists(program):
+            raise Missing(f"{program} is not built (cmake --build --preset release --target tls_discard_sink)")
+        port = free_port()
+        super().__init__([program, "--port", str(port), "--cert", cert, "--key", key], port)
 
 
 class Direct:
@@ -200,22 +216,28 @@ class Aiosmtpd(Process):
     name = "aiosmtpd"
 
     SCRIPT = """
-import signal, sys
+import signal, ssl, sys
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Proxy
+tls = {}
+if len(sys.argv) > 3:  # certificate and key: STARTTLS offered, not required
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(sys.argv[3], sys.argv[4])
+    tls = dict(tls_context=context, require_starttls=False)
 c = Controller(Proxy("127.0.0.1", int(sys.argv[2])), hostname="127.0.0.1", port=int(sys.argv[1]),
-               data_size_limit=2 << 30)
+               data_size_limit=2 << 30, **tls)
 c.start()
 signal.sigwait([signal.SIGTERM, signal.SIGINT])
 c.stop()
 """
 
-    def __init__(self, upstream_port):
+    def __init__(self, upstream_port, cert=None, key=None):
         check = subprocess.run([SYSTEM_PYTHON, "-c", "import aiosmtpd"], capture_output=True)
         if check.returncode != 0:
             raise Missing("aiosmtpd is not installed (apt-get install python3-aiosmtpd)")
         port = free_port()
-        super().__init__([SYSTEM_PYTHON, "-c", self.SCRIPT, str(port), str(upstream_port)], port)
+        tls = [cert, key] if cert else []
+        super().__init__([SYSTEM_PYTHON, "-c", self.SCRIPT, str(port), str(upstream_port), *tls], port)
 
 
 class Haraka(Process):
@@ -253,6 +275,111 @@ class Haraka(Process):
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class PostfixProxy:
+    """Postfix's smtpd as a before-queue proxy offering STARTTLS: a private instance (its own
+    configuration, queue and log, started with `postfix -c DIR start`) whose only SMTP listener
+    passes each accepted message on to `upstream_port` as it arrives (smtpd_proxy_filter) and
+    answers the client with the upstream's reply. Loopback clients may relay; no reverse DNS
+    lookup of the client (the benchmark has no DNS). Needs root, as Postfix's own start does."""
+
+    name = "postfix"
+
+    MAIN_CF = """\
+compatibility_level = 3.6
+queue_directory = {d}/queue
+data_directory = {d}/data
+command_directory = /usr/sbin
+daemon_directory = /usr/lib/postfix/sbin
+meta_directory = /etc/postfix
+mail_owner = postfix
+setgid_group = postdrop
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+myhostname = postfix.example
+mydestination =
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject
+smtpd_peername_lookup = no
+default_process_limit = 100
+maillog_file = {log}
+"""
+
+    def __init__(self, upstream_port, cert, key):
+        if not shutil.which("postfix") or os.geteuid() != 0:
+            raise Missing("Postfix is not installed, or this is not root (postfix start needs it)")
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="grey-perf-postfix-")
+        os.chmod(self.dir, 0o755)  # Postfix's daemons run as the postfix user
+        for sub in ("queue", "data"):
+            os.makedirs(os.path.join(self.dir, sub))
+        shutil.chown(os.path.join(self.dir, "data"), user="postfix")
+        # postfix start fails without a word when the log file is outside /var.
+        self.log = f"/var/log/grey-perf-postfix-{os.getpid()}-{self.port}.log"
+        with open(os.path.join(self.dir, "main.cf"), "w") as f:
+            f.write(self.MAIN_CF.format(d=self.dir, log=self.log))
+        smtpd = (f"127.0.0.1:{self.port} inet n - n - - smtpd -o smtpd_proxy_filter=127.0.0.1:{upstream_port}"
+                 f" -o smtpd_tls_security_level=may -o smtpd_tls_cert_file={cert} -o smtpd_tls_key_file={key}\n")
+        with open(os.path.join(self.dir, "master.cf"), "w") as f:
+            f.write(_master_cf_without_smtp() + smtpd)
+        try:
+            for command in ("check", "start"):
+                done = subprocess.run(["postfix", "-c", self.dir, command], capture_output=True, text=True, timeout=60)
+                if done.returncode != 0:
+                    raise RuntimeError(f"postfix {command}: {done.stdout}{done.stderr}{self.output()[-2000:]}")
+            wait_for_port(self.port, 20)
+        except Exception:
+            self.stop()
+            raise
+        with open(os.path.join(self.dir, "queue", "pid", "master.pid")) as f:
+            self.pid = int(f.read().split()[0])
+
+    def output(self):
+        try:
+            with open(self.log, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def stop(self):
+        subprocess.run(["postfix", "-c", self.dir, "stop"], capture_output=True, timeout=60)
+        wait_until(lambda: not _listening(self.port), 10)
+        if os.path.exists(self.log):
+            os.unlink(self.log)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _master_cf_without_smtp():
+    """Debian's master.cf with its port-25 listener (and that entry's -o lines) left out and no
+    service chrooted: the private instance reads its files where they are."""
+    source = "/etc/postfix/master.cf"
+    if not os.path.exists(source):
+        source = "/usr/share/postfix/master.cf.dist"
+    out, in_smtp_inet = [], False
+    with open(source) as f:
+        for line in f:
+            fields = line.split()
+            if line[:1] in (" ", "\t"):  # continues the entry above
+                if not in_smtp_inet:
+                    out.append(line)
+                continue
+            in_smtp_inet = len(fields) > 1 and fields[0] == "smtp" and fields[1] == "inet"
+            if in_smtp_inet:
+                continue
+            if len(fields) >= 8 and not line.startswith("#"):
+                fields[4] = "n"  # chroot
+                line = " ".join(fields) + "\n"
+            out.append(line)
+    return "".join(out)
+
+
+def _listening(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 class Redis(Process):
     """A throwaway Redis for the greylist store figures: no persistence."""
 
@@ -273,6 +400,30 @@ def rss_kib(pid, field="VmRSS"):
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     raise RuntimeError(f"no {field} for {pid}")
+
+
+def cpu_seconds(pid):
+    """CPU seconds (user and system) used so far by a process and its children, those that
+    ended (reaped by it) and those still running: Postfix's master and its daemons, one figure."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children, total = {}, 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # ended meanwhile
+            # fields[1] is the parent; [11], [12] user and system time; [13], [14] the reaped children's
+            children.setdefault(int(fields[1]), []).append((int(entry), fields))
+            if int(entry) == pid:
+                total += sum(int(x) for x in fields[11:15])
+    pending = [pid]
+    while pending:
+        for child, fields in children.get(pending.pop(), []):
+            total += int(fields[11]) + int(fields[12])
+            pending.append(child)
+    return total / tick
 
 
 def wait_until(predicate, timeout):

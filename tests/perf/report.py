@@ -21,6 +21,40 @@ def table(f):
     lines = [f"machine: {f['machine']['cpu']}, {f['machine']['cpus']} CPUs, "
              f"Linux {f['machine']['kernel']}, {f['machine']['date'][:16]}", ""]
 
+    if relays:
+        lines += _relay_lines(f, relays, direct)
+
+    tls_idle = relays.get("grey", {}).get("tls_idle")
+    if tls_idle:
+        lines += ["", f"memory per idle TLS connection (STARTTLS, then idle): grey "
+                      f"{tls_idle['kib_per_connection']:.2f} KiB over {tls_idle['connections']} connections"]
+
+    s = f.get("stream", {})
+    if s:
+        plain = s.get("plain_copy_mib_per_s")
+        lines += ["", f"one large message, one session, to a discarding sink "
+                      f"(plain socket copy: {_num(plain)} MiB/s)"]
+        for name, v in s.items():
+            if isinstance(v, dict):
+                lines.append(f"{name:12}{v['mib_per_s']:8.0f} MiB/s ({v['mib_per_s'] / plain:4.2f}x plain copy)"
+                             f"   peak RSS {_num(v['peak_rss_mib'], '{:.1f}')} MiB")
+
+    lines += _tls_lines(f.get("tls", {}), f.get("skipped", {}))
+
+    g = f.get("greylist", {})
+    if g:
+        lines += ["", "greylist decisions/s"]
+        for name, rate in g.get("decisions_per_s", {}).items():
+            lines.append(f"  {name:28}{rate:>12}")
+        for store, rate in g.get("server_deferrals_per_s", {}).items():
+            lines.append(f"  {'greylist_server, ' + store:28}{rate:>12.0f}  first-sight deferrals/s")
+
+    lines += ["", "targets"] + [f"  [{'met' if ok else 'MISSED'}] {what}" for ok, what in checks(f)]
+    return "\n".join(lines)
+
+
+def _relay_lines(f, relays, direct):
+    lines = []
     head = f"{'relay':12}" + "".join(f"{load:>21}" for load in LOADS)
     lines += ["messages/s (ratio to direct); smtp-source -> relay -> smtp-sink, median of runs",
               head, "-" * len(head)]
@@ -45,32 +79,56 @@ def table(f):
                      f"{_num(r.get('peak_rss_mib'), '{:.1f}'):>14}"
                      f"{_num(idle.get('kib_per_connection'), '{:.2f}'):>15}"
                      f"{_num(idle.get('connections')):>12}")
+    return lines
 
-    tls_idle = relays.get("grey", {}).get("tls_idle")
-    if tls_idle:
-        lines += ["", f"memory per idle TLS connection (STARTTLS, then idle): grey "
-                      f"{tls_idle['kib_per_connection']:.2f} KiB over {tls_idle['connections']} connections"]
 
-    s = f.get("stream", {})
+def _per_core_share(v, floor):
+    """Sessions per second of relay CPU, as a share of the one-core handshake floor."""
+    if not floor.get("handshakes_per_s") or not v["server_cpu_ms"]:
+        return "-"
+    return f"{1e3 / v['server_cpu_ms'] / floor['handshakes_per_s']:.0%}"
+
+
+def _tls_lines(t, skipped):
+    if not t:
+        return []
+    floor = t.get("floor", {})
+    lines = ["", f"TLS: certificate key {t['key']['name']}; floor {_num(floor.get('handshakes_per_s'))} full "
+                 f"handshakes/s on one core (openssl speed: {_num(floor.get('sign_per_s'))} signatures/s, "
+                 f"{_num(floor.get('ecdh_per_s'))} X25519/s)"]
+    sessions = t.get("sessions", {})
+    if sessions:
+        concurrencies = sorted({c for r in sessions.values() for c in r}, key=int)
+        lines += ["STARTTLS sessions/s (1 KiB message, a full handshake each, relay -> smtp-sink), median of runs;",
+                  "then the relay's CPU ms per session, the sessions one core would make at that cost as a",
+                  "share of the floor, and the share of a core the client used",
+                  f"{'relay':12}" + "".join(f"{'x ' + c:>32}" for c in concurrencies)]
+        for name, r in sessions.items():
+            cells = []
+            for c in concurrencies:
+                v = r.get(c)
+                if not v:
+                    cells.append("-")
+                elif "failed" in v:
+                    cells.append("FAILED")
+                else:
+                    cells.append(f"{v['sessions_per_s']:5.0f} {v['server_cpu_ms']:5.2f} ms "
+                                 f"{_per_core_share(v, floor):>4} /{v['client_cpu']:.2f}")
+            lines.append(f"{name:12}" + "".join(f"{c:>32}" for c in cells))
+        for name, r in sessions.items():
+            for c, v in r.items():
+                if "failed" in v:
+                    lines.append(f"  {name} x {c} failed: {v['failed']}")
+        lines += [f"  {name} skipped: {why}" for name, why in skipped.items() if name.endswith("(TLS)")]
+        if "bare" in sessions:
+            lines.append("  bare: no relay, tls_discard_sink answering itself (C++, Asio + OpenSSL): the TLS stack's own cost")
+    s = t.get("stream")
     if s:
-        plain = s.get("plain_copy_mib_per_s")
-        lines += ["", f"one large message, one session, to a discarding sink "
-                      f"(plain socket copy: {_num(plain)} MiB/s)"]
-        for name, v in s.items():
-            if isinstance(v, dict):
-                lines.append(f"{name:12}{v['mib_per_s']:8.0f} MiB/s ({v['mib_per_s'] / plain:4.2f}x plain copy)"
-                             f"   peak RSS {_num(v['peak_rss_mib'], '{:.1f}')} MiB")
-
-    g = f.get("greylist", {})
-    if g:
-        lines += ["", "greylist decisions/s"]
-        for name, rate in g.get("decisions_per_s", {}).items():
-            lines.append(f"  {name:28}{rate:>12}")
-        for store, rate in g.get("server_deferrals_per_s", {}).items():
-            lines.append(f"  {'greylist_server, ' + store:28}{rate:>12.0f}  first-sight deferrals/s")
-
-    lines += ["", "targets"] + [f"  [{'met' if ok else 'MISSED'}] {what}" for ok, what in checks(f)]
-    return "\n".join(lines)
+        lines += [f"one {s['size'] >> 20} MiB message, STARTTLS client -> relay -> STARTTLS discard sink, MiB/s"]
+        for case in ("grey tls", "grey plain", "direct tls", "direct plain"):
+            if case in s:
+                lines.append(f"  {case:14}{s[case]['mib_per_s']:8.0f}")
+    return lines
 
 
 def checks(f):
@@ -108,6 +166,23 @@ def checks(f):
         out.append((v["peak_rss_mib"] < 32, f"grey: peak RSS streaming {v['peak_rss_mib']:.1f} MiB < 32"))
         ratio = v["mib_per_s"] / s["plain_copy_mib_per_s"]
         out.append((ratio >= 0.5, f"grey: stream {ratio:.2f} x plain socket copy >= 0.5"))
+    t = f.get("tls", {})
+    floor = t.get("floor", {}).get("handshakes_per_s")
+    for c, v in t.get("sessions", {}).get("grey", {}).items():
+        if "failed" in v:
+            out.append((False, f"grey TLS x {c}: {v['failed']}"))
+            continue
+        p = t["sessions"].get("postfix", {}).get(c)
+        if p and "sessions_per_s" in p:
+            out.append((v["sessions_per_s"] >= 2 * p["sessions_per_s"],
+                        f"grey TLS x {c}: {v['sessions_per_s']:.0f} sessions/s >= 2 x Postfix {p['sessions_per_s']:.0f}"
+                        f" ({v['sessions_per_s'] / p['sessions_per_s']:.2f} x); Grey = "
+                        f"{v['sessions_per_s'] / floor:.0%} of the floor {floor:.0f}/s, "
+                        f"{1e3 / v['server_cpu_ms'] / floor:.0%} per core used"))
+    ts = t.get("stream")
+    if ts:
+        out.append((ts["ratio"] >= 0.5, f"grey: TLS on both legs {ts['grey tls']['mib_per_s']:.0f} MiB/s = "
+                                        f"{ts['ratio']:.2f} x plaintext {ts['grey plain']['mib_per_s']:.0f} >= 0.5"))
     d = f.get("greylist", {}).get("decisions_per_s", {})
     for label, target in [("memory store", 1_000_000), ("sqlite store", 50_000), ("redis store", 50_000)]:
         if label in d:

@@ -1,0 +1,227 @@
+// tls_sessions — STARTTLS sessions per second through an SMTP server. Many sessions at once, each
+// a full one as an MTA without a TLS session cache makes it: greeting, EHLO, STARTTLS, a full
+// handshake (no resumption), EHLO again, MAIL, RCPT, DATA with a --size message, QUIT; one
+// command at a time. A session counts only when the final dot got 250 and QUIT 221.
+// Prints the rate, the sessions that failed (a run with any is not a figure) and the share of
+// one core this client used, to show whether it, rather than the server, set the pace.
+//
+//   tls_sessions --port 2525 [--seconds 3] [--concurrency 8] [--size 1024]
+//
+// With --stream N it sends instead one message of N octets in one session, in 1 MiB writes, and
+// prints MiB/s from DATA's 354 to the final 250 and that reply; --no-tls leaves out STARTTLS.
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <sys/resource.h>
+
+#include <asio/ssl.hpp>
+#include <fmt/format.h>
+#include <openssl/ssl.h>
+
+#include <grey/detail/asio.hpp>
+
+namespace {
+
+using grey::detail::tcp;
+using grey::detail::use_nothrow;
+using steady = std::chrono::steady_clock;
+using tls_stream = asio::ssl::stream<tcp::socket>;
+
+/// Reads one reply, multi-line included, from `s` through `in` (bytes read past it stay there).
+/// Returns its code; 0 when the stream failed or the line is not a reply.
+template <class Stream>
+asio::awaitable<int> reply(Stream& s, std::string& in) {
+    for (;;) {
+        auto [ec, n] = co_await asio::async_read_until(s, asio::dynamic_buffer(in), "\r\n", use_nothrow);
+        if (ec) co_return 0;
+        const int code = n >= 5 ? std::atoi(in.substr(0, 3).c_str()) : 0;
+        const bool last = n < 6 || in[3] != '-';
+        in.erase(0, n);
+        if (last) co_return code;
+    }
+}
+
+template <class Stream>
+asio::awaitable<int> command(Stream& s, std::string& in, std::string_view text) {
+    auto [ec, n] = co_await asio::async_write(s, asio::buffer(text), use_nothrow);
+    if (ec) co_return 0;
+    const int code = co_await reply(s, in);
+    co_return code;
+}
+
+/// Message text of exactly `size` octets (a header, then lines of 76 'x'), followed by the dot.
+std::string message(std::size_t size) {
+    std::string text = "Subject: tls session\r\n\r\n";
+    while (text.size() + 2 < size) text.append(std::min<std::size_t>(76, size - text.size() - 2), 'x').append("\r\n");
+    text.resize(std::max(size, text.size()));
+    return text + ".\r\n";
+}
+
+/// EHLO, MAIL, RCPT and DATA, one at a time. True when DATA got its 354.
+template <class Stream>
+asio::awaitable<bool> envelope(Stream& s, std::string& in) {
+    // Awaited one by one into `code`: GCC 12 miscompiles co_await inside conditions.
+    int code = co_await command(s, in, "EHLO client.example\r\n");
+    if (code != 250) co_return false;
+    code = co_await command(s, in, "MAIL FROM:<bench@example.com>\r\n");
+    if (code != 250) co_return false;
+    code = co_await command(s, in, "RCPT TO:<user@example.com>\r\n");
+    if (code != 250) co_return false;
+    code = co_await command(s, in, "DATA\r\n");
+    co_return code == 354;
+}
+
+/// Connects and, when `tls`, says EHLO and STARTTLS and does the handshake; then the envelope.
+/// True when DATA got its 354.
+asio::awaitable<bool> open_data(tls_stream& s, std::string& in, tcp::endpoint server, bool tls) {
+    tcp::socket& plain = s.next_layer();
+    auto [ec] = co_await plain.async_connect(server, use_nothrow);
+    if (ec) co_return false;
+    plain.set_option(tcp::no_delay(true));
+    int code = co_await reply(plain, in);
+    if (code != 220) co_return false;
+    bool ok = false;
+    if (tls) {
+        code = co_await command(plain, in, "EHLO client.example\r\n");
+        if (code != 250) co_return false;
+        code = co_await command(plain, in, "STARTTLS\r\n");
+        // Anything sent behind the 220 would be plaintext injected into the TLS session.
+        if (code != 220 || !in.empty()) co_return false;
+        auto [hec] = co_await s.async_handshake(asio::ssl::stream_base::client, use_nothrow);
+        if (hec) co_return false;
+        ok = co_await envelope(s, in);
+    } else {
+        ok = co_await envelope(plain, in);
+    }
+    co_return ok;
+}
+
+struct tally {
+    std::size_t started = 0;
+    std::size_t ok = 0;  // the others failed, or had not ended when the run was cut off
+};
+
+asio::awaitable<bool> one_session(tcp::endpoint server, asio::ssl::context& context, const std::string& text) {
+    tls_stream s(co_await asio::this_coro::executor, context);
+    std::string in;
+    const bool open = co_await open_data(s, in, server, true);
+    if (!open) co_return false;
+    int code = co_await command(s, in, text);
+    if (code != 250) co_return false;
+    code = co_await command(s, in, "QUIT\r\n");
+    // No close_notify: the server closes after 221, as it does for the MTAs that skip it.
+    co_return code == 221;
+}
+
+asio::awaitable<void> sessions(tcp::endpoint server, asio::ssl::context& context, const std::string& text,
+                               steady::time_point until, tally& t) {
+    while (steady::now() < until) {
+        ++t.started;
+        const bool ok = co_await one_session(server, context, text);
+        if (ok) ++t.ok;
+    }
+}
+
+struct stream_result {
+    bool ok = false;
+    std::size_t sent = 0;
+    double seconds = 0;
+    std::string reply;  // the final reply's last line, for the caller to check the octets
+};
+
+/// After DATA's 354: `size` octets (rounded up to whole 1 MiB blocks of 76-octet lines), the
+/// dot, and the final reply.
+template <class Stream>
+asio::awaitable<void> send_text(Stream& s, std::string& in, std::size_t size, stream_result& r) {
+    std::string block;
+    while (block.size() + 78 <= (1u << 20)) block.append(76, 'x').append("\r\n");
+    const auto start = steady::now();
+    for (; r.sent < size; r.sent += block.size()) {
+        auto [ec, n] = co_await asio::async_write(s, asio::buffer(block), use_nothrow);
+        if (ec) co_return;
+    }
+    auto [ec, n] = co_await asio::async_write(s, asio::buffer(".\r\n", 3), use_nothrow);
+    if (ec) co_return;
+    auto [rec, got] = co_await asio::async_read_until(s, asio::dynamic_buffer(in), "\r\n", use_nothrow);
+    if (rec) co_return;
+    r.seconds = std::chrono::duration<double>(steady::now() - start).count();
+    r.reply = in.substr(0, got - 2);
+    r.ok = r.reply.starts_with("250 ");
+}
+
+asio::awaitable<void> stream(tcp::endpoint server, asio::ssl::context& context, std::size_t size, bool tls,
+                             stream_result& r) {
+    tls_stream s(co_await asio::this_coro::executor, context);
+    std::string in;
+    const bool open = co_await open_data(s, in, server, tls);
+    if (!open) co_return;
+    if (tls) co_await send_text(s, in, size, r);
+    else co_await send_text(s.next_layer(), in, size, r);
+}
+
+double cpu_seconds() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    unsigned short port = 0;
+    double seconds = 3;
+    std::size_t concurrency = 8, size = 1024, stream_size = 0;
+    bool tls = true;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        const bool has_value = i + 1 < argc;
+        if (a == "--no-tls") tls = false;
+        else if (a == "--port" && has_value) port = static_cast<unsigned short>(std::stoul(argv[++i]));
+        else if (a == "--seconds" && has_value) seconds = std::stod(argv[++i]);
+        else if (a == "--concurrency" && has_value) concurrency = std::stoul(argv[++i]);
+        else if (a == "--size" && has_value) size = std::stoul(argv[++i]);
+        else if (a == "--stream" && has_value) stream_size = std::stoull(argv[++i]);
+        else port = 0, i = argc;  // anything else: usage
+    }
+    if (!port) {
+        fmt::print(stderr, "usage: tls_sessions --port PORT [--seconds S] [--concurrency N] [--size OCTETS]\n"
+                           "       tls_sessions --port PORT --stream OCTETS [--no-tls]\n");
+        return 2;
+    }
+    // The client checks no certificate (the servers' are self-signed) and keeps no session:
+    // every handshake is a full one, as the server's cost per new client is what is measured.
+    asio::ssl::context context(asio::ssl::context::tls_client);
+    context.set_verify_mode(asio::ssl::verify_none);
+    SSL_CTX_set_session_cache_mode(context.native_handle(), SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_options(context.native_handle(), SSL_OP_NO_TICKET);
+
+    asio::io_context ioc;
+    const tcp::endpoint server(asio::ip::make_address("127.0.0.1"), port);
+    if (stream_size) {
+        stream_result r;
+        asio::co_spawn(ioc, stream(server, context, stream_size, tls, r), asio::detached);
+        ioc.run_for(std::chrono::minutes(10));
+        fmt::print("stream {} octets {} seconds {:.3f} rate {:.1f} reply {}\n", tls ? "tls" : "plain", r.sent,
+                   r.seconds, r.ok ? double(r.sent) / r.seconds / (1 << 20) : 0.0, r.reply);
+        return r.ok ? 0 : 1;
+    }
+
+    tally t;
+    const std::string text = message(size);
+    const auto start = steady::now();
+    const auto until = start + std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(seconds));
+    const double cpu_before = cpu_seconds();
+    for (std::size_t w = 0; w < concurrency; ++w)
+        asio::co_spawn(ioc, sessions(server, context, text, until, t), asio::detached);
+    // Bounded: a session still open a minute after the end counts as failed.
+    ioc.run_for(std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(seconds + 60)));
+    const double elapsed = std::chrono::duration<double>(steady::now() - start).count();
+    const std::size_t failed = t.started - t.ok;
+    fmt::print("sessions {} failed {} seconds {:.3f} rate {:.0f} client_cpu {:.2f}\n", t.ok, failed, elapsed,
+               double(t.ok) / elapsed, (cpu_seconds() - cpu_before) / elapsed);
+    return failed ? 1 : 0;
+}
