@@ -136,17 +136,27 @@ class stream {
         co_return ec;
     }
 
-    /// Reads what is there without waiting; asio::error::would_block when nothing is.
+    /// Reads what is there without waiting; asio::error::would_block when nothing is. Over
+    /// TLS, as many records as are there and fit: SSL_read gives one record at a time, and a
+    /// session that handles 16 KiB per wake-up spends more on the wake-ups than on the bytes.
     std::size_t read_now(asio::mutable_buffer b, asio::error_code& ec) {
         if (!ssl_) return socket_.read_some(b, ec);
-        std::size_t n = 0;
-        ERR_clear_error();
-        if (SSL_read_ex(ssl_, b.data(), b.size(), &n) == 1) {
-            ec = {};
-            return n;
+        std::size_t total = 0;
+        auto* const into = static_cast<char*>(b.data());
+        while (total < b.size()) {
+            std::size_t n = 0;
+            ERR_clear_error();
+            if (SSL_read_ex(ssl_, into + total, b.size() - total, &n) != 1) {
+                // What stops a later read is reported by that read, once this one's octets
+                // have been taken.
+                if (total == 0) ec = failure(SSL_get_error(ssl_, 0), /*reading=*/true);
+                else ec = {};
+                return total;
+            }
+            total += n;
         }
-        ec = failure(SSL_get_error(ssl_, 0), /*reading=*/true);
-        return 0;
+        ec = {};
+        return total;
     }
 
     /// Reads at least one octet, waiting as long as it takes (the watchdog bounds the wait).
