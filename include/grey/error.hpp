@@ -39,6 +39,10 @@ enum class errc {
     shutting_down,          ///< the server is stopping
     // Greylist stores
     store_failed,           ///< a greylist store could not answer
+    // PROXY protocol (proxy_protocol.hpp): each closes the connection, unanswered
+    proxy_header_missing,   ///< the connection does not open with a PROXY protocol signature
+    proxy_header_malformed, ///< a PROXY protocol header that breaks the spec
+    proxy_header_too_long,  ///< a PROXY header over its limit (107 octets for v1, a cap for v2)
 };
 
 namespace detail {
@@ -72,6 +76,9 @@ class grey_category : public std::error_category {
         case errc::timeout: return "timeout";
         case errc::shutting_down: return "shutting down";
         case errc::store_failed: return "greylist store failed";
+        case errc::proxy_header_missing: return "no PROXY protocol header";
+        case errc::proxy_header_malformed: return "malformed PROXY protocol header";
+        case errc::proxy_header_too_long: return "PROXY protocol header too long";
         }
         return "unknown grey error";
     }
