@@ -29,6 +29,10 @@ inline const std::map<std::string, grey::tls::upstream_policy> upstream_tls_poli
     {"none", grey::tls::upstream_policy::none}, {"may", grey::tls::upstream_policy::may},
     {"encrypt", grey::tls::upstream_policy::encrypt}, {"verify", grey::tls::upstream_policy::verify}};
 
+inline const std::map<std::string, grey::upstream::identity_policy> identity_policies{
+    {"auto", grey::upstream::identity_policy::automatic}, {"xclient", grey::upstream::identity_policy::xclient},
+    {"xforward", grey::upstream::identity_policy::xforward}, {"none", grey::upstream::identity_policy::none}};
+
 inline const std::map<std::string, grey::pipelining_policy> pipelining_policies{
     {"refuse", grey::pipelining_policy::refuse}, {"allow", grey::pipelining_policy::allow}};
 
@@ -91,6 +95,12 @@ struct server_options {
             app.add_option("--upstream-ca", config.upstream_tls.ca_file,
                            "PEM CA bundle for --upstream-tls verify (default: the system's)")
                 ->check(CLI::ExistingFile);
+            app.add_option("--upstream-identity", config.upstream_identity,
+                           "Tell the upstream the client's identity: auto (XCLIENT if offered with ADDR, else "
+                           "XFORWARD), xclient, xforward, none")
+                ->transform(CLI::CheckedTransformer(identity_policies, CLI::ignore_case).description(""))
+                ->type_name("auto|xclient|xforward|none")
+                ->default_str("auto");
             app.add_option("--upstream-tls-name", config.upstream_tls.server_name,
                            "Name the upstream's certificate must carry, sent as SNI (default: the --upstream host)");
             upstream_idle_seconds = static_cast<unsigned>(

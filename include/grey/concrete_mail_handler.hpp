@@ -29,7 +29,7 @@ class ConcreteMailHandler : public MailHandler<Derived> {
           smtp_ip(ctx.config.smtp_ip),
           smtp_port(ctx.config.smtp_port),
           relay_(ctx.socket.get_executor(), ctx.watchdog, ctx.config, ctx.upstream_pool, ctx.upstream_tls,
-                 ctx.upstream_extensions) {}
+                 ctx.upstream_extensions, client_endpoint()) {}
 
     /// Tells ServerCore to learn the upstream's extensions at start (an EHLO probe).
     static constexpr bool relays_upstream = true;
@@ -93,7 +93,8 @@ class ConcreteMailHandler : public MailHandler<Derived> {
     asio::awaitable<smtp::reply> handleRcpt(const smtp::rcpt_command& c) {
         const verdict v = co_await detail::await_hook([&] { return derived().shouldWeAcceptRecipient(c); });
         if (!v.accepted()) co_return v.reply();  // the upstream never hears of it (P3)
-        co_return co_await relay_.rcpt(upstream::envelope{this->remotename, this->sender, this->mail_parameters}, c);
+        co_return co_await relay_.rcpt(
+            upstream::envelope{this->remotename, this->sender, this->mail_parameters, this->protocol()}, c);
     }
     asio::awaitable<smtp::reply> handleData() {
         const bool accept = co_await detail::await_hook([&] { return derived().shouldWeAcceptMail(); });
@@ -114,6 +115,13 @@ class ConcreteMailHandler : public MailHandler<Derived> {
     upstream::relay& relay() noexcept { return relay_; }
 
   private:
+    /// The client's address as MailHandler found it, for the upstream's XCLIENT or XFORWARD.
+    asio::ip::tcp::endpoint client_endpoint() const {
+        asio::error_code ec;
+        const asio::ip::address address = asio::ip::make_address(this->peer, ec);
+        return ec ? asio::ip::tcp::endpoint{} : asio::ip::tcp::endpoint{address, this->peerport};
+    }
+
     upstream::relay relay_;
 };
 

@@ -11,6 +11,7 @@
 
 #include "result.hpp"
 #include "tls/settings.hpp"
+#include "upstream/identity_policy.hpp"
 
 namespace grey {
 
@@ -111,6 +112,9 @@ struct server_config {
     /// A pooled connection idle this long is closed (QUIT), so that after a burst the upstream
     /// is not left holding sessions (Postfix gives each an smtpd process).
     std::chrono::steady_clock::duration upstream_idle_timeout = 10s;
+    /// How the upstream learns who the client is (upstream/identity.hpp): XCLIENT or XFORWARD
+    /// when it offers them, as MTAs offer them only to the hosts they trust to say so.
+    upstream::identity_policy upstream_identity = upstream::identity_policy::automatic;
 
     std::vector<endpoint> listen_endpoints() const {
         if (!listen.empty()) return listen;

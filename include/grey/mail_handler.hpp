@@ -122,6 +122,8 @@ class MailHandler {
     const tls_info* tls() const noexcept { return stream_.is_tls() ? &stream_.tls() : nullptr; }
     /// Whether EHLO offers STARTTLS now: a certificate is configured and TLS is not yet up.
     bool offers_starttls() const noexcept { return tls_ && !stream_.is_tls(); }
+    /// How the client greeted: "ESMTP" after EHLO, "SMTP" after HELO (or none yet).
+    std::string_view protocol() const noexcept { return extended_ ? "ESMTP" : "SMTP"; }
     /// Whether the message that handleData opens, or that is being received, comes in BDAT
     /// chunks (RFC 3030) rather than as DATA text.
     bool chunked() const noexcept { return chunked_; }
@@ -344,7 +346,8 @@ class MailHandler {
                 state_.on_helo();  // RFC 5321 §4.1.4: HELO/EHLO also resets the transaction
                 end_transaction();
                 remotename = std::string(helo->domain);
-                offered_ = cmd->verb == smtp::verb::ehlo ? smtp::extensions::from_ehlo(r) : smtp::extensions{};
+                extended_ = cmd->verb == smtp::verb::ehlo;
+                offered_ = extended_ ? smtp::extensions::from_ehlo(r) : smtp::extensions{};
             }
             co_return queue(r);
         }
@@ -658,6 +661,7 @@ class MailHandler {
     smtp::session_state state_;
     std::size_t errors_ = 0;
     smtp::extensions offered_;  // by the last successful EHLO; nothing after HELO
+    bool extended_ = false;     // the last successful greeting was EHLO
     /// A message being received with BDAT; on the heap, as sessions rarely have one.
     struct bdat_message {
         bdat_message(smtp::bdat_scanner s, bool raw_octets) : scanner(s), raw(raw_octets) {}

@@ -133,8 +133,9 @@ class SmtpSink:
 class Client:
     """SMTP spoken by hand, for what smtplib will not send: malformed lines, smuggling."""
 
-    def __init__(self, port, timeout=10, greeting=True):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, timeout=10, greeting=True, source="127.0.0.1"):
+        # Any 127/8 address is this host's: a source of 127.0.0.2 plays another client.
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(source, 0))
         self.buf = b""
         self.greeting = self.reply() if greeting else None
 
@@ -240,6 +241,8 @@ class ScriptedUpstream(threading.Thread):
         self.extensions = extensions or (lambda n, tls: ["PIPELINING", "8BITMIME"] + ([] if tls else ["STARTTLS"]))
         # chunk_reply(chunk number in the message, from 1) -> the reply to that BDAT chunk
         self.chunk_reply = chunk_reply or (lambda n: b"250 2.0.0 Chunk OK\r\n")
+        self.xclient_reply = b"220 scripted.example ESMTP\r\n"  # XCLIENT_README: a new greeting
+        self.all_commands = []  # of every connection: (connection number, command)
         self.connections = 0
         self.commands, self.messages = [], []  # commands: of the latest connection
         self.start()
@@ -250,23 +253,30 @@ class ScriptedUpstream(threading.Thread):
                 conn, _ = self.listener.accept()
             except OSError:
                 return
-            try:
-                self.serve(conn)
-            except (OSError, ssl.SSLError):
-                pass
-            finally:
-                conn.close()
+            # Each connection on its own thread: Grey may keep one open in its pool while it
+            # opens another.
+            threading.Thread(target=self.serve_and_close, args=(conn,), daemon=True).start()
+
+    def serve_and_close(self, conn):
+        try:
+            self.serve(conn)
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            conn.close()
 
     def serve(self, conn):
         tls = False
         chunks = []  # of the BDAT message being received
         self.commands = []
         self.connections += 1
+        number = self.connections
         reader = conn.makefile("rb")
         conn.sendall(b"220 scripted.example ESMTP\r\n")
         while line := reader.readline():
             verb = line.strip().split(b" ")[0].upper()
             self.commands.append((line.strip().decode(), tls))
+            self.all_commands.append((number, line.strip().decode()))
             if verb == b"EHLO":
                 lines = ["scripted.example", *self.extensions(self.connections, tls)]
                 conn.sendall("".join(f"250{' ' if i == len(lines) - 1 else '-'}{l}\r\n"
@@ -284,6 +294,8 @@ class ScriptedUpstream(threading.Thread):
                     body += chunk
                 self.messages.append((body, tls))
                 conn.sendall(b"250 2.0.0 Queued\r\n")
+            elif verb == b"XCLIENT":
+                conn.sendall(self.xclient_reply)
             elif verb == b"BDAT":
                 size, last = int(line.split()[1]), line.strip().upper().endswith(b" LAST")
                 chunks.append(reader.read(size))

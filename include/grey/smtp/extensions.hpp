@@ -30,7 +30,31 @@ enum class extension : std::uint16_t {
     dsn = 1 << 6,                    ///< RFC 3461
     chunking = 1 << 7,               ///< RFC 3030
     binarymime = 1 << 8,             ///< RFC 3030
+    xclient = 1 << 9,                ///< Postfix's XCLIENT_README
+    xforward = 1 << 10,              ///< Postfix's XFORWARD_README
 };
+
+/// The attributes XCLIENT and XFORWARD list in EHLO (those Grey can fill).
+enum class attribute : std::uint16_t {
+    name = 1 << 0,
+    reverse_name = 1 << 1,
+    addr = 1 << 2,
+    port = 1 << 3,
+    proto = 1 << 4,
+    helo = 1 << 5,
+};
+
+constexpr std::string_view attribute_name(attribute a) noexcept {
+    switch (a) {
+    case attribute::name: return "NAME";
+    case attribute::reverse_name: return "REVERSE_NAME";
+    case attribute::addr: return "ADDR";
+    case attribute::port: return "PORT";
+    case attribute::proto: return "PROTO";
+    case attribute::helo: return "HELO";
+    }
+    return "";
+}
 
 class extensions {
   public:
@@ -44,6 +68,8 @@ class extensions {
             const std::string_view keyword = line.substr(0, line.find(' '));
             for (const auto& [name, x] : names)
                 if (iequals(keyword, name)) e.add(x);
+            if (iequals(keyword, "XCLIENT")) e.xclient_attributes_ = attributes(line.substr(keyword.size()));
+            if (iequals(keyword, "XFORWARD")) e.xforward_attributes_ = attributes(line.substr(keyword.size()));
             if (iequals(keyword, "SIZE")) {
                 std::uint64_t n = 0;
                 for (char c : line.substr(keyword.size()))
@@ -68,15 +94,40 @@ class extensions {
     /// SIZE's argument when SIZE was offered (0: no fixed limit).
     std::optional<std::uint64_t> size_limit;
 
+    /// Whether XCLIENT / XFORWARD listed the attribute. Not kept by bits(): a server's
+    /// knowledge of the upstream (known_extensions) needs only whether they are offered.
+    constexpr bool xclient_offers(attribute a) const noexcept { return xclient_attributes_ & static_cast<std::uint16_t>(a); }
+    constexpr bool xforward_offers(attribute a) const noexcept { return xforward_attributes_ & static_cast<std::uint16_t>(a); }
+
   private:
+    static std::uint16_t attributes(std::string_view list) {
+        static constexpr attribute all[] = {attribute::name, attribute::reverse_name, attribute::addr,
+                                            attribute::port, attribute::proto, attribute::helo};
+        std::uint16_t found = 0;
+        while (!list.empty()) {
+            const std::size_t start = list.find_first_not_of(' ');
+            if (start == std::string_view::npos) break;
+            list.remove_prefix(start);
+            const std::string_view word = list.substr(0, list.find(' '));
+            list.remove_prefix(word.size());
+            for (attribute a : all)
+                if (iequals(word, attribute_name(a))) found |= static_cast<std::uint16_t>(a);
+        }
+        return found;
+    }
+
+
     static constexpr std::pair<std::string_view, extension> names[] = {
         {"PIPELINING", extension::pipelining},   {"SIZE", extension::size},
         {"8BITMIME", extension::eight_bit_mime}, {"ENHANCEDSTATUSCODES", extension::enhanced_status_codes},
         {"STARTTLS", extension::starttls},       {"SMTPUTF8", extension::smtputf8},
         {"DSN", extension::dsn},                 {"CHUNKING", extension::chunking},
-        {"BINARYMIME", extension::binarymime},
+        {"BINARYMIME", extension::binarymime},   {"XCLIENT", extension::xclient},
+        {"XFORWARD", extension::xforward},
     };
     std::uint16_t bits_ = 0;
+    std::uint16_t xclient_attributes_ = 0;
+    std::uint16_t xforward_attributes_ = 0;
 };
 
 /// Of the extensions that depend on the upstream, those Grey may offer: the ones the upstream

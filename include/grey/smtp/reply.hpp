@@ -80,6 +80,7 @@ inline const reply too_many_from_peer {421, "4.7.0", "Too many connections from 
 inline const reply upstream_unavailable {451, "4.4.1", "Upstream mail server unavailable, try again later"};
 inline const reply upstream_failed    {451, "4.4.2", "Connection to upstream mail server lost, try again later"};
 inline const reply upstream_tls_failed {451, "4.7.5", "TLS to the upstream mail server failed, try again later"};
+inline const reply upstream_identity_refused {451, "4.7.0", "The upstream mail server refused the client's identity, try again later"};
 inline const reply upstream_lost_extension {451, "4.3.0", "The upstream mail server no longer offers an extension this transaction uses, try again later"};
 inline const reply try_again_later    {451, "4.7.1", "Please try again later"};
 inline const reply too_many_recipients {452, "4.5.3", "Too many recipients"};

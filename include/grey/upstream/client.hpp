@@ -160,6 +160,10 @@ class client {
 
     /// What the upstream's last EHLO reply offered (nothing after HELO).
     const smtp::extensions& caps() const noexcept { return caps_; }
+
+    /// The identity.key() the connection took by XCLIENT; empty while it has taken none.
+    const std::string& identity() const noexcept { return identity_; }
+    void set_identity(std::string key) { identity_ = std::move(key); }
     detail::tcp::socket& socket() noexcept { return socket_; }
 
   private:
@@ -182,6 +186,7 @@ class client {
     const timeouts& timeouts_;
     smtp::line_reader in_;
     smtp::extensions caps_;
+    std::string identity_;  // see identity()
 };
 
 } // namespace grey::upstream

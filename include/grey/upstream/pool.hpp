@@ -23,16 +23,33 @@ class pool {
 
     pool(std::size_t max_idle, clock::duration idle_timeout) : max_idle_(max_idle), idle_timeout_(idle_timeout) {}
 
-    /// An idle connection that still looks alive, or null.
-    std::unique_ptr<client> acquire() {
-        std::lock_guard lock(mutex_);
-        const auto now = clock::now();
-        while (!idle_.empty()) {
-            auto [c, since] = std::move(idle_.back());
-            idle_.pop_back();
-            if (now - since <= idle_timeout_ && c->looks_alive()) return std::move(c);
+    /// An idle connection that still looks alive and may serve a client of identity `key`
+    /// (upstream/identity.hpp): one that took that identity by XCLIENT, else one that took
+    /// none; or null. The most recently used first.
+    std::unique_ptr<client> acquire(std::string_view key = {}) {
+        std::vector<std::unique_ptr<client>> dead;
+        std::unique_ptr<client> found;
+        {
+            std::lock_guard lock(mutex_);
+            const auto now = clock::now();
+            for (int pass = 0; pass < 2 && !found; ++pass) {
+                const std::string_view wanted = pass == 0 ? key : std::string_view{};
+                if (pass == 1 && key.empty()) break;
+                for (auto it = idle_.rbegin(); it != idle_.rend() && !found;) {
+                    if (it->first->identity() != wanted) {
+                        ++it;
+                        continue;
+                    }
+                    auto c = std::move(it->first);
+                    const bool fresh = now - it->second <= idle_timeout_;
+                    it = decltype(it)(idle_.erase(std::next(it).base()));
+                    if (fresh && c->looks_alive()) found = std::move(c);
+                    else dead.push_back(std::move(c));
+                }
+            }
         }
-        return nullptr;
+        for (auto& d : dead) d->close();
+        return found;
     }
 
     /// Keeps `c` for the next session, unless the pool is full.

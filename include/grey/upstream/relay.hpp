@@ -2,8 +2,10 @@
 // waits (DESIGN §2), so that no 2xx reaches the client unless the upstream gave it.
 //
 //   first accepted RCPT: connect, greet, EHLO (HELO fallback), STARTTLS and EHLO again as the
-//                        upstream TLS policy asks, replay MAIL, send RCPT; with PIPELINING
-//                        (RFC 2920) MAIL and RCPT leave in one write
+//                        upstream TLS policy asks; the client's identity as the identity
+//                        policy asks (XCLIENT, its 220 and EHLO again; or XFORWARD before each
+//                        MAIL: identity.hpp); replay MAIL, send RCPT; with PIPELINING
+//                        (RFC 2920) XFORWARD, MAIL and RCPT leave in one write
 //   later RCPTs:         sent live; each client gets the upstream's answer
 //   DATA:                upstream DATA; the text is streamed chunk by chunk
 //   end of data:         "." upstream; the client gets the upstream's final answer
@@ -32,7 +34,9 @@
 #include "../smtp/data_codec.hpp"
 #include "../smtp/reply.hpp"
 #include "client.hpp"
+#include "identity.hpp"
 #include "known_extensions.hpp"
+#include "name_lookup.hpp"
 #include "pool.hpp"
 
 namespace grey::upstream {
@@ -42,13 +46,16 @@ struct envelope {
     std::string_view helo_name;
     std::string_view sender;
     const smtp::mail_parameters& parameters;
+    std::string_view protocol = "ESMTP";  ///< "SMTP" when the client said HELO
 };
 
 class relay {
   public:
     relay(const asio::any_io_executor& ex, detail::watchdog& watchdog, const server_config& config,
-          pool* idle = nullptr, asio::ssl::context* tls = nullptr, known_extensions* learned = nullptr)
-        : executor_(ex), watchdog_(watchdog), config_(config), pool_(idle), tls_(tls), learned_(learned) {}
+          pool* idle = nullptr, asio::ssl::context* tls = nullptr, known_extensions* learned = nullptr,
+          asio::ip::tcp::endpoint client = {})
+        : executor_(ex), watchdog_(watchdog), config_(config), pool_(idle), tls_(tls), learned_(learned),
+          client_endpoint_(client) {}
 
     /// What the upstream offered at its latest EHLO that this server has seen (any session's);
     /// nothing while none has been seen.
@@ -59,9 +66,9 @@ class relay {
 
     /// Opens the upstream connection if there is none: a pooled one, or a new one (connect,
     /// greeting, EHLO). A pooled connection is RSET before its next MAIL, in the same write.
-    asio::awaitable<result<void>> connect(std::string_view helo_name) {
+    asio::awaitable<result<void>> connect(std::string_view helo_name, std::string_view identity_key = {}) {
         if (client_) co_return result<void>{};
-        if (pool_ && (client_ = pool_->acquire())) {
+        if (pool_ && (client_ = pool_->acquire(identity_key))) {
             client_->attach(watchdog_);
             needs_reset_ = reused_ = true;
             co_return result<void>{};
@@ -259,11 +266,33 @@ class relay {
     asio::awaitable<smtp::reply> open_transaction(const envelope& env, const smtp::rcpt_command& recipient) {
         const auto timeout = config_.timeouts.upstream_command;
         for (;;) {
+            const client_identity* who = co_await identity(env);
             if (!client_) {
-                const result<void> connected = co_await connect(env.helo_name);
+                std::string key;  // not a ?: inside the co_await: GCC 12 mis-destroys its temporaries
+                if (who) key = who->key();
+                const result<void> connected = co_await connect(env.helo_name, key);
                 if (!connected && connected.error() == errc::upstream_tls_failed)
                     co_return smtp::replies::upstream_tls_failed;
                 if (!connected) co_return smtp::replies::upstream_unavailable;
+            }
+            const identity_method method = who ? choose(config_.upstream_identity, client_->caps()) : identity_method::none;
+            if (method == identity_method::xclient && client_->identity() != who->key()) {
+                if (!client_->identity().empty()) {
+                    // It speaks for another identity (the client said HELO again with a new
+                    // name): a second XCLIENT would be refused. Another connection, then.
+                    drop();
+                    continue;
+                }
+                const result<bool> taken = co_await take_identity(*who, env.helo_name);
+                if (!taken) {
+                    if (!reused_) co_return fail();
+                    drop();  // a pooled connection the upstream had closed: take another
+                    continue;
+                }
+                if (!*taken) {
+                    drop();
+                    co_return smtp::replies::upstream_identity_refused;
+                }
             }
             const smtp::extensions& caps = client_->caps();
             if (env.parameters.body == smtp::body_type::eight_bit_mime && !caps.has(smtp::extension::eight_bit_mime))
@@ -277,15 +306,42 @@ class relay {
                 co_return smtp::replies::upstream_lost_extension;
             const bool reset = needs_reset_;
             const bool pipelined = caps.has(smtp::extension::pipelining);
-            std::string batch = reset ? "RSET\r\n" : "";
-            batch += mail_line(env);
-            if (pipelined) batch += rcpt_line(recipient);
-
-            bool usable = !co_await client_->write(batch, timeout);
-            if (usable && reset) {
-                const auto reset_reply = co_await client_->read_reply(timeout);
-                usable = reset_reply && reset_reply->completion();
+            const std::vector<std::string> forwarded =
+                method == identity_method::xforward ? identity_commands(method, *who, caps) : std::vector<std::string>{};
+            bool usable = true;
+            bool identity_refused = false;
+            if (pipelined) {
+                std::string batch = reset ? "RSET\r\n" : "";
+                for (const std::string& line : forwarded) batch += line;
+                batch += mail_line(env);
+                batch += rcpt_line(recipient);
+                usable = !co_await client_->write(batch, timeout);
+                if (usable && reset) {
+                    const auto reset_reply = co_await client_->read_reply(timeout);
+                    usable = reset_reply && reset_reply->completion();
+                }
+                for (std::size_t i = 0; usable && i < forwarded.size(); ++i) {
+                    const auto r = co_await client_->read_reply(timeout);
+                    usable = r.has_value();
+                    identity_refused |= usable && !r->completion();
+                }
+            } else {
+                // Without PIPELINING each command waits for its reply (RFC 5321 §4.3).
+                if (reset) {
+                    const auto reset_reply = co_await client_->command("RSET\r\n", timeout);
+                    usable = reset_reply && reset_reply->completion();
+                }
+                for (std::size_t i = 0; usable && i < forwarded.size(); ++i) {
+                    const auto r = co_await client_->command(forwarded[i], timeout);
+                    usable = r.has_value();
+                    identity_refused |= usable && !r->completion();
+                }
+                if (usable) usable = !co_await client_->write(mail_line(env), timeout);
             }
+            // XFORWARD changes no access decision upstream: the mail goes on without it.
+            if (identity_refused)
+                fmt::print(stderr, "grey: upstream {}:{} refused XFORWARD for {}\n", config_.smtp_ip, config_.smtp_port,
+                           who->addr);
             if (!usable) {
                 if (!reused_) co_return fail();
                 drop();  // a pooled connection the upstream had closed: take another
@@ -307,6 +363,56 @@ class relay {
             if (!rcpt) co_return fail();
             co_return decorate(std::move(*rcpt));
         }
+    }
+
+    /// The session's client as the upstream is to see it; null when the identity policy is
+    /// none. Its names are looked up once per session (and cached per thread).
+    asio::awaitable<const client_identity*> identity(const envelope& env) {
+        if (config_.upstream_identity == identity_policy::none) co_return nullptr;
+        if (!identity_) {
+            client_identity who;
+            who.addr = who.name = who.reverse_name = std::string(unavailable);
+            if (client_endpoint_.port()) {
+                const asio::ip::address address = client_endpoint_.address();
+                who.addr = identity_address(address.to_string());
+                who.port = client_endpoint_.port();
+                client_names names = co_await look_up_names(executor_, address);
+                who.name = std::move(names.name);
+                who.reverse_name = std::move(names.reverse_name);
+            }
+            identity_ = std::move(who);
+        }
+        identity_->helo = env.helo_name.empty() ? std::string(unavailable) : std::string(env.helo_name);
+        identity_->proto = std::string(env.protocol);
+        co_return &*identity_;
+    }
+
+    /// XCLIENT: the connection takes the client's identity, answers with a new greeting, and
+    /// is greeted again with the client's own HELO name, as Postfix reads it from that EHLO.
+    /// An open upstream transaction is RSET first (XCLIENT may not come inside one). True when
+    /// taken; false when refused (logged); an error when the connection failed.
+    asio::awaitable<result<bool>> take_identity(const client_identity& who, std::string_view helo_name) {
+        const auto timeout = config_.timeouts.upstream_command;
+        if (needs_reset_) {
+            auto r = co_await client_->command("RSET\r\n", timeout);
+            if (!r) co_return r.error();
+            needs_reset_ = false;
+        }
+        for (const std::string& line : identity_commands(identity_method::xclient, who, client_->caps())) {
+            auto r = co_await client_->command(line, timeout);
+            if (!r) co_return r.error();
+            if (!r->completion()) {
+                fmt::print(stderr, "grey: upstream {}:{} refused XCLIENT for {}: {} {}\n", config_.smtp_ip,
+                           config_.smtp_port, who.addr, r->code, r->lines.empty() ? "" : r->lines.back());
+                co_return false;
+            }
+        }
+        auto hello = co_await client_->hello(helo_name.empty() ? std::string_view(config_.servername) : helo_name);
+        if (!hello) co_return hello.error();
+        if (!hello->completion()) co_return false;
+        learn();
+        client_->set_identity(who.key());
+        co_return true;
     }
 
     /// RCPT with the DSN parameters as the client sent them (RFC 3461 §4: they travel).
@@ -366,6 +472,8 @@ class relay {
     pool* pool_;
     asio::ssl::context* tls_;  // towards the upstream; null when its policy is none
     known_extensions* learned_;  // shared by the server's sessions; may be null
+    asio::ip::tcp::endpoint client_endpoint_;  // the client, for XCLIENT and XFORWARD
+    std::optional<client_identity> identity_;  // its identity, once needed
     std::unique_ptr<client> client_;
     static constexpr std::size_t held_limit = 16 * 1024;
     std::string held_;          // message text not yet written upstream
