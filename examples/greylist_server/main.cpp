@@ -7,6 +7,12 @@
 //   greylist_server --delay 60              # then send the same message twice, a minute apart
 //   greylist_server --config grey.toml --upstream 127.0.0.1:25
 //
+// With --policy (or [policy] listen in grey.toml) it is a Postfix policy service instead, for
+// `check_policy_service inet:127.0.0.1:10023` in Postfix's smtpd_recipient_restrictions: the
+// same greylisting, store, lists and log, and no SMTP proxy or Maildir sink.
+//
+//   greylist_server --policy inet:127.0.0.1:10023 --policy unix:/run/grey/policy
+//
 // grey.toml beside this file documents every option. SIGHUP reloads the relay and whitelist
 // lists from the configuration file; SIGINT/SIGTERM stop gracefully.
 #include <csignal>
@@ -18,6 +24,7 @@
 
 #include <grey/grey.hpp>
 #include <grey/greylist/greylisting_policy.hpp>
+#include <grey/policy/server.hpp>
 
 #include "../common/server_options.hpp"
 #include "../maildir_sink/maildir_sink.hpp"
@@ -52,6 +59,21 @@ class session_log {
     std::FILE* file_ = nullptr;
 };
 
+/// The Postfix policy service on s.policy_listen, until SIGINT/SIGTERM. Returns the exit code.
+int serve_policy(const greylist_server::settings& s) {
+    grey::policy::server server(s.server, s.policy, s.policy_listen, s.policy_socket_mode);
+    try {
+        server.listen();
+    } catch (const std::exception& e) {
+        fmt::print(stderr, "error: {}\n", e.what());
+        return 1;
+    }
+    for (const auto& address : server.local_addresses()) fmt::print("policy service listening on {}\n", address);
+    std::fflush(stdout);
+    server.run();
+    return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -83,6 +105,18 @@ int main(int argc, char** argv) {
     app.add_option("--upstream-ca", upstream_ca, "PEM CA bundle for --upstream-tls verify (default: the system's)")
         ->check(CLI::ExistingFile);
     app.add_option("--upstream-tls-name", upstream_tls_name, "Name the upstream's certificate must carry");
+    std::optional<grey::upstream::identity_policy> upstream_identity;
+    app.add_option("--upstream-identity", upstream_identity,
+                   "Tell the upstream the client's identity: auto, xclient, xforward, none (default auto)")
+        ->transform(CLI::CheckedTransformer(examples::identity_policies, CLI::ignore_case).description(""))
+        ->type_name("auto|xclient|xforward|none");
+    std::vector<std::string> policy_listen;
+    std::optional<std::string> greylist_text;
+    app.add_option("--policy", policy_listen,
+                   "Be a Postfix policy service on this address, repeatable, instead of an SMTP proxy")
+        ->type_name("inet:HOST:PORT|unix:PATH");
+    app.add_option("--greylist-text", greylist_text,
+                   "Policy service: the text of a deferral (%r: recipient domain, %s: seconds to wait)");
     CLI11_PARSE(app, argc, argv);
 
     std::optional<session_log> log;
@@ -104,9 +138,26 @@ int main(int argc, char** argv) {
         if (upstream_tls) s.server.upstream_tls.policy = *upstream_tls;
         if (!upstream_ca.empty()) s.server.upstream_tls.ca_file = upstream_ca;
         if (!upstream_tls_name.empty()) s.server.upstream_tls.server_name = upstream_tls_name;
+        if (upstream_identity) s.server.upstream_identity = *upstream_identity;
         examples::check_upstream_tls(s.server.upstream_tls);
+        if (!policy_listen.empty()) {
+            s.policy_listen.clear();
+            for (const auto& l : policy_listen) {
+                auto a = grey::policy::parse_listen_address(l);
+                if (!a) throw CLI::ValidationError(fmt::format("--policy: '{}' is not inet:HOST:PORT or unix:PATH", l));
+                s.policy_listen.push_back(*a);
+            }
+        }
+        if (greylist_text) {
+            if (auto bad = greylist_server::bad_policy_text(*greylist_text); !bad.empty())
+                throw CLI::ValidationError("--greylist-text " + bad);
+            s.policy.greylist_text = *greylist_text;
+        }
+        const bool policy_mode = !s.policy_listen.empty();
 
-        if (s.lists.allowed_domains.empty() && !greylist_server::loopback_only(s.server.listen_endpoints()))
+        // In policy mode Postfix decides relaying (smtpd_relay_restrictions) before it asks.
+        if (!policy_mode && s.lists.allowed_domains.empty() &&
+            !greylist_server::loopback_only(s.server.listen_endpoints()))
             throw greylist_server::config_error(
                 "refusing to start: listening on a non-loopback address with no relay.allowed_domains "
                 "would make an open relay (the MTA behind the proxy trusts the proxy's address)");
@@ -130,7 +181,7 @@ int main(int argc, char** argv) {
         s.server.log = [&log](const std::string& line) { log->write(line); };
         lists = std::make_shared<grey::greylist::shared_lists>(s.lists);
         s.server.lists = lists;
-        if (s.upstream.empty()) make_maildir(s.maildir);
+        if (s.upstream.empty() && s.policy_listen.empty()) make_maildir(s.maildir);
     } catch (const CLI::Error& e) {
         return app.exit(e);
     } catch (const std::exception& e) {
@@ -141,7 +192,7 @@ int main(int argc, char** argv) {
     // The embedded upstream: a Maildir sink in this process, on its own threads.
     std::optional<grey::ServerCore<MaildirSink>> sink;
     std::thread sink_thread;
-    if (s.upstream.empty()) {
+    if (s.upstream.empty() && s.policy_listen.empty()) {
         maildir_config mc;
         mc.listen = {s.maildir_listen};
         mc.maildir = s.maildir;
@@ -191,11 +242,16 @@ int main(int argc, char** argv) {
     schedule_purge();
     std::thread control_thread([&] { control.run(); });
 
-    if (!s.server.tls.enabled())
-        fmt::print("STARTTLS not offered: give a certificate with --tls-cert FILE --tls-key FILE, "
-                   "or in grey.toml's [tls]\n");
-    grey::ServerCore<GreylistHandler> server(s.server);
-    const int status = examples::serve(server);
+    int status = 0;
+    if (!s.policy_listen.empty()) {
+        status = serve_policy(s);
+    } else {
+        if (!s.server.tls.enabled())
+            fmt::print("STARTTLS not offered: give a certificate with --tls-cert FILE --tls-key FILE, "
+                       "or in grey.toml's [tls]\n");
+        grey::ServerCore<GreylistHandler> server(s.server);
+        status = examples::serve(server);
+    }
 
     if (sink) sink->stop();
     if (sink_thread.joinable()) sink_thread.join();

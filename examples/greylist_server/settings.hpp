@@ -21,6 +21,7 @@
 #include <grey/greylist/privacy.hpp>
 #include <grey/greylist/redis_store.hpp>
 #include <grey/greylist/sqlite_store.hpp>
+#include <grey/policy/server.hpp>
 
 #include "../common/server_options.hpp"
 
@@ -35,7 +36,20 @@ struct settings {
     grey::endpoint maildir_listen{"127.0.0.1", 2526};
     grey::greylist::lists lists;
     unsigned command_timeout = 0, upstream_timeout = 0;  ///< seconds; 0: RFC 5321's
+    /// Postfix policy service mode: where to listen ("inet:HOST:PORT", "unix:PATH"). When
+    /// there are any, the policy service runs instead of the SMTP proxy.
+    std::vector<grey::policy::listen_address> policy_listen;
+    grey::policy::settings policy;
+    std::filesystem::perms policy_socket_mode = std::filesystem::perms(0666);
 };
+
+/// The text of a policy answer goes on one line: no CR, LF or NUL. Empty when it is fine,
+/// else what is wrong.
+inline std::string bad_policy_text(std::string_view text) {
+    if (text.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos)
+        return "must be one line (no CR, LF or NUL)";
+    return {};
+}
 
 /// A configuration mistake, with the file and line it is on when there is one.
 struct config_error : std::runtime_error {
@@ -142,7 +156,8 @@ inline void load_file(const std::string& path, settings& s) {
         throw config_error(fmt::format("{}:{}: {}", path, e.source().begin.line, e.description()));
     }
     const detail::reader r(path);
-    r.only(root, "", {"server", "tls", "upstream_tls", "greylist", "relay", "whitelist", "whitelist_nonstandard", "log", "maildir"});
+    r.only(root, "", {"server", "tls", "upstream_tls", "greylist", "relay", "whitelist", "whitelist_nonstandard", "log", "maildir",
+                      "policy"});
     auto section = [&](std::string_view name) -> const toml::table* {
         const toml::node* n = root.get(name);
         if (!n) return nullptr;
@@ -155,7 +170,7 @@ inline void load_file(const std::string& path, settings& s) {
         r.only(*t, "server", {"listen", "upstream", "servername", "threads", "greet_pause_ms", "drain_seconds",
                               "max_connections", "max_connections_per_ip", "max_message_size", "max_recipients",
                               "command_timeout", "upstream_timeout", "upstream_pool", "upstream_idle_seconds",
-                              "improper_pipelining"});
+                              "improper_pipelining", "upstream_identity"});
         std::vector<std::string> listen;
         r.get(*t, "server", "listen", listen);
         if (!listen.empty()) {
@@ -180,6 +195,7 @@ inline void load_file(const std::string& path, settings& s) {
         r.get(*t, "server", "upstream_pool", c.upstream_pool_size);
         r.get_seconds(*t, "server", "upstream_idle_seconds", c.upstream_idle_timeout);
         r.get_choice(*t, "server", "improper_pipelining", examples::pipelining_policies, c.improper_pipelining);
+        r.get_choice(*t, "server", "upstream_identity", examples::identity_policies, c.upstream_identity);
     }
 
     if (const toml::table* t = section("tls")) {
@@ -282,6 +298,49 @@ inline void load_file(const std::string& path, settings& s) {
         if (w.helo.empty() || w.recipient.empty()) r.fail(t, "a [[whitelist_nonstandard]] entry needs helo and recipient");
         l.whitelisted_nonstandard_triples.push_back(std::move(w));
     });
+
+    if (const toml::table* t = section("policy")) {
+        r.only(*t, "policy", {"listen", "greylist_text", "unavailable_text", "socket_mode", "idle_timeout",
+                              "request_timeout", "max_connections", "max_line", "max_attributes", "max_request"});
+        grey::policy::settings& p = s.policy;
+        std::vector<std::string> listen;
+        r.get(*t, "policy", "listen", listen);
+        if (t->get("listen")) s.policy_listen.clear();
+        for (std::size_t i = 0; i < listen.size(); ++i) {
+            auto a = grey::policy::parse_listen_address(listen[i]);
+            if (!a)
+                r.fail((*t->get("listen")->as_array())[i],
+                       fmt::format("'policy.listen': '{}' is not inet:HOST:PORT or unix:PATH", listen[i]));
+            s.policy_listen.push_back(*a);
+        }
+        for (auto [key, text] : {std::pair{"greylist_text", &p.greylist_text}, std::pair{"unavailable_text", &p.unavailable_text}}) {
+            r.get(*t, "policy", key, *text);
+            if (auto bad = bad_policy_text(*text); !bad.empty()) r.fail(*t->get(key), fmt::format("'policy.{}' {}", key, bad));
+        }
+        std::string mode;
+        r.get(*t, "policy", "socket_mode", mode);
+        if (!mode.empty()) {
+            unsigned bits = 0;
+            bool ok = mode.size() >= 3 && mode.size() <= 4;
+            for (char c : mode) {
+                ok = ok && c >= '0' && c <= '7';
+                bits = bits * 8 + unsigned(c - '0');
+            }
+            if (!ok || bits > 0777)
+                r.fail(*t->get("socket_mode"), fmt::format("'policy.socket_mode' must be octal permissions such as \"0666\", not '{}'", mode));
+            s.policy_socket_mode = std::filesystem::perms(bits);
+        }
+        r.get_seconds(*t, "policy", "idle_timeout", p.idle_timeout);
+        r.get_seconds(*t, "policy", "request_timeout", p.request_timeout);
+        r.get(*t, "policy", "max_connections", p.max_connections);
+        r.get(*t, "policy", "max_line", p.limits.max_line);
+        r.get(*t, "policy", "max_attributes", p.limits.max_attributes);
+        r.get(*t, "policy", "max_request", p.limits.max_request);
+        if (p.limits.max_line < 16) r.fail(*t->get("max_line"), "'policy.max_line' must be at least 16");
+        if (p.limits.max_request < p.limits.max_line)
+            r.fail(t->get("max_request") ? *t->get("max_request") : *t, "'policy.max_request' must be at least 'policy.max_line'");
+        if (p.max_connections == 0) r.fail(*t->get("max_connections"), "'policy.max_connections' must be at least 1");
+    }
 
     if (const toml::table* t = section("log")) {
         r.only(*t, "log", {"file"});

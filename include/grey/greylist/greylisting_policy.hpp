@@ -55,9 +55,8 @@ class GreyListingPolicy : public ConcreteMailHandler<Derived> {
     asio::awaitable<smtp::reply> acceptMail() {
         smtp::reply r = co_await base::acceptMail();
         if (r.code == 354 && settings().add_header && delayed_) {
-            co_await this->relay().message_data(fmt::format(
-                "X-Greylist: delayed {} seconds by Grey at {}; {:%a, %d %b %Y %H:%M:%S} +0000\r\n",
-                delayed_->count(), this->servername, fmt::gmtime(clock::to_time_t(settings().now()))));
+            co_await this->relay().message_data(x_greylist_header(*delayed_, this->servername, settings().now()) +
+                                                "\r\n");
         }
         co_return r;
     }
@@ -77,11 +76,8 @@ class GreyListingPolicy : public ConcreteMailHandler<Derived> {
     /// The seed's log line: timestamp | remotename | peer | sender | recipients | status
     void logResult() {
         if (!settings().log || (noted_.empty() && status_.empty())) return;
-        const auto now = std::chrono::system_clock::now();
-        settings().log(fmt::format("{:%Y%m%d%H%M%S} | {} | {} | {} | {} | {}",
-                                   fmt::gmtime(std::chrono::system_clock::to_time_t(now)), this->remotename,
-                                   this->peer, last_sender_, fmt::join(noted_, ", "),
-                                   status_.empty() ? "no message" : status_));
+        settings().log(log_line(std::chrono::system_clock::now(), this->remotename, this->peer, last_sender_,
+                                fmt::format("{}", fmt::join(noted_, ", ")), status_.empty() ? "no message" : status_));
     }
 
   protected:

@@ -13,6 +13,7 @@
 // was greylisted), and its outage is reported once through store_health, not per recipient.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -21,6 +22,7 @@
 #include <string>
 #include <string_view>
 
+#include <fmt/chrono.h>
 #include <fmt/format.h>
 
 #include "../config.hpp"
@@ -90,6 +92,7 @@ enum class finding {
 struct judgement {
     finding why;
     std::chrono::seconds delayed{};  ///< for `passed`: how long the mail was held back
+    std::chrono::seconds wait{};     ///< for `greylisted`: how long until a retry can pass
 
     bool accepted() const noexcept {
         return why == finding::relays_anywhere || why == finding::whitelisted || why == finding::auto_whitelisted ||
@@ -109,6 +112,22 @@ template <class T>
 bool note_store_health(const greylist_config& s, const result<T>& r) {
     if (auto line = s.store->health().note(r.error()); line && s.report) s.report(*line);
     return r.has_value();
+}
+
+/// The seed's log line: timestamp | remotename | peer | sender | recipients | status
+inline std::string log_line(std::chrono::system_clock::time_point when, std::string_view remotename,
+                            std::string_view peer, std::string_view sender, std::string_view recipients,
+                            std::string_view status) {
+    return fmt::format("{:%Y%m%d%H%M%S} | {} | {} | {} | {} | {}",
+                       fmt::gmtime(std::chrono::system_clock::to_time_t(when)), remotename, peer, sender,
+                       recipients, status);
+}
+
+/// The header a message held back `delayed` gets when add_header is on (no CRLF): the proxy
+/// prepends it, the policy server asks Postfix to.
+inline std::string x_greylist_header(std::chrono::seconds delayed, std::string_view host, clock::time_point now) {
+    return fmt::format("X-Greylist: delayed {} seconds by Grey at {}; {:%a, %d %b %Y %H:%M:%S} +0000",
+                       delayed.count(), host, fmt::gmtime(clock::to_time_t(now)));
 }
 
 /// The decision for `q`, from the lists `l` and the store and settings in `s`.
@@ -133,7 +152,10 @@ inline asio::awaitable<judgement> judge(const greylist_config& s, const lists& l
     }
     auto d = co_await s.store->check(key, s.timing, now);
     if (!note_store_health(s, d)) co_return judgement{finding::store_unavailable};
-    if (!d->pass()) co_return judgement{finding::greylisted};
+    if (!d->pass()) {
+        const auto waited = std::chrono::duration_cast<std::chrono::seconds>(now - d->updated.first_seen);
+        co_return judgement{finding::greylisted, {}, std::max(s.timing.delay - waited, std::chrono::seconds{0})};
+    }
     if (s.auto_whitelist_after > 0) {
         auto counted = co_await s.store->count_pass(group, s.timing, now);
         note_store_health(s, counted);  // a lost count only delays auto-whitelisting
