@@ -13,6 +13,7 @@ packages=(
     libssl-dev openssl                                # STARTTLS, the privacy mode; test certificates
     python3 swaks libnet-ssleay-perl postfix          # test peers: smtplib, swaks (with TLS), smtp-sink/-source
     python3-aiosmtpd                                  # an upstream that speaks STARTTLS
+    haproxy                                           # a load balancer sending the PROXY protocol
     shellcheck                                        # tests/run checks the shell scripts
     clang libclang-rt-14-dev                          # the libFuzzer build
     "$@"

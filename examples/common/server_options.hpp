@@ -25,6 +25,26 @@ inline grey::endpoint endpoint_or_throw(const std::string& text) {
     return *e;
 }
 
+/// Endpoints that take the PROXY protocol from the `from` networks: every `listen` endpoint.
+inline std::vector<grey::endpoint> proxy_endpoints(const std::vector<std::string>& listen,
+                                                   const std::vector<std::string>& from) {
+    if (listen.empty() != from.empty())
+        throw CLI::ValidationError("--proxy-listen and --proxy-from go together");
+    std::vector<grey::network> networks;
+    for (const auto& text : from) {
+        auto n = grey::network::parse(text);
+        if (!n) throw CLI::ValidationError(fmt::format("'{}' is not a network in CIDR notation", text));
+        networks.push_back(*n);
+    }
+    std::vector<grey::endpoint> endpoints;
+    for (const auto& text : listen) {
+        grey::endpoint e = endpoint_or_throw(text);
+        e.proxy_from = networks;
+        endpoints.push_back(std::move(e));
+    }
+    return endpoints;
+}
+
 inline const std::map<std::string, grey::tls::upstream_policy> upstream_tls_policies{
     {"none", grey::tls::upstream_policy::none}, {"may", grey::tls::upstream_policy::may},
     {"encrypt", grey::tls::upstream_policy::encrypt}, {"verify", grey::tls::upstream_policy::verify}};
@@ -63,6 +83,8 @@ inline void check_upstream_tls(const grey::tls::client_settings& tls) {
 /// Call apply() after parsing.
 struct server_options {
     std::vector<std::string> listen;
+    std::vector<std::string> proxy_listen;
+    std::vector<std::string> proxy_from;
     std::string upstream;
     unsigned command_timeout = 0;
     unsigned upstream_timeout = 0;
@@ -75,6 +97,13 @@ struct server_options {
         app.add_option("--listen", listen, "Address to listen on, repeatable (default 127.0.0.1:"
                                            + std::to_string(config.port) + ")")
             ->type_name("HOST:PORT");
+        app.add_option("--proxy-listen", proxy_listen,
+                       "Address to listen on for a load balancer that opens each connection with a PROXY "
+                       "protocol header (v1 or v2), repeatable; needs --proxy-from")
+            ->type_name("HOST:PORT");
+        app.add_option("--proxy-from", proxy_from,
+                       "Network allowed to send the PROXY header, repeatable; others are closed unanswered")
+            ->type_name("CIDR");
         if (relays) {
             upstream = fmt::format("{}:{}", config.smtp_ip, config.smtp_port);
             app.add_option("--upstream", upstream, "The real SMTP server to relay to")
@@ -141,6 +170,7 @@ struct server_options {
 
     void apply(grey::server_config& config) const {
         for (const auto& l : listen) config.listen.push_back(endpoint_or_throw(l));
+        for (auto& e : proxy_endpoints(proxy_listen, proxy_from)) config.listen.push_back(std::move(e));
         if (!upstream.empty()) {
             const grey::endpoint up = endpoint_or_throw(upstream);
             config.smtp_ip = up.host;

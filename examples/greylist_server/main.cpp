@@ -82,10 +82,14 @@ int main(int argc, char** argv) {
 
     CLI::App app{"greylist_server: a greylisting SMTP proxy"};
     std::string config_file, store, upstream;
-    std::vector<std::string> listen;
+    std::vector<std::string> listen, proxy_listen, proxy_from;
     unsigned delay = 0;
     app.add_option("--config", config_file, "TOML configuration file (see grey.toml)")->check(CLI::ExistingFile);
     app.add_option("--listen", listen, "Address to listen on, repeatable (default 127.0.0.1:2525)")->type_name("HOST:PORT");
+    app.add_option("--proxy-listen", proxy_listen,
+                   "Address for a load balancer sending the PROXY protocol (v1 or v2), repeatable; needs --proxy-from")
+        ->type_name("HOST:PORT");
+    app.add_option("--proxy-from", proxy_from, "Network allowed to send the PROXY header, repeatable")->type_name("CIDR");
     app.add_option("--upstream", upstream, "The real SMTP server (default: the embedded Maildir sink)")->type_name("HOST:PORT");
     app.add_option("--store", store, "memory, sqlite:PATH or redis://HOST:PORT (default sqlite:greylist.db)");
     auto* delay_opt = app.add_option("--delay", delay, "Seconds before a retry passes (default 300)");
@@ -124,9 +128,10 @@ int main(int argc, char** argv) {
     try {
         if (!config_file.empty()) greylist_server::load_file(config_file, s);
         // The command line overrides the file.
-        if (!listen.empty()) {
+        if (!listen.empty() || !proxy_listen.empty()) {
             s.server.listen.clear();
             for (const auto& l : listen) s.server.listen.push_back(examples::endpoint_or_throw(l));
+            for (auto& e : examples::proxy_endpoints(proxy_listen, proxy_from)) s.server.listen.push_back(std::move(e));
         }
         if (!upstream.empty()) s.upstream = upstream;
         if (!store.empty()) s.store = store;

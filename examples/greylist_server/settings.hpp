@@ -170,12 +170,20 @@ inline void load_file(const std::string& path, settings& s) {
         r.only(*t, "server", {"listen", "upstream", "servername", "threads", "greet_pause_ms", "drain_seconds",
                               "max_connections", "max_connections_per_ip", "max_message_size", "max_recipients",
                               "command_timeout", "upstream_timeout", "upstream_pool", "upstream_idle_seconds",
-                              "improper_pipelining", "upstream_identity"});
+                              "improper_pipelining", "upstream_identity", "proxy_listen", "proxy_from"});
         std::vector<std::string> listen;
         r.get(*t, "server", "listen", listen);
         if (!listen.empty()) {
             c.listen.clear();
             for (const auto& l : listen) c.listen.push_back(detail::endpoint_at(r, *t->get("listen"), "server.listen", l));
+        }
+        std::vector<std::string> proxy_listen, proxy_from;
+        r.get(*t, "server", "proxy_listen", proxy_listen);
+        r.get(*t, "server", "proxy_from", proxy_from);
+        try {
+            for (auto& e : examples::proxy_endpoints(proxy_listen, proxy_from)) c.listen.push_back(std::move(e));
+        } catch (const CLI::ValidationError& e) {
+            r.fail(*t, fmt::format("'server.proxy_listen', 'server.proxy_from': {}", e.what()));
         }
         r.get(*t, "server", "upstream", s.upstream);
         if (!s.upstream.empty()) detail::endpoint_at(r, *t->get("upstream"), "server.upstream", s.upstream);

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "network.hpp"
 #include "result.hpp"
 #include "tls/settings.hpp"
 #include "upstream/identity_policy.hpp"
@@ -21,6 +22,12 @@ using namespace std::chrono_literals;
 struct endpoint {
     std::string host;
     std::uint16_t port = 0;
+    /// The PROXY protocol (HAProxy's proxy-protocol.txt, v1 or v2): when not empty, every
+    /// connection to this endpoint must come from one of these networks (a load balancer) and
+    /// open with a header naming the real client, whose address the session then takes
+    /// everywhere (policy, greylist, per-address limits, log, XCLIENT). Any other connection
+    /// is closed unanswered.
+    std::vector<network> proxy_from{};
 
     friend bool operator==(const endpoint&, const endpoint&) = default;
 };
@@ -66,6 +73,7 @@ struct timeouts {
     std::chrono::steady_clock::duration command = 5min;     ///< next command (§4.5.3.2.7)
     std::chrono::steady_clock::duration data_block = 3min;  ///< next chunk of DATA text
     std::chrono::steady_clock::duration send = 5min;        ///< a reply the client does not read
+    std::chrono::steady_clock::duration proxy_header = 10s; ///< the PROXY header, from connect
     std::chrono::steady_clock::duration upstream_connect = 30s;
     std::chrono::steady_clock::duration upstream_greeting = 5min;  ///< §4.5.3.2.1
     std::chrono::steady_clock::duration upstream_command = 5min;   ///< EHLO, MAIL, RCPT (§4.5.3.2.2–3)

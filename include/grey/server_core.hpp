@@ -12,6 +12,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <csignal>
 #include <cstdio>
 #include <exception>
@@ -32,6 +33,7 @@
 #include "config.hpp"
 #include "detail/asio.hpp"
 #include "detail/watchdog.hpp"
+#include "proxy_protocol.hpp"
 #include "session_context.hpp"
 #include "smtp/reply.hpp"
 #include "tls/context.hpp"
@@ -98,6 +100,7 @@ class ServerCore {
                     throw std::system_error(ec, fmt::format("cannot listen on {}", format(r.endpoint())));
                 a.listen(asio::socket_base::max_listen_connections);
                 acceptors_.push_back(std::move(a));
+                proxy_from_.push_back(e.proxy_from);
             }
         }
     }
@@ -121,7 +124,8 @@ class ServerCore {
         wait_for_signal();
         if constexpr (requires { Protocol::relays_upstream; })
             asio::co_spawn(ioc_, probe_upstream(), asio::detached);
-        for (auto& a : acceptors_) asio::co_spawn(ioc_, accept_loop(a), asio::detached);
+        for (std::size_t i = 0; i < acceptors_.size(); ++i)
+            asio::co_spawn(ioc_, accept_loop(acceptors_[i], proxy_from_[i]), asio::detached);
         for (auto& w : workers_)
             if (w->pool) asio::co_spawn(w->ioc, close_idle_upstreams(*w), asio::detached);
 
@@ -222,7 +226,12 @@ class ServerCore {
         bool released = false;
     };
 
-    asio::awaitable<void> accept_loop(detail::tcp::acceptor& acceptor) {
+    struct endpoints {
+        detail::tcp::endpoint peer;
+        detail::tcp::endpoint local;
+    };
+
+    asio::awaitable<void> accept_loop(detail::tcp::acceptor& acceptor, const std::vector<network>& proxy_from) {
         // The local address a connection reached is the listening one, unless that is a
         // wildcard: then each connection is asked.
         const auto bound = acceptor.local_endpoint();
@@ -244,14 +253,61 @@ class ServerCore {
                 ends.local = socket.local_endpoint(local_ec);
                 if (local_ec) continue;  // already gone
             }
-            admit(std::move(socket), ends, w);
+            if (proxy_from.empty()) {
+                admit(std::move(socket), ends, w);
+                continue;
+            }
+            const bool trusted = std::any_of(proxy_from.begin(), proxy_from.end(),
+                                             [&](const network& n) { return n.contains(peer.address()); });
+            asio::error_code ignored;
+            if (!trusted) socket.close(ignored);
+            else asio::co_spawn(w.ioc, read_proxy_header(std::move(socket), ends, w), asio::detached);
         }
     }
 
-    struct endpoints {
-        detail::tcp::endpoint peer;
-        detail::tcp::endpoint local;
-    };
+    /// The PROXY header that opens a connection from a trusted load balancer: the session is
+    /// admitted (per-address limits included) as the client it names, or, for a health check
+    /// (LOCAL) or an address family it cannot carry, as the connection's own ends. The header
+    /// is peeked at, and only its own octets are taken off the socket, so the session reads
+    /// the client's first octets itself. A header that is missing, malformed or late: the
+    /// connection is closed, with no session and no reply.
+    asio::awaitable<void> read_proxy_header(detail::tcp::socket socket, endpoints ends, worker& w) {
+        struct waiting {
+            explicit waiting(detail::tcp::socket s) : socket(std::move(s)), deadline(socket.get_executor()) {}
+            detail::tcp::socket socket;
+            asio::steady_timer deadline;
+            std::array<char, proxy::default_max_v2_length> buffer;
+        };
+        auto state = std::make_shared<waiting>(std::move(socket));
+        state->deadline.expires_after(config_.timeouts.proxy_header);
+        state->deadline.async_wait([state](asio::error_code ec) {
+            asio::error_code ignored;
+            if (!ec) state->socket.close(ignored);
+        });
+        std::size_t taken = 0;
+        for (;;) {
+            auto [wait_ec] = co_await state->socket.async_wait(detail::tcp::socket::wait_read, detail::use_nothrow);
+            asio::error_code ec;
+            const auto room = asio::buffer(state->buffer.data() + taken, state->buffer.size() - taken);
+            const std::size_t seen = wait_ec ? 0 : state->socket.receive(room, detail::tcp::socket::message_peek, ec);
+            if (wait_ec || ec || seen == 0) break;  // closed, or the deadline passed
+            const auto parsed = proxy::parse_header(std::string_view(state->buffer.data(), taken + seen));
+            if (!parsed) break;
+            // Incomplete: all that is there is header, and is taken. Complete: its rest only.
+            const std::size_t take = *parsed ? (*parsed)->length - taken : seen;
+            if (asio::read(state->socket, asio::buffer(state->buffer.data() + taken, take), ec) != take) break;
+            taken += take;
+            if (!*parsed) continue;
+            ends.peer = (*parsed)->source_or(ends.peer);
+            ends.local = (*parsed)->destination_or(ends.local);
+            state->deadline.cancel();
+            admit(std::move(state->socket), ends, w);
+            co_return;
+        }
+        state->deadline.cancel();
+        asio::error_code ignored;
+        state->socket.close(ignored);
+    }
 
     void admit(detail::tcp::socket socket, const endpoints& ends, worker& w) {
         std::string address = ends.peer.address().to_string();
@@ -363,6 +419,7 @@ class ServerCore {
     asio::signal_set signals_;
     asio::steady_timer drain_timer_;
     std::vector<detail::tcp::acceptor> acceptors_;
+    std::vector<std::vector<network>> proxy_from_;  // each acceptor's PROXY sources
     std::mutex mutex_;
     slot_list slots_;
     peer_counts per_peer_;

@@ -71,8 +71,8 @@ case_nothing_missing() {
     run 1000 "" && exits 0 && no_call apt-get && no_call sudo
 }
 case_arguments() {
-    run 1000 "haproxy" haproxy python3-aiosmtpd && exits 0 &&
-        has "DEBIAN_FRONTEND=noninteractive $install haproxy"
+    run 1000 "postgrey" postgrey python3-aiosmtpd && exits 0 &&
+        has "DEBIAN_FRONTEND=noninteractive $install postgrey"
 }
 
 passed=0 failed=0
