@@ -359,8 +359,11 @@ maillog_file = {log}
 
     @staticmethod
     def _debian_master_cf():
+        source = "/etc/postfix/master.cf"
+        if not os.path.exists(source):
+            source = "/usr/share/postfix/master.cf.dist"
         out, skipping = [], False
-        with open("/etc/postfix/master.cf") as f:
+        with open(source) as f:
             for line in f:
                 fields = line.split()
                 if line.startswith("smtp") and len(fields) > 1 and fields[1] == "inet":
@@ -374,6 +377,12 @@ maillog_file = {log}
                     line = " ".join(fields) + "\n"
                 out.append(line)
         return "".join(out)
+
+    @property
+    def pid(self):
+        """The master process's."""
+        with open(os.path.join(self.conf, "queue", "pid", "master.pid")) as f:
+            return int(f.read().split()[0])
 
     def sendmail(self, sender, recipient, message):
         return subprocess.run(["sendmail", "-C", self.conf, "-f", sender, recipient],
@@ -389,6 +398,24 @@ maillog_file = {log}
         subprocess.run(["postfix", "-c", self.conf, "stop"], capture_output=True, timeout=60)
         if os.path.exists(self.log):
             os.unlink(self.log)
+
+
+def postfix_smtpd(test, main_cf="", hostname="upstream.example"):
+    """For a unittest.TestCase: a private Postfix whose only SMTP listener is an smtpd on a
+    loopback port of its own, taking mail from 127.0.0.0/8 and relaying it to a Maildir sink,
+    plus `main_cf` settings. All are cleaned up with the test. (postfix, smtpd port, sink)."""
+    directory = tempfile.mkdtemp(prefix="grey-postfix-")
+    test.addCleanup(shutil.rmtree, directory, True)
+    sink = MaildirSink()
+    test.addCleanup(sink.cleanup)
+    port = free_port()
+    postfix = PrivatePostfix(directory, main_cf=f"""\
+myhostname = {hostname}
+mynetworks = 127.0.0.0/8
+relayhost = [127.0.0.1]:{sink.port}
+""" + main_cf, master_cf=f"127.0.0.1:{port} inet n - n - - smtpd\n")
+    test.addCleanup(postfix.stop)
+    return postfix, port, sink
 
 
 def make_certificate(directory, name="localhost"):

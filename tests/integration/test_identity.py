@@ -6,12 +6,10 @@ private Postfix smtpd that trusts Grey's address: with XCLIENT its log, its Rece
 and its client checks see the real client; with XFORWARD its log does. Clients connect from 127.0.0.2 and 127.0.0.3, Grey stays on
 127.0.0.1, so the upstream can tell them apart."""
 import re
-import shutil
-import tempfile
 import time
 import unittest
 
-from harness import Client, MaildirSink, PrivatePostfix, Program, ScriptedUpstream, free_port
+from harness import Client, Program, ScriptedUpstream, postfix_smtpd
 
 XCLIENT = "XCLIENT NAME ADDR PORT PROTO HELO"
 XFORWARD = "XFORWARD NAME ADDR PROTO HELO"
@@ -134,20 +132,11 @@ class PostfixSeesTheClient(unittest.TestCase):
     """Postfix's smtpd behind Grey, trusting 127.0.0.1 (Grey) for XCLIENT or XFORWARD."""
 
     def start(self, identity):
-        self.dir = tempfile.mkdtemp(prefix="grey-postfix-")
-        self.addCleanup(shutil.rmtree, self.dir, True)
-        self.sink = MaildirSink()
-        self.addCleanup(self.sink.cleanup)
-        smtpd_port = free_port()
-        self.postfix = PrivatePostfix(self.dir, main_cf=f"""\
-myhostname = upstream.example
-mynetworks = 127.0.0.0/8
-relayhost = [127.0.0.1]:{self.sink.port}
+        self.postfix, smtpd_port, self.sink = postfix_smtpd(self, """\
 smtpd_authorized_xclient_hosts = 127.0.0.1
 smtpd_authorized_xforward_hosts = 127.0.0.1
-smtpd_client_restrictions = check_client_access inline:{{127.0.0.3=REJECT}}
-""", master_cf=f"127.0.0.1:{smtpd_port} inet n - n - - smtpd\n")
-        self.addCleanup(self.postfix.stop)
+smtpd_client_restrictions = check_client_access inline:{127.0.0.3=REJECT}
+""")
         self.proxy = Program("spam_me", "--upstream", f"127.0.0.1:{smtpd_port}", "--upstream-identity", identity)
         self.addCleanup(self.proxy.cleanup)
 

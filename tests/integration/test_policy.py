@@ -13,7 +13,7 @@ import textwrap
 import time
 import unittest
 
-from harness import MaildirSink, PrivatePostfix, free_port
+from harness import free_port, postfix_smtpd
 
 SERVER = os.path.abspath(os.environ.get("GREY_GREYLIST_SERVER", "build/dev/examples/greylist_server"))
 
@@ -328,21 +328,12 @@ class PostfixWithGreyPolicy(unittest.TestCase):
     """A private Postfix whose smtpd asks Grey (check_policy_service) and relays to the sink."""
 
     def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="grey-postfix-policy-")
-        self.addCleanup(shutil.rmtree, self.dir, True)
-        self.sink = MaildirSink()
-        self.addCleanup(self.sink.cleanup)
         self.policy = PolicyServer(config="[greylist]\nadd_header = true\n")
         self.addCleanup(self.policy.cleanup)
-        self.smtp_port = free_port()
-        self.postfix = PrivatePostfix(self.dir, main_cf=f"""\
-myhostname = mx.example
-mynetworks = 127.0.0.0/8
-relayhost = [127.0.0.1]:{self.sink.port}
+        self.postfix, self.smtp_port, self.sink = postfix_smtpd(self, f"""\
 smtpd_recipient_restrictions = check_policy_service inet:127.0.0.1:{self.policy.port}, permit_mynetworks, reject
 smtpd_policy_service_request_limit = 0
-""", master_cf=f"127.0.0.1:{self.smtp_port} inet n - n - - smtpd\n")
-        self.addCleanup(self.postfix.stop)
+""", hostname="mx.example")
 
     def swaks(self, body):
         return subprocess.run(["swaks", "--server", f"127.0.0.1:{self.smtp_port}", "--helo", "client.example",

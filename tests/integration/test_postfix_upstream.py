@@ -2,29 +2,15 @@
 Postfix offers CHUNKING, so a message a client sends with BDAT goes on with BDAT (its log,
 at debug level for Grey's address, shows the commands it received); Postfix queues it and
 delivers it to the Maildir sink with the client's octets intact."""
-import re
-import shutil
-import tempfile
 import time
 import unittest
 
-from harness import Client, MaildirSink, PrivatePostfix, Program, free_port
+from harness import Client, Program, postfix_smtpd
 
 
 class PostfixBehindGrey(unittest.TestCase):
     def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="grey-postfix-")
-        self.addCleanup(shutil.rmtree, self.dir, True)
-        self.sink = MaildirSink()
-        self.addCleanup(self.sink.cleanup)
-        smtpd_port = free_port()
-        self.postfix = PrivatePostfix(self.dir, main_cf=f"""\
-myhostname = upstream.example
-mynetworks = 127.0.0.0/8
-relayhost = [127.0.0.1]:{self.sink.port}
-debug_peer_list = 127.0.0.1
-""", master_cf=f"127.0.0.1:{smtpd_port} inet n - n - - smtpd\n")
-        self.addCleanup(self.postfix.stop)
+        self.postfix, smtpd_port, self.sink = postfix_smtpd(self, "debug_peer_list = 127.0.0.1\n")
         self.proxy = Program("spam_me", "--upstream", f"127.0.0.1:{smtpd_port}")
         self.addCleanup(self.proxy.cleanup)
 

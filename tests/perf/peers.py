@@ -16,7 +16,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
-from harness import free_port, make_certificate, wait_for_port  # noqa: E402
+from harness import PrivatePostfix, free_port, make_certificate, wait_for_port  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 GREY_BIN = os.environ.get("GREY_PERF_BIN", os.path.join(ROOT, "build", "release"))
@@ -276,32 +276,20 @@ class Haraka(Process):
 
 
 class PostfixProxy:
-    """Postfix's smtpd as a before-queue proxy offering STARTTLS: a private instance (its own
-    configuration, queue and log, started with `postfix -c DIR start`) whose only SMTP listener
-    passes each accepted message on to `upstream_port` as it arrives (smtpd_proxy_filter) and
-    answers the client with the upstream's reply. Loopback clients may relay; no reverse DNS
-    lookup of the client (the benchmark has no DNS). Needs root, as Postfix's own start does."""
+    """Postfix's smtpd as a before-queue proxy offering STARTTLS: a private instance
+    (harness.PrivatePostfix) whose only SMTP listener passes each accepted message on to
+    `upstream_port` as it arrives (smtpd_proxy_filter) and answers the client with the
+    upstream's reply. Loopback clients may relay; no reverse DNS lookup of the client (the
+    benchmark has no DNS). Needs root, as Postfix's own start does."""
 
     name = "postfix"
 
     MAIN_CF = """\
-compatibility_level = 3.6
-queue_directory = {d}/queue
-data_directory = {d}/data
-command_directory = /usr/sbin
-daemon_directory = /usr/lib/postfix/sbin
-meta_directory = /etc/postfix
-mail_owner = postfix
-setgid_group = postdrop
-inet_interfaces = loopback-only
-inet_protocols = ipv4
 myhostname = postfix.example
-mydestination =
 mynetworks = 127.0.0.0/8
 smtpd_relay_restrictions = permit_mynetworks, reject
 smtpd_peername_lookup = no
 default_process_limit = 100
-maillog_file = {log}
 """
 
     def __init__(self, upstream_port, cert, key):
@@ -309,67 +297,23 @@ maillog_file = {log}
             raise Missing("Postfix is not installed, or this is not root (postfix start needs it)")
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="grey-perf-postfix-")
-        os.chmod(self.dir, 0o755)  # Postfix's daemons run as the postfix user
-        for sub in ("queue", "data"):
-            os.makedirs(os.path.join(self.dir, sub))
-        shutil.chown(os.path.join(self.dir, "data"), user="postfix")
-        # postfix start fails without a word when the log file is outside /var.
-        self.log = f"/var/log/grey-perf-postfix-{os.getpid()}-{self.port}.log"
-        with open(os.path.join(self.dir, "main.cf"), "w") as f:
-            f.write(self.MAIN_CF.format(d=self.dir, log=self.log))
         smtpd = (f"127.0.0.1:{self.port} inet n - n - - smtpd -o smtpd_proxy_filter=127.0.0.1:{upstream_port}"
                  f" -o smtpd_tls_security_level=may -o smtpd_tls_cert_file={cert} -o smtpd_tls_key_file={key}\n")
-        with open(os.path.join(self.dir, "master.cf"), "w") as f:
-            f.write(_master_cf_without_smtp() + smtpd)
         try:
-            for command in ("check", "start"):
-                done = subprocess.run(["postfix", "-c", self.dir, command], capture_output=True, text=True, timeout=60)
-                if done.returncode != 0:
-                    raise RuntimeError(f"postfix {command}: {done.stdout}{done.stderr}{self.output()[-2000:]}")
+            self.postfix = PrivatePostfix(self.dir, main_cf=self.MAIN_CF, master_cf=smtpd)
             wait_for_port(self.port, 20)
         except Exception:
-            self.stop()
+            shutil.rmtree(self.dir, ignore_errors=True)
             raise
-        with open(os.path.join(self.dir, "queue", "pid", "master.pid")) as f:
-            self.pid = int(f.read().split()[0])
+        self.pid = self.postfix.pid
 
     def output(self):
-        try:
-            with open(self.log, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return self.postfix.read_log()
 
     def stop(self):
-        subprocess.run(["postfix", "-c", self.dir, "stop"], capture_output=True, timeout=60)
+        self.postfix.stop()
         wait_until(lambda: not _listening(self.port), 10)
-        if os.path.exists(self.log):
-            os.unlink(self.log)
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def _master_cf_without_smtp():
-    """Debian's master.cf with its port-25 listener (and that entry's -o lines) left out and no
-    service chrooted: the private instance reads its files where they are."""
-    source = "/etc/postfix/master.cf"
-    if not os.path.exists(source):
-        source = "/usr/share/postfix/master.cf.dist"
-    out, in_smtp_inet = [], False
-    with open(source) as f:
-        for line in f:
-            fields = line.split()
-            if line[:1] in (" ", "\t"):  # continues the entry above
-                if not in_smtp_inet:
-                    out.append(line)
-                continue
-            in_smtp_inet = len(fields) > 1 and fields[0] == "smtp" and fields[1] == "inet"
-            if in_smtp_inet:
-                continue
-            if len(fields) >= 8 and not line.startswith("#"):
-                fields[4] = "n"  # chroot
-                line = " ".join(fields) + "\n"
-            out.append(line)
-    return "".join(out)
 
 
 def _listening(port):
