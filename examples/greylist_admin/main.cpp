@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     std::string config_file, store;
     app.add_option("--config", config_file, "greylist_server's TOML configuration")->check(CLI::ExistingFile);
-    app.add_option("--store", store, "sqlite:PATH or redis://HOST:PORT (default: the configuration's)");
+    app.add_option("--store", store, "sqlite:PATH or a Redis URL (redis://..., rediss://..., redis+unix://...; default: the configuration's)");
 
     auto* list = app.add_subcommand("list", "Show every triplet");
     std::string needle;
@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
         if (!store.empty()) s.store = store;
         if (s.store == "memory")
             throw greylist_server::config_error("a memory store lives inside its server: there is nothing to administer");
-        const auto db = greylist_server::open_store(s.store);
+        const auto db = greylist_server::open_store(s);
         const auto& g = s.server;
         const auto now = grey::greylist::clock::now();
         const auto key = [&] {

@@ -1,12 +1,15 @@
 // The same behaviour asked of every store; store-specific behaviour (persistence) after.
 #include <grey/config.hpp>
 #include <grey/greylist/memory_store.hpp>
+#include <grey/greylist/redis_settings.hpp>
 #include <grey/greylist/redis_store.hpp>
 #include <grey/greylist/sqlite_store.hpp>
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <cstdlib>
+#include <functional>
 #include <filesystem>
 #include <memory>
 #include <thread>
@@ -185,5 +188,331 @@ TEST_CASE("Concurrent first sightings of one triplet in Redis store one record")
 TEST_CASE("The Redis store reports a server that is not there") {
     redis_store nowhere("127.0.0.1", 1, unique_prefix());
     const auto d = run(nowhere.check(bob, timing::postgrey(), t0));
-    CHECK(d.error() == grey::errc::store_failed);
+    CHECK(d.error() == asio::error::connection_refused);  // the system's reason, passed on
+}
+
+// ---- The Redis store as production runs it: URLs, login, timeouts, reconnection ----
+
+TEST_CASE("A Redis URL gives host, port, database, user and password") {
+    SUBCASE("host alone: Redis's port, database 0, no login") {
+        const auto u = parse_redis_url("redis://redis.example");
+        REQUIRE(u);
+        CHECK(u.settings.host == "redis.example");
+        CHECK(u.settings.port == 6379);
+        CHECK(u.settings.database == 0);
+        CHECK(u.settings.user.empty());
+        CHECK(u.settings.password.empty());
+        CHECK_FALSE(u.settings.tls);
+        CHECK(u.settings.prefix == "grey:");
+    }
+    SUBCASE("everything, with percent-encoded credentials") {
+        const auto u = parse_redis_url("redis://grey%2Dmx:p%40ss%3Aw%2Fd@10.0.0.5:6380/3");
+        REQUIRE(u);
+        CHECK(u.settings.user == "grey-mx");
+        CHECK(u.settings.password == "p@ss:w/d");
+        CHECK(u.settings.host == "10.0.0.5");
+        CHECK(u.settings.port == 6380);
+        CHECK(u.settings.database == 3);
+    }
+    SUBCASE("a password with no user, and an '@' left unencoded in it") {
+        const auto u = parse_redis_url("redis://:se@cret@localhost");
+        REQUIRE(u);
+        CHECK(u.settings.user.empty());
+        CHECK(u.settings.password == "se@cret");
+        CHECK(u.settings.host == "localhost");
+    }
+    SUBCASE("IPv6") {
+        const auto u = parse_redis_url("redis://[::1]:7000/1");
+        REQUIRE(u);
+        CHECK(u.settings.host == "::1");
+        CHECK(u.settings.port == 7000);
+        CHECK(u.settings.database == 1);
+        CHECK(describe(u.settings) == "redis://[::1]:7000/1");
+    }
+    SUBCASE("rediss:// is TLS") {
+        const auto u = parse_redis_url("rediss://redis.example:6380?tls_ca_file=/etc/grey/ca.pem&tls_server_name=r.example");
+        REQUIRE(u);
+        CHECK(u.settings.tls);
+        CHECK(u.settings.tls_verify);
+        CHECK(u.settings.tls_ca_file == "/etc/grey/ca.pem");
+        CHECK(u.settings.tls_server_name == "r.example");
+    }
+    SUBCASE("the options in the query") {
+        const auto u = parse_redis_url(
+            "redis://h/2?prefix=mx%3Agrey%3A&connect_timeout_ms=250&command_timeout_ms=500&reconnect_min_ms=50"
+            "&reconnect_max_ms=1000&password_file=/run/secrets/redis");
+        REQUIRE(u);
+        CHECK(u.settings.prefix == "mx:grey:");
+        CHECK(u.settings.connect_timeout == 250ms);
+        CHECK(u.settings.command_timeout == 500ms);
+        CHECK(u.settings.reconnect_min == 50ms);
+        CHECK(u.settings.reconnect_max == 1000ms);
+        CHECK(u.settings.password_file == "/run/secrets/redis");
+    }
+}
+
+TEST_CASE("A Redis unix socket URL gives the path, the login and the database") {
+    SUBCASE("redis+unix://") {
+        const auto u = parse_redis_url("redis+unix:///run/redis/redis-server.sock?db=4");
+        REQUIRE(u);
+        CHECK(u.settings.unix_socket == "/run/redis/redis-server.sock");
+        CHECK(u.settings.is_unix());
+        CHECK(u.settings.database == 4);
+        CHECK(describe(u.settings) == "redis+unix:///run/redis/redis-server.sock?db=4");
+    }
+    SUBCASE("unix:// with a user and password") {
+        const auto u = parse_redis_url("unix://grey:pw%25@/var/run/r%20s.sock");
+        REQUIRE(u);
+        CHECK(u.settings.user == "grey");
+        CHECK(u.settings.password == "pw%");
+        CHECK(u.settings.unix_socket == "/var/run/r s.sock");
+    }
+}
+
+TEST_CASE("A Redis URL's options win over the settings it is parsed onto") {
+    redis_settings base;
+    base.prefix = "site:";
+    base.command_timeout = 300ms;
+    base.password = "from-the-file";
+    const auto u = parse_redis_url("redis://h?command_timeout_ms=900", base);
+    REQUIRE(u);
+    CHECK(u.settings.prefix == "site:");
+    CHECK(u.settings.command_timeout == 900ms);
+    CHECK(u.settings.password == "from-the-file");
+}
+
+TEST_CASE("A bad Redis URL is refused with the reason") {
+    const std::pair<std::string_view, std::string_view> bad[] = {
+        {"http://h", "starts with redis://"},
+        {"redis://", "no host"},
+        {"redis://secret@h", "after a colon"},
+        {"redis://h:port", "not a port"},
+        {"redis://h:0", "not a port"},
+        {"redis://h:65536", "not a port"},
+        {"redis://h:", "empty port"},
+        {"redis://h/x", "database number"},
+        {"redis://h/1?db=2", "given twice"},
+        {"redis://h?nope=1", "unknown Redis option 'nope'"},
+        {"redis://h?prefix", "NAME=VALUE"},
+        {"redis://h?command_timeout_ms=0", "milliseconds"},
+        {"redis://h?tls_verify=maybe", "true or false"},
+        {"redis://:%zz@h", "percent-encoding"},
+        {"redis://[::1", "closing ']'"},
+        {"redis+unix://relative.sock", "absolute path"},
+        {"redis://h?reconnect_min_ms=500&reconnect_max_ms=100", "at least"},
+        {"rediss://h?tls_certificate=/c.pem", "go together"},
+        {"redis://h?prefix=a*", "SCAN pattern"},
+    };
+    for (auto [url, reason] : bad) {
+        CAPTURE(url);
+        const auto u = parse_redis_url(url);
+        CHECK_FALSE(u);
+        CHECK(u.error.find(reason) != std::string::npos);
+    }
+}
+
+TEST_CASE("Where a Redis store points is described without its password") {
+    const auto u = parse_redis_url("redis://grey:hunter2@h:6390/5");
+    REQUIRE(u);
+    CHECK(describe(u.settings) == "redis://h:6390/5");
+}
+
+TEST_CASE("Reconnecting backs off from the minimum, doubling up to the maximum, and resets on success") {
+    using sc = std::chrono::steady_clock;
+    reconnect_backoff b(100ms, 1s);
+    const sc::time_point t{sc::duration(1000s)};
+    CHECK(b.may_try(t));
+    b.failed(t);
+    CHECK_FALSE(b.may_try(t + 99ms));
+    CHECK(b.may_try(t + 100ms));
+    b.failed(t + 100ms);  // waits 200 ms
+    CHECK_FALSE(b.may_try(t + 299ms));
+    CHECK(b.may_try(t + 300ms));
+    for (int i = 0; i < 10; ++i) b.failed(t);
+    CHECK(b.next_delay() == 1s);
+    CHECK(b.next_attempt() == t + 1s);
+    b.succeeded();
+    CHECK(b.may_try(t));
+    CHECK(b.next_delay() == 100ms);
+}
+
+namespace {
+/// A loopback server playing a Redis that misbehaves: `serve` runs for each connection, on
+/// the server's one thread. Stopped (and joined) when it goes out of scope.
+class fake_redis {
+  public:
+    explicit fake_redis(std::function<void(grey::detail::tcp::socket&)> serve)
+        : serve_(std::move(serve)), thread_([this] { run(); }) {}
+    ~fake_redis() {
+        stop_ = true;
+        asio::io_context waker;
+        grey::detail::tcp::socket s(waker);
+        asio::error_code ignored;
+        s.connect({asio::ip::make_address("127.0.0.1"), port()}, ignored);  // ends the accept
+        thread_.join();
+    }
+    std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+    int accepted() const { return accepted_; }
+
+    /// Reads until `what` has arrived; false if the client left first.
+    static bool read_until(grey::detail::tcp::socket& s, std::string_view what) {
+        std::string got;
+        char buffer[4096];
+        asio::error_code ec;
+        while (got.find(what) == std::string::npos) {
+            const std::size_t n = s.read_some(asio::buffer(buffer), ec);
+            if (ec) return false;
+            got.append(buffer, n);
+        }
+        return true;
+    }
+
+  private:
+    void run() {
+        while (!stop_) {
+            grey::detail::tcp::socket s(ioc_);
+            asio::error_code ec;
+            acceptor_.accept(s, ec);
+            if (ec || stop_) return;
+            ++accepted_;
+            serve_(s);
+        }
+    }
+
+    asio::io_context ioc_;
+    grey::detail::tcp::acceptor acceptor_{ioc_, {asio::ip::make_address("127.0.0.1"), 0}};
+    std::function<void(grey::detail::tcp::socket&)> serve_;
+    std::atomic<bool> stop_{false};
+    std::atomic<int> accepted_{0};
+    std::thread thread_;
+};
+
+redis_settings fake_at(const fake_redis& f) {
+    redis_settings s;
+    s.port = f.port();
+    s.prefix = unique_prefix();
+    return s;
+}
+
+/// `n` checks at once on one io_context; their outcomes.
+std::vector<result<decision>> concurrent_checks(redis_store& s, int n) {
+    asio::io_context ioc;
+    std::vector<result<decision>> out;
+    std::vector<triplet> keys;  // alive until the checks end: check() takes them by reference
+    for (int i = 0; i < n; ++i) keys.push_back({"192.0.2.0/24", "alice@example.org", "r" + std::to_string(i) + "@example.com"});
+    for (const triplet& t : keys) {
+        asio::co_spawn(ioc, s.check(t, timing::postgrey(), t0), [&](std::exception_ptr e, result<decision> d) {
+            if (e) std::rethrow_exception(e);
+            out.push_back(std::move(d));
+        });
+    }
+    ioc.run();
+    return out;
+}
+} // namespace
+
+TEST_CASE("A Redis that stops answering fails every call in flight after command_timeout") {
+    fake_redis silent([](grey::detail::tcp::socket& s) {
+        if (!fake_redis::read_until(s, "PING\r\n")) return;
+        asio::write(s, asio::buffer(std::string_view("+PONG\r\n")));
+        fake_redis::read_until(s, "never sent");  // reads until the store hangs up
+    });
+    redis_settings settings = fake_at(silent);
+    settings.command_timeout = 200ms;
+    redis_store s(settings);
+    const auto start = std::chrono::steady_clock::now();
+    const auto outcomes = concurrent_checks(s, 8);
+    CHECK(std::chrono::steady_clock::now() - start < 2s);
+    REQUIRE(outcomes.size() == 8);
+    for (const auto& d : outcomes) CHECK(d.error() == redis_errc::command_timeout);
+}
+
+TEST_CASE("A Redis connection that dies fails every pipelined call in flight") {
+    fake_redis dying([](grey::detail::tcp::socket& s) {
+        if (!fake_redis::read_until(s, "PING\r\n")) return;
+        asio::write(s, asio::buffer(std::string_view("+PONG\r\n")));
+        fake_redis::read_until(s, "GET");
+        std::this_thread::sleep_for(50ms);  // let more commands gather behind the first
+        s.close();
+    });
+    redis_settings settings = fake_at(dying);
+    settings.command_timeout = 10s;  // the failure must come from the closed connection
+    redis_store s(settings);
+    const auto start = std::chrono::steady_clock::now();
+    const auto outcomes = concurrent_checks(s, 8);
+    CHECK(std::chrono::steady_clock::now() - start < 5s);
+    REQUIRE(outcomes.size() == 8);
+    for (const auto& d : outcomes) CHECK(d.error() == redis_errc::connection_lost);
+}
+
+TEST_CASE("While Redis cannot be reached, calls fail at once until the backoff lets one try again") {
+    fake_redis closing([](grey::detail::tcp::socket& s) { s.close(); });
+    redis_settings settings = fake_at(closing);
+    settings.reconnect_min = 300ms;
+    redis_store s(settings);
+    CHECK(run(s.check(bob, timing::postgrey(), t0)).error() == redis_errc::connection_lost);
+    CHECK(closing.accepted() == 1);
+    const auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < 20; ++i) CHECK(run(s.check(bob, timing::postgrey(), t0)).error() == redis_errc::connection_lost);
+    if (std::chrono::steady_clock::now() - start < 300ms) CHECK(closing.accepted() == 1);  // no attempt during the wait
+    std::this_thread::sleep_for(350ms);
+    CHECK(run(s.check(bob, timing::postgrey(), t0)).error() == redis_errc::connection_lost);
+    CHECK(closing.accepted() == 2);
+}
+
+TEST_CASE("A Redis that does not accept the connection in time fails with connect_timeout") {
+    // A listening socket whose backlog is full accepts no more: connect() hangs. Simpler and
+    // certain: a server that accepts but never answers the login.
+    fake_redis mute([](grey::detail::tcp::socket& s) { fake_redis::read_until(s, "never sent"); });
+    redis_settings settings = fake_at(mute);
+    settings.connect_timeout = 200ms;
+    settings.command_timeout = 10s;
+    redis_store s(settings);
+    const auto start = std::chrono::steady_clock::now();
+    CHECK(run(s.check(bob, timing::postgrey(), t0)).error() == redis_errc::connect_timeout);
+    CHECK(std::chrono::steady_clock::now() - start < 2s);
+}
+
+TEST_CASE("The Redis store keeps its records in the database it is given") {
+    const grey::endpoint where = test_redis();
+    redis_settings in3;
+    in3.host = where.host;
+    in3.port = where.port;
+    in3.database = 3;
+    in3.prefix = unique_prefix();
+    redis_settings in0 = in3;
+    in0.database = 0;
+    redis_store s3(in3), s0(in0);
+    CHECK(run(s3.check(bob, timing::postgrey(), t0))->why == outcome::first_seen);
+    CHECK(run(s3.find(""))->size() == 1);
+    CHECK(run(s0.find(""))->empty());
+    CHECK(*run(s3.remove(bob)));
+}
+
+TEST_CASE("The Redis store reports a database Redis does not have, and a password it does not expect") {
+    const grey::endpoint where = test_redis();
+    redis_settings s;
+    s.host = where.host;
+    s.port = where.port;
+    s.prefix = unique_prefix();
+    SUBCASE("no such database") {
+        s.database = 100000;
+        redis_store store(s);
+        CHECK(run(store.check(bob, timing::postgrey(), t0)).error() == redis_errc::select_failed);
+    }
+    SUBCASE("a password for a Redis that has none") {
+        s.password = "not-configured";
+        redis_store store(s);
+        CHECK(run(store.check(bob, timing::postgrey(), t0)).error() == redis_errc::auth_failed);
+    }
+}
+
+TEST_CASE("The Redis store refuses settings that cannot work before it starts") {
+    redis_settings s;
+    s.password_file = "/nonexistent-dir/redis-password";
+    CHECK_THROWS_AS(redis_store{s}, std::runtime_error);
+    redis_settings t;
+    t.reconnect_min = 2s;
+    t.reconnect_max = 1s;
+    CHECK_THROWS_AS(redis_store{t}, std::invalid_argument);
 }
