@@ -14,7 +14,9 @@ packages=(
     python3 swaks libnet-ssleay-perl postfix          # test peers: smtplib, swaks (with TLS), smtp-sink/-source
     python3-aiosmtpd                                  # an upstream that speaks STARTTLS
     haproxy                                           # a load balancer sending the PROXY protocol
+    prometheus                                        # promtool checks the metrics endpoint
     shellcheck                                        # tests/run checks the shell scripts
+    systemd lintian dpkg-dev                          # tests/dist: systemd-analyze on the units; the .deb (shlibdeps, lintian)
     clang libclang-rt-14-dev                          # the libFuzzer build
     "$@"
 )

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <exception>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -195,18 +196,26 @@ struct server_options {
     }
 };
 
+/// Called once a server listens, before it serves, with where it listens; returning false
+/// stops it there (greylist_server gives up root and tells systemd it is ready).
+using on_listening = std::function<bool(const std::string& where)>;
+
 /// Listens, says where, serves until SIGINT/SIGTERM. Returns the process exit code.
 template <class Handler>
-int serve(grey::ServerCore<Handler>& server) {
+int serve(grey::ServerCore<Handler>& server, const on_listening& listening = {}) {
     try {
         server.listen();
     } catch (const std::exception& e) {
         fmt::print(stderr, "error: {}\n", e.what());
         return 1;
     }
-    for (const auto& ep : server.local_endpoints())
+    std::string where;
+    for (const auto& ep : server.local_endpoints()) {
         fmt::print("listening on {}\n", grey::ServerCore<Handler>::format(ep));
+        where += (where.empty() ? "listening on " : " ") + grey::ServerCore<Handler>::format(ep);
+    }
     std::fflush(stdout);
+    if (listening && !listening(where)) return 1;
     server.run();
     return 0;
 }

@@ -14,7 +14,9 @@
 //   greylist_server --policy inet:127.0.0.1:10023 --policy unix:/run/grey/policy
 //
 // grey.toml beside this file documents every option. SIGHUP reloads the relay and whitelist
-// lists from the configuration file; SIGINT/SIGTERM stop gracefully.
+// lists from the configuration file; SIGINT/SIGTERM stop gracefully. Under systemd (dist/ has
+// the units) it reports readiness and reloads with sd_notify; started as root without it,
+// --user NAME makes its files as NAME and gives root up once its ports are bound.
 #include <csignal>
 #include <cstdio>
 #include <memory>
@@ -26,6 +28,9 @@
 #include <grey/greylist/greylisting_policy.hpp>
 #include <grey/policy/server.hpp>
 
+#include "../common/privileges.hpp"
+#include "../common/sd_notify.hpp"
+#include "../common/metrics_service.hpp"
 #include "../common/server_options.hpp"
 #include "../maildir_sink/maildir_sink.hpp"
 #include "settings.hpp"
@@ -60,7 +65,8 @@ class session_log {
 };
 
 /// The Postfix policy service on s.policy_listen, until SIGINT/SIGTERM. Returns the exit code.
-int serve_policy(const greylist_server::settings& s) {
+/// `listening` runs once it listens, before it serves; false stops it there.
+int serve_policy(const greylist_server::settings& s, const examples::on_listening& listening) {
     grey::policy::server server(s.server, s.policy, s.policy_listen, s.policy_socket_mode);
     try {
         server.listen();
@@ -68,8 +74,13 @@ int serve_policy(const greylist_server::settings& s) {
         fmt::print(stderr, "error: {}\n", e.what());
         return 1;
     }
-    for (const auto& address : server.local_addresses()) fmt::print("policy service listening on {}\n", address);
+    std::string where;
+    for (const auto& address : server.local_addresses()) {
+        fmt::print("policy service listening on {}\n", address);
+        where += (where.empty() ? "" : " ") + address;
+    }
     std::fflush(stdout);
+    if (listening && !listening("policy service on " + where)) return 1;
     server.run();
     return 0;
 }
@@ -91,9 +102,11 @@ int main(int argc, char** argv) {
         ->type_name("HOST:PORT");
     app.add_option("--proxy-from", proxy_from, "Network allowed to send the PROXY header, repeatable")->type_name("CIDR");
     app.add_option("--upstream", upstream, "The real SMTP server (default: the embedded Maildir sink)")->type_name("HOST:PORT");
-    app.add_option("--store", store, "memory, sqlite:PATH or redis://HOST:PORT (default sqlite:greylist.db)");
+    app.add_option("--store", store, "memory, sqlite:PATH or a Redis URL: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], rediss://..., redis+unix:///PATH (default sqlite:greylist.db)");
     auto* delay_opt = app.add_option("--delay", delay, "Seconds before a retry passes (default 300)");
     app.add_option("--log", s.log_file, "Session log file (default: standard output)");
+    std::string metrics_at;
+    app.add_option("--metrics", metrics_at, "Serve Prometheus metrics at http://HOST:PORT/metrics")->type_name("HOST:PORT");
     app.add_option("--maildir", s.maildir, "Maildir of the embedded sink")->capture_default_str();
     std::string tls_cert, tls_key;
     bool tls_required = false;
@@ -121,11 +134,19 @@ int main(int argc, char** argv) {
         ->type_name("inet:HOST:PORT|unix:PATH");
     app.add_option("--greylist-text", greylist_text,
                    "Policy service: the text of a deferral (%r: recipient domain, %s: seconds to wait)");
+    std::string run_user, run_group;
+    app.add_option("--user", run_user,
+                   "Started as root: make files at start as this user, and become it once listening")
+        ->type_name("NAME");
+    app.add_option("--group", run_group, "With --user: this group instead of the user's own")->type_name("NAME");
     CLI11_PARSE(app, argc, argv);
 
     std::optional<session_log> log;
+    std::optional<examples::metrics_service> metrics;
     std::shared_ptr<grey::greylist::shared_lists> lists;
+    std::optional<examples::privileges> privs;
     try {
+        privs.emplace(run_user, run_group);
         if (!config_file.empty()) greylist_server::load_file(config_file, s);
         // The command line overrides the file.
         if (!listen.empty() || !proxy_listen.empty()) {
@@ -181,12 +202,20 @@ int main(int argc, char** argv) {
             u.upstream_connect = u.upstream_greeting = u.upstream_command = u.upstream_data_init =
                 u.upstream_data_block = u.upstream_data_term = std::chrono::seconds(s.upstream_timeout);
         }
-        s.server.store = greylist_server::open_store(s.store);
+        privs->as_user();  // the store, the log and the Maildir are --user's
+        s.server.store = greylist_server::open_store(s);
+        if (!metrics_at.empty()) s.metrics = metrics_at;
+        if (!s.metrics.empty()) {
+            metrics.emplace(examples::endpoint_or_throw(s.metrics));
+            s.server.metrics = &metrics->metrics();
+            fmt::print("metrics on http://{}/metrics\n", grey::ServerCore<GreylistHandler>::format(metrics->local_endpoint()));
+        }
         log.emplace(s.log_file);
         s.server.log = [&log](const std::string& line) { log->write(line); };
         lists = std::make_shared<grey::greylist::shared_lists>(s.lists);
         s.server.lists = lists;
         if (s.upstream.empty() && s.policy_listen.empty()) make_maildir(s.maildir);
+        privs->as_root();  // to bind
     } catch (const CLI::Error& e) {
         return app.exit(e);
     } catch (const std::exception& e) {
@@ -214,8 +243,21 @@ int main(int argc, char** argv) {
                        s.maildir.string());
         // A sink on port 0 gets its port now: point the proxy at it.
         s.server.smtp_port = sink->local_endpoints().front().port();
-        sink_thread = std::thread([&] { sink->run(); });
     }
+    // Once every port is bound: give root up (--user), start the sink, tell systemd.
+    const examples::on_listening listening = [&](const std::string& where) {
+        try {
+            privs->drop();
+        } catch (const std::exception& e) {
+            fmt::print(stderr, "greylist_server: refusing to run as root: {}\n", e.what());
+            return false;
+        }
+        if (privs->active()) fmt::print("running as user {}\n", privs->user());
+        std::fflush(stdout);
+        if (sink) sink_thread = std::thread([&] { sink->run(); });
+        examples::sd_notify("READY=1\nSTATUS=" + where);
+        return true;
+    };
 
     // SIGHUP: re-read the lists; hourly: forget expired greylist records.
     asio::io_context control;
@@ -223,6 +265,7 @@ int main(int argc, char** argv) {
     std::function<void()> wait_hup = [&] {
         hup.async_wait([&](asio::error_code ec, int) {
             if (ec) return;
+            examples::sd_notify(examples::sd_reloading());
             greylist_server::settings fresh;
             try {
                 if (!config_file.empty()) greylist_server::load_file(config_file, fresh);
@@ -231,6 +274,7 @@ int main(int argc, char** argv) {
             } catch (const std::exception& e) {
                 fmt::print(stderr, "greylist_server: reload failed, keeping the old lists: {}\n", e.what());
             }
+            examples::sd_notify("READY=1");
             wait_hup();
         });
     };
@@ -249,13 +293,13 @@ int main(int argc, char** argv) {
 
     int status = 0;
     if (!s.policy_listen.empty()) {
-        status = serve_policy(s);
+        status = serve_policy(s, listening);
     } else {
         if (!s.server.tls.enabled())
             fmt::print("STARTTLS not offered: give a certificate with --tls-cert FILE --tls-key FILE, "
                        "or in grey.toml's [tls]\n");
         grey::ServerCore<GreylistHandler> server(s.server);
-        status = examples::serve(server);
+        status = examples::serve(server, listening);
     }
 
     if (sink) sink->stop();

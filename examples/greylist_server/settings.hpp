@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
 #include <type_traits>
 #include <filesystem>
@@ -19,6 +20,7 @@
 #include <grey/greylist/greylisting_policy.hpp>
 #include <grey/greylist/memory_store.hpp>
 #include <grey/greylist/privacy.hpp>
+#include <grey/greylist/redis_settings.hpp>
 #include <grey/greylist/redis_store.hpp>
 #include <grey/greylist/sqlite_store.hpp>
 #include <grey/policy/server.hpp>
@@ -31,7 +33,10 @@ struct settings {
     grey::greylist::greylist_config server;  ///< listening, limits, greylisting
     std::string upstream;                    ///< HOST:PORT; empty: the embedded Maildir sink
     std::string store = "sqlite:greylist.db";
+    /// [greylist.redis]: options of a redis:// store (grey.toml), under the URL's own.
+    std::map<std::string, std::string> redis;
     std::string log_file;                    ///< empty: standard output
+    std::string metrics;                     ///< HOST:PORT for GET /metrics; empty: none
     std::filesystem::path maildir = "Maildir";
     grey::endpoint maildir_listen{"127.0.0.1", 2526};
     grey::greylist::lists lists;
@@ -170,7 +175,7 @@ inline void load_file(const std::string& path, settings& s) {
         r.only(*t, "server", {"listen", "upstream", "servername", "threads", "greet_pause_ms", "drain_seconds",
                               "max_connections", "max_connections_per_ip", "max_message_size", "max_recipients",
                               "command_timeout", "upstream_timeout", "upstream_pool", "upstream_idle_seconds",
-                              "improper_pipelining", "upstream_identity", "proxy_listen", "proxy_from"});
+                              "improper_pipelining", "upstream_identity", "proxy_listen", "proxy_from", "metrics"});
         std::vector<std::string> listen;
         r.get(*t, "server", "listen", listen);
         if (!listen.empty()) {
@@ -185,6 +190,8 @@ inline void load_file(const std::string& path, settings& s) {
         } catch (const CLI::ValidationError& e) {
             r.fail(*t, fmt::format("'server.proxy_listen', 'server.proxy_from': {}", e.what()));
         }
+        r.get(*t, "server", "metrics", s.metrics);
+        if (!s.metrics.empty()) detail::endpoint_at(r, *t->get("metrics"), "server.metrics", s.metrics);
         r.get(*t, "server", "upstream", s.upstream);
         if (!s.upstream.empty()) detail::endpoint_at(r, *t->get("upstream"), "server.upstream", s.upstream);
         r.get(*t, "server", "servername", c.servername);
@@ -225,7 +232,7 @@ inline void load_file(const std::string& path, settings& s) {
     grey::greylist::greylist_config& g = s.server;
     if (const toml::table* t = section("greylist")) {
         r.only(*t, "greylist", {"store", "preset", "delay", "retry_window", "max_age", "too_soon", "ipv4_prefix",
-                                "ipv6_prefix", "auto_whitelist_after", "add_header", "privacy", "normalise"});
+                                "ipv6_prefix", "auto_whitelist_after", "add_header", "privacy", "normalise", "redis"});
         r.get(*t, "greylist", "store", s.store);
         std::string preset;
         r.get(*t, "greylist", "preset", preset);
@@ -256,6 +263,24 @@ inline void load_file(const std::string& path, settings& s) {
             r.get(*nt, "greylist.normalise", "unwrap_srs", g.normalisation.unwrap_srs);
             r.get(*nt, "greylist.normalise", "strip_extension", g.normalisation.strip_extension);
             r.get(*nt, "greylist.normalise", "fold_digits", g.normalisation.fold_digits);
+        }
+        if (const toml::node* n = t->get("redis")) {
+            const toml::table* rt = n->as_table();
+            if (!rt) r.fail(*n, "'greylist.redis' must be a section");
+            // The same words as a redis:// URL's query, checked now so that a mistake names its line.
+            grey::greylist::redis_settings check;
+            s.redis.clear();
+            for (auto&& [key, value] : *rt) {
+                std::string text;
+                if (auto v = value.value<std::string>(); v && value.is_string()) text = *v;
+                else if (auto b = value.value<bool>(); b && value.is_boolean()) text = *b ? "true" : "false";
+                else if (auto i = value.value<std::int64_t>(); i && value.is_integer() && *i >= 0) text = std::to_string(*i);
+                else r.fail(value, fmt::format("'greylist.redis.{}' must be a string, a whole number or true/false", key.str()));
+                if (auto e = grey::greylist::apply_redis_option(check, key.str(), text); !e.empty())
+                    r.fail(value, fmt::format("'greylist.redis': {}", e));
+                s.redis[std::string(key.str())] = text;
+            }
+            if (auto e = grey::greylist::check_redis_settings(check); !e.empty()) r.fail(*n, fmt::format("'greylist.redis': {}", e));
         }
     }
 
@@ -363,19 +388,46 @@ inline void load_file(const std::string& path, settings& s) {
     }
 }
 
-/// A store from its description: memory, sqlite:PATH or redis://HOST:PORT.
-inline std::shared_ptr<grey::greylist::store> open_store(const std::string& spec) {
+/// A Redis store from its URL (grey/greylist/redis_settings.hpp), over the [greylist.redis]
+/// options: what the URL says wins. With no password in either, GREY_REDIS_PASSWORD's (so it
+/// is on no command line and in no file that others may read).
+inline std::shared_ptr<grey::greylist::store> open_redis_store(const std::string& url,
+                                                               const std::map<std::string, std::string>& options) {
+    grey::greylist::redis_settings base;
+    for (const auto& [key, value] : options)
+        if (auto e = grey::greylist::apply_redis_option(base, key, value); !e.empty()) throw config_error(e);
+    auto parsed = grey::greylist::parse_redis_url(url, base);
+    if (!parsed)
+        throw config_error(fmt::format("bad Redis URL: {} (redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?OPTION=VALUE...] "
+                                       "or redis+unix://[[USER]:PASSWORD@]/PATH[?db=N...])",
+                                       parsed.error));
+    grey::greylist::redis_settings& r = parsed.settings;
+    if (r.password.empty() && r.password_file.empty())
+        if (const char* env = std::getenv("GREY_REDIS_PASSWORD")) r.password = env;
+    try {
+        return std::make_shared<grey::greylist::redis_store>(std::move(r));
+    } catch (const std::exception& e) {
+        throw config_error(e.what());
+    }
+}
+
+/// A store from its description: memory, sqlite:PATH or a Redis URL (redis://, rediss://,
+/// redis+unix://, unix://), with the [greylist.redis] options in `redis`.
+inline std::shared_ptr<grey::greylist::store> open_store(const std::string& spec,
+                                                         const std::map<std::string, std::string>& redis = {}) {
     if (spec == "memory") return std::make_shared<grey::greylist::memory_store>();
     if (spec.rfind("sqlite:", 0) == 0 && spec.size() > 7)
         return std::make_shared<grey::greylist::sqlite_store>(spec.substr(7));
-    if (spec.rfind("redis://", 0) == 0) {
-        auto where = grey::parse_endpoint(spec.substr(8));
-        if (!where) throw config_error(fmt::format("'{}' is not redis://HOST:PORT", spec));
-        return std::make_shared<grey::greylist::redis_store>(where->host, where->port);
-    }
-    throw config_error(
-        fmt::format("unknown store '{}': use memory, sqlite:PATH or redis://HOST:PORT", spec));
+    for (const char* scheme : {"redis://", "rediss://", "redis+unix://", "unix://"})
+        if (spec.rfind(scheme, 0) == 0) return open_redis_store(spec, redis);
+    throw config_error(fmt::format(
+        "unknown store '{}': use memory, sqlite:PATH, redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or "
+        "redis+unix:///PATH",
+        spec));
 }
+
+/// The store `s` describes, with its [greylist.redis] options.
+inline std::shared_ptr<grey::greylist::store> open_store(const settings& s) { return open_store(s.store, s.redis); }
 
 /// True when every address is a loopback one: only then may a server with no allowed_domains
 /// accept any recipient, since the MTA behind it trusts mail that comes from the proxy.

@@ -16,6 +16,10 @@
 
 namespace grey {
 
+namespace metrics {
+struct server_metrics;
+}
+
 using namespace std::chrono_literals;
 
 /// A listen or upstream address: "127.0.0.1:25", "[::1]:25", "mx.example:25".
@@ -123,6 +127,9 @@ struct server_config {
     /// How the upstream learns who the client is (upstream/identity.hpp): XCLIENT or XFORWARD
     /// when it offers them, as MTAs offer them only to the hosts they trust to say so.
     upstream::identity_policy upstream_identity = upstream::identity_policy::automatic;
+    /// Where the server's components count what they do (metrics/server_metrics.hpp); none
+    /// when null. It must outlive the server.
+    metrics::server_metrics* metrics = nullptr;
 
     std::vector<endpoint> listen_endpoints() const {
         if (!listen.empty()) return listen;

@@ -27,6 +27,7 @@
 #include "config.hpp"
 #include "detail/asio.hpp"
 #include "detail/watchdog.hpp"
+#include "metrics/server_metrics.hpp"
 #include "session_context.hpp"
 #include "smtp/bdat.hpp"
 #include "smtp/command.hpp"
@@ -228,6 +229,7 @@ class MailHandler {
 
     /// A refused command: answered, and counted towards the session's error limit.
     void refuse(const smtp::reply& r) {
+        if (config_.metrics) config_.metrics->command_refused(r.code);
         if (++errors_ >= config_.limits.max_errors) {
             queue(r.code == 421 ? r : smtp::replies::too_many_errors);
             closing_ = true;
@@ -239,6 +241,7 @@ class MailHandler {
     void refuse(std::error_code ec) {
         using namespace smtp::replies;
         if (ec == errc::forbidden_command) {
+            if (config_.metrics) config_.metrics->command_refused(554);
             queue(forbidden_command);
             closing_ = true;
             return;
@@ -315,6 +318,7 @@ class MailHandler {
     }
 
     void refuse_improper_pipelining() {
+        if (config_.metrics) config_.metrics->command_refused(554);
         queue(smtp::replies::improper_pipelining);
         closing_ = true;
     }
@@ -440,6 +444,7 @@ class MailHandler {
         watchdog_.expires_after(tls_->settings().handshake_timeout);
         const std::shared_ptr<asio::ssl::context> context = tls_->current();
         const std::error_code ec = co_await stream_.handshake(*context, stream::role::server);
+        if (config_.metrics) (ec ? config_.metrics->tls_handshake_failures : config_.metrics->tls_handshakes).add();
         if (ec) {
             // Nothing can be said to a client whose TLS failed: neither plain text nor TLS.
             closing_ = true;

@@ -33,6 +33,7 @@
 #include "config.hpp"
 #include "detail/asio.hpp"
 #include "detail/watchdog.hpp"
+#include "metrics/server_metrics.hpp"
 #include "proxy_protocol.hpp"
 #include "session_context.hpp"
 #include "smtp/reply.hpp"
@@ -260,6 +261,7 @@ class ServerCore {
             const bool trusted = std::any_of(proxy_from.begin(), proxy_from.end(),
                                              [&](const network& n) { return n.contains(peer.address()); });
             asio::error_code ignored;
+            if (!trusted) count(metrics::refusal::proxy_untrusted);
             if (!trusted) socket.close(ignored);
             else asio::co_spawn(w.ioc, read_proxy_header(std::move(socket), ends, w), asio::detached);
         }
@@ -307,6 +309,11 @@ class ServerCore {
         state->deadline.cancel();
         asio::error_code ignored;
         state->socket.close(ignored);
+        count(metrics::refusal::proxy_header);
+    }
+
+    void count(metrics::refusal why) {
+        if (config_.metrics) config_.metrics->refused(why);
     }
 
     void admit(detail::tcp::socket socket, const endpoints& ends, worker& w) {
@@ -316,10 +323,19 @@ class ServerCore {
         {
             std::lock_guard lock(mutex_);
             const smtp::reply* refusal = nullptr;
-            if (stopping_) refusal = &smtp::replies::shutting_down;
-            else if (slots_.size() >= config_.limits.max_connections) refusal = &smtp::replies::too_many_connections;
-            else if (per_peer_[address] >= config_.limits.max_connections_per_ip) refusal = &smtp::replies::too_many_from_peer;
+            metrics::refusal why{};
+            if (stopping_) {
+                refusal = &smtp::replies::shutting_down;
+                why = metrics::refusal::shutting_down;
+            } else if (slots_.size() >= config_.limits.max_connections) {
+                refusal = &smtp::replies::too_many_connections;
+                why = metrics::refusal::connection_limit;
+            } else if (per_peer_[address] >= config_.limits.max_connections_per_ip) {
+                refusal = &smtp::replies::too_many_from_peer;
+                why = metrics::refusal::per_address_limit;
+            }
             if (refusal) {
+                count(why);
                 if (per_peer_[address] == 0) per_peer_.erase(address);
                 refuse(socket, *refusal);
                 return;
@@ -328,10 +344,15 @@ class ServerCore {
             ++slot->peer->second;
             slot->where = slots_.insert(slots_.end(), slot);
         }
+        if (auto* m = config_.metrics) {
+            m->connections_accepted.add();
+            m->sessions_open.add(1);
+        }
         asio::co_spawn(w.ioc, session(std::move(socket), ends, slot, w.pool.get()),
                        [this, slot](std::exception_ptr e) {
                            if (e) log_exception(e);
                            release(*slot);
+                           if (config_.metrics) config_.metrics->sessions_open.add(-1);
                        });
     }
 

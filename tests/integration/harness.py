@@ -244,7 +244,8 @@ class ScriptedUpstream(threading.Thread):
         self.xclient_reply = b"220 scripted.example ESMTP\r\n"  # XCLIENT_README: a new greeting
         self.all_commands = []  # of every connection: (connection number, command)
         self.connections = 0
-        self.commands, self.messages = [], []  # commands: of the latest connection
+        self.by_connection = {}  # connection number -> [(command, tls)]
+        self.messages = []
         self.start()
 
     def run(self):
@@ -255,30 +256,34 @@ class ScriptedUpstream(threading.Thread):
                 return
             # Each connection on its own thread: Grey may keep one open in its pool while it
             # opens another.
-            threading.Thread(target=self.serve_and_close, args=(conn,), daemon=True).start()
+            self.connections += 1  # numbered in the order accepted
+            self.by_connection[self.connections] = []
+            threading.Thread(target=self.serve_and_close, args=(conn, self.connections), daemon=True).start()
 
-    def serve_and_close(self, conn):
+    @property
+    def commands(self):
+        """What the latest connection received: (command, whether TLS was up)."""
+        return self.by_connection[self.connections] if self.connections else []
+
+    def serve_and_close(self, conn, number):
         try:
-            self.serve(conn)
+            self.serve(conn, number)
         except (OSError, ssl.SSLError):
             pass
         finally:
             conn.close()
 
-    def serve(self, conn):
+    def serve(self, conn, number):
         tls = False
         chunks = []  # of the BDAT message being received
-        self.commands = []
-        self.connections += 1
-        number = self.connections
         reader = conn.makefile("rb")
         conn.sendall(b"220 scripted.example ESMTP\r\n")
         while line := reader.readline():
             verb = line.strip().split(b" ")[0].upper()
-            self.commands.append((line.strip().decode(), tls))
+            self.by_connection[number].append((line.strip().decode(), tls))
             self.all_commands.append((number, line.strip().decode()))
             if verb == b"EHLO":
-                lines = ["scripted.example", *self.extensions(self.connections, tls)]
+                lines = ["scripted.example", *self.extensions(number, tls)]
                 conn.sendall("".join(f"250{' ' if i == len(lines) - 1 else '-'}{l}\r\n"
                                      for i, l in enumerate(lines)).encode())
             elif verb == b"STARTTLS":

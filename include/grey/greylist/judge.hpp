@@ -27,6 +27,7 @@
 
 #include "../config.hpp"
 #include "../detail/asio.hpp"
+#include "../metrics/server_metrics.hpp"
 #include "engine.hpp"
 #include "lists.hpp"
 #include "store.hpp"
@@ -130,8 +131,12 @@ inline std::string x_greylist_header(std::chrono::seconds delayed, std::string_v
                        delayed.count(), host, fmt::gmtime(clock::to_time_t(now)));
 }
 
-/// The decision for `q`, from the lists `l` and the store and settings in `s`.
-inline asio::awaitable<judgement> judge(const greylist_config& s, const lists& l, const question& q) {
+namespace judging {
+inline void time_store(const greylist_config& s, std::chrono::steady_clock::time_point started) {
+    if (s.metrics) s.metrics->store_seconds.observe(std::chrono::steady_clock::now() - started);
+}
+
+inline asio::awaitable<judgement> decide(const greylist_config& s, const lists& l, const question& q) {
     if (l.may_relay_anywhere(q.client_address)) co_return judgement{finding::relays_anywhere};
     // <Postmaster> has no domain, and every server must take it (RFC 5321 §4.5.1).
     if (q.relay_control && !q.recipient_domain.empty() && !l.relays_for(q.recipient_domain))
@@ -146,12 +151,17 @@ inline asio::awaitable<judgement> judge(const greylist_config& s, const lists& l
     }
     const clock::time_point now = s.now();
     if (s.auto_whitelist_after > 0) {
+        const auto started = std::chrono::steady_clock::now();
         auto c = co_await s.store->client(group);
+        time_store(s, started);
         if (!note_store_health(s, c)) co_return judgement{finding::store_unavailable};
         if (client_whitelisted(s.auto_whitelist_after, *c, s.timing, now)) co_return judgement{finding::auto_whitelisted};
     }
+    const auto started = std::chrono::steady_clock::now();
     auto d = co_await s.store->check(key, s.timing, now);
+    time_store(s, started);
     if (!note_store_health(s, d)) co_return judgement{finding::store_unavailable};
+    if (s.metrics && d->why == outcome::first_seen) s.metrics->greylist_first_seen.add();
     if (!d->pass()) {
         const auto waited = std::chrono::duration_cast<std::chrono::seconds>(now - d->updated.first_seen);
         co_return judgement{finding::greylisted, {}, std::max(s.timing.delay - waited, std::chrono::seconds{0})};
@@ -162,6 +172,25 @@ inline asio::awaitable<judgement> judge(const greylist_config& s, const lists& l
     }
     if (d->why == outcome::passed) co_return judgement{finding::passed, d->delayed};
     co_return judgement{finding::known};
+}
+
+inline metrics::verdict_kind kind_of(const judgement& j) noexcept {
+    if (j.accepted()) return metrics::verdict_kind::accepted;
+    switch (j.why) {
+    case finding::relay_denied: return metrics::verdict_kind::relay_denied;
+    case finding::store_unavailable: return metrics::verdict_kind::store_unavailable;
+    case finding::greylisted: return metrics::verdict_kind::greylisted;
+    default: return metrics::verdict_kind::refused;
+    }
+}
+} // namespace judging
+
+/// The decision for `q`, from the lists `l` and the store and settings in `s`; counted in
+/// s.metrics when there are metrics.
+inline asio::awaitable<judgement> judge(const greylist_config& s, const lists& l, const question& q) {
+    const judgement j = co_await judging::decide(s, l, q);
+    if (s.metrics) s.metrics->recipient(judging::kind_of(j));
+    co_return j;
 }
 
 } // namespace grey::greylist

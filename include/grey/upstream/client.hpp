@@ -19,6 +19,7 @@
 #include "../config.hpp"
 #include "../detail/asio.hpp"
 #include "../detail/watchdog.hpp"
+#include "../metrics/registry.hpp"
 #include "../smtp/address.hpp"
 #include "../smtp/extensions.hpp"
 #include "../smtp/line_reader.hpp"
@@ -79,6 +80,7 @@ class client {
 
     asio::awaitable<std::error_code> write(std::string_view bytes, detail::watchdog::clock::duration timeout) {
         watchdog_->expires_after(timeout);
+        sent_ = detail::watchdog::clock::now();
         const std::error_code ec = co_await stream_.write(bytes);
         co_return ec ? timed(ec) : std::error_code{};
     }
@@ -87,6 +89,7 @@ class client {
     asio::awaitable<std::error_code> write(std::string_view first, std::string_view second,
                                            detail::watchdog::clock::duration timeout) {
         watchdog_->expires_after(timeout);
+        sent_ = detail::watchdog::clock::now();
         const std::error_code ec = co_await stream_.write(first, second);
         co_return ec ? timed(ec) : std::error_code{};
     }
@@ -99,6 +102,7 @@ class client {
             if (*next) {
                 auto r = parser.feed((*next)->text);
                 if (!r) co_return r.error();
+                if (*r && reply_time_) reply_time_->observe(detail::watchdog::clock::now() - sent_);
                 if (*r) co_return std::move(**r);
                 continue;
             }
@@ -161,6 +165,9 @@ class client {
     /// What the upstream's last EHLO reply offered (nothing after HELO).
     const smtp::extensions& caps() const noexcept { return caps_; }
 
+    /// Where the time from the latest write to each reply is observed; none when null.
+    void time_replies(metrics::histogram* h) noexcept { reply_time_ = h; }
+
     /// The identity.key() the connection took by XCLIENT; empty while it has taken none.
     const std::string& identity() const noexcept { return identity_; }
     void set_identity(std::string key) { identity_ = std::move(key); }
@@ -187,6 +194,8 @@ class client {
     smtp::line_reader in_;
     smtp::extensions caps_;
     std::string identity_;  // see identity()
+    metrics::histogram* reply_time_ = nullptr;
+    detail::watchdog::clock::time_point sent_{};  // the latest write, for reply_time_
 };
 
 } // namespace grey::upstream

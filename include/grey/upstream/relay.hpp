@@ -30,6 +30,7 @@
 #include <fmt/format.h>
 
 #include "../config.hpp"
+#include "../metrics/server_metrics.hpp"
 #include "../smtp/command.hpp"
 #include "../smtp/data_codec.hpp"
 #include "../smtp/reply.hpp"
@@ -69,10 +70,12 @@ class relay {
     asio::awaitable<result<void>> connect(std::string_view helo_name, std::string_view identity_key = {}) {
         if (client_) co_return result<void>{};
         if (pool_ && (client_ = pool_->acquire(identity_key))) {
+            if (metrics()) metrics()->pool_hits.add();
             client_->attach(watchdog_);
             needs_reset_ = reused_ = true;
             co_return result<void>{};
         }
+        if (pool_ && metrics()) metrics()->pool_misses.add();
         if (pool_) helo_name = config_.servername;  // one connection, many clients' mail
         const std::string name(helo_name.empty() ? std::string_view(config_.servername) : helo_name);
         result<void> opened = co_await open(name, tls_ != nullptr);
@@ -82,6 +85,7 @@ class relay {
             opened = co_await open(name, false);  // opportunistic TLS never holds mail back
         }
         if (!opened) drop();
+        if (metrics()) (opened ? metrics()->upstream_connects : metrics()->upstream_connect_failures).add();
         co_return opened;
     }
 
@@ -122,6 +126,7 @@ class relay {
     /// For a chunked message, the octets as they came, in pieces of any size.
     asio::awaitable<void> message_data(std::string_view wire) {
         if (!in_data_ || broken_ || chunk_refused_) co_return;
+        if (metrics()) metrics()->bytes_relayed.add(wire.size());
         if (held_.size() + wire.size() <= held_limit) {
             held_.append(wire);
             co_return;
@@ -137,20 +142,9 @@ class relay {
     }
 
     asio::awaitable<smtp::reply> end_of_data() {
-        if (!in_data_ || broken_) {
-            end_transaction();
-            co_return smtp::replies::upstream_failed;
-        }
-        if (chunks_) co_return co_await last_chunk();
-        in_data_ = false;
-        mail_sent_ = false;
-        const std::error_code ec =
-            co_await client_->write(held_, smtp::end_of_data_marker, config_.timeouts.upstream_data_block);
-        held_.clear();
-        if (ec) co_return fail();
-        auto r = co_await client_->read_reply(config_.timeouts.upstream_data_term);
-        if (!r) co_return fail();
-        co_return decorate(std::move(*r));
+        smtp::reply r = co_await finish_message();
+        if (metrics()) (r.completion() ? metrics()->messages_relayed : metrics()->messages_failed).add();
+        co_return r;
     }
 
     /// The message must not be delivered. Inside DATA the only way to say so is to close the
@@ -185,6 +179,26 @@ class relay {
     }
 
   private:
+    metrics::server_metrics* metrics() const noexcept { return config_.metrics; }
+
+    /// The final dot (or "BDAT n LAST") and the upstream's answer to the message.
+    asio::awaitable<smtp::reply> finish_message() {
+        if (!in_data_ || broken_) {
+            end_transaction();
+            co_return smtp::replies::upstream_failed;
+        }
+        if (chunks_) co_return co_await last_chunk();
+        in_data_ = false;
+        mail_sent_ = false;
+        const std::error_code ec =
+            co_await client_->write(held_, smtp::end_of_data_marker, config_.timeouts.upstream_data_block);
+        held_.clear();
+        if (ec) co_return fail();
+        auto r = co_await client_->read_reply(config_.timeouts.upstream_data_term);
+        if (!r) co_return fail();
+        co_return decorate(std::move(*r));
+    }
+
     /// "BDAT n LAST" with what is held, once the chunk before it was accepted.
     asio::awaitable<smtp::reply> last_chunk() {
         in_data_ = chunks_ = false;
@@ -229,6 +243,7 @@ class relay {
     /// and EHLO again inside TLS (RFC 3207 §4.2: what was learned before TLS is forgotten).
     asio::awaitable<result<void>> open(const std::string& helo_name, bool secure) {
         client_ = std::make_unique<client>(executor_, watchdog_, config_.timeouts);
+        if (metrics()) client_->time_replies(&metrics()->upstream_reply_seconds);
         auto greeting = co_await client_->connect(config_.smtp_ip, config_.smtp_port);
         if (!greeting || greeting->code != 220) co_return errc::upstream_unavailable;
         auto hello = co_await client_->hello(helo_name);
@@ -245,6 +260,7 @@ class relay {
         }
         const std::string& server = s.server_name.empty() ? config_.smtp_ip : s.server_name;
         const std::error_code ec = co_await client_->start_tls(*tls_, server, s.policy == tls::upstream_policy::verify);
+        if (metrics()) (ec ? metrics()->upstream_tls_handshake_failures : metrics()->upstream_tls_handshakes).add();
         if (ec) {
             fmt::print(stderr, "grey: TLS to upstream {}:{} failed: {}\n", config_.smtp_ip, config_.smtp_port, ec.message());
             co_return errc::upstream_tls_failed;

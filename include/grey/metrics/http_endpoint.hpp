@@ -1,0 +1,107 @@
+// grey/metrics/http_endpoint.hpp — GET /metrics over HTTP/1.x, for Prometheus to scrape: the
+// smallest server that does the job, on an io_context the program runs. Each connection gets
+// one answer and is closed; a request must arrive within five seconds and in 8 KiB, and at
+// most 16 connections are served at once, so a scraper gone wrong cannot hold the server.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <fmt/format.h>
+
+#include "../config.hpp"
+#include "../detail/asio.hpp"
+
+namespace grey::metrics {
+
+class http_endpoint {
+  public:
+    /// Listens on `where` now (throws std::system_error when it cannot); serves once start()ed.
+    http_endpoint(asio::io_context& ioc, const endpoint& where, std::function<std::string()> body)
+        : ioc_(ioc), acceptor_(ioc), body_(std::move(body)) {
+        detail::tcp::resolver resolver(ioc);
+        const auto results = resolver.resolve(where.host, std::to_string(where.port), detail::tcp::resolver::passive);
+        const detail::tcp::endpoint ep = results.begin()->endpoint();
+        acceptor_.open(ep.protocol());
+        acceptor_.set_option(detail::tcp::acceptor::reuse_address(true));
+        acceptor_.bind(ep);
+        acceptor_.listen();
+    }
+
+    detail::tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
+
+    void start() { asio::co_spawn(ioc_, accept_loop(), asio::detached); }
+
+    /// Stops accepting; answers in progress finish. Call on the io_context's thread, or post.
+    void stop() {
+        asio::error_code ignored;
+        acceptor_.close(ignored);
+    }
+
+  private:
+    static constexpr std::size_t max_request = 8192;
+    static constexpr std::size_t max_connections = 16;
+
+    asio::awaitable<void> accept_loop() {
+        for (;;) {
+            auto [ec, socket] = co_await acceptor_.async_accept(detail::use_nothrow);
+            if (!acceptor_.is_open()) co_return;
+            if (ec) continue;
+            if (*open_ >= max_connections) continue;  // the socket closes as it goes
+            asio::co_spawn(ioc_, answer(std::move(socket), open_), asio::detached);
+        }
+    }
+
+    asio::awaitable<void> answer(detail::tcp::socket accepted, std::shared_ptr<std::size_t> open) {
+        ++*open;
+        // Shared with the deadline's handler, which may run after this coroutine has ended.
+        const auto socket_ptr = std::make_shared<detail::tcp::socket>(std::move(accepted));
+        detail::tcp::socket& socket = *socket_ptr;
+        struct leave {
+            std::shared_ptr<std::size_t> open;
+            ~leave() { --*open; }
+        } leaving{open};
+        asio::steady_timer deadline(socket.get_executor(), std::chrono::seconds(5));
+        deadline.async_wait([socket_ptr](asio::error_code ec) {
+            asio::error_code ignored;
+            if (!ec) socket_ptr->close(ignored);
+        });
+        std::string request;
+        while (request.find("\r\n\r\n") == std::string::npos && request.find("\n\n") == std::string::npos) {
+            if (request.size() >= max_request) co_return;
+            char buffer[1024];
+            auto [ec, n] = co_await socket.async_read_some(asio::buffer(buffer), detail::use_nothrow);
+            if (ec) co_return;
+            request.append(buffer, n);
+        }
+        const std::string_view line = std::string_view(request).substr(0, request.find_first_of("\r\n"));
+        std::string reply;
+        if (line.starts_with("GET /metrics ") || line == "GET /metrics") {
+            const std::string body = body_();
+            reply = fmt::format("HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+                                "Content-Length: {}\r\nConnection: close\r\n\r\n{}",
+                                body.size(), body);
+        } else if (line.starts_with("GET ")) {
+            reply = "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        } else {
+            reply = "HTTP/1.0 405 Method Not Allowed\r\nAllow: GET\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        }
+        auto [ec, n] = co_await asio::async_write(socket, asio::buffer(reply), detail::use_nothrow);
+        (void)ec;
+        (void)n;
+        deadline.cancel();
+        asio::error_code ignored;
+        socket.shutdown(detail::tcp::socket::shutdown_send, ignored);
+        socket.close(ignored);
+    }
+
+    asio::io_context& ioc_;
+    detail::tcp::acceptor acceptor_;
+    std::function<std::string()> body_;
+    std::shared_ptr<std::size_t> open_ = std::make_shared<std::size_t>(0);
+};
+
+} // namespace grey::metrics

@@ -1,0 +1,166 @@
+// grey/metrics/registry.hpp — counters, gauges and histograms, written out in Prometheus' text
+// exposition format (version 0.0.4). No I/O: http_endpoint.hpp serves what write() composes.
+//
+// Built for the hot path: a metric is a few relaxed atomics that sessions on any thread bump
+// without a lock; the registry only knows where they are and what they are called, for the
+// scrape. A label set is fixed when the metric is made (labeled<N> keeps one counter per value),
+// so an increment never looks anything up.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+
+namespace grey::metrics {
+
+class counter {
+  public:
+    void add(std::uint64_t n = 1) noexcept { value_.fetch_add(n, std::memory_order_relaxed); }
+    std::uint64_t value() const noexcept { return value_.load(std::memory_order_relaxed); }
+
+  private:
+    std::atomic<std::uint64_t> value_{0};
+};
+
+class gauge {
+  public:
+    void add(std::int64_t n) noexcept { value_.fetch_add(n, std::memory_order_relaxed); }
+    void set(std::int64_t n) noexcept { value_.store(n, std::memory_order_relaxed); }
+    std::int64_t value() const noexcept { return value_.load(std::memory_order_relaxed); }
+
+  private:
+    std::atomic<std::int64_t> value_{0};
+};
+
+/// Counters for each value of one label, the values fixed at construction and named by index.
+template <std::size_t N>
+class labeled {
+  public:
+    labeled(std::string_view label, std::array<std::string_view, N> values) : label_(label), values_(values) {}
+    counter& operator[](std::size_t i) noexcept { return counters_[i]; }
+    const counter& operator[](std::size_t i) const noexcept { return counters_[i]; }
+    std::string_view label() const noexcept { return label_; }
+    std::string_view value_name(std::size_t i) const noexcept { return values_[i]; }
+    static constexpr std::size_t size() noexcept { return N; }
+
+  private:
+    std::string_view label_;
+    std::array<std::string_view, N> values_;
+    std::array<counter, N> counters_;
+};
+
+/// Observations in seconds into fixed buckets (their upper bounds, increasing).
+class histogram {
+  public:
+    static constexpr std::size_t max_buckets = 16;
+
+    explicit histogram(std::initializer_list<double> bounds) {
+        for (double b : bounds) {
+            if (buckets_ == max_buckets) break;
+            bounds_[buckets_++] = b;
+        }
+    }
+
+    void observe(std::chrono::steady_clock::duration d) noexcept {
+        const double seconds = std::chrono::duration<double>(d).count();
+        std::size_t i = 0;
+        while (i < buckets_ && seconds > bounds_[i]) ++i;
+        counts_[i].fetch_add(1, std::memory_order_relaxed);  // counts_[buckets_]: above every bound
+        sum_ns_.fetch_add(static_cast<std::uint64_t>(std::chrono::nanoseconds(d).count()), std::memory_order_relaxed);
+    }
+
+    template <class Out>
+    void write(Out& out, std::string_view name) const {
+        std::uint64_t cumulative = 0;
+        for (std::size_t i = 0; i < buckets_; ++i) {
+            cumulative += counts_[i].load(std::memory_order_relaxed);
+            fmt::format_to(out, "{}_bucket{{le=\"{}\"}} {}\n", name, bounds_[i], cumulative);
+        }
+        cumulative += counts_[buckets_].load(std::memory_order_relaxed);
+        fmt::format_to(out, "{}_bucket{{le=\"+Inf\"}} {}\n", name, cumulative);
+        fmt::format_to(out, "{}_sum {}\n", name, static_cast<double>(sum_ns_.load(std::memory_order_relaxed)) / 1e9);
+        fmt::format_to(out, "{}_count {}\n", name, cumulative);
+    }
+
+  private:
+    std::array<double, max_buckets> bounds_{};
+    std::size_t buckets_ = 0;
+    std::array<std::atomic<std::uint64_t>, max_buckets + 1> counts_{};
+    std::atomic<std::uint64_t> sum_ns_{0};
+};
+
+/// Latencies of a network round trip or a store call: 0.1 ms to 10 s.
+inline histogram latency_histogram() { return histogram{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                                        0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10}; }
+
+/// Where a program's metrics are, by name, for the scrape. The metrics must outlive it.
+class registry {
+  public:
+    void add(std::string name, std::string help, const counter& c) {
+        add_writer(std::move(name), std::move(help), "counter", [&c](std::string& out, std::string_view n) {
+            fmt::format_to(std::back_inserter(out), "{} {}\n", n, c.value());
+        });
+    }
+    void add(std::string name, std::string help, const gauge& g) {
+        add_writer(std::move(name), std::move(help), "gauge", [&g](std::string& out, std::string_view n) {
+            fmt::format_to(std::back_inserter(out), "{} {}\n", n, g.value());
+        });
+    }
+    template <std::size_t N>
+    void add(std::string name, std::string help, const labeled<N>& l) {
+        add_writer(std::move(name), std::move(help), "counter", [&l](std::string& out, std::string_view n) {
+            for (std::size_t i = 0; i < N; ++i)
+                fmt::format_to(std::back_inserter(out), "{}{{{}=\"{}\"}} {}\n", n, l.label(), l.value_name(i), l[i].value());
+        });
+    }
+    void add(std::string name, std::string help, const histogram& h) {
+        add_writer(std::move(name), std::move(help), "histogram", [&h](std::string& out, std::string_view n) {
+            auto it = std::back_inserter(out);
+            h.write(it, n);
+        });
+    }
+    /// A value computed at scrape time (a store's record count, say).
+    void add_gauge(std::string name, std::string help, std::function<double()> read) {
+        add_writer(std::move(name), std::move(help), "gauge", [read = std::move(read)](std::string& out, std::string_view n) {
+            fmt::format_to(std::back_inserter(out), "{} {}\n", n, read());
+        });
+    }
+
+    /// Every metric, in the order added, as the text exposition format has it.
+    std::string write() const {
+        std::lock_guard lock(mutex_);
+        std::string out;
+        for (const auto& m : metrics_) {
+            fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", m.name, m.help, m.name, m.type);
+            m.write(out, m.name);
+        }
+        return out;
+    }
+
+  private:
+    struct entry {
+        std::string name, help;
+        std::string_view type;
+        std::function<void(std::string&, std::string_view)> write;
+    };
+
+    void add_writer(std::string name, std::string help, std::string_view type,
+                    std::function<void(std::string&, std::string_view)> w) {
+        std::lock_guard lock(mutex_);
+        metrics_.push_back(entry{std::move(name), std::move(help), type, std::move(w)});
+    }
+
+    mutable std::mutex mutex_;
+    std::vector<entry> metrics_;
+};
+
+} // namespace grey::metrics

@@ -1,0 +1,87 @@
+// grey/metrics/server_metrics.hpp — what Grey's own components count: the server (connections,
+// sessions), the SMTP session (refused commands, TLS), the relay (messages, bytes, upstream
+// connections, replies, the pool) and greylisting (verdicts, store latency). A program makes
+// one, points server_config::metrics at it, and serves registry() (http_endpoint.hpp).
+#pragma once
+
+#include <cstddef>
+#include <iterator>
+
+#include "registry.hpp"
+
+namespace grey::metrics {
+
+enum class refusal : std::size_t { connection_limit, per_address_limit, shutting_down, proxy_untrusted, proxy_header };
+enum class verdict_kind : std::size_t { accepted, greylisted, refused, relay_denied, store_unavailable };
+
+struct server_metrics {
+    counter connections_accepted;
+    labeled<5> connections_refused{"reason", {"connection_limit", "per_address_limit", "shutting_down",
+                                              "proxy_untrusted", "proxy_header"}};
+    gauge sessions_open;
+    /// Commands refused, by the reply code they got (500 syntax, 503 sequence, 554 policy…).
+    labeled<10> commands_refused{"code", {"500", "501", "502", "503", "530", "550", "552", "553", "554", "555"}};
+    labeled<5> recipients{"verdict", {"accepted", "greylisted", "refused", "relay_denied", "store_unavailable"}};
+    counter messages_relayed;
+    counter messages_failed;
+    counter bytes_relayed;
+    counter upstream_connects;
+    counter upstream_connect_failures;
+    counter pool_hits;
+    counter pool_misses;
+    counter tls_handshakes;
+    counter tls_handshake_failures;
+    counter upstream_tls_handshakes;
+    counter upstream_tls_handshake_failures;
+    histogram upstream_reply_seconds = latency_histogram();
+    histogram store_seconds = latency_histogram();
+    counter greylist_first_seen;
+
+    server_metrics() { register_all(); }
+    server_metrics(const server_metrics&) = delete;
+    server_metrics& operator=(const server_metrics&) = delete;
+
+    metrics::registry& registry() noexcept { return registry_; }
+
+    void refused(refusal r) noexcept { connections_refused[static_cast<std::size_t>(r)].add(); }
+    void recipient(verdict_kind v) noexcept { recipients[static_cast<std::size_t>(v)].add(); }
+    void command_refused(int code) noexcept {
+        static constexpr int codes[] = {500, 501, 502, 503, 530, 550, 552, 553, 554, 555};
+        for (std::size_t i = 0; i < std::size(codes); ++i)
+            if (codes[i] == code) return commands_refused[i].add();
+    }
+
+  private:
+    void register_all() {
+        auto& r = registry_;
+        r.add("grey_connections_accepted_total", "Client connections accepted.", connections_accepted);
+        r.add("grey_connections_refused_total", "Client connections refused, by reason.", connections_refused);
+        r.add("grey_sessions_open", "SMTP sessions open now.", sessions_open);
+        r.add("grey_commands_refused_total", "Client commands refused, by reply code.", commands_refused);
+        r.add("grey_recipients_total", "Recipients, by verdict.", recipients);
+        r.add("grey_messages_relayed_total", "Messages the upstream accepted.", messages_relayed);
+        r.add("grey_messages_failed_total", "Messages the upstream refused or that failed on the way.", messages_failed);
+        r.add("grey_relayed_bytes_total", "Octets of message text relayed upstream.", bytes_relayed);
+        r.add("grey_upstream_connects_total", "Upstream connections opened (greeting and EHLO answered).",
+              upstream_connects);
+        r.add("grey_upstream_connect_failures_total", "Upstream connections that could not be opened.",
+              upstream_connect_failures);
+        r.add("grey_upstream_pool_hits_total", "Sessions that reused a pooled upstream connection.", pool_hits);
+        r.add("grey_upstream_pool_misses_total", "Sessions that found no pooled upstream connection.", pool_misses);
+        r.add("grey_tls_handshakes_total", "STARTTLS handshakes with clients that succeeded.", tls_handshakes);
+        r.add("grey_tls_handshake_failures_total", "STARTTLS handshakes with clients that failed.",
+              tls_handshake_failures);
+        r.add("grey_upstream_tls_handshakes_total", "TLS handshakes with the upstream that succeeded.",
+              upstream_tls_handshakes);
+        r.add("grey_upstream_tls_handshake_failures_total", "TLS handshakes with the upstream that failed.",
+              upstream_tls_handshake_failures);
+        r.add("grey_upstream_reply_seconds", "Time from a command to the upstream's reply.", upstream_reply_seconds);
+        r.add("grey_store_seconds", "Time of a greylist store call.", store_seconds);
+        r.add("grey_greylist_first_seen_total", "Triplets seen for the first time (new greylist records).",
+              greylist_first_seen);
+    }
+
+    metrics::registry registry_;
+};
+
+} // namespace grey::metrics

@@ -1,0 +1,94 @@
+"""Metrics in Prometheus' text format (`--metrics HOST:PORT`, GET /metrics): what the server,
+the sessions, the relay and greylisting counted, checked against what the test did, and the
+whole exposition accepted by Prometheus' own `promtool check metrics`."""
+import re
+import shutil
+import subprocess
+import unittest
+import urllib.error
+import urllib.request
+
+from harness import Client, MaildirSink, Program, free_port
+
+
+def scrape(port, path="/metrics"):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+        return r.headers.get("Content-Type"), r.read().decode()
+
+
+def value(text, name, labels=""):
+    m = re.search(rf"^{re.escape(name)}{re.escape(labels)} (\S+)$", text, re.M)
+    if not m:
+        raise AssertionError(f"{name}{labels} not in the scrape")
+    return float(m.group(1))
+
+
+class Metrics(unittest.TestCase):
+    def promtool(self, text):
+        if not shutil.which("promtool"):
+            self.skipTest("promtool is not installed (apt-get install prometheus)")
+        checked = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True,
+                                 timeout=30)
+        self.assertEqual(checked.returncode, 0, checked.stdout + checked.stderr)
+
+    def test_the_proxy_counts_what_its_sessions_did(self):
+        sink = MaildirSink()
+        self.addCleanup(sink.cleanup)
+        port = free_port()
+        proxy = Program("spam_me", "--upstream", f"127.0.0.1:{sink.port}", "--metrics", f"127.0.0.1:{port}")
+        self.addCleanup(proxy.cleanup)
+        c = Client(proxy.port)
+        c.open_data()
+        body = b"Subject: counted\r\n\r\nhello\r\n"
+        self.assertEqual(c.command(body + b".\r\n")[0], 250)
+        self.assertEqual(c.command("FOO")[0], 500)
+        self.assertEqual(c.command("RCPT TO:<x@example.com>")[0], 503)
+        c.command("QUIT")
+        c.close()
+        kind, text = scrape(port)
+        self.assertTrue(kind.startswith("text/plain; version=0.0.4"), kind)
+        self.promtool(text)
+        self.assertEqual(value(text, "grey_connections_accepted_total"), 1)
+        self.assertEqual(value(text, "grey_messages_relayed_total"), 1)
+        self.assertEqual(value(text, "grey_messages_failed_total"), 0)
+        self.assertEqual(value(text, "grey_relayed_bytes_total"), len(body))
+        self.assertEqual(value(text, "grey_commands_refused_total", '{code="500"}'), 1)
+        self.assertEqual(value(text, "grey_commands_refused_total", '{code="503"}'), 1)
+        self.assertEqual(value(text, "grey_upstream_pool_misses_total"), 1)
+        self.assertGreaterEqual(value(text, "grey_upstream_connects_total"), 1)
+        self.assertGreaterEqual(value(text, "grey_upstream_reply_seconds_count"), 4, "MAIL, RCPT, DATA, the dot")
+        self.assertEqual(value(text, "grey_sessions_open"), 0)
+
+    def test_greylisting_verdicts_and_store_latency(self):
+        sink = MaildirSink()
+        self.addCleanup(sink.cleanup)
+        port = free_port()
+        proxy = Program("greylist_server", "--upstream", f"127.0.0.1:{sink.port}", "--store", "memory",
+                        "--metrics", f"127.0.0.1:{port}", "--log", "/dev/null")
+        self.addCleanup(proxy.cleanup)
+        c = Client(proxy.port)
+        c.command("EHLO client.example")
+        c.command("MAIL FROM:<alice@example.org>")
+        self.assertEqual(c.command("RCPT TO:<bob@example.com>")[0], 451)
+        c.close()
+        _, text = scrape(port)
+        self.promtool(text)
+        self.assertEqual(value(text, "grey_recipients_total", '{verdict="greylisted"}'), 1)
+        self.assertEqual(value(text, "grey_greylist_first_seen_total"), 1)
+        self.assertGreaterEqual(value(text, "grey_store_seconds_count"), 1)
+
+    def test_other_paths_and_methods_are_refused(self):
+        port = free_port()
+        proxy = Program("spam_me", "--metrics", f"127.0.0.1:{port}")
+        self.addCleanup(proxy.cleanup)
+        with self.assertRaises(urllib.error.HTTPError) as e:
+            scrape(port, "/other")
+        self.assertEqual(e.exception.code, 404)
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", data=b"x", method="POST")
+        with self.assertRaises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(request, timeout=10)
+        self.assertEqual(e.exception.code, 405)
+
+
+if __name__ == "__main__":
+    unittest.main()
