@@ -26,6 +26,7 @@
 
 #include "config.hpp"
 #include "detail/asio.hpp"
+#include "diagnostics.hpp"
 #include "detail/watchdog.hpp"
 #include "metrics/server_metrics.hpp"
 #include "session_context.hpp"
@@ -159,7 +160,7 @@ class MailHandler {
         } catch (const std::exception& e) {
             // A hook that throws ends its own session, never the server: the client is told
             // to come back later, and a message half received is aborted, not delivered.
-            fmt::print(stderr, "grey: session with {}: {}\n", peer, e.what());
+            diagnostics::report(diagnostics::level::error, "session", fmt::format("session with {}: {}", peer, e.what()));
             queue(smtp::replies::internal_error);
             closing_ = true;
         }

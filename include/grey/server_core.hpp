@@ -32,6 +32,7 @@
 
 #include "config.hpp"
 #include "detail/asio.hpp"
+#include "diagnostics.hpp"
 #include "detail/watchdog.hpp"
 #include "metrics/server_metrics.hpp"
 #include "proxy_protocol.hpp"
@@ -207,8 +208,11 @@ class ServerCore {
         signals_.async_wait([this](asio::error_code ec, int signal) {
             if (ec) return;
             if (signal != SIGHUP) return begin_stop();
-            if (auto error = reload_tls()) fmt::print(stderr, "grey: TLS not reloaded, the old certificate stays: {}\n", *error);
-            else fmt::print(stderr, "grey: TLS certificate reloaded\n");
+            if (auto error = reload_tls())
+                diagnostics::report(diagnostics::level::error, "tls",
+                                    fmt::format("TLS not reloaded, the old certificate stays: {}", *error));
+            else
+                diagnostics::report(diagnostics::level::notice, "tls", "TLS certificate reloaded");
             wait_for_signal();
         });
     }
@@ -425,9 +429,9 @@ class ServerCore {
         try {
             std::rethrow_exception(e);
         } catch (const std::exception& ex) {
-            fmt::print(stderr, "grey: session ended by exception: {}\n", ex.what());
+            diagnostics::report(diagnostics::level::error, "session", fmt::format("session ended by exception: {}", ex.what()));
         } catch (...) {
-            fmt::print(stderr, "grey: session ended by unknown exception\n");
+            diagnostics::report(diagnostics::level::error, "session", "session ended by unknown exception");
         }
     }
 

@@ -421,7 +421,7 @@ class StoreUnavailable(unittest.TestCase):
             self.assertEqual(line.split(" | ")[4],
                              ", ".join(f"{r} tempfail (store unavailable)" for r in self.RECIPIENTS))
         errors = self.s.errors()
-        self.assertEqual(len(re.findall(r"(?m)^grey: greylist store unavailable: \S.*$", errors)), 1, errors)
+        self.assertEqual(len(re.findall(r"(?m)^grey: error: greylist store unavailable: \S.*$", errors)), 1, errors)
         self.assertNotIn("available again", errors)
 
     def test_the_store_coming_back_is_reported_once_and_greylisting_resumes(self):
@@ -441,8 +441,8 @@ class StoreUnavailable(unittest.TestCase):
                         self.session_lines()[-1])
         reported = [l for l in self.s.errors().splitlines() if l.startswith("grey: ")]
         self.assertEqual(len(reported), 2, reported)
-        self.assertRegex(reported[0], r"^grey: greylist store unavailable: \S")
-        self.assertEqual(reported[1], "grey: greylist store available again")
+        self.assertRegex(reported[0], r"^grey: error: greylist store unavailable: \S")
+        self.assertEqual(reported[1], "grey: notice: greylist store available again")
 
 
 class BadConfiguration(unittest.TestCase):

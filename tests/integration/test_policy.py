@@ -278,7 +278,7 @@ class PolicyProtocol(unittest.TestCase):
         lines = s.log_lines()
         self.assertEqual(len(lines), 2, s.lines)
         self.assertTrue(lines[0].endswith("| bob@example.com tempfail (store unavailable) | policy"), lines[0])
-        self.assertEqual(len(re.findall(r"(?m)^grey: greylist store unavailable: \S", s.errors())), 1, s.errors())
+        self.assertEqual(len(re.findall(r"(?m)^grey: error: greylist store unavailable: \S", s.errors())), 1, s.errors())
 
     def test_sigterm_stops_at_once_with_idle_connections_open(self):
         s = self.server()

@@ -165,7 +165,7 @@ class RedisProduction(unittest.TestCase):
         for i in range(5):
             self.assertEqual(rcpt(s.port, f"s{i}@example.org", "bob@example.com"), UNAVAILABLE)
         s.stop()
-        self.assertEqual(self.reported(s), ["grey: greylist store unavailable: Redis refused AUTH: wrong user or "
+        self.assertEqual(self.reported(s), ["grey: error: greylist store unavailable: Redis refused AUTH: wrong user or "
                                             "password, or the user is disabled"])
         self.assertEqual(redis.proc.poll(), None)
 
@@ -326,8 +326,8 @@ class RedisRestartUnderLoad(unittest.TestCase):
         s.stop()
         reported = [l for l in s.errors().splitlines() if l.startswith("grey: ")]
         self.assertEqual(len(reported), 2, reported)
-        self.assertRegex(reported[0], r"^grey: greylist store unavailable: ")
-        self.assertEqual(reported[1], "grey: greylist store available again")
+        self.assertRegex(reported[0], r"^grey: error: greylist store unavailable: ")
+        self.assertEqual(reported[1], "grey: notice: greylist store available again")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@
 
 #include "../config.hpp"
 #include "../detail/asio.hpp"
+#include "../diagnostics.hpp"
 #include "../metrics/server_metrics.hpp"
 #include "engine.hpp"
 #include "lists.hpp"
@@ -63,7 +64,9 @@ struct greylist_config : server_config {
     /// Receives a line when the store stops answering and when it answers again (store_health):
     /// once per outage for all sessions. Standard error by default; none when empty.
     std::function<void(const std::string&)> report = [](const std::string& line) {
-        fmt::print(stderr, "grey: {}\n", line);
+        diagnostics::report(line.find("available again") != std::string::npos ? diagnostics::level::notice
+                                                                               : diagnostics::level::error,
+                            "store", line);
     };
     /// The clock greylisting reads: replaced in tests to move time without sleeping.
     std::function<clock::time_point()> now = [] { return clock::now(); };

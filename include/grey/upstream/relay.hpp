@@ -30,6 +30,7 @@
 #include <fmt/format.h>
 
 #include "../config.hpp"
+#include "../diagnostics.hpp"
 #include "../metrics/server_metrics.hpp"
 #include "../smtp/command.hpp"
 #include "../smtp/data_codec.hpp"
@@ -254,15 +255,18 @@ class relay {
         const tls::client_settings& s = config_.upstream_tls;
         if (!client_->caps().has(smtp::extension::starttls)) {
             if (s.policy == tls::upstream_policy::may) co_return result<void>{};
-            fmt::print(stderr, "grey: upstream {}:{} does not offer STARTTLS, which the TLS policy requires\n",
-                       config_.smtp_ip, config_.smtp_port);
+            diagnostics::report(diagnostics::level::error, "upstream",
+                                fmt::format("upstream {}:{} does not offer STARTTLS, which the TLS policy requires",
+                                            config_.smtp_ip, config_.smtp_port));
             co_return errc::upstream_tls_failed;
         }
         const std::string& server = s.server_name.empty() ? config_.smtp_ip : s.server_name;
         const std::error_code ec = co_await client_->start_tls(*tls_, server, s.policy == tls::upstream_policy::verify);
         if (metrics()) (ec ? metrics()->upstream_tls_handshake_failures : metrics()->upstream_tls_handshakes).add();
         if (ec) {
-            fmt::print(stderr, "grey: TLS to upstream {}:{} failed: {}\n", config_.smtp_ip, config_.smtp_port, ec.message());
+            diagnostics::report(diagnostics::level::error, "upstream",
+                                fmt::format("TLS to upstream {}:{} failed: {}", config_.smtp_ip, config_.smtp_port,
+                                            ec.message()));
             co_return errc::upstream_tls_failed;
         }
         hello = co_await client_->hello(helo_name);
@@ -356,8 +360,9 @@ class relay {
             }
             // XFORWARD changes no access decision upstream: the mail goes on without it.
             if (identity_refused)
-                fmt::print(stderr, "grey: upstream {}:{} refused XFORWARD for {}\n", config_.smtp_ip, config_.smtp_port,
-                           who->addr);
+                diagnostics::report(diagnostics::level::warning, "upstream",
+                                    fmt::format("upstream {}:{} refused XFORWARD for {}", config_.smtp_ip,
+                                                config_.smtp_port, who->addr));
             if (!usable) {
                 if (!reused_) co_return fail();
                 drop();  // a pooled connection the upstream had closed: take another
@@ -418,8 +423,10 @@ class relay {
             auto r = co_await client_->command(line, timeout);
             if (!r) co_return r.error();
             if (!r->completion()) {
-                fmt::print(stderr, "grey: upstream {}:{} refused XCLIENT for {}: {} {}\n", config_.smtp_ip,
-                           config_.smtp_port, who.addr, r->code, r->lines.empty() ? "" : r->lines.back());
+                diagnostics::report(diagnostics::level::error, "upstream",
+                                    fmt::format("upstream {}:{} refused XCLIENT for {}: {} {}", config_.smtp_ip,
+                                                config_.smtp_port, who.addr, r->code,
+                                                r->lines.empty() ? "" : r->lines.back()));
                 co_return false;
             }
         }
