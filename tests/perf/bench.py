@@ -1,7 +1,9 @@
 """Grey side by side with the relays people use today, on loopback: throughput at several loads,
 added latency, memory per idle connection, one large message streamed, STARTTLS sessions and
-one large message over TLS, and greylist decision rates. Every figure is the median of --repeat runs; every throughput run is checked against
-what the sink counted. Prints a table and writes the figures as JSON.
+one large message over TLS, greylist decision rates, and first-sight decisions of the Postfix
+policy service against Postgrey's. Every figure is the median of --repeat runs; every
+throughput run is checked against what the sink counted. Prints a table and writes the
+figures as JSON.
 
 Started by tests/perf/run, which installs and builds what this needs."""
 import argparse
@@ -11,6 +13,7 @@ import os
 import platform
 import re
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +36,10 @@ NOT_RAISABLE = ["greylist"]  # limits in its configuration file: left out of the
 # "bare" is no relay: tls_discard_sink answering the sessions itself, a C++ Asio + OpenSSL server
 # doing nothing but SMTP and TLS, for what the TLS stack alone costs a session.
 TLS_RELAYS = ["grey", "postfix", "aiosmtpd", "bare"]
+# Postfix policy services answering first-sight RCPT requests: greylist_server --policy with
+# each store, and Postgrey; "postgrey-nosync" is Postgrey with its fdatasync calls made no-ops
+# (eatmydata), what it would do on a disk that syncs at once.
+POLICY_PEERS = ["grey-memory", "grey-sqlite", "grey-redis", "postgrey", "postgrey-nosync"]
 # openssl speed's names for the signature of a key type (`openssl x509 -text`'s spelling)
 SIGNATURES = {("id-ecPublicKey", "P-256"): "ecdsap256", ("id-ecPublicKey", "P-384"): "ecdsap384",
               ("rsaEncryption", "2048"): "rsa2048", ("rsaEncryption", "4096"): "rsa4096"}
@@ -64,7 +71,7 @@ def say(text):
 class Run:
     def __init__(self, args):
         self.args = args
-        self.figures = {"relays": {}, "skipped": {}, "stream": {}, "greylist": {}, "tls": {}}
+        self.figures = {"relays": {}, "skipped": {}, "stream": {}, "greylist": {}, "tls": {}, "policy": {}}
 
     def relay(self, name):
         return self.figures["relays"].setdefault(name, {})
@@ -332,6 +339,94 @@ class Run:
         self.figures["greylist"]["server_deferrals_per_s"] = server
         shutil.rmtree(workdir, ignore_errors=True)
 
+    # -- the Postfix policy service --------------------------------------------------------------
+
+    def policy(self):
+        """First-sight policy decisions per second: policy_requests (C++, one thread) sending RCPT
+        requests for never-seen triplets over 1 and more connections, --policy-pipeline requests
+        in flight on each (1: as Postfix's smtpd asks), to greylist_server --policy with each
+        store and to Postgrey. Every run gets a fresh server and an empty store (a new BerkeleyDB
+        directory for Postgrey, a new SQLite file, a flushed Redis), a short warm-up, then the
+        timed run; the peers take turns, so the machine's noise hits all alike. A run counts
+        only if every answer was DEFER_IF_PERMIT."""
+        args = self.args
+        program = os.path.join(peers.GREY_BIN, "tests", "perf", "policy_requests")
+        if not os.path.exists(program):
+            raise peers.Missing(f"{program} is not built (cmake --build --preset release --target policy_requests)")
+        figures = self.figures["policy"] = {"pipeline": args.policy_pipeline, "seconds": args.policy_seconds,
+                                            "peers": {}}
+        workdir = tempfile.mkdtemp(prefix="grey-perf-policy-")
+        redis = None
+        starters = {"grey-memory": lambda: peers.GreylistPolicy("memory"),
+                    "grey-sqlite": lambda: peers.GreylistPolicy(f"sqlite:{tempfile.mkdtemp(dir=workdir)}/greylist.db"),
+                    "grey-redis": lambda: peers.GreylistPolicy(_flushed(redis)),
+                    "postgrey": peers.Postgrey,
+                    "postgrey-nosync": lambda: peers.Postgrey(without_sync=True)}
+        names = list(args.policy_peers)
+        try:
+            if "grey-redis" in names:
+                try:
+                    redis = peers.Redis()
+                except peers.Missing as e:
+                    names.remove("grey-redis")
+                    self.figures["skipped"]["grey-redis (policy)"] = str(e)
+                    say(f"skipped grey-redis (policy): {e}")
+            for name in list(names):  # one start each first, so that what is missing is known
+                try:
+                    starters[name]().stop()
+                except (peers.Missing, RuntimeError) as e:  # not installed, or did not start
+                    names.remove(name)
+                    self.figures["skipped"][f"{name} (policy)"] = str(e)
+                    say(f"skipped {name} (policy): {e}")
+            if any(name.startswith("postgrey") for name in names):
+                figures["postgrey_version"] = peers.Postgrey.version()
+            runs = {name: {c: [] for c in args.policy_connections} for name in names}
+            failures = {}
+            for rep in range(args.repeat):
+                for connections in args.policy_connections:
+                    for name in names:
+                        if (name, connections) in failures:
+                            continue
+                        try:
+                            runs[name][connections].append(
+                                self.policy_run(program, starters[name], connections))
+                        except RuntimeError as e:
+                            failures[(name, connections)] = str(e)
+                            say(f"  policy x {connections:<2} {name:15} FAILED: {e}")
+            for name in names:
+                own = figures["peers"].setdefault(name, {})
+                for connections in args.policy_connections:
+                    if (name, connections) in failures:
+                        own[str(connections)] = {"failed": failures[(name, connections)]}
+                        continue
+                    r = runs[name][connections]
+                    rates = [x["requests_per_s"] for x in r]
+                    own[str(connections)] = {
+                        "requests_per_s": statistics.median(rates), "runs": rates,
+                        "server_cpu_us": statistics.median(x["server_cpu_us"] for x in r),
+                        "client_cpu": statistics.median(x["client_cpu"] for x in r)}
+                    v = own[str(connections)]
+                    say(f"  policy x {connections:<2} {name:15} {v['requests_per_s']:8.0f} requests/s, "
+                        f"{v['server_cpu_us']:7.1f} us server CPU per request, client {v['client_cpu']:.2f} core")
+        finally:
+            if redis:
+                redis.stop()
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def policy_run(self, program, start_peer, connections):
+        args = self.args
+        server = start_peer()
+        try:
+            probes.policy_requests(program, server.port, min(0.5, args.policy_seconds), connections,
+                                   args.policy_pipeline)
+            cpu_before = peers.cpu_seconds(server.pid)
+            run = probes.policy_requests(program, server.port, args.policy_seconds, connections,
+                                         args.policy_pipeline)
+            run["server_cpu_us"] = (peers.cpu_seconds(server.pid) - cpu_before) / run["answers"] * 1e6
+            return run
+        finally:
+            server.stop()
+
     # -- the whole run -------------------------------------------------------------------------
 
     def run(self):
@@ -339,6 +434,10 @@ class Run:
         self.figures["machine"] = {"cpus": os.cpu_count(), "kernel": platform.release(),
                                    "cpu": _cpu_model(), "date": datetime.datetime.now().isoformat()}
         self.figures["open_file_limit"] = probes.raise_open_file_limit()
+        if args.only == "policy":
+            say("== policy")
+            self.policy()
+            return self.figures
         sink = peers.SmtpSink()
         self.sink_port = sink.port
         if args.only == "tls":
@@ -363,6 +462,9 @@ class Run:
             for name, relay in relays.items():
                 if relay.pid:
                     self.relay(name)["peak_rss_mib"] = peers.rss_kib(relay.pid, "VmHWM") / 1024
+        except BaseException:
+            sink.stop()  # the try below does it otherwise; a failed start must not leave it running
+            raise
         finally:
             for relay in relays.values():
                 relay.stop()
@@ -386,9 +488,25 @@ class Run:
                     self.greylist(redis.port)
                 finally:
                     redis.stop()
+            if args.policy_seconds:
+                say("== policy")
+                try:
+                    self.policy()
+                except peers.Missing as e:
+                    self.figures["skipped"]["policy"] = str(e)
+                    say(f"skipped policy: {e}")
         finally:
             sink.stop()
         return self.figures
+
+
+def _flushed(redis):
+    """The store spec of `redis`, emptied for the next run (FLUSHALL over a plain socket)."""
+    with socket.create_connection(("127.0.0.1", redis.port), timeout=10) as s:
+        s.sendall(b"*1\r\n$8\r\nFLUSHALL\r\n")
+        if not s.recv(64).startswith(b"+OK"):
+            raise RuntimeError("Redis FLUSHALL failed")
+    return f"redis://127.0.0.1:{redis.port}"
 
 
 def _tls_run(program, sink, relay, concurrency, seconds):
@@ -464,7 +582,14 @@ def main():
     parser.add_argument("--tls-relays", nargs="+", default=TLS_RELAYS, choices=TLS_RELAYS)
     parser.add_argument("--tls-stream-size", type=int, default=256 * MIB,
                         help="octets of the message sent over TLS on both legs (0: skip)")
-    parser.add_argument("--only", choices=["tls"], help="run only this section")
+    parser.add_argument("--policy-seconds", type=float, default=3,
+                        help="seconds of each policy decisions run (0: skip)")
+    parser.add_argument("--policy-connections", type=int, nargs="+", default=[1, 8],
+                        help="connections to the policy service, a figure for each")
+    parser.add_argument("--policy-pipeline", type=int, default=1,
+                        help="requests in flight on each policy connection (Postfix: 1)")
+    parser.add_argument("--policy-peers", nargs="+", default=POLICY_PEERS, choices=POLICY_PEERS)
+    parser.add_argument("--only", choices=["tls", "policy"], help="run only this section")
     parser.add_argument("--no-greylist", dest="greylist", action="store_false")
     parser.add_argument("--json", help="where the figures go (default results/latest.json, with --only "
                                          "results/latest-SECTION.json, so that a full run's stay)")

@@ -2,9 +2,11 @@
 the upstream, discard sinks (plain, and with STARTTLS) for the large message, and the relays
 measured side by side (none for "direct", HAProxy in TCP mode, Grey's spam_me, aiosmtpd's Proxy
 handler, Haraka with smtp_forward, and for TLS sessions Postfix's smtpd as a before-queue
-proxy). A relay whose software is not installed raises Missing; the run reports it as
-skipped."""
+proxy); for policy decisions, greylist_server as a policy service and Postgrey. A relay
+whose software is not installed raises Missing; the run reports it as skipped."""
+import grp
 import os
+import pwd
 import re
 import resource
 import shutil
@@ -200,6 +202,63 @@ class GreylistServer(Process):
         super().__init__([grey_program("greylist_server"), "--listen", f"127.0.0.1:{port}",
                           "--upstream", f"127.0.0.1:{upstream_port}", "--store", store,
                           "--log", "/dev/null"], port)
+
+
+class GreylistPolicy(Process):
+    """greylist_server as a Postfix policy service (--policy inet:...) with the given store, its
+    log line per decision discarded, the rest its defaults (a thread per core)."""
+
+    name = "greylist-policy"
+
+    def __init__(self, store):
+        port = free_port()
+        super().__init__([grey_program("greylist_server"), "--policy", f"inet:127.0.0.1:{port}",
+                          "--store", store, "--log", "/dev/null"], port)
+
+
+class Postgrey(Process):
+    """Postgrey (Debian's package), the Perl policy server that Grey's policy mode stands in for,
+    as its Debian service runs it but in the foreground: its default whitelists, --delay=300, its
+    BerkeleyDB in a fresh directory of its own, its log on standard error (the service sends
+    it to syslog). Only our instance is measured: the package's own service, if the package
+    started one, listens on port 10023 and is never asked. As root Postgrey drops to its
+    user, which must own the directory; otherwise it runs as whoever starts it."""
+
+    name = "postgrey"
+
+    def __init__(self, without_sync=False):
+        if not shutil.which("postgrey"):
+            raise Missing("postgrey is not installed (apt-get install postgrey)")
+        # BerkeleyDB commits every new triplet with fdatasync: Postgrey's rate is then the disk's.
+        # Under eatmydata (fsync and fdatasync made no-ops) it is Postgrey's own: a disk with
+        # instant syncs.
+        wrapper = []
+        if without_sync:
+            if not shutil.which("eatmydata"):
+                raise Missing("eatmydata is not installed (apt-get install eatmydata)")
+            wrapper = ["eatmydata"]
+        port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="grey-perf-postgrey-")
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, user="postgrey", group="postgrey")
+            who = []
+        else:
+            who = [f"--user={pwd.getpwuid(os.getuid()).pw_name}", f"--group={grp.getgrgid(os.getgid()).gr_name}"]
+        try:
+            super().__init__([*wrapper, "postgrey", f"--inet=127.0.0.1:{port}", f"--dbdir={self.dir}",
+                              f"--pidfile={self.dir}/postgrey.pid", "--delay=300", *who], port, ready_timeout=30)
+        except Exception:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
+
+    @staticmethod
+    def version():
+        done = subprocess.run(["postgrey", "--version"], capture_output=True, text=True, timeout=30)
+        return (done.stdout + done.stderr).strip().splitlines()[0] if done.stdout + done.stderr else "?"
+
+    def stop(self):
+        super().stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def grey_program(name):

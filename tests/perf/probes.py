@@ -1,6 +1,7 @@
 """What a benchmark run does to a relay: loads with Postfix's smtp-source, single-session
 transaction latency, idle connections, one large message streamed, a plain socket copy for
-scale, and greylist deferrals. Loopback only; every probe is bounded in count and time."""
+scale, greylist deferrals and policy decisions. Loopback only; every probe is bounded in count
+and time."""
 import os
 import re
 import resource
@@ -226,3 +227,24 @@ def deferrals(program, port, seconds):
     if not m:
         raise RuntimeError(f"first_sight: {done.stdout}{done.stderr}")
     return int(m.group(3)), int(m.group(2))
+
+
+def policy_requests(program, port, seconds, connections, pipeline=1):
+    """First-sight policy decisions per second of a Postfix policy server, made by `program`, the
+    policy_requests client (C++, one thread). Returns the rate, the answers by action, and the
+    share of a core the client used; raises if any answer was not DEFER_IF_PERMIT or any
+    connection failed: such a run is not a figure."""
+    done = subprocess.run([program, "--port", str(port), "--seconds", str(seconds),
+                           "--connections", str(connections), "--pipeline", str(pipeline)],
+                          capture_output=True, text=True, timeout=seconds + 60)
+    m = re.search(r"^answers (\d+) deferred (\d+) other (\d+) failures (\d+) seconds \S+ rate (\d+) "
+                  r"client_cpu (\S+)$", done.stdout, re.M)
+    if not m:
+        raise RuntimeError(f"policy_requests: {done.stdout}{done.stderr}"[:500])
+    actions = dict((a, int(n)) for a, n in re.findall(r"^action (\S+) (\d+)$", done.stdout, re.M))
+    answers, other, failures = int(m.group(1)), int(m.group(3)), int(m.group(4))
+    if other or failures or not answers:
+        raise RuntimeError(f"{answers} answers {actions}, {failures} connections failed: "
+                           f"{done.stderr.strip()[:300]}")
+    return {"requests_per_s": int(m.group(5)), "answers": answers, "actions": actions,
+            "client_cpu": float(m.group(6))}

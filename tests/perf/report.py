@@ -16,7 +16,7 @@ def _num(value, fmt="{:.0f}"):
 
 
 def table(f):
-    relays = f["relays"]
+    relays = f.get("relays", {})
     direct = relays.get("direct", {})
     lines = [f"machine: {f['machine']['cpu']}, {f['machine']['cpus']} CPUs, "
              f"Linux {f['machine']['kernel']}, {f['machine']['date'][:16]}", ""]
@@ -48,6 +48,8 @@ def table(f):
             lines.append(f"  {name:28}{rate:>12}")
         for store, rate in g.get("server_deferrals_per_s", {}).items():
             lines.append(f"  {'greylist_server, ' + store:28}{rate:>12.0f}  first-sight deferrals/s")
+
+    lines += _policy_lines(f.get("policy", {}), f.get("skipped", {}))
 
     lines += ["", "targets"] + [f"  [{'met' if ok else 'MISSED'}] {what}" for ok, what in checks(f)]
     return "\n".join(lines)
@@ -131,9 +133,60 @@ def _tls_lines(t, skipped):
     return lines
 
 
+def _policy_lines(p, skipped):
+    if not p.get("peers"):
+        return []
+    connections = sorted({c for r in p["peers"].values() for c in r}, key=int)
+    lines = ["", f"policy decisions/s: first-sight RCPT requests (policy_requests, {p['pipeline']} in flight per "
+                 f"connection), median of runs;",
+             "then the server's CPU microseconds per request and the share of a core the client used",
+             f"{'peer':16}" + "".join(f"{'x ' + c:>28}" for c in connections)]
+    for name, r in p["peers"].items():
+        cells = []
+        for c in connections:
+            v = r.get(c)
+            if not v:
+                cells.append("-")
+            elif "failed" in v:
+                cells.append("FAILED")
+            else:
+                cells.append(f"{v['requests_per_s']:7.0f} {v['server_cpu_us']:7.1f} us /{v['client_cpu']:.2f}")
+        lines.append(f"{name:16}" + "".join(f"{c:>28}" for c in cells))
+    for name, r in p["peers"].items():
+        for c, v in r.items():
+            if "failed" in v:
+                lines.append(f"  {name} x {c} failed: {v['failed']}")
+    lines += [f"  {name} skipped: {why}" for name, why in skipped.items() if name.endswith("(policy)")]
+    if p.get("postgrey_version"):
+        lines.append(f"  postgrey: {p['postgrey_version']}")
+    return lines
+
+
+def _policy_checks(p):
+    out = []
+    own = p.get("peers", {})
+    for store, times in (("sqlite", 10), ("memory", 30)):
+        for c, v in own.get(f"grey-{store}", {}).items():
+            ref = own.get("postgrey", {}).get(c)
+            if "failed" in v:
+                out.append((False, f"policy grey-{store} x {c}: {v['failed']}"))
+            elif ref and "requests_per_s" in ref:
+                ratio = v["requests_per_s"] / ref["requests_per_s"]
+                what = (f"policy grey-{store} x {c}: {v['requests_per_s']:.0f} requests/s >= "
+                        f"{times} x Postgrey {ref['requests_per_s']:.0f} ({ratio:.1f} x)")
+                nosync = own.get("postgrey-nosync", {}).get(c, {})
+                if "requests_per_s" in nosync:
+                    what += (f"; {v['requests_per_s'] / nosync['requests_per_s']:.1f} x Postgrey without "
+                             f"fdatasync {nosync['requests_per_s']:.0f}")
+                if ref.get("server_cpu_us") and v.get("server_cpu_us"):
+                    what += f"; {ref['server_cpu_us'] / v['server_cpu_us']:.1f} x less CPU per request"
+                out.append((ratio >= times, what))
+    return out
+
+
 def checks(f):
     """(met, what) for each target the figures allow judging."""
-    relays = f["relays"]
+    relays = f.get("relays", {})
     out = []
     # Grey's programs as users start them: spam_me (grey) and greylist_server (greylist).
     for name in ("grey", "greylist"):
@@ -190,6 +243,7 @@ def checks(f):
             if label == "sqlite store" and "sqlite alone (reference)" in d:
                 what += f" (SQLite alone, same statements: {d['sqlite alone (reference)']})"
             out.append((d[label] >= target, what))
+    out += _policy_checks(f.get("policy", {}))
     return out
 
 
