@@ -201,6 +201,12 @@ def checks(f):
             if peers:
                 out.append((rate >= 3 * max(peers),
                             f"{name} {load}: {rate:.0f} msg/s >= 3 x best SMTP peer {max(peers):.0f}"))
+    for load in LOADS:
+        plain = relays.get("grey", {}).get(load, {}).get("msg_per_s")
+        counted = relays.get("grey-metrics", {}).get(load, {}).get("msg_per_s")
+        if plain and counted:
+            out.append((counted >= 0.98 * plain, f"grey-metrics {load}: {counted:.0f} msg/s >= 0.98 x grey {plain:.0f}"
+                                                  f" ({counted / plain:.3f} x)"))
     for n in ("grey", "greylist"):
         added = relays.get(n, {}).get("latency_ms", {}).get("added_p99")
         if added is not None:
