@@ -26,7 +26,8 @@ KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
 # (label, parallel sessions, message size, most messages in one run)
 LOADS = [("1 KiB x 1", 1, KIB, 20000), ("1 KiB x 20", 20, KIB, 40000),
          ("1 KiB x 100", 100, KIB, 40000), ("1 MiB x 20", 20, MIB, 2000)]
-RELAYS = ["direct", "haproxy", "grey", "grey-metrics", "grey-nopool", "greylist", "aiosmtpd", "haraka"]
+RELAYS = ["direct", "haproxy", "grey", "grey-metrics", "grey-noidentity", "grey-nopool", "greylist", "aiosmtpd",
+          "haraka"]
 SMTP_PEERS = ["aiosmtpd", "haraka"]
 # Grey's programs run with their defaults, except where a measurement needs more than the
 # defaults allow: 10,000 idle connections (default limit 1,000) and a 1 GiB message (64 MiB).
@@ -55,6 +56,8 @@ def start(name, upstream_port, raised=False):
         return peers.Grey(upstream_port, *extra)
     if name == "grey-metrics":  # the metrics' cost: the same, with --metrics
         return peers.Grey(upstream_port, "--metrics", "127.0.0.1:0", *extra)
+    if name == "grey-noidentity":  # what telling the upstream the client's identity costs
+        return peers.Grey(upstream_port, "--upstream-identity", "none", *extra)
     if name == "grey-nopool":
         return peers.Grey(upstream_port, "--upstream-pool", "0", *extra)
     if name == "greylist":
