@@ -3,12 +3,13 @@ the sessions, the relay and greylisting counted, checked against what the test d
 whole exposition accepted by Prometheus' own `promtool check metrics`."""
 import re
 import shutil
+import socket
 import subprocess
 import unittest
 import urllib.error
 import urllib.request
 
-from harness import Client, MaildirSink, Program, free_port
+from harness import PROGRAMS, Client, MaildirSink, Program, free_port, wait_for_port
 
 
 def scrape(port, path="/metrics"):
@@ -75,6 +76,23 @@ class Metrics(unittest.TestCase):
         self.promtool(text)
         self.assertEqual(value(text, "grey_recipients_total", '{verdict="greylisted"}'), 1)
         self.assertEqual(value(text, "grey_greylist_first_seen_total"), 1)
+        self.assertGreaterEqual(value(text, "grey_store_seconds_count"), 1)
+
+    def test_the_policy_server_counts_its_verdicts_too(self):
+        policy_port, port = free_port(), free_port()
+        server = subprocess.Popen([PROGRAMS["greylist_server"], "--policy", f"inet:127.0.0.1:{policy_port}",
+                                   "--store", "memory", "--metrics", f"127.0.0.1:{port}", "--log", "/dev/null"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(server.wait, 10)
+        self.addCleanup(server.terminate)
+        wait_for_port(policy_port, 10)
+        with socket.create_connection(("127.0.0.1", policy_port), timeout=10) as s:
+            s.sendall(b"request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=192.0.2.1\n"
+                      b"sender=alice@example.org\nrecipient=bob@example.com\n\n")
+            self.assertTrue(s.recv(1000).startswith(b"action=DEFER_IF_PERMIT"))
+        _, text = scrape(port)
+        self.promtool(text)
+        self.assertEqual(value(text, "grey_recipients_total", '{verdict="greylisted"}'), 1)
         self.assertGreaterEqual(value(text, "grey_store_seconds_count"), 1)
 
     def test_other_paths_and_methods_are_refused(self):
