@@ -23,6 +23,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+from harness import free_port, wait_for_port  # noqa: E402
+
 BINARY_DIR = os.path.abspath(os.environ.get("GREY_BINARY_DIR", "build/dev"))
 PACKAGES = ("grey", "libgrey-dev")
 SERVER = "/usr/sbin/greylist_server"
@@ -63,23 +66,6 @@ def running_installed_programs():
             if exe.removesuffix(" (deleted)") in (SERVER, ADMIN):
                 pids.append(int(entry))
     return pids
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"nothing listens on {port}")
 
 
 def send(port):
