@@ -80,7 +80,7 @@ class client {
 
     asio::awaitable<std::error_code> write(std::string_view bytes, detail::watchdog::clock::duration timeout) {
         watchdog_->expires_after(timeout);
-        sent_ = detail::watchdog::clock::now();
+        if (reply_time_) sent_ = detail::watchdog::clock::now();
         const std::error_code ec = co_await stream_.write(bytes);
         co_return ec ? timed(ec) : std::error_code{};
     }
@@ -89,7 +89,7 @@ class client {
     asio::awaitable<std::error_code> write(std::string_view first, std::string_view second,
                                            detail::watchdog::clock::duration timeout) {
         watchdog_->expires_after(timeout);
-        sent_ = detail::watchdog::clock::now();
+        if (reply_time_) sent_ = detail::watchdog::clock::now();
         const std::error_code ec = co_await stream_.write(first, second);
         co_return ec ? timed(ec) : std::error_code{};
     }

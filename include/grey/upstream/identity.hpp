@@ -61,10 +61,17 @@ struct client_identity {
     std::string helo;          ///< the client's HELO/EHLO name
     std::string proto;         ///< "ESMTP" after EHLO, "SMTP" after HELO
 
-    /// What a connection that has taken this identity by XCLIENT may serve again: everything
-    /// but the port, which differs with every connection of the same client.
-    std::string key() const { return fmt::format("{}|{}|{}|{}", addr, name, helo, proto); }
+    std::string key() const;
 };
+
+/// What a connection that has taken an identity by XCLIENT may serve again: the same address,
+/// HELO name and protocol. Not the port, which differs with every connection of one client, nor
+/// the names, which follow from the address: so the key is known before any look-up.
+inline std::string identity_key(std::string_view addr, std::string_view helo, std::string_view proto) {
+    return fmt::format("{}|{}|{}", addr, helo, proto);
+}
+
+inline std::string client_identity::key() const { return identity_key(addr, helo, proto); }
 
 inline constexpr std::string_view unavailable = "[UNAVAILABLE]";
 inline constexpr std::string_view temporarily_unavailable = "[TEMPUNAVAIL]";

@@ -286,17 +286,18 @@ class relay {
     asio::awaitable<smtp::reply> open_transaction(const envelope& env, const smtp::rcpt_command& recipient) {
         const auto timeout = config_.timeouts.upstream_command;
         for (;;) {
-            const client_identity* who = co_await identity(env);
+            const std::string key = identity_key_of(env);
             if (!client_) {
-                std::string key;  // not a ?: inside the co_await: GCC 12 mis-destroys its temporaries
-                if (who) key = who->key();
                 const result<void> connected = co_await connect(env.helo_name, key);
                 if (!connected && connected.error() == errc::upstream_tls_failed)
                     co_return smtp::replies::upstream_tls_failed;
                 if (!connected) co_return smtp::replies::upstream_unavailable;
             }
-            const identity_method method = who ? choose(config_.upstream_identity, client_->caps()) : identity_method::none;
-            if (method == identity_method::xclient && client_->identity() != who->key()) {
+            // The names are looked up only for an upstream that will hear them.
+            const identity_method method = choose(config_.upstream_identity, client_->caps());
+            const client_identity* who = nullptr;
+            if (method != identity_method::none) who = co_await identity(env);
+            if (method == identity_method::xclient && client_->identity() != key) {
                 if (!client_->identity().empty()) {
                     // It speaks for another identity (the client said HELO again with a new
                     // name): a second XCLIENT would be refused. Another connection, then.
@@ -386,10 +387,18 @@ class relay {
         }
     }
 
-    /// The session's client as the upstream is to see it; null when the identity policy is
-    /// none. Its names are looked up once per session (and cached per thread).
+    /// The key of the identity this session's client would give a connection (identity.hpp);
+    /// empty when the policy tells the upstream nothing.
+    std::string identity_key_of(const envelope& env) const {
+        if (config_.upstream_identity == identity_policy::none) return {};
+        const std::string addr = client_endpoint_.port() ? identity_address(client_endpoint_.address().to_string())
+                                                         : std::string(unavailable);
+        return identity_key(addr, env.helo_name.empty() ? unavailable : env.helo_name, env.protocol);
+    }
+
+    /// The session's client as the upstream is to see it. Its names are looked up once per
+    /// session (and cached per thread).
     asio::awaitable<const client_identity*> identity(const envelope& env) {
-        if (config_.upstream_identity == identity_policy::none) co_return nullptr;
         if (!identity_) {
             client_identity who;
             who.addr = who.name = who.reverse_name = std::string(unavailable);
