@@ -5,6 +5,7 @@ import re
 import shutil
 import socket
 import subprocess
+import time
 import unittest
 import urllib.error
 import urllib.request
@@ -58,6 +59,12 @@ class Metrics(unittest.TestCase):
         self.assertEqual(value(text, "grey_upstream_pool_misses_total"), 1)
         self.assertGreaterEqual(value(text, "grey_upstream_connects_total"), 1)
         self.assertGreaterEqual(value(text, "grey_upstream_reply_seconds_count"), 4, "MAIL, RCPT, DATA, the dot")
+        # The session is counted closed once its coroutine has ended, a moment after the 221
+        # reached the client: wait for that, within bounds.
+        deadline = time.monotonic() + 10
+        while value(text, "grey_sessions_open") != 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+            _, text = scrape(port)
         self.assertEqual(value(text, "grey_sessions_open"), 0)
 
     def test_greylisting_verdicts_and_store_latency(self):
