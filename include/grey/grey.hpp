@@ -5,6 +5,7 @@
 #include "config.hpp"
 #include "error.hpp"
 #include "mail_handler.hpp"
+#include "protocol.hpp"
 #include "result.hpp"
 #include "server_core.hpp"
 #include "smtp/reply.hpp"

@@ -27,6 +27,9 @@ class reloadable_context;
 struct session_context {
     asio::ip::tcp::socket& socket;
     const server_config& config;  ///< may be a type derived from server_config
+    /// The connection's timeouts. It guards `socket`: a Protocol sets a deadline before each
+    /// wait (expires_after) and says when it waits for a new command (set_idle), so a stop
+    /// interrupts an idle session at once and any other at the drain deadline.
     detail::watchdog& watchdog;
     upstream::pool* upstream_pool = nullptr;  ///< idle upstream connections; null when not pooling
     tls::reloadable_context* tls = nullptr;   ///< the server's TLS context; null without TLS
