@@ -10,8 +10,13 @@
 #include "../result.hpp"
 #include "reply.hpp"
 
+/// @addtogroup group_smtp
+/// @{
 namespace grey::smtp {
 
+/// Reads the upstream's replies one line at a time. Strict, since a reply Grey passes on must
+/// be one: a code outside 200-559, a separator other than space or hyphen, or a code that
+/// changes within a reply is errc::upstream_protocol.
 class reply_parser {
   public:
     /// A reply longer than this many lines is refused rather than buffered.
@@ -72,3 +77,4 @@ class reply_parser {
 };
 
 } // namespace grey::smtp
+/// @}
