@@ -20,9 +20,9 @@
 
 #include <fmt/format.h>
 
+namespace grey::diagnostics {
 /// @addtogroup group_metrics
 /// @{
-namespace grey::diagnostics {
 
 /// How much a line matters. The values are syslog's priorities (LOG_ERR to LOG_INFO), which
 /// the journal reads from a line's "<N>" prefix.
@@ -118,5 +118,5 @@ inline void report(level l, std::string_view topic, std::string_view text) {
     process_reporter().report(l, topic, text);
 }
 
-} // namespace grey::diagnostics
 /// @}
+} // namespace grey::diagnostics

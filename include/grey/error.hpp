@@ -5,9 +5,9 @@
 #include <string>
 #include <system_error>
 
+namespace grey {
 /// @addtogroup group_errors
 /// @{
-namespace grey {
 
 /// Grey's own failures, from framing to the upstream to the stores. Each is a
 /// std::error_code in grey_category(), so it travels and compares like Asio's codes; only the
@@ -103,8 +103,8 @@ inline std::error_code make_error_code(errc e) noexcept {
     return {static_cast<int>(e), grey_category()};
 }
 
-} // namespace grey
 /// @}
+} // namespace grey
 
 /// Marks errc as an error code enum: it converts to std::error_code implicitly.
 template <>

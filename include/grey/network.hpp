@@ -10,9 +10,9 @@
 
 #include "result.hpp"
 
+namespace grey {
 /// @addtogroup group_server
 /// @{
-namespace grey {
 
 /// An IPv4 or IPv6 network in CIDR notation: "192.0.2.0/24", "2001:db8::/32", or one address.
 class network {
@@ -85,5 +85,5 @@ class network {
     unsigned prefix_;
 };
 
-} // namespace grey
 /// @}
+} // namespace grey

@@ -37,9 +37,9 @@
 
 #include "result.hpp"
 
+namespace grey::proxy {
 /// @addtogroup group_proxy
 /// @{
-namespace grey::proxy {
 
 /// What the header asks of the receiver.
 enum class command : std::uint8_t {
@@ -482,5 +482,5 @@ inline parse_result parse_header(std::string_view received,
     return detail::parse_v2(received, v2_length_cap);
 }
 
-} // namespace grey::proxy
 /// @}
+} // namespace grey::proxy

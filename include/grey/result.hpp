@@ -11,9 +11,9 @@
 
 #include "error.hpp"
 
+namespace grey {
 /// @addtogroup group_errors
 /// @{
-namespace grey {
 
 /// A T, or the error that stands in its place: what sans-IO code returns instead of
 /// throwing. Member names are std::expected's, so that this becomes an alias of
@@ -83,5 +83,5 @@ class [[nodiscard]] result<void> {
     std::error_code ec_;
 };
 
-} // namespace grey
 /// @}
+} // namespace grey

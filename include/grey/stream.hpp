@@ -33,9 +33,9 @@
 
 #include "detail/asio.hpp"
 
+namespace grey {
 /// @addtogroup group_tls
 /// @{
-namespace grey {
 
 /// What a TLS session negotiated, readable by hooks.
 struct tls_info {
@@ -342,5 +342,5 @@ class stream {
     bool want_write_ = false;
 };
 
-} // namespace grey
 /// @}
+} // namespace grey

@@ -15,9 +15,9 @@
 #include "../config.hpp"
 #include "../detail/asio.hpp"
 
+namespace grey::metrics {
 /// @addtogroup group_metrics
 /// @{
-namespace grey::metrics {
 
 /// Answers GET /metrics with what `body` returns, composed anew for each scrape (typically
 /// registry::write); other paths get 404, other methods 405.
@@ -110,5 +110,5 @@ class http_endpoint {
     std::shared_ptr<std::size_t> open_ = std::make_shared<std::size_t>(0);
 };
 
-} // namespace grey::metrics
 /// @}
+} // namespace grey::metrics

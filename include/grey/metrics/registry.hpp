@@ -20,9 +20,9 @@
 
 #include <fmt/format.h>
 
+namespace grey::metrics {
 /// @addtogroup group_metrics
 /// @{
-namespace grey::metrics {
 
 /// A count that only grows (a Prometheus counter): one relaxed atomic, bumped from any thread
 /// without a lock.
@@ -189,5 +189,5 @@ class registry {
     std::vector<entry> metrics_;
 };
 
-} // namespace grey::metrics
 /// @}
+} // namespace grey::metrics

@@ -9,9 +9,9 @@
 
 #include "registry.hpp"
 
+namespace grey::metrics {
 /// @addtogroup group_metrics
 /// @{
-namespace grey::metrics {
 
 /// Why a connection was refused before its session began: the values of
 /// grey_connections_refused_total's "reason" label, in the same order.
@@ -115,5 +115,5 @@ struct server_metrics {
     metrics::registry registry_;
 };
 
-} // namespace grey::metrics
 /// @}
+} // namespace grey::metrics

@@ -14,9 +14,9 @@
 
 #include "../result.hpp"
 
+namespace grey::smtp {
 /// @addtogroup group_smtp
 /// @{
-namespace grey::smtp {
 
 inline constexpr std::size_t max_local_part_length = 64;   ///< octets of a local part, RFC 5321 §4.5.3.1.1
 inline constexpr std::size_t max_domain_length = 255;      ///< octets of a domain, RFC 5321 §4.5.3.1.2
@@ -289,5 +289,5 @@ inline result<path> take_path(std::string_view& input, path_kind kind, charset c
     return parse_mailbox(inner, cs);
 }
 
-} // namespace grey::smtp
 /// @}
+} // namespace grey::smtp

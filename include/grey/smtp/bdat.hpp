@@ -34,9 +34,9 @@
 #include "../result.hpp"
 #include "data_codec.hpp"
 
+namespace grey::smtp {
 /// @addtogroup group_smtp
 /// @{
-namespace grey::smtp {
 
 /// BDAT's argument, parsed by parse_bdat().
 struct bdat_command {
@@ -220,5 +220,5 @@ class bdat_scanner {
     std::error_code error_;
 };
 
-} // namespace grey::smtp
 /// @}
+} // namespace grey::smtp

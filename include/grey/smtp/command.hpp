@@ -13,9 +13,9 @@
 #include "../result.hpp"
 #include "address.hpp"
 
+namespace grey::smtp {
 /// @addtogroup group_smtp
 /// @{
-namespace grey::smtp {
 
 /// The commands Grey takes. parse_command() refuses any other verb: errc::not_implemented
 /// for those of extensions Grey does not offer, errc::forbidden_command for other protocols'
@@ -352,5 +352,5 @@ inline result<rcpt_command> parse_rcpt(std::string_view argument, bool smtputf8_
     return rcpt;
 }
 
-} // namespace grey::smtp
 /// @}
+} // namespace grey::smtp

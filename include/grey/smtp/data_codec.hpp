@@ -12,9 +12,9 @@
 #include <string>
 #include <string_view>
 
+namespace grey::smtp {
 /// @addtogroup group_smtp
 /// @{
-namespace grey::smtp {
 
 /// One line of DATA's text, decoded by decode_data_line().
 struct data_line {
@@ -64,5 +64,5 @@ void for_each_data_line(std::string_view wire, F&& f) {
     }
 }
 
-} // namespace grey::smtp
 /// @}
+} // namespace grey::smtp

@@ -18,9 +18,9 @@
 #include "address.hpp"
 #include "reply.hpp"
 
+namespace grey::smtp {
 /// @addtogroup group_smtp
 /// @{
-namespace grey::smtp {
 
 /// The ESMTP extensions Grey reads in EHLO replies or offers in its own: the members of an
 /// extensions set, one bit each.
@@ -152,5 +152,5 @@ constexpr extensions relayable(extensions upstream) noexcept {
     return e;
 }
 
-} // namespace grey::smtp
 /// @}
+} // namespace grey::smtp

@@ -22,9 +22,9 @@
 
 #include "../result.hpp"
 
+namespace grey::smtp {
 /// @addtogroup group_smtp
 /// @{
-namespace grey::smtp {
 
 /// A line from line_reader::next(): its text, and its octets as received.
 struct line {
@@ -176,5 +176,5 @@ class line_reader {
     std::size_t end_ = 0;    // one past the last received byte
 };
 
-} // namespace grey::smtp
 /// @}
+} // namespace grey::smtp

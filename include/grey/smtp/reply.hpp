@@ -10,9 +10,9 @@
 #include <string_view>
 #include <vector>
 
+namespace grey::smtp {
 /// @addtogroup group_smtp
 /// @{
-namespace grey::smtp {
 
 /// An SMTP reply: what hooks return, what the catalogue (replies) holds, and what the
 /// upstream's replies are read into and passed on as.
@@ -185,5 +185,5 @@ inline const reply cannot_take_binary {554, "5.6.3", "Binary message content can
 // clang-format on
 } // namespace replies
 
-} // namespace grey::smtp
 /// @}
+} // namespace grey::smtp

@@ -10,9 +10,9 @@
 #include "../result.hpp"
 #include "reply.hpp"
 
+namespace grey::smtp {
 /// @addtogroup group_smtp
 /// @{
-namespace grey::smtp {
 
 /// Reads the upstream's replies one line at a time. Strict, since a reply Grey passes on must
 /// be one: a code outside 200-559, a separator other than space or hyphen, or a code that
@@ -76,5 +76,5 @@ class reply_parser {
     reply partial_;
 };
 
-} // namespace grey::smtp
 /// @}
+} // namespace grey::smtp

@@ -9,9 +9,9 @@
 #include "command.hpp"
 #include "reply.hpp"
 
+namespace grey::smtp {
 /// @addtogroup group_smtp
 /// @{
-namespace grey::smtp {
 
 /// Where a session stands in the order of commands of RFC 5321 §4.1.4.
 enum class phase {
@@ -109,5 +109,5 @@ class session_state {
     phase phase_ = phase::connected;
 };
 
-} // namespace grey::smtp
 /// @}
+} // namespace grey::smtp

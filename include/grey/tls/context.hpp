@@ -18,9 +18,9 @@
 
 #include "settings.hpp"
 
+namespace grey::tls {
 /// @addtogroup group_tls
 /// @{
-namespace grey::tls {
 
 /// Buffers as both sides of Grey use them. An idle session keeps no read or write buffer:
 /// OpenSSL frees them between records. A busy one reads ahead, several records in one read
@@ -113,5 +113,5 @@ class reloadable_context {
     std::shared_ptr<asio::ssl::context> current_;
 };
 
-} // namespace grey::tls
 /// @}
+} // namespace grey::tls

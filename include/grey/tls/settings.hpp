@@ -5,9 +5,9 @@
 #include <chrono>
 #include <string>
 
+namespace grey::tls {
 /// @addtogroup group_tls
 /// @{
-namespace grey::tls {
 
 /// TLS 1.2 cipher suites with forward secrecy and AEAD only (Mozilla's "intermediate"
 /// profile); TLS 1.3's suites are OpenSSL's defaults, all of them AEAD.
@@ -49,5 +49,5 @@ struct client_settings {
                               ///< SNI; empty: the upstream's host as configured (smtp_ip)
 };
 
-} // namespace grey::tls
 /// @}
+} // namespace grey::tls
