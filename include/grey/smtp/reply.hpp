@@ -122,7 +122,7 @@ inline const reply try_again_later    {451, "4.7.1", "Please try again later"};
 /// RCPT over the limit; the client sends the rest in another transaction (RFC 5321 §4.5.3.1.10).
 inline const reply too_many_recipients {452, "4.5.3", "Too many recipients"};
 
-/// Errc::unknown_command.
+/// The reply to errc::unknown_command.
 inline const reply unknown_command    {500, "5.5.1", "Command unrecognized"};
 /// A command or text line over its limit.
 inline const reply line_too_long      {500, "5.5.2", "Line too long"};
@@ -130,15 +130,15 @@ inline const reply line_too_long      {500, "5.5.2", "Line too long"};
 inline const reply bare_line_ending   {500, "5.5.2", "Bare CR or LF received: lines must end in CRLF (RFC 5321 section 2.3.8)"};
 /// NUL in a command or in text.
 inline const reply nul_byte           {500, "5.5.2", "NUL byte received"};
-/// Errc::syntax_error, and any argument error without a reply of its own.
+/// The reply to errc::syntax_error, and to any argument error without a reply of its own.
 inline const reply syntax_error       {501, "5.5.4", "Syntax error in parameters or arguments"};
-/// Errc::bad_domain: HELO/EHLO's argument.
+/// The reply to errc::bad_domain: HELO/EHLO's argument.
 inline const reply bad_domain         {501, "5.5.4", "Invalid domain or address literal"};
-/// Errc::bad_sender: MAIL's path.
+/// The reply to errc::bad_sender: MAIL's path.
 inline const reply bad_sender         {501, "5.1.7", "Invalid sender address"};
-/// Errc::bad_recipient: RCPT's path.
+/// The reply to errc::bad_recipient: RCPT's path.
 inline const reply bad_recipient      {501, "5.1.3", "Invalid recipient address"};
-/// Errc::not_implemented, and BDAT when CHUNKING is not offered.
+/// The reply to errc::not_implemented, and to STARTTLS or BDAT when not offered.
 inline const reply not_implemented    {502, "5.5.1", "Command not implemented"};
 /// A command out of order that has no more precise reply.
 inline const reply bad_sequence       {503, "5.5.1", "Bad sequence of commands"};
@@ -167,11 +167,11 @@ inline const reply forbidden_command  {554, "5.7.0", "This is an SMTP server: cl
 inline const reply improper_pipelining {554, "5.5.0", "Protocol synchronization error: improper use of SMTP command pipelining"};
 /// The session's error limit is reached; the connection closes.
 inline const reply too_many_errors    {421, "4.7.0", "Too many errors, closing connection"};
-/// Errc::unknown_parameter, or a parameter of an extension not offered.
+/// The reply to errc::unknown_parameter, and to a parameter of an extension not offered.
 inline const reply unknown_parameter  {555, "5.5.4", "MAIL or RCPT parameter not recognized or not implemented"};
-/// Errc::bad_parameter_value.
+/// The reply to errc::bad_parameter_value.
 inline const reply bad_parameter_value {501, "5.5.4", "Invalid parameter value"};
-/// Errc::needs_smtputf8: a non-ASCII recipient.
+/// The reply to errc::needs_smtputf8: a non-ASCII recipient.
 inline const reply needs_smtputf8     {553, "5.6.7", "Non-ASCII address given without SMTPUTF8"};        // RFC 6531 §3.5
 /// A non-ASCII sender without SMTPUTF8.
 inline const reply needs_smtputf8_sender {550, "5.6.7", "Non-ASCII sender given without SMTPUTF8"};
