@@ -16,6 +16,7 @@ packages=(
     haproxy                                           # a load balancer sending the PROXY protocol
     prometheus                                        # promtool checks the metrics endpoint
     shellcheck                                        # tests/run checks the shell scripts
+    doxygen                                           # the API reference (grey_docs, ctest's docs.reference)
     systemd lintian dpkg-dev                          # tests/dist: systemd-analyze on the units; the .deb (shlibdeps, lintian)
     clang libclang-rt-14-dev                          # the libFuzzer build
     "$@"

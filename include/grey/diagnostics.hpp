@@ -21,9 +21,14 @@
 #include <fmt/format.h>
 
 namespace grey::diagnostics {
+/// @addtogroup group_metrics
+/// @{
 
+/// How much a line matters. The values are syslog's priorities (LOG_ERR to LOG_INFO), which
+/// the journal reads from a line's "<N>" prefix.
 enum class level { error = 3, warning = 4, notice = 5, info = 6 };
 
+/// The level in words ("warning"), as written when standard error is not the journal.
 constexpr std::string_view name(level l) noexcept {
     switch (l) {
     case level::error: return "error";
@@ -34,15 +39,20 @@ constexpr std::string_view name(level l) noexcept {
     return "";
 }
 
+/// How many lines one topic may write, so that a failure repeated by every session (an
+/// upstream down under load) fills no disk.
 struct report_limits {
     unsigned burst = 10;  ///< lines of one topic per window
-    std::chrono::steady_clock::duration window = std::chrono::minutes(1);
+    std::chrono::steady_clock::duration window = std::chrono::minutes(1);  ///< the window, from a topic's first line in it
 };
 
+/// Writes diagnostic lines, one write each, rate-limited per topic and safe to call from any
+/// thread. Under systemd (JOURNAL_STREAM set) a line starts with its priority as "<N>";
+/// elsewhere with "grey: " and the level in words.
 class reporter {
   public:
-    using clock = std::chrono::steady_clock;
-    using limits = report_limits;
+    using clock = std::chrono::steady_clock;  ///< windows are measured on it: wall-clock changes move none
+    using limits = report_limits;             ///< the limits, by a shorter name
 
     /// `write` takes each finished line, newline included; standard error by default.
     explicit reporter(limits l = {}, std::function<void(std::string_view)> write = {},
@@ -103,8 +113,10 @@ inline reporter& process_reporter() {
     return r;
 }
 
+/// One line to the process's reporter: see reporter::report.
 inline void report(level l, std::string_view topic, std::string_view text) {
     process_reporter().report(l, topic, text);
 }
 
+/// @}
 } // namespace grey::diagnostics

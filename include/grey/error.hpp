@@ -6,7 +6,12 @@
 #include <system_error>
 
 namespace grey {
+/// @addtogroup group_errors
+/// @{
 
+/// Grey's own failures, from framing to the upstream to the stores. Each is a
+/// std::error_code in grey_category(), so it travels and compares like Asio's codes; only the
+/// session loop turns one into a reply. The values start at 1, since 0 means success.
 enum class errc {
     // Framing (smtp/line_reader.hpp)
     line_too_long = 1,      ///< a line longer than its limit (512 octets for commands, 1000 for text)
@@ -85,16 +90,22 @@ class grey_category : public std::error_category {
 };
 } // namespace detail
 
+/// The category of errc, named "grey". One instance for the process: error codes compare
+/// their categories by address.
 inline const std::error_category& grey_category() noexcept {
     static const detail::grey_category category;
     return category;
 }
 
+/// `e` as a std::error_code. Found by argument-dependent lookup, which is what lets an errc
+/// convert implicitly (`std::error_code ec = errc::timeout;`).
 inline std::error_code make_error_code(errc e) noexcept {
     return {static_cast<int>(e), grey_category()};
 }
 
+/// @}
 } // namespace grey
 
+/// Marks errc as an error code enum: it converts to std::error_code implicitly.
 template <>
 struct std::is_error_code_enum<grey::errc> : std::true_type {};

@@ -11,10 +11,14 @@
 #include "result.hpp"
 
 namespace grey {
+/// @addtogroup group_server
+/// @{
 
 /// An IPv4 or IPv6 network in CIDR notation: "192.0.2.0/24", "2001:db8::/32", or one address.
 class network {
   public:
+    /// Reads "address/prefix", or one address alone (a prefix of 32 or 128). errc::syntax_error
+    /// for anything else, a prefix longer than the address family's included.
     static result<network> parse(std::string_view text) {
         const auto slash = text.find('/');
         asio::error_code ec;
@@ -35,6 +39,8 @@ class network {
         return network(address, prefix);
     }
 
+    /// Whether `a` is in the network. An IPv4-mapped IPv6 address counts as the IPv4 address
+    /// it maps, so a list of IPv4 networks still matches clients of a dual-stack socket.
     bool contains(const asio::ip::address& a) const {
         if (a.is_v4() != address_.is_v4()) {
             // An IPv4 client seen through an IPv6 socket is ::ffff:a.b.c.d.
@@ -51,12 +57,14 @@ class network {
         return true;
     }
 
+    /// Whether the address written in `text` is in the network; false when it is no address.
     bool contains(std::string_view text) const {
         asio::error_code ec;
         const auto a = asio::ip::make_address(std::string(text), ec);
         return !ec && contains(a);
     }
 
+    /// The same address and prefix as parsed: "192.0.2.1/24" and "192.0.2.0/24" differ.
     friend bool operator==(const network&, const network&) = default;
 
   private:
@@ -77,4 +85,5 @@ class network {
     unsigned prefix_;
 };
 
+/// @}
 } // namespace grey

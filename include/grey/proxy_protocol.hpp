@@ -38,6 +38,8 @@
 #include "result.hpp"
 
 namespace grey::proxy {
+/// @addtogroup group_proxy
+/// @{
 
 /// What the header asks of the receiver.
 enum class command : std::uint8_t {
@@ -52,10 +54,11 @@ enum class family : std::uint8_t {
     tcp6,    ///< TCP over IPv6 (an IPv4-mapped address stays as sent, in IPv6 form)
 };
 
+/// A complete PROXY header, as parse_header() returns it.
 struct header {
     std::uint8_t version = 1;  ///< 1 (text) or 2 (binary)
-    proxy::command command = proxy::command::proxy;
-    proxy::family family = proxy::family::unspec;
+    proxy::command command = proxy::command::proxy;  ///< whether the header speaks for a client
+    proxy::family family = proxy::family::unspec;    ///< the addresses source and destination hold
     asio::ip::tcp::endpoint source;       ///< the client, as the proxy saw it; unset unless has_addresses()
     asio::ip::tcp::endpoint destination;  ///< where the client connected to; unset unless has_addresses()
     std::size_t length = 0;               ///< octets the header took: what follows is SMTP input
@@ -479,4 +482,5 @@ inline parse_result parse_header(std::string_view received,
     return detail::parse_v2(received, v2_length_cap);
 }
 
+/// @}
 } // namespace grey::proxy

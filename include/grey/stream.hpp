@@ -34,6 +34,8 @@
 #include "detail/asio.hpp"
 
 namespace grey {
+/// @addtogroup group_tls
+/// @{
 
 /// What a TLS session negotiated, readable by hooks.
 struct tls_info {
@@ -91,11 +93,16 @@ class nosignal_bio {
 
 } // namespace detail
 
+/// A connection's byte stream, on either leg: plain TCP, then TLS once handshake() has
+/// succeeded, on the same socket. The socket is its owner's, and must outlive the stream.
 class stream {
   public:
-    using tcp = detail::tcp;
+    using tcp = detail::tcp;  ///< asio::ip::tcp
+    /// The side this end takes in the handshake: server towards a client, client towards the
+    /// upstream.
     enum class role { server, client };
 
+    /// A plain stream over `socket`.
     explicit stream(tcp::socket& socket) : socket_(socket) {}
     ~stream() {
         if (ssl_) SSL_free(ssl_);
@@ -103,7 +110,10 @@ class stream {
     stream(const stream&) = delete;
     stream& operator=(const stream&) = delete;
 
+    /// The socket, for waits, endpoints and options. Reading or writing on it directly would
+    /// bypass TLS.
     tcp::socket& socket() noexcept { return socket_; }
+    /// Whether handshake() has succeeded: every octet since goes through TLS.
     bool is_tls() const noexcept { return ssl_ != nullptr; }
     /// What TLS negotiated; only while is_tls().
     const tls_info& tls() const noexcept {
@@ -174,6 +184,7 @@ class stream {
         }
     }
 
+    /// Writes all of `bytes`, waiting as long as it takes (the watchdog bounds the wait).
     asio::awaitable<std::error_code> write(std::string_view bytes) {
         if (!ssl_) {
             auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(bytes), detail::use_nothrow);
@@ -331,4 +342,5 @@ class stream {
     bool want_write_ = false;
 };
 
+/// @}
 } // namespace grey

@@ -16,7 +16,11 @@
 #include "../detail/asio.hpp"
 
 namespace grey::metrics {
+/// @addtogroup group_metrics
+/// @{
 
+/// Answers GET /metrics with what `body` returns, composed anew for each scrape (typically
+/// registry::write); other paths get 404, other methods 405.
 class http_endpoint {
   public:
     /// Listens on `where` now (throws std::system_error when it cannot); serves once start()ed.
@@ -31,8 +35,10 @@ class http_endpoint {
         acceptor_.listen();
     }
 
+    /// Where it listens: with port 0, the port the system chose.
     detail::tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
 
+    /// Starts serving, as a coroutine on the io_context given at construction.
     void start() { asio::co_spawn(ioc_, accept_loop(), asio::detached); }
 
     /// Stops accepting; answers in progress finish. Call on the io_context's thread, or post.
@@ -104,4 +110,5 @@ class http_endpoint {
     std::shared_ptr<std::size_t> open_ = std::make_shared<std::size_t>(0);
 };
 
+/// @}
 } // namespace grey::metrics

@@ -21,20 +21,30 @@
 #include <fmt/format.h>
 
 namespace grey::metrics {
+/// @addtogroup group_metrics
+/// @{
 
+/// A count that only grows (a Prometheus counter): one relaxed atomic, bumped from any thread
+/// without a lock.
 class counter {
   public:
+    /// Counts `n` more.
     void add(std::uint64_t n = 1) noexcept { value_.fetch_add(n, std::memory_order_relaxed); }
+    /// The count so far, for the scrape.
     std::uint64_t value() const noexcept { return value_.load(std::memory_order_relaxed); }
 
   private:
     std::atomic<std::uint64_t> value_{0};
 };
 
+/// A value that goes up and down (sessions open now): one relaxed atomic, as counter.
 class gauge {
   public:
+    /// Moves the value by `n`, which may be negative.
     void add(std::int64_t n) noexcept { value_.fetch_add(n, std::memory_order_relaxed); }
+    /// Replaces the value with `n`.
     void set(std::int64_t n) noexcept { value_.store(n, std::memory_order_relaxed); }
+    /// The value now, for the scrape.
     std::int64_t value() const noexcept { return value_.load(std::memory_order_relaxed); }
 
   private:
@@ -45,11 +55,18 @@ class gauge {
 template <std::size_t N>
 class labeled {
   public:
+    /// `label` is the label's name, `values` its values by index. Both are kept as views, so
+    /// they must outlive the metric: string literals do.
     labeled(std::string_view label, std::array<std::string_view, N> values) : label_(label), values_(values) {}
+    /// The counter of value `i`.
     counter& operator[](std::size_t i) noexcept { return counters_[i]; }
+    /// The counter of value `i`, read-only.
     const counter& operator[](std::size_t i) const noexcept { return counters_[i]; }
+    /// The label's name ("reason").
     std::string_view label() const noexcept { return label_; }
+    /// Value `i` as written in the exposition ("connection_limit").
     std::string_view value_name(std::size_t i) const noexcept { return values_[i]; }
+    /// How many values the label has: N.
     static constexpr std::size_t size() noexcept { return N; }
 
   private:
@@ -61,8 +78,10 @@ class labeled {
 /// Observations in seconds into fixed buckets (their upper bounds, increasing).
 class histogram {
   public:
+    /// The most bounds a histogram holds, so that it needs no allocation; more are dropped.
     static constexpr std::size_t max_buckets = 16;
 
+    /// Buckets with these upper bounds, in seconds, in increasing order; "+Inf" is implied.
     explicit histogram(std::initializer_list<double> bounds) {
         for (double b : bounds) {
             if (buckets_ == max_buckets) break;
@@ -70,6 +89,7 @@ class histogram {
         }
     }
 
+    /// Counts `d` in the first bucket whose bound it does not exceed, and adds it to the sum.
     void observe(std::chrono::steady_clock::duration d) noexcept {
         const double seconds = std::chrono::duration<double>(d).count();
         std::size_t i = 0;
@@ -78,6 +98,8 @@ class histogram {
         sum_ns_.fetch_add(static_cast<std::uint64_t>(std::chrono::nanoseconds(d).count()), std::memory_order_relaxed);
     }
 
+    /// Writes the `name`_bucket lines (cumulative, as the format has them), `name`_sum and
+    /// `name`_count through the output iterator `out`.
     template <class Out>
     void write(Out& out, std::string_view name) const {
         std::uint64_t cumulative = 0;
@@ -105,16 +127,19 @@ inline histogram latency_histogram() { return histogram{0.0001, 0.00025, 0.0005,
 /// Where a program's metrics are, by name, for the scrape. The metrics must outlive it.
 class registry {
   public:
+    /// Registers `c` as the counter `name`, `help` its HELP text.
     void add(std::string name, std::string help, const counter& c) {
         add_writer(std::move(name), std::move(help), "counter", [&c](std::string& out, std::string_view n) {
             fmt::format_to(std::back_inserter(out), "{} {}\n", n, c.value());
         });
     }
+    /// Registers `g` as the gauge `name`.
     void add(std::string name, std::string help, const gauge& g) {
         add_writer(std::move(name), std::move(help), "gauge", [&g](std::string& out, std::string_view n) {
             fmt::format_to(std::back_inserter(out), "{} {}\n", n, g.value());
         });
     }
+    /// Registers `l` as the counter `name`, one sample per value of its label.
     template <std::size_t N>
     void add(std::string name, std::string help, const labeled<N>& l) {
         add_writer(std::move(name), std::move(help), "counter", [&l](std::string& out, std::string_view n) {
@@ -122,6 +147,7 @@ class registry {
                 fmt::format_to(std::back_inserter(out), "{}{{{}=\"{}\"}} {}\n", n, l.label(), l.value_name(i), l[i].value());
         });
     }
+    /// Registers `h` as the histogram `name`.
     void add(std::string name, std::string help, const histogram& h) {
         add_writer(std::move(name), std::move(help), "histogram", [&h](std::string& out, std::string_view n) {
             auto it = std::back_inserter(out);
@@ -163,4 +189,5 @@ class registry {
     std::vector<entry> metrics_;
 };
 
+/// @}
 } // namespace grey::metrics

@@ -10,41 +10,72 @@
 #include "registry.hpp"
 
 namespace grey::metrics {
+/// @addtogroup group_metrics
+/// @{
 
+/// Why a connection was refused before its session began: the values of
+/// grey_connections_refused_total's "reason" label, in the same order.
 enum class refusal : std::size_t { connection_limit, per_address_limit, shutting_down, proxy_untrusted, proxy_header };
+/// What became of a recipient: the values of grey_recipients_total's "verdict" label, in the
+/// same order.
 enum class verdict_kind : std::size_t { accepted, greylisted, refused, relay_denied, store_unavailable };
 
+/// Everything Grey's own components count, each metric registered under its grey_* name as
+/// this is made. Counted into from any thread; neither copied nor moved, since the registry
+/// refers to its members.
 struct server_metrics {
+    /// grey_connections_accepted_total: client connections accepted.
     counter connections_accepted;
+    /// grey_connections_refused_total: client connections refused, by reason (refusal).
     labeled<5> connections_refused{"reason", {"connection_limit", "per_address_limit", "shutting_down",
                                               "proxy_untrusted", "proxy_header"}};
+    /// grey_sessions_open: SMTP sessions open now.
     gauge sessions_open;
     /// Commands refused, by the reply code they got (500 syntax, 503 sequence, 554 policy…).
     labeled<10> commands_refused{"code", {"500", "501", "502", "503", "530", "550", "552", "553", "554", "555"}};
+    /// grey_recipients_total: recipients, by verdict (verdict_kind).
     labeled<5> recipients{"verdict", {"accepted", "greylisted", "refused", "relay_denied", "store_unavailable"}};
+    /// grey_messages_relayed_total: messages the upstream accepted.
     counter messages_relayed;
+    /// grey_messages_failed_total: messages the upstream refused, or that failed on the way.
     counter messages_failed;
+    /// grey_relayed_bytes_total: octets of message text relayed upstream.
     counter bytes_relayed;
+    /// grey_upstream_connects_total: upstream connections opened (greeting and EHLO answered).
     counter upstream_connects;
+    /// grey_upstream_connect_failures_total: upstream connections that could not be opened.
     counter upstream_connect_failures;
+    /// grey_upstream_pool_hits_total: sessions that reused a pooled upstream connection.
     counter pool_hits;
+    /// grey_upstream_pool_misses_total: sessions that found no pooled upstream connection.
     counter pool_misses;
+    /// grey_tls_handshakes_total: STARTTLS handshakes with clients that succeeded.
     counter tls_handshakes;
+    /// grey_tls_handshake_failures_total: STARTTLS handshakes with clients that failed.
     counter tls_handshake_failures;
+    /// grey_upstream_tls_handshakes_total: TLS handshakes with the upstream that succeeded.
     counter upstream_tls_handshakes;
+    /// grey_upstream_tls_handshake_failures_total: TLS handshakes with the upstream that failed.
     counter upstream_tls_handshake_failures;
+    /// grey_upstream_reply_seconds: time from a command to the upstream's reply.
     histogram upstream_reply_seconds = latency_histogram();
+    /// grey_store_seconds: time of a greylist store call.
     histogram store_seconds = latency_histogram();
+    /// grey_greylist_first_seen_total: triplets seen for the first time (new greylist records).
     counter greylist_first_seen;
 
     server_metrics() { register_all(); }
     server_metrics(const server_metrics&) = delete;
     server_metrics& operator=(const server_metrics&) = delete;
 
+    /// Every metric above, to serve (registry::write, http_endpoint).
     metrics::registry& registry() noexcept { return registry_; }
 
+    /// Counts a connection refused for `r`.
     void refused(refusal r) noexcept { connections_refused[static_cast<std::size_t>(r)].add(); }
+    /// Counts a recipient's verdict.
     void recipient(verdict_kind v) noexcept { recipients[static_cast<std::size_t>(v)].add(); }
+    /// Counts a command refused with reply `code`; a code the label does not list is not counted.
     void command_refused(int code) noexcept {
         static constexpr int codes[] = {500, 501, 502, 503, 530, 550, 552, 553, 554, 555};
         for (std::size_t i = 0; i < std::size(codes); ++i)
@@ -84,4 +115,5 @@ struct server_metrics {
     metrics::registry registry_;
 };
 
+/// @}
 } // namespace grey::metrics

@@ -15,10 +15,12 @@
 #include "../result.hpp"
 
 namespace grey::smtp {
+/// @addtogroup group_smtp
+/// @{
 
-inline constexpr std::size_t max_local_part_length = 64;   // RFC 5321 §4.5.3.1.1
-inline constexpr std::size_t max_domain_length = 255;      // RFC 5321 §4.5.3.1.2
-inline constexpr std::size_t max_path_length = 256;        // RFC 5321 §4.5.3.1.3, with <>
+inline constexpr std::size_t max_local_part_length = 64;   ///< octets of a local part, RFC 5321 §4.5.3.1.1
+inline constexpr std::size_t max_domain_length = 255;      ///< octets of a domain, RFC 5321 §4.5.3.1.2
+inline constexpr std::size_t max_path_length = 256;        ///< octets of a path, RFC 5321 §4.5.3.1.3, with <>
 
 /// Whether an address may hold UTF-8: only in a transaction whose MAIL carried SMTPUTF8
 /// (RFC 6531 §3.4). Address literals and HELO names stay ASCII either way (§3.7.1).
@@ -65,6 +67,7 @@ constexpr bool is_utf8(std::string_view s) noexcept {
     return true;
 }
 
+/// No octet above 0x7F: what an address must be outside an SMTPUTF8 transaction.
 constexpr bool is_ascii(std::string_view s) noexcept {
     return std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
 }
@@ -77,6 +80,7 @@ struct path {
     std::string_view local_part;  ///< as written, quotes included
     std::string_view domain;      ///< a domain or an address literal in brackets
 
+    /// The null reverse-path "<>", which bounces and other notifications carry (RFC 5321 §4.5.5).
     bool is_null() const noexcept { return mailbox.empty(); }
 };
 
@@ -90,6 +94,8 @@ constexpr bool is_atext(char c) noexcept {
 constexpr char to_lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? char(c + 32) : c; }
 } // namespace detail
 
+/// Equal but for the case of ASCII letters, as SMTP compares verbs, keywords and domains
+/// (RFC 5321 §2.4); other octets compare exactly.
 constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
     if (a.size() != b.size()) return false;
     for (std::size_t i = 0; i < a.size(); ++i)
@@ -97,6 +103,7 @@ constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
     return true;
 }
 
+/// Whether `s` begins with `prefix`, compared as iequals() does.
 constexpr bool istarts_with(std::string_view s, std::string_view prefix) noexcept {
     return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
 }
@@ -238,6 +245,8 @@ inline result<path> parse_mailbox(std::string_view m, charset cs = charset::asci
     return path{m, local, domain};
 }
 
+/// Which path take_path() reads: MAIL's reverse-path, which may be null, or RCPT's
+/// forward-path, which may be "<Postmaster>".
 enum class path_kind { reverse, forward };
 
 /// Parses a path at the front of `input` and removes it from `input`. A reverse path may be
@@ -280,4 +289,5 @@ inline result<path> take_path(std::string_view& input, path_kind kind, charset c
     return parse_mailbox(inner, cs);
 }
 
+/// @}
 } // namespace grey::smtp

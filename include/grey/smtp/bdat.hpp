@@ -35,7 +35,10 @@
 #include "data_codec.hpp"
 
 namespace grey::smtp {
+/// @addtogroup group_smtp
+/// @{
 
+/// BDAT's argument, parsed by parse_bdat().
 struct bdat_command {
     std::uint64_t size;  ///< octets of message that follow the command line
     bool last;           ///< this chunk ends the message
@@ -82,6 +85,7 @@ class bdat_scanner {
     /// §4.5.3.1.6, as limits::max_text_line).
     static constexpr std::size_t default_max_line = 1000;
 
+    /// A scanner for a text body whose lines hold at most `max_line` octets with their CRLF.
     explicit bdat_scanner(std::size_t max_line = default_max_line) : max_content_(max_line - 2) {
         assert(max_line >= 2);
     }
@@ -94,6 +98,7 @@ class bdat_scanner {
         return s;
     }
 
+    /// Made by binary(): the octets are only counted, and feed() and finish() take no `data_out`.
     bool is_binary() const noexcept { return binary_; }
 
     /// Checks `bytes`, the next octets of the message; appends them as DATA text to
@@ -215,4 +220,5 @@ class bdat_scanner {
     std::error_code error_;
 };
 
+/// @}
 } // namespace grey::smtp

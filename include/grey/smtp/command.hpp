@@ -14,11 +14,18 @@
 #include "address.hpp"
 
 namespace grey::smtp {
+/// @addtogroup group_smtp
+/// @{
 
+/// The commands Grey takes. parse_command() refuses any other verb: errc::not_implemented
+/// for those of extensions Grey does not offer, errc::forbidden_command for other protocols'
+/// requests, errc::unknown_command for the rest.
 enum class verb { helo, ehlo, mail, rcpt, data, rset, noop, quit, vrfy, help, starttls, bdat };
 
+/// A command line split in two: the verb, and its argument for the verb's own parser
+/// (parse_helo, parse_mail, parse_rcpt, parse_bdat).
 struct command {
-    smtp::verb verb;
+    smtp::verb verb;            ///< which command
     std::string_view argument;  ///< what follows the verb and one space; may be empty
 };
 
@@ -73,9 +80,11 @@ inline result<command> parse_command(std::string_view line) {
 
 /// HELO/EHLO argument: a host name (see is_helo_name) or an address literal.
 struct helo_command {
-    std::string_view domain;
+    std::string_view domain;  ///< as the client wrote it
 };
 
+/// Checks the argument of HELO or EHLO; errc::bad_domain when it is neither a host name nor
+/// an address literal.
 inline result<helo_command> parse_helo(std::string_view argument) {
     if (is_helo_name(argument) || is_address_literal(argument)) return helo_command{argument};
     return errc::bad_domain;
@@ -90,12 +99,13 @@ enum class body_type { unspecified, seven_bit, eight_bit_mime, binary_mime };
 /// after the line they came in is gone. Whether Grey offers SMTPUTF8 or DSN at all is the
 /// session's question, not the parser's.
 struct mail_parameters {
-    std::optional<std::uint64_t> size;
-    body_type body = body_type::unspecified;
+    std::optional<std::uint64_t> size;        ///< SIZE: the message's octets, as the client announces them
+    body_type body = body_type::unspecified;  ///< BODY, or unspecified without one
     bool smtputf8 = false;  ///< the transaction may carry UTF-8 addresses (RFC 6531 §3.4)
     std::string ret;        ///< "FULL" or "HDRS" in the client's case, or empty (RFC 3461 §4.3)
     std::string envid;      ///< xtext, at most 100 octets, or empty (RFC 3461 §4.4)
 
+    /// Whether MAIL asked for DSN (RET or ENVID), which only an upstream that offers DSN may get.
     bool uses_dsn() const noexcept { return !ret.empty() || !envid.empty(); }
 };
 
@@ -104,17 +114,20 @@ struct rcpt_parameters {
     std::string notify;  ///< "NEVER" or a list of SUCCESS, FAILURE, DELAY, or empty (§4.1)
     std::string orcpt;   ///< "addr-type;xtext", or empty (§4.2)
 
+    /// Whether RCPT asked for DSN (NOTIFY or ORCPT), which only an upstream that offers DSN may get.
     bool uses_dsn() const noexcept { return !notify.empty() || !orcpt.empty(); }
 };
 
+/// MAIL's argument, parsed by parse_mail().
 struct mail_command {
-    path reverse_path;
-    mail_parameters parameters;
+    path reverse_path;           ///< the sender; null for a bounce
+    mail_parameters parameters;  ///< the parameters, checked
 };
 
+/// RCPT's argument, parsed by parse_rcpt().
 struct rcpt_command {
-    path forward_path;
-    rcpt_parameters parameters;
+    path forward_path;           ///< the recipient; "<Postmaster>" has an empty domain
+    rcpt_parameters parameters;  ///< the parameters, checked
 };
 
 /// xtext = *( xchar / hexchar ) (RFC 3461 §4): xchar is ASCII 33-126 but '+' and '=';
@@ -339,4 +352,5 @@ inline result<rcpt_command> parse_rcpt(std::string_view argument, bool smtputf8_
     return rcpt;
 }
 
+/// @}
 } // namespace grey::smtp

@@ -13,7 +13,10 @@
 #include <string_view>
 
 namespace grey::smtp {
+/// @addtogroup group_smtp
+/// @{
 
+/// One line of DATA's text, decoded by decode_data_line().
 struct data_line {
     bool end_of_data = false;  ///< the line was the lone "." that ends the message
     std::string_view content;  ///< the line's text with its transparency dot removed
@@ -26,6 +29,8 @@ constexpr data_line decode_data_line(std::string_view text) noexcept {
     return {false, text};
 }
 
+/// Whether `content` must get a dot in front on the wire: it begins with one, and would
+/// otherwise lose it, or end the message (RFC 5321 §4.5.2).
 constexpr bool needs_dot_stuffing(std::string_view content) noexcept {
     return !content.empty() && content.front() == '.';
 }
@@ -37,6 +42,7 @@ inline void append_data_line(std::string& out, std::string_view content) {
     out.append("\r\n");
 }
 
+/// The line that ends DATA's text, sent after the CRLF of the last line (RFC 5321 §4.1.1.4).
 inline constexpr std::string_view end_of_data_marker = ".\r\n";
 
 /// The canonical wire form of one DATA line (`raw` with its CRLF, not the final "."):
@@ -58,4 +64,5 @@ void for_each_data_line(std::string_view wire, F&& f) {
     }
 }
 
+/// @}
 } // namespace grey::smtp

@@ -19,7 +19,11 @@
 #include "reply.hpp"
 
 namespace grey::smtp {
+/// @addtogroup group_smtp
+/// @{
 
+/// The ESMTP extensions Grey reads in EHLO replies or offers in its own: the members of an
+/// extensions set, one bit each.
 enum class extension : std::uint16_t {
     pipelining = 1 << 0,             ///< RFC 2920
     size = 1 << 1,                   ///< RFC 1870
@@ -44,6 +48,7 @@ enum class attribute : std::uint16_t {
     helo = 1 << 5,
 };
 
+/// The attribute's keyword, as XCLIENT and XFORWARD spell it ("REVERSE_NAME").
 constexpr std::string_view attribute_name(attribute a) noexcept {
     switch (a) {
     case attribute::name: return "NAME";
@@ -56,6 +61,8 @@ constexpr std::string_view attribute_name(attribute a) noexcept {
     return "";
 }
 
+/// A set of ESMTP extensions, with what SIZE, XCLIENT and XFORWARD say after their keywords:
+/// what an EHLO reply offers, or what Grey offers. A small value, copied freely.
 class extensions {
   public:
     constexpr extensions() = default;
@@ -86,9 +93,12 @@ class extensions {
         e.bits_ = static_cast<std::uint16_t>(bits);
         return e;
     }
+    /// The flags alone, which from_bits() takes back.
     constexpr std::uint16_t bits() const noexcept { return bits_; }
 
+    /// Whether `x` is in the set.
     constexpr bool has(extension x) const noexcept { return bits_ & static_cast<std::uint16_t>(x); }
+    /// Puts `x` in the set.
     constexpr void add(extension x) noexcept { bits_ |= static_cast<std::uint16_t>(x); }
 
     /// SIZE's argument when SIZE was offered (0: no fixed limit).
@@ -97,6 +107,7 @@ class extensions {
     /// Whether XCLIENT / XFORWARD listed the attribute. Not kept by bits(): a server's
     /// knowledge of the upstream (known_extensions) needs only whether they are offered.
     constexpr bool xclient_offers(attribute a) const noexcept { return xclient_attributes_ & static_cast<std::uint16_t>(a); }
+    /// As xclient_offers(), for XFORWARD.
     constexpr bool xforward_offers(attribute a) const noexcept { return xforward_attributes_ & static_cast<std::uint16_t>(a); }
 
   private:
@@ -141,4 +152,5 @@ constexpr extensions relayable(extensions upstream) noexcept {
     return e;
 }
 
+/// @}
 } // namespace grey::smtp

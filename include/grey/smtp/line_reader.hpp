@@ -23,16 +23,24 @@
 #include "../result.hpp"
 
 namespace grey::smtp {
+/// @addtogroup group_smtp
+/// @{
 
+/// A line from line_reader::next(): its text, and its octets as received.
 struct line {
     std::string_view text;  ///< the line without its CRLF
     std::string_view raw;   ///< the line with its CRLF: raw.data() == text.data()
 };
 
+/// Frames a connection's input into CRLF-terminated lines, with no I/O, in a buffer of fixed
+/// size held only while there is input: a bare CR or LF, a NUL, or a line over its limit is
+/// an error, never a line end.
 class line_reader {
   public:
+    /// The buffer's size unless the owner asks for another; buffers of this size are reused.
     static constexpr std::size_t default_capacity = 64 * 1024;
 
+    /// A reader whose buffer holds `capacity` octets, the most any line limit may be.
     explicit line_reader(std::size_t capacity = default_capacity) : capacity_(capacity) {}
 
     /// Space to read into. Moves unread bytes to the front when that makes room: views
@@ -51,6 +59,7 @@ class line_reader {
         return {buffer_.get() + end_, capacity_ - end_};
     }
 
+    /// Counts `n` octets, read into the space prepare() gave, as received.
     void commit(std::size_t n) {
         assert(n <= capacity_ - end_);
         end_ += n;
@@ -119,9 +128,12 @@ class line_reader {
 
     /// Bytes received and not yet returned as lines.
     std::size_t buffered() const noexcept { return end_ - begin_; }
+    /// The buffer's size: no line limit may exceed it.
     std::size_t capacity() const noexcept { return capacity_; }
 
+    /// Moves the buffer and the input not yet returned.
     line_reader(line_reader&&) = default;
+    /// Moves the buffer and the input not yet returned.
     line_reader& operator=(line_reader&&) = default;
     ~line_reader() { release(); }
 
@@ -164,4 +176,5 @@ class line_reader {
     std::size_t end_ = 0;    // one past the last received byte
 };
 
+/// @}
 } // namespace grey::smtp

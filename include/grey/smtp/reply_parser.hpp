@@ -11,7 +11,12 @@
 #include "reply.hpp"
 
 namespace grey::smtp {
+/// @addtogroup group_smtp
+/// @{
 
+/// Reads the upstream's replies one line at a time. Strict, since a reply Grey passes on must
+/// be one: a code outside 200-559, a separator other than space or hyphen, or a code that
+/// changes within a reply is errc::upstream_protocol.
 class reply_parser {
   public:
     /// A reply longer than this many lines is refused rather than buffered.
@@ -71,4 +76,5 @@ class reply_parser {
     reply partial_;
 };
 
+/// @}
 } // namespace grey::smtp

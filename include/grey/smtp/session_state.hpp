@@ -10,7 +10,10 @@
 #include "reply.hpp"
 
 namespace grey::smtp {
+/// @addtogroup group_smtp
+/// @{
 
+/// Where a session stands in the order of commands of RFC 5321 §4.1.4.
 enum class phase {
     connected,  ///< greeted by us, no HELO/EHLO yet
     greeted,    ///< HELO/EHLO done, no transaction
@@ -40,9 +43,14 @@ constexpr bool ends_pipelined_group(verb v, bool pipelining_offered) noexcept {
     }
 }
 
+/// A session's phase, and what it allows. check() only asks; the caller applies a transition
+/// once the command's hook has accepted it, so a refused command changes nothing.
 class session_state {
   public:
+    /// The phase the session is in.
     phase current() const noexcept { return phase_; }
+    /// Whether a transaction is open between its commands: after MAIL, before the message
+    /// ends or a reset. False inside DATA's text, which holds no commands.
     bool in_transaction() const noexcept {
         return phase_ == phase::mail || phase_ == phase::rcpt || phase_ == phase::bdat;
     }
@@ -76,11 +84,18 @@ class session_state {
         }
     }
 
+    /// HELO or EHLO accepted.
     void on_helo() noexcept { phase_ = phase::greeted; }  // also ends any transaction
+    /// MAIL accepted: a transaction begins.
     void on_mail() noexcept { assert(phase_ == phase::greeted); phase_ = phase::mail; }
+    /// A RCPT accepted.
     void on_rcpt() noexcept { assert(in_transaction()); phase_ = phase::rcpt; }
+    /// DATA accepted: the message text follows.
     void on_data() noexcept { assert(phase_ == phase::rcpt); phase_ = phase::data; }
+    /// The first BDAT of a message accepted: its chunks follow, up to the one marked LAST.
     void on_bdat() noexcept { assert(phase_ == phase::rcpt); phase_ = phase::bdat; }
+    /// The message has ended (the final "." or BDAT LAST), whatever its reply: the
+    /// transaction is over, the greeting stands.
     void on_end_of_data() noexcept {
         assert(phase_ == phase::data || phase_ == phase::bdat);
         phase_ = phase::greeted;
@@ -94,4 +109,5 @@ class session_state {
     phase phase_ = phase::connected;
 };
 
+/// @}
 } // namespace grey::smtp

@@ -19,6 +19,8 @@
 #include "settings.hpp"
 
 namespace grey::tls {
+/// @addtogroup group_tls
+/// @{
 
 /// Buffers as both sides of Grey use them. An idle session keeps no read or write buffer:
 /// OpenSSL frees them between records. A busy one reads ahead, several records in one read
@@ -78,10 +80,15 @@ inline std::shared_ptr<asio::ssl::context> make_client_context(const client_sett
 /// The server's current context; reload() loads the files again.
 class reloadable_context {
   public:
+    /// Loads `s` now. Throws std::runtime_error, as make_server_context() does: a server with
+    /// a broken certificate must not start.
     explicit reloadable_context(server_settings s) : settings_(std::move(s)), current_(make_server_context(settings_)) {}
 
+    /// The settings every load reads, the first and each reload().
     const server_settings& settings() const noexcept { return settings_; }
 
+    /// The context for a handshake starting now. The pointer keeps it alive for its session,
+    /// whatever reload() does meanwhile. Safe from any thread.
     std::shared_ptr<asio::ssl::context> current() const {
         std::lock_guard lock(mutex_);
         return current_;
@@ -106,4 +113,5 @@ class reloadable_context {
     std::shared_ptr<asio::ssl::context> current_;
 };
 
+/// @}
 } // namespace grey::tls

@@ -6,6 +6,8 @@
 #include <string>
 
 namespace grey::tls {
+/// @addtogroup group_tls
+/// @{
 
 /// TLS 1.2 cipher suites with forward secrecy and AEAD only (Mozilla's "intermediate"
 /// profile); TLS 1.3's suites are OpenSSL's defaults, all of them AEAD.
@@ -20,9 +22,11 @@ struct server_settings {
     std::string private_key_file;        ///< PEM
     /// MAIL before STARTTLS gets "530 5.7.0 Must issue a STARTTLS command first".
     bool required = false;
+    /// How long a client may take over the handshake after "220 Ready to start TLS".
     std::chrono::steady_clock::duration handshake_timeout = std::chrono::seconds(30);
     std::string ciphers = modern_ciphers;  ///< TLS 1.2 suites, OpenSSL's syntax
 
+    /// Whether STARTTLS is offered at all: a certificate is configured.
     bool enabled() const noexcept { return !certificate_chain_file.empty(); }
 };
 
@@ -37,11 +41,13 @@ enum class upstream_policy {
               ///< store) and `server_name`; otherwise the client gets 4xx
 };
 
+/// TLS towards the upstream MTA, on Grey's client side.
 struct client_settings {
-    upstream_policy policy = upstream_policy::none;
+    upstream_policy policy = upstream_policy::none;  ///< whether TLS is used, and what it must prove
     std::string ca_file;      ///< PEM bundle for `verify`; empty: the system's trusted CAs
     std::string server_name;  ///< the name (or address) the certificate must carry, also sent as
                               ///< SNI; empty: the upstream's host as configured (smtp_ip)
 };
 
+/// @}
 } // namespace grey::tls
