@@ -27,8 +27,8 @@ struct entry {
     record value;  ///< as check() or whitelist() last stored it
 };
 
-/// Where greylist state lives: memory_store, sqlite_store or redis_store. Each call is a
-/// coroutine that fails with an error code rather than block or throw.
+/// Where greylist state lives: memory_store, sqlite_store or redis_store. Its calls are
+/// coroutines that report a failure as an error code, not an exception.
 class store {
   public:
     virtual ~store() = default;
