@@ -1,11 +1,13 @@
-// grey/concrete_mail_handler.hpp — ConcreteMailHandler<Derived>, the seed's class: the SMTP
-// state machine of MailHandler plus the decisions and the relay that make it a proxy.
-//
-// Per recipient, shouldWeAcceptRecipient decides first (accept by default); an accepted
-// recipient opens the upstream connection if there is none yet and is relayed live, and the
-// client gets the upstream's own answer. At DATA, the seed's shouldWeAcceptMail() is the last
-// gate: false by default, exactly as in the seed, so a handler that does not say otherwise
-// defers every message ("451 4.7.1 Please try again later") and disconnects.
+/// @file
+/// grey/concrete_mail_handler.hpp — ConcreteMailHandler<Derived>, the seed's class: the SMTP
+/// state machine of MailHandler plus the decisions and the relay that make it a proxy.
+///
+/// Per recipient, shouldWeAcceptRecipient decides first (accept by default); an accepted
+/// recipient opens the upstream connection if there is none yet and is relayed live, and the
+/// client gets the upstream's own answer. At DATA, the seed's shouldWeAcceptMail() is the last
+/// gate: false by default, exactly as in the seed, so a handler that does not say otherwise
+/// defers every message ("451 4.7.1 Please try again later") and disconnects.
+/// @ingroup handlers
 #pragma once
 
 #include <string>
@@ -17,11 +19,15 @@
 
 namespace grey {
 
+/// The seed's proxy: MailHandler's session, with per-recipient decisions and the relay to the
+/// upstream (smtp_ip, smtp_port). Derived is the final class (CRTP); it replaces a decision or
+/// a hook by declaring one of the same name.
 template <class Derived>
 class ConcreteMailHandler : public MailHandler<Derived> {
     using base = MailHandler<Derived>;
 
   public:
+    /// The session, and a relay that connects upstream at the first accepted recipient.
     explicit ConcreteMailHandler(session_context ctx)
         : base(ctx),
           servername(ctx.config.servername),
@@ -35,10 +41,10 @@ class ConcreteMailHandler : public MailHandler<Derived> {
     static constexpr bool relays_upstream = true;
 
     // The seed's configuration, as this session sees it.
-    std::string servername;
-    std::string serverid;
-    std::string smtp_ip;
-    std::uint16_t smtp_port;
+    std::string servername;   ///< the name Grey gives itself in its replies
+    std::string serverid;     ///< the software named in the greeting
+    std::string smtp_ip;      ///< the real SMTP server
+    std::uint16_t smtp_port;  ///< its port
 
     // ---- Decisions: Derived declares its own to replace them. ----
 
@@ -75,6 +81,7 @@ class ConcreteMailHandler : public MailHandler<Derived> {
 
     // ---- Hooks ----
 
+    /// MailHandler's answer; the upstream's transaction, if any, is reset before the next one.
     smtp::reply handleHelo(const smtp::helo_command& c) {
         relay_.end_transaction();
         return base::handleHelo(c);
@@ -90,28 +97,38 @@ class ConcreteMailHandler : public MailHandler<Derived> {
         if (up.has(smtp::extension::binarymime)) r.lines.emplace_back("BINARYMIME");
         return r;
     }
+    /// shouldWeAcceptRecipient first: a refused recipient gets its reply from Grey and the
+    /// upstream never hears of it; an accepted one is relayed, and gets the upstream's reply.
     asio::awaitable<smtp::reply> handleRcpt(const smtp::rcpt_command& c) {
         const verdict v = co_await detail::await_hook([&] { return derived().shouldWeAcceptRecipient(c); });
         if (!v.accepted()) co_return v.reply();  // the upstream never hears of it (P3)
         co_return co_await relay_.rcpt(
             upstream::envelope{this->remotename, this->sender, this->mail_parameters, this->protocol()}, c);
     }
+    /// shouldWeAcceptMail decides: acceptMail() if it says yes, deferMail() if not.
     asio::awaitable<smtp::reply> handleData() {
         const bool accept = co_await detail::await_hook([&] { return derived().shouldWeAcceptMail(); });
         if (!accept) co_return derived().deferMail();
         co_return co_await detail::await_hook([&] { return derived().acceptMail(); });
     }
+    /// Passes the message text on to the upstream.
     asio::awaitable<void> handleMessageData(std::string_view wire) { co_await relay_.message_data(wire); }
+    /// Ends the message upstream: the client gets the upstream's answer.
     asio::awaitable<smtp::reply> handleEndOfData() { co_return co_await relay_.end_of_data(); }
+    /// Makes sure the upstream does not deliver the message.
     void handleAbortData() { relay_.abort_data(); }
+    /// MailHandler's answer; the upstream's transaction, if any, is reset before the next one.
     smtp::reply handleRset() {
         relay_.end_transaction();
         return base::handleRset();
     }
+    /// QUIT to the upstream, or its connection back to the pool when it is clean.
     asio::awaitable<void> handleDisconnect() { co_await relay_.quit(); }
 
   protected:
+    /// This session as Derived, whose decisions and hooks replace the defaults.
     Derived& derived() noexcept { return static_cast<Derived&>(*this); }
+    /// The upstream leg, for a Derived that talks to the upstream itself.
     upstream::relay& relay() noexcept { return relay_; }
 
   private:

@@ -1,14 +1,16 @@
-// grey/mail_handler.hpp — MailHandler<Derived>: one SMTP session, as one coroutine.
-//
-// The loop reads a line, parses it, checks it against the RFC 5321 state machine, and hands
-// well-formed, in-order commands to the seed's hooks (handleHelo, handleMail, handleRcpt, …).
-// Derived replaces a hook by declaring one of the same name (CRTP: no virtual calls); a hook
-// returns a reply, or an asio::awaitable of one when it must wait for something. Replies are
-// batched and written only when no complete command is left in the input, which is what
-// PIPELINING (RFC 2920) asks. Message text is passed to handleMessageData in chunks of
-// complete, validated lines straight out of the read buffer, one chunk per read: the next read
-// starts only when the hook is done with the chunk, so a slow consumer slows the client down
-// (back-pressure) and memory does not grow with the message.
+/// @file
+/// grey/mail_handler.hpp — MailHandler<Derived>: one SMTP session, as one coroutine.
+///
+/// The loop reads a line, parses it, checks it against the RFC 5321 state machine, and hands
+/// well-formed, in-order commands to the seed's hooks (handleHelo, handleMail, handleRcpt, …).
+/// Derived replaces a hook by declaring one of the same name (CRTP: no virtual calls); a hook
+/// returns a reply, or an asio::awaitable of one when it must wait for something. Replies are
+/// batched and written only when no complete command is left in the input, which is what
+/// PIPELINING (RFC 2920) asks. Message text is passed to handleMessageData in chunks of
+/// complete, validated lines straight out of the read buffer, one chunk per read: the next read
+/// starts only when the hook is done with the chunk, so a slow consumer slows the client down
+/// (back-pressure) and memory does not grow with the message.
+/// @ingroup handlers
 #pragma once
 
 #include <cassert>
@@ -42,9 +44,14 @@
 
 namespace grey {
 
+/// One SMTP session as one coroutine: the seed's hooks, called by run() in the order the
+/// state machine allows. Derived is the final class (CRTP); it replaces a hook by declaring
+/// one of the same name.
 template <class Derived>
 class MailHandler {
   public:
+    /// Takes the accepted connection and what the server shares with its sessions; the
+    /// session starts with run().
     explicit MailHandler(session_context ctx)
         : socket_(ctx.socket), stream_(ctx.socket), config_(ctx.config), watchdog_(ctx.watchdog),
           tls_(ctx.tls), client_leaving_(std::move(ctx.client_leaving)) {
@@ -72,19 +79,24 @@ class MailHandler {
     // The seed's session state, readable by every hook.
     std::string remotename;               ///< the name the client claimed in HELO/EHLO
     std::string peer;                     ///< the client's address
-    std::uint16_t peerport = 0;
+    std::uint16_t peerport = 0;           ///< the client's port
     std::string local;                    ///< the address the client connected to
-    std::uint16_t localport = 0;
+    std::uint16_t localport = 0;          ///< the port the client connected to
     std::string sender;                   ///< reverse-path of the open transaction ("" for <>)
     std::vector<std::string> recipients;  ///< forward-paths accepted in this transaction
-    smtp::mail_parameters mail_parameters;
+    smtp::mail_parameters mail_parameters;  ///< MAIL's parameters in the open transaction
 
     // ---- Hooks: each is optional; Derived declares one to replace it. ----
 
+    /// The greeting: 220 with servername and serverid. Any other code refuses the session,
+    /// which ends once the reply is sent.
     smtp::reply handleConnect() {
         return {220, "", fmt::format("{} ESMTP {}", config_.servername, config_.serverid)};
     }
+    /// HELO: 250 with servername. The session then takes no ESMTP extension.
     smtp::reply handleHelo(const smtp::helo_command&) { return {250, "", config_.servername}; }
+    /// EHLO: 250 with servername and the extensions offered. The session then allows the
+    /// extensions the reply lists, and only those.
     smtp::reply handleEhlo(const smtp::helo_command&) {
         smtp::reply r{250, "", {config_.servername, "PIPELINING",
                                 fmt::format("SIZE {}", config_.limits.max_message_size), "8BITMIME",
@@ -93,7 +105,9 @@ class MailHandler {
         if (offers_starttls()) r.lines.emplace_back("STARTTLS");  // RFC 3207 §4.2: never once TLS is up
         return r;
     }
+    /// MAIL, in order and well-formed: a 2xx opens the transaction. Accepts any sender.
     smtp::reply handleMail(const smtp::mail_command&) { return smtp::replies::sender_ok; }
+    /// RCPT, in a transaction: a 2xx adds the recipient. Accepts any recipient.
     smtp::reply handleRcpt(const smtp::rcpt_command&) { return smtp::replies::recipient_ok; }
     /// A 354 starts the message text; anything else refuses it. MailHandler alone delivers
     /// nothing, so it refuses rather than accept mail it would drop.
@@ -101,24 +115,35 @@ class MailHandler {
     /// `wire` holds whole lines as they came, CRLF-terminated and still dot-stuffed; see
     /// smtp::for_each_data_line to read the content.
     void handleMessageData(std::string_view /*wire*/) {}
+    /// The final dot (or BDAT LAST) of a message that passed every check: the answer to it.
     smtp::reply handleEndOfData() { return smtp::replies::ok; }
     /// The message ended without its final dot being accepted (limit, bad framing, timeout,
     /// client gone): whatever handleMessageData was given must not be delivered.
     void handleAbortData() {}
+    /// RSET; the session ends the transaction itself.
     smtp::reply handleRset() { return smtp::replies::reset_ok; }
+    /// NOOP: 250, whatever its argument.
     smtp::reply handleNoop(std::string_view) { return smtp::replies::ok; }
+    /// VRFY: 252, which tells nothing about who has a mailbox here.
     smtp::reply handleVrfy(std::string_view) { return smtp::replies::cannot_vrfy; }
+    /// HELP: the commands, whatever its argument.
     smtp::reply handleHelp(std::string_view) { return smtp::replies::help; }
+    /// QUIT: the session ends once this reply is sent.
     smtp::reply handleQuit() { return smtp::replies::bye; }
+    /// Last of all, after the connection has closed, whatever ended the session.
     void handleDisconnect() {}
 
     // ---- For hooks ----
 
+    /// The server's configuration; a Protocol with its own config_type casts it back.
     const server_config& config() const noexcept { return config_; }
+    /// The session's executor, for a hook's own timers and sockets.
     asio::any_io_executor get_executor() { return socket_.get_executor(); }
+    /// The session's one deadline timer, for a hook that waits on I/O of its own.
     detail::watchdog& watchdog() noexcept { return watchdog_; }
     /// Close the connection once the reply being composed has been sent.
     void close_after_reply() noexcept { closing_ = true; }
+    /// Where the session is in RFC 5321's order of commands.
     smtp::phase phase() const noexcept { return state_.current(); }
     /// What TLS negotiated with the client; null while the session is in plain text.
     const tls_info* tls() const noexcept { return stream_.is_tls() ? &stream_.tls() : nullptr; }
@@ -174,6 +199,7 @@ class MailHandler {
     }
 
   protected:
+    /// This session as Derived, whose hooks replace the defaults.
     Derived& derived() noexcept { return static_cast<Derived&>(*this); }
 
   private:

@@ -1,17 +1,19 @@
-// grey/greylist/greylisting_policy.hpp — GreyListingPolicy<Derived>: the seed's greylisting
-// proxy, as a ConcreteMailHandler whose per-recipient decision is, in order:
-//
-//   1. relay control: a recipient outside allowed_domains gets "550 5.7.1 Relaying denied",
-//      unless the client is an allowed sender (address or network), which may relay anywhere
-//      and is not greylisted (the seed's rule);
-//   2. whitelisted triples and non-standard triples pass;
-//   3. an auto-whitelisted client group passes;
-//   4. the greylist: "451 4.7.1 Please try again later" until a retry passes.
-//
-// A deferred recipient is answered by Grey alone: the upstream never hears of it. A store that
-// cannot answer defers too, with "451 4.3.0", logged as "tempfail (store unavailable)" (not
-// "greylisted": nothing was greylisted), and the outage is reported once, not per recipient.
-// Derived may replace any of these decisions by declaring its own.
+/// @file
+/// grey/greylist/greylisting_policy.hpp — GreyListingPolicy<Derived>: the seed's greylisting
+/// proxy, as a ConcreteMailHandler whose per-recipient decision is, in order:
+///
+///   1. relay control: a recipient outside allowed_domains gets "550 5.7.1 Relaying denied",
+///      unless the client is an allowed sender (address or network), which may relay anywhere
+///      and is not greylisted (the seed's rule);
+///   2. whitelisted triples and non-standard triples pass;
+///   3. an auto-whitelisted client group passes;
+///   4. the greylist: "451 4.7.1 Please try again later" until a retry passes.
+///
+/// A deferred recipient is answered by Grey alone: the upstream never hears of it. A store that
+/// cannot answer defers too, with "451 4.3.0", logged as "tempfail (store unavailable)" (not
+/// "greylisted": nothing was greylisted), and the outage is reported once, not per recipient.
+/// Derived may replace any of these decisions by declaring its own.
+/// @ingroup greylist
 #pragma once
 
 #include <atomic>
@@ -30,18 +32,26 @@
 
 namespace grey::greylist {
 
+/// The answer to a recipient outside allowed_domains.
 inline const smtp::reply relay_denied{550, "5.7.1", "Relaying denied"};
+/// The answer while the store does not answer: deferred, never passed.
 inline const smtp::reply greylist_unavailable{451, "4.3.0", "Greylist temporarily unavailable, try again later"};
 
+/// The seed's greylisting proxy: a ConcreteMailHandler whose recipients are decided by judge().
+/// Derived is the final class (CRTP); ServerCore<Derived> runs it with a greylist_config.
 template <class Derived>
 class GreyListingPolicy : public ConcreteMailHandler<Derived> {
     using base = ConcreteMailHandler<Derived>;
 
   public:
+    /// Tells ServerCore to take a greylist_config; settings() reads it back.
     using config_type = greylist_config;
 
+    /// Takes the lists of this moment: a reload does not change them under a session.
     explicit GreyListingPolicy(session_context ctx) : base(ctx), lists_(settings().lists->load()) {}
 
+    /// judge()'s decision as a verdict: accepted, relay_denied, greylist_unavailable, or
+    /// smtp::replies::try_again_later while greylisted. Noted for the log line.
     asio::awaitable<verdict> shouldWeAcceptRecipient(const smtp::rcpt_command& rcpt) {
         const judgement j = co_await decide(rcpt.forward_path);
         note(rcpt.forward_path.mailbox, j.describe());
@@ -49,6 +59,7 @@ class GreyListingPolicy : public ConcreteMailHandler<Derived> {
         co_return to_verdict(j);
     }
 
+    /// True: every recipient has been judged already.
     bool shouldWeAcceptMail() { return true; }
 
     /// X-Greylist for a message that was held back: prepended as the text starts.
@@ -61,6 +72,7 @@ class GreyListingPolicy : public ConcreteMailHandler<Derived> {
         co_return r;
     }
 
+    /// The upstream's answer to the message, noted for the log line.
     asio::awaitable<smtp::reply> handleEndOfData() {
         smtp::reply r = co_await base::handleEndOfData();
         status_ = r.completion() ? "delivered" : fmt::format("not delivered ({})", r.code);
@@ -68,6 +80,7 @@ class GreyListingPolicy : public ConcreteMailHandler<Derived> {
         co_return r;
     }
 
+    /// Ends the upstream session, then writes the log line.
     asio::awaitable<void> handleDisconnect() {
         co_await base::handleDisconnect();
         logResult();
@@ -81,7 +94,9 @@ class GreyListingPolicy : public ConcreteMailHandler<Derived> {
     }
 
   protected:
+    /// The configuration, as the greylist_config it is.
     const greylist_config& settings() const { return static_cast<const greylist_config&>(this->config()); }
+    /// The lists this session started with.
     const lists& current_lists() const { return *lists_; }
 
   private:

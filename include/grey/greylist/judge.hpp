@@ -1,16 +1,18 @@
-// grey/greylist/judge.hpp — the greylisting decision for one recipient, apart from any protocol:
-// the proxy (GreyListingPolicy) and the Postfix policy server ask the same question and get
-// the same answer. In order:
-//
-//   1. relay control (when asked for): a recipient outside allowed_domains is denied, unless
-//      the client is an allowed sender (address or network), which may relay anywhere and is
-//      not greylisted (the seed's rule);
-//   2. whitelisted triples and non-standard triples pass;
-//   3. an auto-whitelisted client group passes;
-//   4. the greylist: deferred until a retry passes.
-//
-// A store that cannot answer gives store_unavailable (never a pass, never "greylisted": nothing
-// was greylisted), and its outage is reported once through store_health, not per recipient.
+/// @file
+/// grey/greylist/judge.hpp — the greylisting decision for one recipient, apart from any protocol:
+/// the proxy (GreyListingPolicy) and the Postfix policy server ask the same question and get
+/// the same answer. In order:
+///
+///   1. relay control (when asked for): a recipient outside allowed_domains is denied, unless
+///      the client is an allowed sender (address or network), which may relay anywhere and is
+///      not greylisted (the seed's rule);
+///   2. whitelisted triples and non-standard triples pass;
+///   3. an auto-whitelisted client group passes;
+///   4. the greylist: deferred until a retry passes.
+///
+/// A store that cannot answer gives store_unavailable (never a pass, never "greylisted": nothing
+/// was greylisted), and its outage is reported once through store_health, not per recipient.
+/// @ingroup greylist
 #pragma once
 
 #include <algorithm>
@@ -40,25 +42,30 @@ namespace grey::greylist {
 /// snapshot it started with.
 class shared_lists {
   public:
+    /// Holds `l` until the first replace().
     explicit shared_lists(lists l = {}) : current_(std::make_shared<const lists>(std::move(l))) {}
+    /// The lists of this moment, as a snapshot that a later replace() leaves unchanged.
     std::shared_ptr<const lists> load() const { return current_.load(); }
+    /// Puts `l` in place for every load() from now on; safe from any thread.
     void replace(lists l) { current_.store(std::make_shared<const lists>(std::move(l))); }
 
   private:
     std::atomic<std::shared_ptr<const lists>> current_;
 };
 
+/// Greylisting's configuration: the server's, and what the greylist needs. The proxy
+/// (GreyListingPolicy) and the policy server take the same one.
 struct greylist_config : server_config {
-    greylist::timing timing = timing::postgrey();
-    greylist::grouping grouping{};
-    greylist::normalisation normalisation{};
+    greylist::timing timing = timing::postgrey();  ///< the greylist's delay and lifetimes
+    greylist::grouping grouping{};                 ///< how client addresses are grouped
+    greylist::normalisation normalisation{};       ///< how senders are normalised
     unsigned auto_whitelist_after = 5;  ///< passed deliveries before a client skips the greylist; 0: off
     bool add_header = false;            ///< prepend X-Greylist to mail that was held back
     /// Applied to each triplet (and client group) before it reaches the store; privacy mode
     /// sets it to greylist::hashed (privacy.hpp).
     std::function<triplet(triplet)> transform;
-    std::shared_ptr<greylist::store> store;
-    std::shared_ptr<shared_lists> lists = std::make_shared<shared_lists>();
+    std::shared_ptr<greylist::store> store;  ///< where the greylist lives; required
+    std::shared_ptr<shared_lists> lists = std::make_shared<shared_lists>();  ///< replaced on reload
     /// Receives the session's log line; none when empty.
     std::function<void(const std::string&)> log;
     /// Receives a line when the store stops answering and when it answers again (store_health):
@@ -74,14 +81,15 @@ struct greylist_config : server_config {
 
 /// One recipient of one client, as the decision needs it.
 struct question {
-    std::string_view client_address;
-    std::string_view helo_name;
+    std::string_view client_address;    ///< the client's IP address, as text
+    std::string_view helo_name;         ///< the name it gave in HELO/EHLO
     std::string_view sender;            ///< "" for the null reverse-path
     std::string_view recipient;         ///< the mailbox
-    std::string_view recipient_domain;  ///< "" for <Postmaster>
+    std::string_view recipient_domain;  ///< "" for `<Postmaster>`
     bool relay_control = true;          ///< apply allowed_domains (the proxy does; Postfix does its own)
 };
 
+/// Why judge() accepted, refused or deferred a recipient.
 enum class finding {
     relays_anywhere,    ///< an allowed sender: passes, not greylisted
     relay_denied,       ///< a recipient outside allowed_domains
@@ -93,11 +101,13 @@ enum class finding {
     store_unavailable,  ///< the store did not answer: deferred
 };
 
+/// judge()'s answer: why, and the times that go with it.
 struct judgement {
-    finding why;
+    finding why;                     ///< accepted() says whether the recipient may go on
     std::chrono::seconds delayed{};  ///< for `passed`: how long the mail was held back
     std::chrono::seconds wait{};     ///< for `greylisted`: how long until a retry can pass
 
+    /// True when the recipient may go on: relays anywhere, whitelisted, passed or known.
     bool accepted() const noexcept {
         return why == finding::relays_anywhere || why == finding::whitelisted || why == finding::auto_whitelisted ||
                why == finding::passed || why == finding::known;

@@ -1,6 +1,8 @@
-// grey/greylist/memory_store.hpp — greylist state in this process's memory: for tests and for
-// small sites that accept losing the greylist on restart. A mutex makes each check atomic; it
-// is held for a map look-up and an insert, never across a suspension.
+/// @file
+/// grey/greylist/memory_store.hpp — greylist state in this process's memory: for tests and for
+/// small sites that accept losing the greylist on restart. A mutex makes each check atomic; it
+/// is held for a map look-up and an insert, never across a suspension.
+/// @ingroup greylist
 #pragma once
 
 #include <map>
@@ -11,6 +13,7 @@
 
 namespace grey::greylist {
 
+/// Greylist state in a map: lost on restart, and not shared between processes.
 class memory_store final : public store {
   public:
     asio::awaitable<result<decision>> check(const triplet& t, const timing& timing,

@@ -1,9 +1,11 @@
-// grey/greylist/privacy.hpp — privacy mode: a triplet whose parts are replaced by one-way
-// hashes (SHA-256, hex), so that a store holds no addresses. Greylisting needs only equality,
-// which hashes keep; the administration tool can still whitelist or remove a triplet by
-// hashing the one it is given, but cannot list who wrote to whom.
-//
-// Link grey::privacy (OpenSSL's libcrypto) to use it.
+/// @file
+/// grey/greylist/privacy.hpp — privacy mode: a triplet whose parts are replaced by one-way
+/// hashes (SHA-256, hex), so that a store holds no addresses. Greylisting needs only equality,
+/// which hashes keep; the administration tool can still whitelist or remove a triplet by
+/// hashing the one it is given, but cannot list who wrote to whom.
+///
+/// Link grey::privacy (OpenSSL's libcrypto) to use it.
+/// @ingroup greylist
 #pragma once
 
 #include <openssl/evp.h>
@@ -30,6 +32,7 @@ inline std::string sha256_hex(std::string_view text) {
     return out;
 }
 
+/// `t` with each part replaced by its sha256_hex: what privacy mode stores in its place.
 inline triplet hashed(const triplet& t) {
     return {sha256_hex(t.client), sha256_hex(t.sender), sha256_hex(t.recipient)};
 }

@@ -1,14 +1,18 @@
-// grey/greylist/redis_settings.hpp — what the Redis store is told: where Redis is (TCP, TLS or
-// a unix socket), who to log in as, which database and key prefix, how long to wait, how fast
-// to retry; and the URL form Redis users already know, parsed without I/O:
-//
-//   redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?OPTION=VALUE&...]
-//   rediss://...                                        the same over TLS
-//   redis+unix://[[USER]:PASSWORD@]/PATH/TO/SOCKET[?db=N&...]   (also unix://)
-//
-// User, password, path and option values are percent-decoded, so a password may hold '@', ':'
-// or '/' written as %40, %3A, %2F. The options (apply_redis_option) are the same words as
-// greylist_server's [greylist.redis] keys.
+/// @file
+/// grey/greylist/redis_settings.hpp — what the Redis store is told: where Redis is (TCP, TLS or
+/// a unix socket), who to log in as, which database and key prefix, how long to wait, how fast
+/// to retry; and the URL form Redis users already know, parsed without I/O:
+///
+/// @code{.unparsed}
+///   redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?OPTION=VALUE&...]
+///   rediss://...                                        the same over TLS
+///   redis+unix://[[USER]:PASSWORD@]/PATH/TO/SOCKET[?db=N&...]   (also unix://)
+/// @endcode
+///
+/// User, password, path and option values are percent-decoded, so a password may hold '@', ':'
+/// or '/' written as %40, %3A, %2F. The options (apply_redis_option) are the same words as
+/// greylist_server's [greylist.redis] keys.
+/// @ingroup greylist
 #pragma once
 
 #include <chrono>
@@ -19,9 +23,10 @@
 
 namespace grey::greylist {
 
+/// How redis_store reaches Redis and how long it waits; parse_redis_url fills it from a URL.
 struct redis_settings {
-    std::string host = "127.0.0.1";
-    std::uint16_t port = 6379;
+    std::string host = "127.0.0.1";  ///< a name or an address (IPv6 without brackets)
+    std::uint16_t port = 6379;       ///< TCP port
     std::string unix_socket;  ///< a socket path: used instead of host and port (no TLS)
     std::string user;         ///< ACL user (Redis 6+); "" = AUTH with the password alone
     std::string password;     ///< "" = no AUTH, unless password_file names one
@@ -39,7 +44,7 @@ struct redis_settings {
     /// `reconnect_min`; each further failure doubles the wait, up to `reconnect_max`. The
     /// first call after the wait tries again; a success resets it.
     std::chrono::milliseconds reconnect_min{100};
-    std::chrono::milliseconds reconnect_max{5000};
+    std::chrono::milliseconds reconnect_max{5000};  ///< the longest wait between attempts
     bool tls = false;              ///< rediss://: TLS 1.2 or 1.3 on the TCP connection
     bool tls_verify = true;        ///< check Redis's certificate (chain and name)
     std::string tls_ca_file;       ///< PEM bundle; "" = the system's trusted CAs
@@ -47,6 +52,7 @@ struct redis_settings {
     std::string tls_certificate;   ///< a client certificate (PEM) for tls-auth-clients
     std::string tls_key;           ///< its private key (PEM)
 
+    /// Whether Redis is reached over a unix socket rather than TCP.
     bool is_unix() const noexcept { return !unix_socket.empty(); }
 };
 
@@ -145,9 +151,10 @@ inline std::string check_redis_settings(const redis_settings& s) {
 
 /// A parsed URL: the settings, or what is wrong with it.
 struct redis_url {
-    redis_settings settings;
-    std::string error;  ///< "" when the URL is good
+    redis_settings settings;  ///< the base, with what the URL gives in place
+    std::string error;        ///< "" when the URL is good
 
+    /// True when the URL is good.
     explicit operator bool() const noexcept { return error.empty(); }
 };
 

@@ -1,24 +1,26 @@
-// grey/greylist/redis_store.hpp — greylist state in Redis, shared by several MX hosts.
-//
-// Redis is the distributed engine; Grey adds no consensus of its own. Each check reads the
-// triplet's record, decides with the engine, and writes the result with a compare-and-set
-// script: the write happens only if the record is still the one that was read. Two proxies
-// racing on one triplet therefore store one record: the loser of the race re-reads and decides
-// again on the winner's record. Records carry their expiry as a Redis TTL.
-//
-// Replies are parsed by hiredis's RESP reader; the socket is Asio's (TCP, TLS through Grey's
-// own stream, or a unix socket), run by the store's own thread, so a check suspends the
-// session's coroutine instead of blocking its thread. Commands are pipelined: concurrent
-// checks share one connection, their commands leave in one write and their replies come back
-// in order. Link grey::redis (hiredis) to use it.
-//
-// As production runs it (redis_settings.hpp): each connection logs in (AUTH, with an ACL
-// user when given) and SELECTs its database before any command, all within connect_timeout.
-// A command unanswered within command_timeout, or a connection that breaks, fails every call
-// in flight on it: none waits for ever. While Redis is unreachable calls fail at once with
-// the reason of the last attempt, and the store tries again only after a backoff (100 ms
-// doubling to 5 s by default): a Redis that is down costs each recipient no wait and Redis no
-// storm of connections, and a Redis that comes back is used again without a restart.
+/// @file
+/// grey/greylist/redis_store.hpp — greylist state in Redis, shared by several MX hosts.
+///
+/// Redis is the distributed engine; Grey adds no consensus of its own. Each check reads the
+/// triplet's record, decides with the engine, and writes the result with a compare-and-set
+/// script: the write happens only if the record is still the one that was read. Two proxies
+/// racing on one triplet therefore store one record: the loser of the race re-reads and decides
+/// again on the winner's record. Records carry their expiry as a Redis TTL.
+///
+/// Replies are parsed by hiredis's RESP reader; the socket is Asio's (TCP, TLS through Grey's
+/// own stream, or a unix socket), run by the store's own thread, so a check suspends the
+/// session's coroutine instead of blocking its thread. Commands are pipelined: concurrent
+/// checks share one connection, their commands leave in one write and their replies come back
+/// in order. Link grey::redis (hiredis) to use it.
+///
+/// As production runs it (redis_settings.hpp): each connection logs in (AUTH, with an ACL
+/// user when given) and SELECTs its database before any command, all within connect_timeout.
+/// A command unanswered within command_timeout, or a connection that breaks, fails every call
+/// in flight on it: none waits for ever. While Redis is unreachable calls fail at once with
+/// the reason of the last attempt, and the store tries again only after a backoff (100 ms
+/// doubling to 5 s by default): a Redis that is down costs each recipient no wait and Redis no
+/// storm of connections, and a Redis that comes back is used again without a restart.
+/// @ingroup greylist
 #pragma once
 
 #include <hiredis/hiredis.h>
@@ -85,17 +87,21 @@ class redis_category : public std::error_category {
 };
 } // namespace detail
 
+/// The category of redis_errc ("grey.redis").
 inline const std::error_category& redis_category() noexcept {
     static const detail::redis_category category;
     return category;
 }
 
+/// Makes a redis_errc an std::error_code, which the system's codes compare with.
 inline std::error_code make_error_code(redis_errc e) noexcept { return {static_cast<int>(e), redis_category()}; }
 
 } // namespace grey::greylist
 
+/// @cond
 template <>
 struct std::is_error_code_enum<grey::greylist::redis_errc> : std::true_type {};
+/// @endcond
 
 namespace grey::greylist {
 
@@ -103,22 +109,28 @@ namespace grey::greylist {
 /// failed attempt not before `min`, and each further failure doubles the wait up to `max`.
 class reconnect_backoff {
   public:
+    /// Steady time: the wall clock may jump.
     using time_point = std::chrono::steady_clock::time_point;
 
+    /// Waits from `min` to `max`; a `max` below `min` is taken as `min`.
     reconnect_backoff(std::chrono::milliseconds min, std::chrono::milliseconds max) noexcept
         : min_(min), max_(std::max(min, max)), delay_(min) {}
 
+    /// Whether an attempt may be made at `now`.
     bool may_try(time_point now) const noexcept { return now >= next_; }
+    /// An attempt failed at `now`: none before the current wait has gone by, and the wait doubles.
     void failed(time_point now) noexcept {
         next_ = now + delay_;
         delay_ = std::min(delay_ * 2, max_);
     }
+    /// A connection worked: the next attempt may come at once, the next failure waits `min`.
     void succeeded() noexcept {
         delay_ = min_;
         next_ = time_point{};
     }
     /// The wait the next failure will impose.
     std::chrono::milliseconds next_delay() const noexcept { return delay_; }
+    /// The earliest time of the next attempt.
     time_point next_attempt() const noexcept { return next_; }
 
   private:
@@ -126,6 +138,7 @@ class reconnect_backoff {
     time_point next_{};
 };
 
+/// Greylist state in Redis, shared by several MX hosts; records expire by TTL.
 class redis_store final : public store {
   public:
     /// Throws std::invalid_argument for settings that cannot work, std::runtime_error for a
@@ -134,6 +147,7 @@ class redis_store final : public store {
         : settings_(checked(std::move(settings))), backoff_(settings_.reconnect_min, settings_.reconnect_max),
           tls_context_(make_tls_context(settings_)), thread_([this] { ioc_.run(); }) {}
 
+    /// Redis at `host`:`port` over plain TCP, with `prefix` before every key.
     redis_store(std::string host, std::uint16_t port, std::string prefix = "grey:")
         : redis_store(plain(std::move(host), port, std::move(prefix))) {}
 
@@ -150,6 +164,7 @@ class redis_store final : public store {
     redis_store(const redis_store&) = delete;
     redis_store& operator=(const redis_store&) = delete;
 
+    /// The settings it runs with.
     const redis_settings& settings() const noexcept { return settings_; }
 
     asio::awaitable<result<decision>> check(const triplet& t, const timing& timing, clock::time_point now) override {

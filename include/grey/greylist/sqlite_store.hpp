@@ -1,14 +1,16 @@
-// grey/greylist/sqlite_store.hpp — greylist state in an SQLite file: the embedded, durable
-// default. It survives restarts and crashes (write-ahead log), and forgets expired records
-// when purged. SQLite blocks, so every call runs on the store's own thread and the caller's
-// coroutine resumes on its own executor when the answer is ready; the event loop never waits
-// on the disk. One thread also serialises the calls, which is what makes check() atomic.
-//
-// Calls that queue up while the thread is busy share one transaction (group commit), and each
-// caller hears its answer only once that transaction has committed. Statements are prepared
-// once and kept.
-//
-// Link grey::sqlite (SQLite 3) to use it.
+/// @file
+/// grey/greylist/sqlite_store.hpp — greylist state in an SQLite file: the embedded, durable
+/// default. It survives restarts and crashes (write-ahead log), and forgets expired records
+/// when purged. SQLite blocks, so every call runs on the store's own thread and the caller's
+/// coroutine resumes on its own executor when the answer is ready; the event loop never waits
+/// on the disk. One thread also serialises the calls, which is what makes check() atomic.
+///
+/// Calls that queue up while the thread is busy share one transaction (group commit), and each
+/// caller hears its answer only once that transaction has committed. Statements are prepared
+/// once and kept.
+///
+/// Link grey::sqlite (SQLite 3) to use it.
+/// @ingroup greylist
 #pragma once
 
 #include <sqlite3.h>
@@ -25,6 +27,7 @@
 
 namespace grey::greylist {
 
+/// Greylist state in an SQLite file, durable; calls run on the store's own thread.
 class sqlite_store final : public store {
   public:
     /// Opens or creates the database at `path`. Throws std::runtime_error when it cannot.

@@ -1,9 +1,11 @@
-// grey/greylist/store.hpp — the one asynchronous interface behind which greylist state lives:
-// in memory, in SQLite, or in Redis. A store never blocks the caller's event loop.
-//
-// check() is the whole greylisting step for one triplet, atomic per triplet: read its record,
-// decide with the engine, write what the engine returned. Two sessions (or two proxies sharing
-// a Redis) racing on one triplet therefore see one record, never two.
+/// @file
+/// grey/greylist/store.hpp — the one asynchronous interface behind which greylist state lives:
+/// in memory, in SQLite, or in Redis. A store never blocks the caller's event loop.
+///
+/// check() is the whole greylisting step for one triplet, atomic per triplet: read its record,
+/// decide with the engine, write what the engine returned. Two sessions (or two proxies sharing
+/// a Redis) racing on one triplet therefore see one record, never two.
+/// @ingroup greylist
 #pragma once
 
 #include <cstddef>
@@ -21,10 +23,12 @@ namespace grey::greylist {
 
 /// A stored triplet, for administration (listing, searching).
 struct entry {
-    triplet key;
-    record value;
+    triplet key;   ///< as stored: hashed in privacy mode
+    record value;  ///< as check() or whitelist() last stored it
 };
 
+/// Where greylist state lives: memory_store, sqlite_store or redis_store. Its calls are
+/// coroutines that report a failure as an error code, not an exception.
 class store {
   public:
     virtual ~store() = default;
@@ -35,6 +39,7 @@ class store {
 
     /// Auto-whitelisting: the client group's record, and counting one passed delivery.
     virtual asio::awaitable<result<std::optional<client_record>>> client(const std::string& group) = 0;
+    /// Counts one passed delivery of the client group (count_client_pass).
     virtual asio::awaitable<result<void>> count_pass(const std::string& group, const timing& timing,
                                                      clock::time_point now) = 0;
 

@@ -1,6 +1,8 @@
-// grey/greylist/store_health.hpp — whether a greylist store is answering. It lives with the
-// store, so every session using the store (on every thread) shares it: an outage is reported
-// once when it begins and once when it ends, not once per recipient of every session.
+/// @file
+/// grey/greylist/store_health.hpp — whether a greylist store is answering. It lives with the
+/// store, so every session using the store (on every thread) shares it: an outage is reported
+/// once when it begins and once when it ends, not once per recipient of every session.
+/// @ingroup greylist
 #pragma once
 
 #include <atomic>
@@ -10,6 +12,7 @@
 
 namespace grey::greylist {
 
+/// Whether a store is answering: one per store, shared by all its callers (store::health()).
 class store_health {
   public:
     /// Records the outcome of one store call (`ec` empty: it answered). Returns the line to
@@ -26,6 +29,7 @@ class store_health {
         return "greylist store available again";
     }
 
+    /// False from a failure until the next success.
     bool available() const noexcept { return !down_.load(std::memory_order_relaxed); }
 
   private:

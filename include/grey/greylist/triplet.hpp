@@ -1,8 +1,10 @@
-// grey/greylist/triplet.hpp — the greylisting triplet (client, sender, recipient), normalised
-// so that one sender retrying is recognised as the same triplet: the client address grouped
-// to its subnet (a big sender retries from another host of its pool), and the sender address
-// stripped of the parts that change with each message (BATV tags in the shapes senders use,
-// SRS wrapping, +extensions, VERP numbers). No I/O.
+/// @file
+/// grey/greylist/triplet.hpp — the greylisting triplet (client, sender, recipient), normalised
+/// so that one sender retrying is recognised as the same triplet: the client address grouped
+/// to its subnet (a big sender retries from another host of its pool), and the sender address
+/// stripped of the parts that change with each message (BATV tags in the shapes senders use,
+/// SRS wrapping, +extensions, VERP numbers). No I/O.
+/// @ingroup greylist
 #pragma once
 
 #include <arpa/inet.h>  // inet_pton / inet_ntop: parsing and printing addresses, no I/O
@@ -16,24 +18,29 @@
 
 namespace grey::greylist {
 
+/// The steps normalise_sender takes, each on by default: it takes off the parts of a sender
+/// address that change from one message (or retry) to the next.
 struct normalisation {
-    bool lowercase_domain = true;  ///< Example.COM → example.com
-    bool unwrap_batv = true;       ///< prvs=1234abcdef=user@d, btv1==…==user@d → user@d
-    bool unwrap_srs = true;        ///< SRS0=h=tt=orig.example=user@fwd → user@orig.example
-    bool strip_extension = true;   ///< user+tag@d → user@d
-    bool fold_digits = true;       ///< bounce-12345@d → bounce-#@d (VERP)
+    bool lowercase_domain = true;  ///< `Example.COM` → `example.com`
+    bool unwrap_batv = true;       ///< `prvs=1234abcdef=user@d`, `btv1==…==user@d` → `user@d`
+    bool unwrap_srs = true;        ///< `SRS0=h=tt=orig.example=user@fwd` → `user@orig.example`
+    bool strip_extension = true;   ///< `user+tag@d` → `user@d`
+    bool fold_digits = true;       ///< `bounce-12345@d` → `bounce-#@d` (VERP)
 };
 
+/// How much of the client's address makes its group: a pool of hosts that retry for each other.
 struct grouping {
     unsigned ipv4_prefix = 24;   ///< 32: the exact address
     unsigned ipv6_prefix = 64;   ///< 128: the exact address
 };
 
+/// What greylisting remembers a delivery attempt by; make_triplet builds it.
 struct triplet {
     std::string client;     ///< "192.0.2.0/24", "2001:db8::/64", or the address as given
     std::string sender;     ///< normalised reverse-path ("" for <>)
     std::string recipient;  ///< forward-path, domain in lower case
 
+    /// The same triplet: all three parts equal.
     friend bool operator==(const triplet&, const triplet&) = default;
 };
 
@@ -197,12 +204,15 @@ inline std::string normalise_sender(std::string_view mailbox, const normalisatio
     return domain.empty() ? local : local + "@" + domain;
 }
 
+/// The recipient as greylisting compares it: the domain in lower case, the local part as
+/// written, since only its own domain may read it (RFC 5321 §2.4).
 inline std::string normalise_recipient(std::string_view mailbox) {
     const auto at = mailbox.rfind('@');
     if (at == std::string_view::npos) return detail::lower(mailbox);  // <Postmaster>
     return std::string(mailbox.substr(0, at + 1)) + detail::lower(mailbox.substr(at + 1));
 }
 
+/// The triplet of one recipient: client_group, normalise_sender and normalise_recipient.
 inline triplet make_triplet(std::string_view client_address, std::string_view sender,
                             std::string_view recipient, const grouping& g = {},
                             const normalisation& n = {}) {

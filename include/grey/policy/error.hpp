@@ -1,7 +1,9 @@
-// grey/policy/error.hpp — what can be wrong with the bytes a Postfix policy client sends
-// (SMTPD_POLICY_README, "Protocol description"). Each is a reason to close the connection
-// without an answer, as the README asks of a server in trouble: Postfix then logs it and
-// retries the request on a new connection, or applies smtpd_policy_service_default_action.
+/// @file
+/// grey/policy/error.hpp — what can be wrong with the bytes a Postfix policy client sends
+/// (SMTPD_POLICY_README, "Protocol description"). Each is a reason to close the connection
+/// without an answer, as the README asks of a server in trouble: Postfix then logs it and
+/// retries the request on a new connection, or applies smtpd_policy_service_default_action.
+/// @ingroup policy
 #pragma once
 
 #include <string>
@@ -9,6 +11,7 @@
 
 namespace grey::policy {
 
+/// What is wrong with a policy client's bytes; each closes its connection.
 enum class error {
     line_too_long = 1,    ///< one name=value line longer than request_limits::max_line
     too_many_attributes,  ///< more lines in one request than request_limits::max_attributes
@@ -39,14 +42,18 @@ class policy_error_category : public std::error_category {
 
 namespace grey::policy {
 
+/// The category of policy::error ("grey.policy").
 inline const std::error_category& error_category() noexcept {
     static const grey::detail::policy_error_category category;
     return category;
 }
 
+/// Makes a policy::error an std::error_code, which Grey's other codes compare with.
 inline std::error_code make_error_code(error e) noexcept { return {static_cast<int>(e), error_category()}; }
 
 } // namespace grey::policy
 
+/// @cond
 template <>
 struct std::is_error_code_enum<grey::policy::error> : std::true_type {};
+/// @endcond

@@ -1,13 +1,15 @@
-// grey/policy/request.hpp — a Postfix policy delegation request (SMTPD_POLICY_README): lines of
-// `name=value` ending in an empty line, parsed with no I/O.
-//
-// request_parser takes bytes as they come (whole, one at a time, or split anywhere) and gives
-// each request when its empty line arrives; the bytes after it are left for the next call, so
-// pipelined requests come out one by one, in order. Memory is bounded: a partial line is held
-// up to max_line octets, and only the attributes greylisting reads are kept (the README asks a
-// server to ignore the rest). A rule broken (a line too long, too many lines, a request too
-// large, a line that is not name=value, a NUL) is an error: the connection is to be closed,
-// since nothing after it can be trusted to start a request.
+/// @file
+/// grey/policy/request.hpp — a Postfix policy delegation request (SMTPD_POLICY_README): lines of
+/// `name=value` ending in an empty line, parsed with no I/O.
+///
+/// request_parser takes bytes as they come (whole, one at a time, or split anywhere) and gives
+/// each request when its empty line arrives; the bytes after it are left for the next call, so
+/// pipelined requests come out one by one, in order. Memory is bounded: a partial line is held
+/// up to max_line octets, and only the attributes greylisting reads are kept (the README asks a
+/// server to ignore the rest). A rule broken (a line too long, too many lines, a request too
+/// large, a line that is not name=value, a NUL) is an error: the connection is to be closed,
+/// since nothing after it can be trusted to start a request.
+/// @ingroup policy
 #pragma once
 
 #include <cstddef>
@@ -34,24 +36,26 @@ struct request {
     std::string request;         ///< "smtpd_access_policy"
     std::string protocol_state;  ///< CONNECT, EHLO, HELO, MAIL, RCPT, DATA, END-OF-MESSAGE, VRFY, ETRN
     std::string protocol_name;   ///< SMTP or ESMTP
-    std::string helo_name;
-    std::string queue_id;
-    std::string sender;
-    std::string recipient;
-    std::string client_address;
-    std::string client_name;
+    std::string helo_name;       ///< the name the SMTP client gave in HELO/EHLO
+    std::string queue_id;        ///< Postfix's queue ID, once the message has one
+    std::string sender;          ///< reverse-path without <>: "" for the null sender
+    std::string recipient;       ///< forward-path without <>
+    std::string client_address;  ///< the SMTP client's IP address
+    std::string client_name;     ///< its verified name, or "unknown"
     std::string instance;        ///< the same for every request about one message
     std::size_t attributes = 0;  ///< lines received, those ignored included
 
-    /// The recipient's domain: what follows its last '@'; "" for <postmaster>.
+    /// The recipient's domain: what follows its last '@'; "" for `<postmaster>`.
     std::string_view recipient_domain() const {
         const auto at = recipient.rfind('@');
         return at == std::string::npos ? std::string_view{} : std::string_view(recipient).substr(at + 1);
     }
 };
 
+/// Bytes in, requests out, with no I/O: see the file's description.
 class request_parser {
   public:
+    /// Holds every request to `limits`.
     explicit request_parser(request_limits limits = {}) : limits_(limits) {}
 
     /// Takes bytes from the front of `in`. When they complete a request, returns it and leaves

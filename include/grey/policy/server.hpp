@@ -1,13 +1,15 @@
-// grey/policy/server.hpp — policy::server: Grey's greylisting as a Postfix policy service, for
-// `check_policy_service inet:127.0.0.1:10023` or `unix:/path` in smtpd_recipient_restrictions.
-//
-// It listens on TCP and unix-domain endpoints, admits connections within max_connections, and
-// runs each as a policy::session. As ServerCore does, each of N threads runs an io_context of
-// its own and a connection stays on the one that took it, so a session's state needs no lock;
-// a mutex guards only admission. SIGINT/SIGTERM (or stop()) start a graceful stop: listening
-// ends, idle connections close at once, a request that has begun is answered, and past the
-// drain deadline whatever is left is stopped. ServerCore is not reused: it knows TCP sockets
-// and SMTP sessions only.
+/// @file
+/// grey/policy/server.hpp — policy::server: Grey's greylisting as a Postfix policy service, for
+/// `check_policy_service inet:127.0.0.1:10023` or `unix:/path` in smtpd_recipient_restrictions.
+///
+/// It listens on TCP and unix-domain endpoints, admits connections within max_connections, and
+/// runs each as a policy::session. As ServerCore does, each of N threads runs an io_context of
+/// its own and a connection stays on the one that took it, so a session's state needs no lock;
+/// a mutex guards only admission. SIGINT/SIGTERM (or stop()) start a graceful stop: listening
+/// ends, idle connections close at once, a request that has begun is answered, and past the
+/// drain deadline whatever is left is stopped. ServerCore is not reused: it knows TCP sockets
+/// and SMTP sessions only.
+/// @ingroup policy
 #pragma once
 
 #include <algorithm>
@@ -39,10 +41,11 @@ namespace grey::policy {
 /// Where a policy server listens, in Postfix's notation: "inet:HOST:PORT" (IPv6 as
 /// "inet:[::1]:PORT") or "unix:PATH" ("local:PATH" too, as Postfix allows).
 struct listen_address {
-    bool unix_socket = false;
-    grey::endpoint inet{};  ///< when !unix_socket
-    std::string path;       ///< when unix_socket
+    bool unix_socket = false;  ///< a unix-domain socket ("unix:"), not TCP ("inet:")
+    grey::endpoint inet{};     ///< when !unix_socket
+    std::string path;          ///< when unix_socket
 
+    /// In Postfix's notation, as parse_listen_address reads it and main.cf writes it.
     std::string to_string() const {
         if (unix_socket) return "unix:" + path;
         return inet.host.find(':') != std::string::npos ? fmt::format("inet:[{}]:{}", inet.host, inet.port)
@@ -50,6 +53,8 @@ struct listen_address {
     }
 };
 
+/// Reads "inet:HOST:PORT", "unix:PATH" or "local:PATH"; errc::syntax_error (or the endpoint's
+/// own error) for anything else.
 inline result<listen_address> parse_listen_address(std::string_view text) {
     listen_address a;
     if (text.starts_with("inet:")) {
@@ -68,10 +73,12 @@ inline result<listen_address> parse_listen_address(std::string_view text) {
     return errc::syntax_error;
 }
 
+/// Grey's greylisting as a Postfix policy service: listens, admits connections, and runs each
+/// as a session on one of its threads until stopped.
 class server {
   public:
-    using clock = std::chrono::steady_clock;
-    using local = asio::local::stream_protocol;
+    using clock = std::chrono::steady_clock;     ///< for the drain deadline
+    using local = asio::local::stream_protocol;  ///< unix-domain stream sockets
 
     /// `greylisting` is the same configuration the proxy takes: store, lists, timing,
     /// normalisation, log, report, servername (in X-Greylist), threads and drain.

@@ -1,19 +1,21 @@
-// grey/policy/session.hpp — one Postfix policy client connection: requests in, answers out, in
-// order, over any stream socket (TCP or a unix-domain socket).
-//
-// responder is the decision, with no socket: a RCPT request becomes a greylist::question (with
-// relay control off: in this mode Postfix's own restrictions decide relaying) and is judged by
-// greylist::judge, the engine, lists, normalisation and store the SMTP proxy uses; every other
-// protocol state gets DUNNO. Each judged recipient is logged in the seed's line.
-//
-// session<Socket> is the thin loop around it: read what has come, answer every whole request in
-// it (pipelined requests are answered in order, in one write), and go on until the client
-// closes. A request that breaks the rules of request_parser closes the connection without an
-// answer, with a warning on `report`: SMTPD_POLICY_README asks a server in trouble to "log a
-// warning and disconnect", and Postfix then retries or applies its default action. One timer
-// per connection keeps the deadlines: idle_timeout between requests, request_timeout within
-// one and for a write; a graceful stop closes idle connections at once and lets a request that
-// has begun be answered first.
+/// @file
+/// grey/policy/session.hpp — one Postfix policy client connection: requests in, answers out, in
+/// order, over any stream socket (TCP or a unix-domain socket).
+///
+/// responder is the decision, with no socket: a RCPT request becomes a greylist::question (with
+/// relay control off: in this mode Postfix's own restrictions decide relaying) and is judged by
+/// greylist::judge, the engine, lists, normalisation and store the SMTP proxy uses; every other
+/// protocol state gets DUNNO. Each judged recipient is logged in the seed's line.
+///
+/// session<Socket> is the thin loop around it: read what has come, answer every whole request in
+/// it (pipelined requests are answered in order, in one write), and go on until the client
+/// closes. A request that breaks the rules of request_parser closes the connection without an
+/// answer, with a warning on `report`: SMTPD_POLICY_README asks a server in trouble to "log a
+/// warning and disconnect", and Postfix then retries or applies its default action. One timer
+/// per connection keeps the deadlines: idle_timeout between requests, request_timeout within
+/// one and for a write; a graceful stop closes idle connections at once and lets a request that
+/// has begun be answered first.
+/// @ingroup policy
 #pragma once
 
 #include <algorithm>
@@ -43,7 +45,7 @@ struct settings {
     /// The text when the store does not answer; its leading 4.3.0 becomes Postfix's enhanced
     /// status code, as the proxy's "451 4.3.0" does.
     std::string unavailable_text = "4.3.0 Greylist temporarily unavailable, try again later";
-    request_limits limits{};
+    request_limits limits{};  ///< what one request may hold
     /// Between requests. Postfix closes a connection idle for smtpd_policy_service_max_idle
     /// (300 s) itself: the server's limit is longer, so it rarely closes one Postfix is about
     /// to use (Postfix would reconnect and retry, at a cost).
@@ -68,9 +70,12 @@ inline std::string respond(const greylist::judgement& j, const request& r, const
 /// a message with several recipients, each asked about on this connection, gets one.
 class responder {
   public:
+    /// Judges with `g` and answers with `s`, both kept by reference; `client` names the peer
+    /// in warnings.
     responder(const greylist::greylist_config& g, const settings& s, std::string client)
         : greylist_(g), settings_(s), client_(std::move(client)) {}
 
+    /// The answer to one request: a RCPT is judged and logged; anything else gets DUNNO.
     asio::awaitable<std::string> answer(const request& r) {
         if (r.request != "smtpd_access_policy") {
             warn(fmt::format("request type '{}' is not smtpd_access_policy: answered DUNNO", r.request));
@@ -114,10 +119,12 @@ class responder {
     std::string prepended_for_;
 };
 
+/// One policy client connection over `Socket` (TCP or unix-domain): the loop around a
+/// responder, with its deadlines and graceful stop.
 template <class Socket>
 class session {
   public:
-    using clock = std::chrono::steady_clock;
+    using clock = std::chrono::steady_clock;  ///< for the deadlines
 
     /// `client` names the peer in warnings: "127.0.0.1:40312", "unix:/run/grey/policy".
     session(Socket socket, const greylist::greylist_config& g, const settings& s, std::string client)
