@@ -15,7 +15,7 @@ import time
 
 PROGRAMS = {name: os.path.abspath(os.environ.get(var, f"build/dev/examples/{name}"))
             for name, var in [("spam_me", "GREY_SPAM_ME"), ("maildir_sink", "GREY_MAILDIR_SINK"),
-                              ("custom_policy", "GREY_CUSTOM_POLICY"),
+                              ("custom_policy", "GREY_CUSTOM_POLICY"), ("embedded", "GREY_EMBEDDED"),
                               ("greylist_server", "GREY_GREYLIST_SERVER"),
                               ("greylist_admin", "GREY_GREYLIST_ADMIN"),
                               ("seed_default", "GREY_SEED_DEFAULT")]}
