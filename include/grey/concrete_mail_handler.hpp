@@ -1,13 +1,11 @@
-/// @file
-/// grey/concrete_mail_handler.hpp — ConcreteMailHandler<Derived>, the seed's class: the SMTP
-/// state machine of MailHandler plus the decisions and the relay that make it a proxy.
-///
-/// Per recipient, shouldWeAcceptRecipient decides first (accept by default); an accepted
-/// recipient opens the upstream connection if there is none yet and is relayed live, and the
-/// client gets the upstream's own answer. At DATA, the seed's shouldWeAcceptMail() is the last
-/// gate: false by default, exactly as in the seed, so a handler that does not say otherwise
-/// defers every message ("451 4.7.1 Please try again later") and disconnects.
-/// @ingroup handlers
+// grey/concrete_mail_handler.hpp — ConcreteMailHandler<Derived>, the seed's class: the SMTP
+// state machine of MailHandler plus the decisions and the relay that make it a proxy.
+//
+// Per recipient, shouldWeAcceptRecipient decides first (accept by default); an accepted
+// recipient opens the upstream connection if there is none yet and is relayed live, and the
+// client gets the upstream's own answer. At DATA, the seed's shouldWeAcceptMail() is the last
+// gate: false by default, exactly as in the seed, so a handler that does not say otherwise
+// defers every message ("451 4.7.1 Please try again later") and disconnects.
 #pragma once
 
 #include <string>
@@ -18,6 +16,8 @@
 #include "verdict.hpp"
 
 namespace grey {
+/// @addtogroup group_sessions
+/// @{
 
 /// The seed's proxy: MailHandler's session, with per-recipient decisions and the relay to the
 /// upstream (smtp_ip, smtp_port). Derived is the final class (CRTP); it replaces a decision or
@@ -142,4 +142,5 @@ class ConcreteMailHandler : public MailHandler<Derived> {
     upstream::relay relay_;
 };
 
+/// @}
 } // namespace grey

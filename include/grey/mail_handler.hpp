@@ -1,16 +1,14 @@
-/// @file
-/// grey/mail_handler.hpp — MailHandler<Derived>: one SMTP session, as one coroutine.
-///
-/// The loop reads a line, parses it, checks it against the RFC 5321 state machine, and hands
-/// well-formed, in-order commands to the seed's hooks (handleHelo, handleMail, handleRcpt, …).
-/// Derived replaces a hook by declaring one of the same name (CRTP: no virtual calls); a hook
-/// returns a reply, or an asio::awaitable of one when it must wait for something. Replies are
-/// batched and written only when no complete command is left in the input, which is what
-/// PIPELINING (RFC 2920) asks. Message text is passed to handleMessageData in chunks of
-/// complete, validated lines straight out of the read buffer, one chunk per read: the next read
-/// starts only when the hook is done with the chunk, so a slow consumer slows the client down
-/// (back-pressure) and memory does not grow with the message.
-/// @ingroup handlers
+// grey/mail_handler.hpp — MailHandler<Derived>: one SMTP session, as one coroutine.
+//
+// The loop reads a line, parses it, checks it against the RFC 5321 state machine, and hands
+// well-formed, in-order commands to the seed's hooks (handleHelo, handleMail, handleRcpt, …).
+// Derived replaces a hook by declaring one of the same name (CRTP: no virtual calls); a hook
+// returns a reply, or an asio::awaitable of one when it must wait for something. Replies are
+// batched and written only when no complete command is left in the input, which is what
+// PIPELINING (RFC 2920) asks. Message text is passed to handleMessageData in chunks of
+// complete, validated lines straight out of the read buffer, one chunk per read: the next read
+// starts only when the hook is done with the chunk, so a slow consumer slows the client down
+// (back-pressure) and memory does not grow with the message.
 #pragma once
 
 #include <cassert>
@@ -43,6 +41,8 @@
 #include "tls/context.hpp"
 
 namespace grey {
+/// @addtogroup group_sessions
+/// @{
 
 /// One SMTP session as one coroutine: the seed's hooks, called by run() in the order the
 /// state machine allows. Derived is the final class (CRTP); it replaces a hook by declaring
@@ -708,4 +708,5 @@ class MailHandler {
     bool closing_ = false;
 };
 
+/// @}
 } // namespace grey

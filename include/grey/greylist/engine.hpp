@@ -1,14 +1,12 @@
-/// @file
-/// grey/greylist/engine.hpp — greylisting as a pure function: a triplet's stored record and the
-/// time in, a decision and the record to store out. No clock of its own, no I/O: the caller
-/// passes `now`, so every transition is tested without sleeping, and a store applies the new
-/// record atomically.
-///
-/// A triplet seen for the first time is deferred. A retry passes once `delay` has gone by since
-/// that first sight, if it comes within `retry_window` of it; one that comes later starts over.
-/// A triplet that passed is remembered for `max_age` after its latest pass. The seed's policy
-/// also restarts the delay when a retry comes "too soon" after the first sight (`too_soon`).
-/// @ingroup greylist
+// grey/greylist/engine.hpp — greylisting as a pure function: a triplet's stored record and the
+// time in, a decision and the record to store out. No clock of its own, no I/O: the caller
+// passes `now`, so every transition is tested without sleeping, and a store applies the new
+// record atomically.
+//
+// A triplet seen for the first time is deferred. A retry passes once `delay` has gone by since
+// that first sight, if it comes within `retry_window` of it; one that comes later starts over.
+// A triplet that passed is remembered for `max_age` after its latest pass. The seed's policy
+// also restarts the delay when a retry comes "too soon" after the first sight (`too_soon`).
 #pragma once
 
 #include <chrono>
@@ -16,6 +14,8 @@
 #include <optional>
 
 namespace grey::greylist {
+/// @addtogroup group_greylist
+/// @{
 
 using clock = std::chrono::system_clock;  ///< records outlive the process: wall-clock time
 using namespace std::chrono_literals;
@@ -133,4 +133,5 @@ inline client_record count_client_pass(const std::optional<client_record>& c, co
     return {c->passes + 1, now};
 }
 
+/// @}
 } // namespace grey::greylist

@@ -1,19 +1,17 @@
-/// @file
-/// grey/greylist/greylisting_policy.hpp — GreyListingPolicy<Derived>: the seed's greylisting
-/// proxy, as a ConcreteMailHandler whose per-recipient decision is, in order:
-///
-///   1. relay control: a recipient outside allowed_domains gets "550 5.7.1 Relaying denied",
-///      unless the client is an allowed sender (address or network), which may relay anywhere
-///      and is not greylisted (the seed's rule);
-///   2. whitelisted triples and non-standard triples pass;
-///   3. an auto-whitelisted client group passes;
-///   4. the greylist: "451 4.7.1 Please try again later" until a retry passes.
-///
-/// A deferred recipient is answered by Grey alone: the upstream never hears of it. A store that
-/// cannot answer defers too, with "451 4.3.0", logged as "tempfail (store unavailable)" (not
-/// "greylisted": nothing was greylisted), and the outage is reported once, not per recipient.
-/// Derived may replace any of these decisions by declaring its own.
-/// @ingroup greylist
+// grey/greylist/greylisting_policy.hpp — GreyListingPolicy<Derived>: the seed's greylisting
+// proxy, as a ConcreteMailHandler whose per-recipient decision is, in order:
+//
+//   1. relay control: a recipient outside allowed_domains gets "550 5.7.1 Relaying denied",
+//      unless the client is an allowed sender (address or network), which may relay anywhere
+//      and is not greylisted (the seed's rule);
+//   2. whitelisted triples and non-standard triples pass;
+//   3. an auto-whitelisted client group passes;
+//   4. the greylist: "451 4.7.1 Please try again later" until a retry passes.
+//
+// A deferred recipient is answered by Grey alone: the upstream never hears of it. A store that
+// cannot answer defers too, with "451 4.3.0", logged as "tempfail (store unavailable)" (not
+// "greylisted": nothing was greylisted), and the outage is reported once, not per recipient.
+// Derived may replace any of these decisions by declaring its own.
 #pragma once
 
 #include <atomic>
@@ -31,6 +29,8 @@
 #include "judge.hpp"
 
 namespace grey::greylist {
+/// @addtogroup group_greylist
+/// @{
 
 /// The answer to a recipient outside allowed_domains.
 inline const smtp::reply relay_denied{550, "5.7.1", "Relaying denied"};
@@ -122,4 +122,5 @@ class GreyListingPolicy : public ConcreteMailHandler<Derived> {
     std::optional<std::chrono::seconds> delayed_;
 };
 
+/// @}
 } // namespace grey::greylist

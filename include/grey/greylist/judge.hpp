@@ -1,18 +1,16 @@
-/// @file
-/// grey/greylist/judge.hpp — the greylisting decision for one recipient, apart from any protocol:
-/// the proxy (GreyListingPolicy) and the Postfix policy server ask the same question and get
-/// the same answer. In order:
-///
-///   1. relay control (when asked for): a recipient outside allowed_domains is denied, unless
-///      the client is an allowed sender (address or network), which may relay anywhere and is
-///      not greylisted (the seed's rule);
-///   2. whitelisted triples and non-standard triples pass;
-///   3. an auto-whitelisted client group passes;
-///   4. the greylist: deferred until a retry passes.
-///
-/// A store that cannot answer gives store_unavailable (never a pass, never "greylisted": nothing
-/// was greylisted), and its outage is reported once through store_health, not per recipient.
-/// @ingroup greylist
+// grey/greylist/judge.hpp — the greylisting decision for one recipient, apart from any protocol:
+// the proxy (GreyListingPolicy) and the Postfix policy server ask the same question and get
+// the same answer. In order:
+//
+//   1. relay control (when asked for): a recipient outside allowed_domains is denied, unless
+//      the client is an allowed sender (address or network), which may relay anywhere and is
+//      not greylisted (the seed's rule);
+//   2. whitelisted triples and non-standard triples pass;
+//   3. an auto-whitelisted client group passes;
+//   4. the greylist: deferred until a retry passes.
+//
+// A store that cannot answer gives store_unavailable (never a pass, never "greylisted": nothing
+// was greylisted), and its outage is reported once through store_health, not per recipient.
 #pragma once
 
 #include <algorithm>
@@ -37,6 +35,8 @@
 #include "triplet.hpp"
 
 namespace grey::greylist {
+/// @addtogroup group_greylist
+/// @{
 
 /// The lists, shared by all sessions and replaced whole on reload: a session keeps the
 /// snapshot it started with.
@@ -206,4 +206,5 @@ inline asio::awaitable<judgement> judge(const greylist_config& s, const lists& l
     co_return j;
 }
 
+/// @}
 } // namespace grey::greylist

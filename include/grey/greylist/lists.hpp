@@ -1,8 +1,6 @@
-/// @file
-/// grey/greylist/lists.hpp — the seed's static lists: which domains Grey relays for, which
-/// clients may relay anywhere, and which triples skip greylisting. Parsed once, matched per
-/// recipient; replaced whole on reload (SIGHUP), never edited in place.
-/// @ingroup greylist
+// grey/greylist/lists.hpp — the seed's static lists: which domains Grey relays for, which
+// clients may relay anywhere, and which triples skip greylisting. Parsed once, matched per
+// recipient; replaced whole on reload (SIGHUP), never edited in place.
 #pragma once
 
 #include <algorithm>
@@ -17,6 +15,8 @@
 #include "../smtp/address.hpp"
 
 namespace grey::greylist {
+/// @addtogroup group_greylist
+/// @{
 
 using grey::network;  // network.hpp: the lists' networks are the core's
 
@@ -74,4 +74,5 @@ struct lists {
     }
 };
 
+/// @}
 } // namespace grey::greylist

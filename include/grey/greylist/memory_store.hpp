@@ -1,8 +1,6 @@
-/// @file
-/// grey/greylist/memory_store.hpp — greylist state in this process's memory: for tests and for
-/// small sites that accept losing the greylist on restart. A mutex makes each check atomic; it
-/// is held for a map look-up and an insert, never across a suspension.
-/// @ingroup greylist
+// grey/greylist/memory_store.hpp — greylist state in this process's memory: for tests and for
+// small sites that accept losing the greylist on restart. A mutex makes each check atomic; it
+// is held for a map look-up and an insert, never across a suspension.
 #pragma once
 
 #include <map>
@@ -12,6 +10,8 @@
 #include "store.hpp"
 
 namespace grey::greylist {
+/// @addtogroup group_greylist
+/// @{
 
 /// Greylist state in a map: lost on restart, and not shared between processes.
 class memory_store final : public store {
@@ -80,4 +80,5 @@ class memory_store final : public store {
     std::map<std::string, client_record> clients_;
 };
 
+/// @}
 } // namespace grey::greylist

@@ -1,11 +1,9 @@
-/// @file
-/// grey/greylist/privacy.hpp — privacy mode: a triplet whose parts are replaced by one-way
-/// hashes (SHA-256, hex), so that a store holds no addresses. Greylisting needs only equality,
-/// which hashes keep; the administration tool can still whitelist or remove a triplet by
-/// hashing the one it is given, but cannot list who wrote to whom.
-///
-/// Link grey::privacy (OpenSSL's libcrypto) to use it.
-/// @ingroup greylist
+// grey/greylist/privacy.hpp — privacy mode: a triplet whose parts are replaced by one-way
+// hashes (SHA-256, hex), so that a store holds no addresses. Greylisting needs only equality,
+// which hashes keep; the administration tool can still whitelist or remove a triplet by
+// hashing the one it is given, but cannot list who wrote to whom.
+//
+// Link grey::privacy (OpenSSL's libcrypto) to use it.
 #pragma once
 
 #include <openssl/evp.h>
@@ -16,6 +14,8 @@
 #include "triplet.hpp"
 
 namespace grey::greylist {
+/// @addtogroup group_greylist
+/// @{
 
 /// SHA-256 of `text`, in lower-case hex.
 inline std::string sha256_hex(std::string_view text) {
@@ -37,4 +37,5 @@ inline triplet hashed(const triplet& t) {
     return {sha256_hex(t.client), sha256_hex(t.sender), sha256_hex(t.recipient)};
 }
 
+/// @}
 } // namespace grey::greylist

@@ -1,18 +1,14 @@
-/// @file
-/// grey/greylist/redis_settings.hpp — what the Redis store is told: where Redis is (TCP, TLS or
-/// a unix socket), who to log in as, which database and key prefix, how long to wait, how fast
-/// to retry; and the URL form Redis users already know, parsed without I/O:
-///
-/// @code{.unparsed}
-///   redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?OPTION=VALUE&...]
-///   rediss://...                                        the same over TLS
-///   redis+unix://[[USER]:PASSWORD@]/PATH/TO/SOCKET[?db=N&...]   (also unix://)
-/// @endcode
-///
-/// User, password, path and option values are percent-decoded, so a password may hold '@', ':'
-/// or '/' written as %40, %3A, %2F. The options (apply_redis_option) are the same words as
-/// greylist_server's [greylist.redis] keys.
-/// @ingroup greylist
+// grey/greylist/redis_settings.hpp — what the Redis store is told: where Redis is (TCP, TLS or
+// a unix socket), who to log in as, which database and key prefix, how long to wait, how fast
+// to retry; and the URL form Redis users already know, parsed without I/O:
+//
+//   redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?OPTION=VALUE&...]
+//   rediss://...                                        the same over TLS
+//   redis+unix://[[USER]:PASSWORD@]/PATH/TO/SOCKET[?db=N&...]   (also unix://)
+//
+// User, password, path and option values are percent-decoded, so a password may hold '@', ':'
+// or '/' written as %40, %3A, %2F. The options (apply_redis_option) are the same words as
+// greylist_server's [greylist.redis] keys.
 #pragma once
 
 #include <chrono>
@@ -22,6 +18,8 @@
 #include <tuple>
 
 namespace grey::greylist {
+/// @addtogroup group_greylist
+/// @{
 
 /// How redis_store reaches Redis and how long it waits; parse_redis_url fills it from a URL.
 struct redis_settings {
@@ -269,4 +267,5 @@ inline std::string describe(const redis_settings& s) {
     return where;
 }
 
+/// @}
 } // namespace grey::greylist

@@ -1,26 +1,24 @@
-/// @file
-/// grey/greylist/redis_store.hpp — greylist state in Redis, shared by several MX hosts.
-///
-/// Redis is the distributed engine; Grey adds no consensus of its own. Each check reads the
-/// triplet's record, decides with the engine, and writes the result with a compare-and-set
-/// script: the write happens only if the record is still the one that was read. Two proxies
-/// racing on one triplet therefore store one record: the loser of the race re-reads and decides
-/// again on the winner's record. Records carry their expiry as a Redis TTL.
-///
-/// Replies are parsed by hiredis's RESP reader; the socket is Asio's (TCP, TLS through Grey's
-/// own stream, or a unix socket), run by the store's own thread, so a check suspends the
-/// session's coroutine instead of blocking its thread. Commands are pipelined: concurrent
-/// checks share one connection, their commands leave in one write and their replies come back
-/// in order. Link grey::redis (hiredis) to use it.
-///
-/// As production runs it (redis_settings.hpp): each connection logs in (AUTH, with an ACL
-/// user when given) and SELECTs its database before any command, all within connect_timeout.
-/// A command unanswered within command_timeout, or a connection that breaks, fails every call
-/// in flight on it: none waits for ever. While Redis is unreachable calls fail at once with
-/// the reason of the last attempt, and the store tries again only after a backoff (100 ms
-/// doubling to 5 s by default): a Redis that is down costs each recipient no wait and Redis no
-/// storm of connections, and a Redis that comes back is used again without a restart.
-/// @ingroup greylist
+// grey/greylist/redis_store.hpp — greylist state in Redis, shared by several MX hosts.
+//
+// Redis is the distributed engine; Grey adds no consensus of its own. Each check reads the
+// triplet's record, decides with the engine, and writes the result with a compare-and-set
+// script: the write happens only if the record is still the one that was read. Two proxies
+// racing on one triplet therefore store one record: the loser of the race re-reads and decides
+// again on the winner's record. Records carry their expiry as a Redis TTL.
+//
+// Replies are parsed by hiredis's RESP reader; the socket is Asio's (TCP, TLS through Grey's
+// own stream, or a unix socket), run by the store's own thread, so a check suspends the
+// session's coroutine instead of blocking its thread. Commands are pipelined: concurrent
+// checks share one connection, their commands leave in one write and their replies come back
+// in order. Link grey::redis (hiredis) to use it.
+//
+// As production runs it (redis_settings.hpp): each connection logs in (AUTH, with an ACL
+// user when given) and SELECTs its database before any command, all within connect_timeout.
+// A command unanswered within command_timeout, or a connection that breaks, fails every call
+// in flight on it: none waits for ever. While Redis is unreachable calls fail at once with
+// the reason of the last attempt, and the store tries again only after a backoff (100 ms
+// doubling to 5 s by default): a Redis that is down costs each recipient no wait and Redis no
+// storm of connections, and a Redis that comes back is used again without a restart.
 #pragma once
 
 #include <hiredis/hiredis.h>
@@ -48,6 +46,8 @@
 #include "store.hpp"
 
 namespace grey::greylist {
+/// @addtogroup group_greylist
+/// @{
 
 /// Why the Redis store could not answer, beyond the system's own codes (connection refused,
 /// host not found, no such socket), which it passes on as they are. The message is what
@@ -96,6 +96,7 @@ inline const std::error_category& redis_category() noexcept {
 /// Makes a redis_errc an std::error_code, which the system's codes compare with.
 inline std::error_code make_error_code(redis_errc e) noexcept { return {static_cast<int>(e), redis_category()}; }
 
+/// @}
 } // namespace grey::greylist
 
 /// @cond
@@ -104,6 +105,8 @@ struct std::is_error_code_enum<grey::greylist::redis_errc> : std::true_type {};
 /// @endcond
 
 namespace grey::greylist {
+/// @addtogroup group_greylist
+/// @{
 
 /// When to try connecting again, without I/O: at once after a connection that worked; after a
 /// failed attempt not before `min`, and each further failure doubles the wait up to `max`.
@@ -713,4 +716,5 @@ return 1)lua";
     std::thread thread_;
 };
 
+/// @}
 } // namespace grey::greylist

@@ -1,16 +1,14 @@
-/// @file
-/// grey/greylist/sqlite_store.hpp — greylist state in an SQLite file: the embedded, durable
-/// default. It survives restarts and crashes (write-ahead log), and forgets expired records
-/// when purged. SQLite blocks, so every call runs on the store's own thread and the caller's
-/// coroutine resumes on its own executor when the answer is ready; the event loop never waits
-/// on the disk. One thread also serialises the calls, which is what makes check() atomic.
-///
-/// Calls that queue up while the thread is busy share one transaction (group commit), and each
-/// caller hears its answer only once that transaction has committed. Statements are prepared
-/// once and kept.
-///
-/// Link grey::sqlite (SQLite 3) to use it.
-/// @ingroup greylist
+// grey/greylist/sqlite_store.hpp — greylist state in an SQLite file: the embedded, durable
+// default. It survives restarts and crashes (write-ahead log), and forgets expired records
+// when purged. SQLite blocks, so every call runs on the store's own thread and the caller's
+// coroutine resumes on its own executor when the answer is ready; the event loop never waits
+// on the disk. One thread also serialises the calls, which is what makes check() atomic.
+//
+// Calls that queue up while the thread is busy share one transaction (group commit), and each
+// caller hears its answer only once that transaction has committed. Statements are prepared
+// once and kept.
+//
+// Link grey::sqlite (SQLite 3) to use it.
 #pragma once
 
 #include <sqlite3.h>
@@ -26,6 +24,8 @@
 #include "store.hpp"
 
 namespace grey::greylist {
+/// @addtogroup group_greylist
+/// @{
 
 /// Greylist state in an SQLite file, durable; calls run on the store's own thread.
 class sqlite_store final : public store {
@@ -298,4 +298,5 @@ class sqlite_store final : public store {
     asio::thread_pool thread_{1};
 };
 
+/// @}
 } // namespace grey::greylist

@@ -1,11 +1,9 @@
-/// @file
-/// grey/greylist/store.hpp — the one asynchronous interface behind which greylist state lives:
-/// in memory, in SQLite, or in Redis. A store never blocks the caller's event loop.
-///
-/// check() is the whole greylisting step for one triplet, atomic per triplet: read its record,
-/// decide with the engine, write what the engine returned. Two sessions (or two proxies sharing
-/// a Redis) racing on one triplet therefore see one record, never two.
-/// @ingroup greylist
+// grey/greylist/store.hpp — the one asynchronous interface behind which greylist state lives:
+// in memory, in SQLite, or in Redis. A store never blocks the caller's event loop.
+//
+// check() is the whole greylisting step for one triplet, atomic per triplet: read its record,
+// decide with the engine, write what the engine returned. Two sessions (or two proxies sharing
+// a Redis) racing on one triplet therefore see one record, never two.
 #pragma once
 
 #include <cstddef>
@@ -20,6 +18,8 @@
 #include "triplet.hpp"
 
 namespace grey::greylist {
+/// @addtogroup group_greylist
+/// @{
 
 /// A stored triplet, for administration (listing, searching).
 struct entry {
@@ -64,4 +64,5 @@ class store {
     store_health health_;
 };
 
+/// @}
 } // namespace grey::greylist

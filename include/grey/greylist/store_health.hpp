@@ -1,8 +1,6 @@
-/// @file
-/// grey/greylist/store_health.hpp — whether a greylist store is answering. It lives with the
-/// store, so every session using the store (on every thread) shares it: an outage is reported
-/// once when it begins and once when it ends, not once per recipient of every session.
-/// @ingroup greylist
+// grey/greylist/store_health.hpp — whether a greylist store is answering. It lives with the
+// store, so every session using the store (on every thread) shares it: an outage is reported
+// once when it begins and once when it ends, not once per recipient of every session.
 #pragma once
 
 #include <atomic>
@@ -11,6 +9,8 @@
 #include <system_error>
 
 namespace grey::greylist {
+/// @addtogroup group_greylist
+/// @{
 
 /// Whether a store is answering: one per store, shared by all its callers (store::health()).
 class store_health {
@@ -36,4 +36,5 @@ class store_health {
     std::atomic<bool> down_{false};
 };
 
+/// @}
 } // namespace grey::greylist

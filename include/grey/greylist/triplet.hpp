@@ -1,10 +1,8 @@
-/// @file
-/// grey/greylist/triplet.hpp — the greylisting triplet (client, sender, recipient), normalised
-/// so that one sender retrying is recognised as the same triplet: the client address grouped
-/// to its subnet (a big sender retries from another host of its pool), and the sender address
-/// stripped of the parts that change with each message (BATV tags in the shapes senders use,
-/// SRS wrapping, +extensions, VERP numbers). No I/O.
-/// @ingroup greylist
+// grey/greylist/triplet.hpp — the greylisting triplet (client, sender, recipient), normalised
+// so that one sender retrying is recognised as the same triplet: the client address grouped
+// to its subnet (a big sender retries from another host of its pool), and the sender address
+// stripped of the parts that change with each message (BATV tags in the shapes senders use,
+// SRS wrapping, +extensions, VERP numbers). No I/O.
 #pragma once
 
 #include <arpa/inet.h>  // inet_pton / inet_ntop: parsing and printing addresses, no I/O
@@ -17,6 +15,8 @@
 #include "../smtp/address.hpp"
 
 namespace grey::greylist {
+/// @addtogroup group_greylist
+/// @{
 
 /// The steps normalise_sender takes, each on by default: it takes off the parts of a sender
 /// address that change from one message (or retry) to the next.
@@ -219,4 +219,5 @@ inline triplet make_triplet(std::string_view client_address, std::string_view se
     return {client_group(client_address, g), normalise_sender(sender, n), normalise_recipient(recipient)};
 }
 
+/// @}
 } // namespace grey::greylist

@@ -1,15 +1,15 @@
-/// @file
-/// grey/policy/error.hpp — what can be wrong with the bytes a Postfix policy client sends
-/// (SMTPD_POLICY_README, "Protocol description"). Each is a reason to close the connection
-/// without an answer, as the README asks of a server in trouble: Postfix then logs it and
-/// retries the request on a new connection, or applies smtpd_policy_service_default_action.
-/// @ingroup policy
+// grey/policy/error.hpp — what can be wrong with the bytes a Postfix policy client sends
+// (SMTPD_POLICY_README, "Protocol description"). Each is a reason to close the connection
+// without an answer, as the README asks of a server in trouble: Postfix then logs it and
+// retries the request on a new connection, or applies smtpd_policy_service_default_action.
 #pragma once
 
 #include <string>
 #include <system_error>
 
 namespace grey::policy {
+/// @addtogroup group_policy
+/// @{
 
 /// What is wrong with a policy client's bytes; each closes its connection.
 enum class error {
@@ -20,6 +20,7 @@ enum class error {
     nul_byte,             ///< NUL, which no attribute may contain
 };
 
+/// @}
 } // namespace grey::policy
 
 namespace grey::detail {
@@ -41,6 +42,8 @@ class policy_error_category : public std::error_category {
 } // namespace grey::detail
 
 namespace grey::policy {
+/// @addtogroup group_policy
+/// @{
 
 /// The category of policy::error ("grey.policy").
 inline const std::error_category& error_category() noexcept {
@@ -51,6 +54,7 @@ inline const std::error_category& error_category() noexcept {
 /// Makes a policy::error an std::error_code, which Grey's other codes compare with.
 inline std::error_code make_error_code(error e) noexcept { return {static_cast<int>(e), error_category()}; }
 
+/// @}
 } // namespace grey::policy
 
 /// @cond

@@ -1,15 +1,13 @@
-/// @file
-/// grey/policy/request.hpp — a Postfix policy delegation request (SMTPD_POLICY_README): lines of
-/// `name=value` ending in an empty line, parsed with no I/O.
-///
-/// request_parser takes bytes as they come (whole, one at a time, or split anywhere) and gives
-/// each request when its empty line arrives; the bytes after it are left for the next call, so
-/// pipelined requests come out one by one, in order. Memory is bounded: a partial line is held
-/// up to max_line octets, and only the attributes greylisting reads are kept (the README asks a
-/// server to ignore the rest). A rule broken (a line too long, too many lines, a request too
-/// large, a line that is not name=value, a NUL) is an error: the connection is to be closed,
-/// since nothing after it can be trusted to start a request.
-/// @ingroup policy
+// grey/policy/request.hpp — a Postfix policy delegation request (SMTPD_POLICY_README): lines of
+// `name=value` ending in an empty line, parsed with no I/O.
+//
+// request_parser takes bytes as they come (whole, one at a time, or split anywhere) and gives
+// each request when its empty line arrives; the bytes after it are left for the next call, so
+// pipelined requests come out one by one, in order. Memory is bounded: a partial line is held
+// up to max_line octets, and only the attributes greylisting reads are kept (the README asks a
+// server to ignore the rest). A rule broken (a line too long, too many lines, a request too
+// large, a line that is not name=value, a NUL) is an error: the connection is to be closed,
+// since nothing after it can be trusted to start a request.
 #pragma once
 
 #include <cstddef>
@@ -21,6 +19,8 @@
 #include "error.hpp"
 
 namespace grey::policy {
+/// @addtogroup group_policy
+/// @{
 
 /// Bounds on what one client may make the server hold. Postfix 3.12 sends about 35 attributes
 /// in some 1,000 octets; its values (names, addresses, certificate subjects) fit a line easily.
@@ -128,4 +128,5 @@ class request_parser {
     std::size_t size_ = 0;  // octets of the request so far
 };
 
+/// @}
 } // namespace grey::policy

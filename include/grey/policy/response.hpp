@@ -1,19 +1,15 @@
-/// @file
-/// grey/policy/response.hpp — the answers a policy server gives Postfix: one `action=...`
-/// attribute and an empty line (SMTPD_POLICY_README). Greylisting needs three of the actions
-/// access(5) allows, the ones Postgrey gives:
-///
-/// @code{.unparsed}
-///   action=DEFER_IF_PERMIT text   "450 4.7.1 <rcpt>: Recipient address rejected: text", unless a
-///                                 later restriction rejects outright; a text that starts with
-///                                 an enhanced status code ("4.3.0 ...") replaces 4.7.1
-///   action=PREPEND header         accept as far as greylisting goes, and add the header
-///   action=DUNNO                  no opinion: Postfix goes on with its restrictions
-/// @endcode
-///
-/// No I/O. Texts come from the configuration: a CR, LF or NUL in one would end the answer early
-/// and start a bogus one, so each is replaced by a space before it is sent.
-/// @ingroup policy
+// grey/policy/response.hpp — the answers a policy server gives Postfix: one `action=...`
+// attribute and an empty line (SMTPD_POLICY_README). Greylisting needs three of the actions
+// access(5) allows, the ones Postgrey gives:
+//
+//   action=DEFER_IF_PERMIT text   "450 4.7.1 <rcpt>: Recipient address rejected: text", unless a
+//                                 later restriction rejects outright; a text that starts with
+//                                 an enhanced status code ("4.3.0 ...") replaces 4.7.1
+//   action=PREPEND header         accept as far as greylisting goes, and add the header
+//   action=DUNNO                  no opinion: Postfix goes on with its restrictions
+//
+// No I/O. Texts come from the configuration: a CR, LF or NUL in one would end the answer early
+// and start a bogus one, so each is replaced by a space before it is sent.
 #pragma once
 
 #include <chrono>
@@ -38,6 +34,8 @@ inline std::string policy_action(std::string_view verb, std::string_view text) {
 } // namespace grey::detail
 
 namespace grey::policy {
+/// @addtogroup group_policy
+/// @{
 
 /// No opinion: the request goes on to the next restriction.
 inline std::string dunno() { return "action=DUNNO\n\n"; }
@@ -70,4 +68,5 @@ inline std::string expand_text(std::string_view pattern, std::string_view recipi
     return out;
 }
 
+/// @}
 } // namespace grey::policy

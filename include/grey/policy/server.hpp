@@ -1,15 +1,13 @@
-/// @file
-/// grey/policy/server.hpp — policy::server: Grey's greylisting as a Postfix policy service, for
-/// `check_policy_service inet:127.0.0.1:10023` or `unix:/path` in smtpd_recipient_restrictions.
-///
-/// It listens on TCP and unix-domain endpoints, admits connections within max_connections, and
-/// runs each as a policy::session. As ServerCore does, each of N threads runs an io_context of
-/// its own and a connection stays on the one that took it, so a session's state needs no lock;
-/// a mutex guards only admission. SIGINT/SIGTERM (or stop()) start a graceful stop: listening
-/// ends, idle connections close at once, a request that has begun is answered, and past the
-/// drain deadline whatever is left is stopped. ServerCore is not reused: it knows TCP sockets
-/// and SMTP sessions only.
-/// @ingroup policy
+// grey/policy/server.hpp — policy::server: Grey's greylisting as a Postfix policy service, for
+// `check_policy_service inet:127.0.0.1:10023` or `unix:/path` in smtpd_recipient_restrictions.
+//
+// It listens on TCP and unix-domain endpoints, admits connections within max_connections, and
+// runs each as a policy::session. As ServerCore does, each of N threads runs an io_context of
+// its own and a connection stays on the one that took it, so a session's state needs no lock;
+// a mutex guards only admission. SIGINT/SIGTERM (or stop()) start a graceful stop: listening
+// ends, idle connections close at once, a request that has begun is answered, and past the
+// drain deadline whatever is left is stopped. ServerCore is not reused: it knows TCP sockets
+// and SMTP sessions only.
 #pragma once
 
 #include <algorithm>
@@ -37,6 +35,8 @@
 #include "session.hpp"
 
 namespace grey::policy {
+/// @addtogroup group_policy
+/// @{
 
 /// Where a policy server listens, in Postfix's notation: "inet:HOST:PORT" (IPv6 as
 /// "inet:[::1]:PORT") or "unix:PATH" ("local:PATH" too, as Postfix allows).
@@ -328,4 +328,5 @@ class server {
     std::size_t next_worker_ = 0;
 };
 
+/// @}
 } // namespace grey::policy

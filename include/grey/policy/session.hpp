@@ -1,21 +1,19 @@
-/// @file
-/// grey/policy/session.hpp — one Postfix policy client connection: requests in, answers out, in
-/// order, over any stream socket (TCP or a unix-domain socket).
-///
-/// responder is the decision, with no socket: a RCPT request becomes a greylist::question (with
-/// relay control off: in this mode Postfix's own restrictions decide relaying) and is judged by
-/// greylist::judge, the engine, lists, normalisation and store the SMTP proxy uses; every other
-/// protocol state gets DUNNO. Each judged recipient is logged in the seed's line.
-///
-/// session<Socket> is the thin loop around it: read what has come, answer every whole request in
-/// it (pipelined requests are answered in order, in one write), and go on until the client
-/// closes. A request that breaks the rules of request_parser closes the connection without an
-/// answer, with a warning on `report`: SMTPD_POLICY_README asks a server in trouble to "log a
-/// warning and disconnect", and Postfix then retries or applies its default action. One timer
-/// per connection keeps the deadlines: idle_timeout between requests, request_timeout within
-/// one and for a write; a graceful stop closes idle connections at once and lets a request that
-/// has begun be answered first.
-/// @ingroup policy
+// grey/policy/session.hpp — one Postfix policy client connection: requests in, answers out, in
+// order, over any stream socket (TCP or a unix-domain socket).
+//
+// responder is the decision, with no socket: a RCPT request becomes a greylist::question (with
+// relay control off: in this mode Postfix's own restrictions decide relaying) and is judged by
+// greylist::judge, the engine, lists, normalisation and store the SMTP proxy uses; every other
+// protocol state gets DUNNO. Each judged recipient is logged in the seed's line.
+//
+// session<Socket> is the thin loop around it: read what has come, answer every whole request in
+// it (pipelined requests are answered in order, in one write), and go on until the client
+// closes. A request that breaks the rules of request_parser closes the connection without an
+// answer, with a warning on `report`: SMTPD_POLICY_README asks a server in trouble to "log a
+// warning and disconnect", and Postfix then retries or applies its default action. One timer
+// per connection keeps the deadlines: idle_timeout between requests, request_timeout within
+// one and for a write; a graceful stop closes idle connections at once and lets a request that
+// has begun be answered first.
 #pragma once
 
 #include <algorithm>
@@ -34,6 +32,8 @@
 #include "response.hpp"
 
 namespace grey::policy {
+/// @addtogroup group_policy
+/// @{
 
 using namespace std::chrono_literals;
 
@@ -234,4 +234,5 @@ class session {
     bool finished_ = false;
 };
 
+/// @}
 } // namespace grey::policy
