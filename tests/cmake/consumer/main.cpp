@@ -1,5 +1,8 @@
-// A user's program: includes the umbrella header, declares the seed's handler, and checks
-// that the library's pieces are usable. Exits 0 on success.
+// A user's program: includes the umbrella header, declares the seed's handler, and hosts an
+// SMTP front on its own Asio loop, as README's "Grey inside your program" shows; a client of
+// its own reads the greeting, then the program stops the server. Exits 0 on success.
+#include <string>
+
 #include <grey/grey.hpp>
 
 struct SpamMeHandler : grey::ConcreteMailHandler<SpamMeHandler> {
@@ -8,9 +11,19 @@ struct SpamMeHandler : grey::ConcreteMailHandler<SpamMeHandler> {
 };
 
 int main() {
-    grey::ServerCore<SpamMeHandler> server({.port = 0, .smtp_ip = "127.0.0.1", .smtp_port = 25});
-    server.listen();
-    const auto bound = server.local_endpoints();
+    asio::io_context ioc;  // the program's loop
+    grey::ServerCore<SpamMeHandler> smtp(ioc, {.port = 0, .smtp_ip = "127.0.0.1", .smtp_port = 2525});
+    smtp.start();
+
+    std::string greeting;
+    asio::co_spawn(ioc, [&]() -> asio::awaitable<void> {
+        asio::ip::tcp::socket s(ioc);
+        co_await s.async_connect(smtp.local_endpoints().front(), asio::use_awaitable);
+        co_await asio::async_read_until(s, asio::dynamic_buffer(greeting), "\r\n", asio::use_awaitable);
+        co_await smtp.async_stop(asio::use_awaitable);
+    }, asio::detached);
+    ioc.run();  // returns once the server has stopped: it leaves no work behind
+
     auto cmd = grey::smtp::parse_command("MAIL FROM:<a@example.com>");
-    return (bound.size() == 1 && bound[0].port() != 0 && cmd && cmd->verb == grey::smtp::verb::mail) ? 0 : 1;
+    return (greeting.starts_with("220 ") && cmd && cmd->verb == grey::smtp::verb::mail) ? 0 : 1;
 }
