@@ -14,21 +14,24 @@
 #include "session_context.hpp"
 
 namespace grey {
+/// @addtogroup group_server
+/// @{
 
 /// A Protocol that widens the configuration declares `using config_type = …;`, derived from
 /// server_config; one that does not takes server_config itself.
 template <class P>
 concept declares_config_type = requires { typename P::config_type; };
 
-/// The configuration a ServerCore<P> is constructed with.
+/// The configuration a ServerCore<P> is constructed with: server_config.
 template <class P>
 struct protocol_config {
-    using type = server_config;
+    using type = server_config;  ///< P declares no configuration of its own
 };
+/// The configuration a ServerCore<P> is constructed with: P's own config_type.
 template <class P>
     requires declares_config_type<P>
 struct protocol_config<P> {
-    using type = typename P::config_type;
+    using type = typename P::config_type;  ///< derived from server_config, if P is a protocol
 };
 
 /// P can be built for a connection from the context ServerCore gives it.
@@ -51,4 +54,5 @@ concept configurable = !declares_config_type<P> ||
 template <class P>
 concept protocol = session_constructible<P> && runs_session<P> && configurable<P>;
 
+/// @}
 } // namespace grey

@@ -49,6 +49,8 @@
 #include "upstream/pool.hpp"
 
 namespace grey {
+/// @addtogroup group_server
+/// @{
 
 /// Serves a Protocol (protocol.hpp) on the configured endpoints: one Protocol object per
 /// admitted connection, whose run() is the session.
@@ -210,6 +212,7 @@ class ServerCore {
             token);
     }
 
+    /// The configuration the server was given.
     const config_type& config() const noexcept { return config_; }
 
   private:
@@ -615,4 +618,5 @@ class ServerCore {
     std::size_t next_worker_ = 0;  // on main_ only
 };
 
+/// @}
 } // namespace grey
