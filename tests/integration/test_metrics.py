@@ -101,6 +101,12 @@ class Metrics(unittest.TestCase):
         self.promtool(text)
         self.assertEqual(value(text, "grey_recipients_total", '{verdict="greylisted"}'), 1)
         self.assertGreaterEqual(value(text, "grey_store_seconds_count"), 1)
+        self.assertEqual(value(text, "grey_connections_accepted_total"), 2, "wait_for_port's, then the request's")
+        deadline = time.monotonic() + 10  # the session ends a moment after Postfix's side closes
+        while value(text, "grey_sessions_open") != 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+            _, text = scrape(port)
+        self.assertEqual(value(text, "grey_sessions_open"), 0)
 
     def test_other_paths_and_methods_are_refused(self):
         port = free_port()

@@ -31,7 +31,9 @@
 
 #include "../config.hpp"
 #include "../detail/asio.hpp"
+#include "../diagnostics.hpp"
 #include "../greylist/judge.hpp"
+#include "../metrics/server_metrics.hpp"
 #include "session.hpp"
 
 namespace grey::policy {
@@ -244,10 +246,14 @@ class server {
             if (stopping_ || slots_.size() >= settings_.max_connections) {
                 // Postfix retries on another connection (smtpd_policy_service_try_limit), then
                 // applies its default action: said once per crowding, not per connection.
-                if (!stopping_ && !crowded_ && greylist_.report)
-                    greylist_.report(fmt::format("policy: {} connections, the limit: more are closed",
+                if (!stopping_ && !crowded_ && settings_.report)
+                    settings_.report(diagnostics::level::warning,
+                                     fmt::format("policy: {} connections, the limit: more are closed",
                                                  settings_.max_connections));
                 crowded_ = !stopping_;
+                if (greylist_.metrics)
+                    greylist_.metrics->refused(stopping_ ? metrics::refusal::shutting_down
+                                                         : metrics::refusal::connection_limit);
                 asio::error_code ignored;
                 socket.close(ignored);
                 return;
@@ -261,9 +267,14 @@ class server {
         sl->stop = [weak = std::weak_ptr<session<Socket>>(s)](clock::time_point deadline) {
             if (auto live = weak.lock()) live->stop(deadline);
         };
+        if (auto* m = greylist_.metrics) {
+            m->connections_accepted.add();
+            m->sessions_open.add(1);
+        }
         asio::co_spawn(w.ioc, session<Socket>::run(std::move(s)), [this, sl](std::exception_ptr e) {
             if (e) log_exception(e);
             release(*sl);
+            if (greylist_.metrics) greylist_.metrics->sessions_open.add(-1);
         });
     }
 
@@ -307,7 +318,7 @@ class server {
             what = ex.what();
         } catch (...) {
         }
-        if (greylist_.report) greylist_.report("policy: session ended by exception: " + what);
+        if (settings_.report) settings_.report(diagnostics::level::error, "policy: session ended by exception: " + what);
     }
 
     greylist::greylist_config greylist_;

@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -26,6 +27,7 @@
 #include <fmt/format.h>
 
 #include "../detail/asio.hpp"
+#include "../diagnostics.hpp"
 #include "../greylist/judge.hpp"
 #include "../smtp/address.hpp"
 #include "request.hpp"
@@ -54,6 +56,14 @@ struct settings {
     /// smtpd_policy_service_timeout is 100 s.
     std::chrono::steady_clock::duration request_timeout = 100s;
     std::size_t max_connections = 1000;  ///< more are closed at once
+    /// Receives the service's own warnings: a client's malformed request, the connection
+    /// limit reached, a session ended by an exception. Standard error through diagnostics
+    /// (topic "policy", rate-limited) by default; none when empty. The store's outages go to
+    /// the greylist configuration's `report`, as the proxy's do.
+    std::function<void(diagnostics::level, const std::string&)> report = [](diagnostics::level l,
+                                                                          const std::string& line) {
+        diagnostics::report(l, "policy", line);
+    };
 };
 
 /// What Postfix is told of a judged RCPT request. `header` is the X-Greylist header to prepend
@@ -107,9 +117,9 @@ class responder {
         co_return respond(j, r, settings_, header);
     }
 
-    /// A warning about this client, on the configuration's `report` (standard error).
+    /// A warning about this client, on the settings' `report` (standard error).
     void warn(std::string_view what) const {
-        if (greylist_.report) greylist_.report(fmt::format("policy client {}: {}", client_, what));
+        if (settings_.report) settings_.report(diagnostics::level::warning, fmt::format("policy client {}: {}", client_, what));
     }
 
   private:

@@ -63,6 +63,7 @@ struct fixture {
         config.now = [this] { return now; };
         config.log = [this](const std::string& line) { logged.push_back(line); };
         config.report = [this](const std::string& line) { reported.push_back(line); };
+        settings.report = [this](diagnostics::level, const std::string& line) { reported.push_back(line); };
     }
 
     std::string ask(policy::responder& r, const request& q) {
