@@ -14,6 +14,8 @@ namespace grey::metrics {
 enum class refusal : std::size_t { connection_limit, per_address_limit, shutting_down, proxy_untrusted, proxy_header };
 enum class verdict_kind : std::size_t { accepted, greylisted, refused, relay_denied, store_unavailable };
 
+/// Every metric of Grey's components, registered at construction in registry(); they count with
+/// relaxed atomics, from any thread.
 struct server_metrics {
     counter connections_accepted;
     labeled<5> connections_refused{"reason", {"connection_limit", "per_address_limit", "shutting_down",
@@ -27,6 +29,11 @@ struct server_metrics {
     counter bytes_relayed;
     counter upstream_connects;
     counter upstream_connect_failures;
+    /// Upstreams marked down (upstream/failover.hpp), by upstream ("host:port"): counted when
+    /// one that was up fails, not at each later failure while it stays down.
+    dynamic_labeled upstreams_marked_down{"upstream"};
+    /// Upstreams marked down now.
+    gauge upstreams_down;
     counter pool_hits;
     counter pool_misses;
     counter tls_handshakes;
@@ -66,6 +73,9 @@ struct server_metrics {
               upstream_connects);
         r.add("grey_upstream_connect_failures_total", "Upstream connections that could not be opened.",
               upstream_connect_failures);
+        r.add("grey_upstream_marked_down_total", "Times an upstream that was up failed and was marked down, by upstream.",
+              upstreams_marked_down);
+        r.add("grey_upstreams_down", "Upstreams marked down now (skipped until their retry time).", upstreams_down);
         r.add("grey_upstream_pool_hits_total", "Sessions that reused a pooled upstream connection.", pool_hits);
         r.add("grey_upstream_pool_misses_total", "Sessions that found no pooled upstream connection.", pool_misses);
         r.add("grey_tls_handshakes_total", "STARTTLS handshakes with clients that succeeded.", tls_handshakes);
