@@ -35,7 +35,7 @@ class ConcreteMailHandler : public MailHandler<Derived> {
           smtp_ip(ctx.config.smtp_ip),
           smtp_port(ctx.config.smtp_port),
           relay_(ctx.socket.get_executor(), ctx.watchdog, ctx.config, ctx.upstream_pool, ctx.upstream_tls,
-                 ctx.upstream_extensions, client_endpoint()) {}
+                 ctx.upstream_extensions, client_endpoint(), ctx.upstreams) {}
 
     /// Tells ServerCore to learn the upstream's extensions at start (an EHLO probe).
     static constexpr bool relays_upstream = true;

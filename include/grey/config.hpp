@@ -24,8 +24,8 @@ using namespace std::chrono_literals;
 
 /// A listen or upstream address: "127.0.0.1:25", "[::1]:25", "mx.example:25".
 struct endpoint {
-    std::string host;
-    std::uint16_t port = 0;
+    std::string host;        ///< an address, or a name resolved when connecting
+    std::uint16_t port = 0;  ///< 0 when listening: the kernel chooses
     /// The PROXY protocol (HAProxy's proxy-protocol.txt, v1 or v2): when not empty, every
     /// connection to this endpoint must come from one of these networks (a load balancer) and
     /// open with a header naming the real client, whose address the session then takes
@@ -36,6 +36,7 @@ struct endpoint {
     friend bool operator==(const endpoint&, const endpoint&) = default;
 };
 
+/// Reads "host:port", "[v6]:port" or "name:port"; errc::syntax_error for anything else.
 inline result<endpoint> parse_endpoint(std::string_view s) {
     std::string_view host, port;
     if (!s.empty() && s.front() == '[') {
@@ -58,6 +59,20 @@ inline result<endpoint> parse_endpoint(std::string_view s) {
     }
     if (value > 65535) return errc::syntax_error;
     return endpoint{std::string(host), static_cast<std::uint16_t>(value)};
+}
+
+/// `host`:`port` as parse_endpoint() reads it back ("[host]:port" for an IPv6 address): how an
+/// upstream is named in diagnostics and metrics.
+inline std::string format_endpoint(std::string_view host, std::uint16_t port) {
+    const bool v6 = host.find(':') != std::string_view::npos;
+    std::string s;
+    s.reserve(host.size() + 8);
+    if (v6) s += '[';
+    s += host;
+    if (v6) s += ']';
+    s += ':';
+    s += std::to_string(port);
+    return s;
 }
 
 /// Limits. A limit that is hit gives the client a clear SMTP error and affects no other session.
@@ -93,10 +108,17 @@ enum class pipelining_policy {
     allow,   ///< take it as if the client had waited
 };
 
+/// What a ServerCore is told: where it listens, where it relays, its limits and timeouts. Every
+/// field has a default; a Protocol may extend it (ServerCore's `config_type`).
 struct server_config {
     std::uint16_t port = 1025;             ///< used when `listen` is empty: 127.0.0.1:port
-    std::string smtp_ip = "127.0.0.1";     ///< the real SMTP server (seed name)
+    std::string smtp_ip = "127.0.0.1";     ///< the real SMTP server (seed name), when `upstreams` is empty
     std::uint16_t smtp_port = 25;          ///< its port (seed name)
+    /// The real SMTP servers in order of preference, for failover (upstream/failover.hpp): each
+    /// new upstream connection goes to the first that is not marked down, and one that cannot
+    /// be reached, does not greet in time or greets with anything but 220 is marked down for
+    /// `upstream_retry` and the next is tried. Empty: `smtp_ip`:`smtp_port` is the one upstream.
+    std::vector<endpoint> upstreams{};
     std::vector<endpoint> listen{};        ///< where to listen; IPv4 and IPv6
     std::string servername = "localhost";  ///< the name Grey gives itself in its replies
     std::string serverid = "Grey";         ///< the software named in the greeting
@@ -124,6 +146,9 @@ struct server_config {
     /// A pooled connection idle this long is closed (QUIT), so that after a burst the upstream
     /// is not left holding sessions (Postfix gives each an smtpd process).
     std::chrono::steady_clock::duration upstream_idle_timeout = 10s;
+    /// An upstream that failed (see `upstreams`) is skipped this long before it is tried again;
+    /// when every upstream is marked down, all are tried in order anyway.
+    std::chrono::steady_clock::duration upstream_retry = 30s;
     /// How the upstream learns who the client is (upstream/identity.hpp): XCLIENT or XFORWARD
     /// when it offers them, as MTAs offer them only to the hosts they trust to say so.
     upstream::identity_policy upstream_identity = upstream::identity_policy::automatic;
@@ -131,9 +156,16 @@ struct server_config {
     /// when null. It must outlive the server.
     metrics::server_metrics* metrics = nullptr;
 
+    /// Where to listen: `listen`, or else 127.0.0.1:`port`.
     std::vector<endpoint> listen_endpoints() const {
         if (!listen.empty()) return listen;
         return {endpoint{"127.0.0.1", port}};
+    }
+
+    /// The upstreams in order of preference: `upstreams`, or else `smtp_ip`:`smtp_port`.
+    std::vector<endpoint> upstream_endpoints() const {
+        if (!upstreams.empty()) return upstreams;
+        return {endpoint{smtp_ip, smtp_port}};
     }
 };
 

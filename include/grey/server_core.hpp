@@ -45,6 +45,7 @@
 #include "smtp/reply.hpp"
 #include "tls/context.hpp"
 #include "upstream/client.hpp"
+#include "upstream/failover.hpp"
 #include "upstream/known_extensions.hpp"
 #include "upstream/pool.hpp"
 
@@ -292,23 +293,40 @@ class ServerCore {
     }
 
     /// Learns the upstream's extensions before the first client asks for them (EHLO, then
-    /// QUIT); every upstream EHLO later refreshes them. An upstream down at start is not an
+    /// QUIT); every upstream EHLO later refreshes them. The upstreams are probed in order as a
+    /// session would try them: one that fails is marked down (sessions skip it from the
+    /// start), the first that answers ends the probe. An upstream down at start is not an
     /// error: sessions learn when it is back.
     asio::awaitable<void> probe_upstream() {
-        // The watchdog's pending handler keeps it alive until it has seen stop().
         if (stopping()) co_return;
+        // The watchdog's pending handler keeps it alive until it has seen stop().
         auto watchdog = std::make_shared<detail::watchdog>(main_);
         probe_watchdog_ = watchdog;  // a stop cuts the probe short
         watchdog->start(watchdog);
-        upstream::client c(main_, *watchdog, config_.timeouts);
-        auto greeting = co_await c.connect(config_.smtp_ip, config_.smtp_port);
-        if (greeting && greeting->code == 220) {
-            auto hello = co_await c.hello(config_.servername);
-            if (hello && hello->completion()) upstream_extensions_.learn(c.caps());
-            auto bye = co_await c.command("QUIT\r\n", std::chrono::seconds(10));
-            (void)bye;
+        const std::vector<std::size_t> order = upstreams_.order();
+        for (const std::size_t i : order) {
+            if (stopping()) break;
+            upstream::client c(main_, *watchdog, config_.timeouts);
+            const endpoint& where = upstreams_.at(i);
+            auto greeting = co_await c.connect(where.host, where.port);
+            std::string failure;
+            if (greeting && greeting->code == 220) {
+                auto hello = co_await c.hello(config_.servername);
+                if (hello && hello->completion()) upstream_extensions_.learn(c.caps());
+                else failure = upstream::failure_text("EHLO", hello);
+                auto bye = co_await c.command("QUIT\r\n", std::chrono::seconds(10));
+                (void)bye;
+            } else {
+                failure = upstream::failure_text("greeting", greeting);
+            }
+            c.close();
+            if (failure.empty()) {
+                upstreams_.succeeded(i);
+                break;
+            }
+            if (stopping()) break;  // cut short by the stop, not the upstream's failure
+            upstreams_.failed(i, failure);
         }
-        c.close();
         watchdog->stop();
     }
 
@@ -510,7 +528,7 @@ class ServerCore {
         if constexpr (protocol<Protocol>) {  // else a static_assert has said why
             Protocol session(session_context{socket, config_, slot->watchdog, pool, tls_.get(), upstream_tls_.get(),
                                              &upstream_extensions_, ends.peer, ends.local,
-                                             [this, raw = slot.get()] { release(*raw); }});
+                                             [this, raw = slot.get()] { release(*raw); }, &upstreams_});
             // Any Protocol's client socket is bounded by the drain deadline of a stop, and its
             // watchdog ends with the session even if run() throws.
             struct stop_watchdog {
@@ -599,6 +617,8 @@ class ServerCore {
     std::unique_ptr<tls::reloadable_context> tls_;
     std::shared_ptr<asio::ssl::context> upstream_tls_;
     upstream::known_extensions upstream_extensions_;
+    /// The upstreams and which are down, shared by every thread's sessions and the probe.
+    upstream::failover upstreams_{config_.upstream_endpoints(), config_.upstream_retry, config_.metrics};
     workers workers_;
     asio::any_io_executor main_;  // the first worker's: it also accepts, probes, takes the signals
     std::optional<asio::signal_set> signals_;

@@ -1,7 +1,7 @@
 // grey/session_context.hpp — what ServerCore hands each Protocol instance it creates: the
 // client's socket and both its ends, the server's configuration, the connection's watchdog,
-// the idle upstream connections its thread keeps, and the way to give back the client's place
-// under the connection limits.
+// the idle upstream connections its thread keeps, the upstreams and which are down, and the
+// way to give back the client's place under the connection limits.
 #pragma once
 
 #include <functional>
@@ -19,13 +19,15 @@ namespace grey {
 namespace upstream {
 class pool;
 class known_extensions;
+class failover;
 }
 namespace tls {
 class reloadable_context;
 }
 
+/// One accepted connection's share of the server, given to the Protocol that serves it.
 struct session_context {
-    asio::ip::tcp::socket& socket;
+    asio::ip::tcp::socket& socket;  ///< the client's connection
     const server_config& config;  ///< may be a type derived from server_config
     /// The connection's timeouts. It guards `socket`: a Protocol sets a deadline before each
     /// wait (expires_after) and says when it waits for a new command (set_idle), so a stop
@@ -43,6 +45,9 @@ struct session_context {
     /// connection as soon as this one is answered must not find it still counted. ServerCore
     /// frees the place anyway when the session ends; calling it more than once is harmless.
     std::function<void()> client_leaving{};
+    /// The upstreams in order and which are marked down, shared by the server's sessions
+    /// (upstream/failover.hpp); null: config's upstreams are tried in order, none skipped.
+    upstream::failover* upstreams = nullptr;
 };
 
 } // namespace grey

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <initializer_list>
 #include <mutex>
@@ -74,6 +75,59 @@ class labeled {
     std::array<std::string_view, N> values_;
     std::array<counter, N> counters_;
 };
+
+/// Counters for each value of one label, the values known only when the program starts (the
+/// upstreams it is given): at() adds a value under a lock, once, at setup, and its caller keeps
+/// the counter it gets, so an increment still looks nothing up. Counters never move.
+class dynamic_labeled {
+  public:
+    /// A family with no value yet, of the label named `label`.
+    explicit dynamic_labeled(std::string_view label) : label_(label) {}
+    dynamic_labeled(const dynamic_labeled&) = delete;
+    dynamic_labeled& operator=(const dynamic_labeled&) = delete;
+
+    /// The counter of `value`, made on first use; the same counter for the same value.
+    counter& at(std::string_view value) {
+        std::lock_guard lock(mutex_);
+        for (entry& e : entries_)
+            if (e.value == value) return e.count;
+        entry& e = entries_.emplace_back();
+        e.value = std::string(value);
+        return e.count;
+    }
+
+    /// The label's name.
+    std::string_view label() const noexcept { return label_; }
+
+    /// Calls `f(value, counter)` for each value, in the order added.
+    template <class F>
+    void for_each(F&& f) const {
+        std::lock_guard lock(mutex_);
+        for (const entry& e : entries_) f(std::string_view(e.value), e.count);
+    }
+
+  private:
+    struct entry {
+        std::string value;
+        counter count;
+    };
+    std::string label_;
+    mutable std::mutex mutex_;
+    std::deque<entry> entries_;  // a deque: entries stay where they are as more are added
+};
+
+/// A label value as the text format writes it: backslash, double quote and newline escaped.
+inline std::string escape_label_value(std::string_view v) {
+    std::string out;
+    out.reserve(v.size());
+    for (const char c : v) {
+        if (c == '\\') out += "\\\\";
+        else if (c == '"') out += "\\\"";
+        else if (c == '\n') out += "\\n";
+        else out += c;
+    }
+    return out;
+}
 
 /// Observations in seconds into fixed buckets (their upper bounds, increasing).
 class histogram {
@@ -145,6 +199,15 @@ class registry {
         add_writer(std::move(name), std::move(help), "counter", [&l](std::string& out, std::string_view n) {
             for (std::size_t i = 0; i < N; ++i)
                 fmt::format_to(std::back_inserter(out), "{}{{{}=\"{}\"}} {}\n", n, l.label(), l.value_name(i), l[i].value());
+        });
+    }
+    /// A counter family whose label values come at start; none written until one is added.
+    void add(std::string name, std::string help, const dynamic_labeled& l) {
+        add_writer(std::move(name), std::move(help), "counter", [&l](std::string& out, std::string_view n) {
+            l.for_each([&](std::string_view value, const counter& c) {
+                fmt::format_to(std::back_inserter(out), "{}{{{}=\"{}\"}} {}\n", n, l.label(), escape_label_value(value),
+                               c.value());
+            });
         });
     }
     /// Registers `h` as the histogram `name`.

@@ -45,6 +45,11 @@ struct server_metrics {
     counter upstream_connects;
     /// grey_upstream_connect_failures_total: upstream connections that could not be opened.
     counter upstream_connect_failures;
+    /// Upstreams marked down (upstream/failover.hpp), by upstream ("host:port"): counted when
+    /// one that was up fails, not at each later failure while it stays down.
+    dynamic_labeled upstreams_marked_down{"upstream"};
+    /// Upstreams marked down now.
+    gauge upstreams_down;
     /// grey_upstream_pool_hits_total: sessions that reused a pooled upstream connection.
     counter pool_hits;
     /// grey_upstream_pool_misses_total: sessions that found no pooled upstream connection.
@@ -97,6 +102,9 @@ struct server_metrics {
               upstream_connects);
         r.add("grey_upstream_connect_failures_total", "Upstream connections that could not be opened.",
               upstream_connect_failures);
+        r.add("grey_upstream_marked_down_total", "Times an upstream that was up failed and was marked down, by upstream.",
+              upstreams_marked_down);
+        r.add("grey_upstreams_down", "Upstreams marked down now (skipped until their retry time).", upstreams_down);
         r.add("grey_upstream_pool_hits_total", "Sessions that reused a pooled upstream connection.", pool_hits);
         r.add("grey_upstream_pool_misses_total", "Sessions that found no pooled upstream connection.", pool_misses);
         r.add("grey_tls_handshakes_total", "STARTTLS handshakes with clients that succeeded.", tls_handshakes);

@@ -46,7 +46,8 @@ struct client_settings {
     upstream_policy policy = upstream_policy::none;  ///< whether TLS is used, and what it must prove
     std::string ca_file;      ///< PEM bundle for `verify`; empty: the system's trusted CAs
     std::string server_name;  ///< the name (or address) the certificate must carry, also sent as
-                              ///< SNI; empty: the upstream's host as configured (smtp_ip)
+                              ///< SNI; empty: the host of the upstream connected to, as
+                              ///< configured (smtp_ip, or its entry of upstreams)
 };
 
 /// @}

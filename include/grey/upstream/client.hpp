@@ -29,17 +29,25 @@
 
 namespace grey::upstream {
 
+/// One SMTP connection to an upstream MTA: the commands the relay composed go out, the replies
+/// come back parsed, each wait bounded by the watchdog of the session using it.
 class client {
   public:
+    /// A client not yet connected, on `ex`, whose waits `watchdog` bounds by the upstream
+    /// timeouts in `t` (which must outlive it).
     client(const asio::any_io_executor& ex, detail::watchdog& watchdog, const timeouts& t)
         : socket_(ex), stream_(socket_), watchdog_(&watchdog), timeouts_(t), in_(4096) {}
 
+    /// Detaches from the watchdog; the socket closes with the client.
     ~client() { detach(); }
     client(const client&) = delete;
     client& operator=(const client&) = delete;
 
-    /// Connects and reads the greeting. A greeting other than 220 is returned as is.
+    /// Connects to `host` (an address, or a name resolved here) and reads the greeting. A
+    /// greeting other than 220 is returned as is.
     asio::awaitable<result<smtp::reply>> connect(const std::string& host, std::uint16_t port) {
+        host_ = host;
+        port_ = port;
         watchdog_->guard_upstream(&socket_);
         watchdog_->expires_after(timeouts_.upstream_connect);
         asio::error_code ec;
@@ -71,13 +79,14 @@ class client {
         co_return co_await command(fmt_line("HELO ", domain), timeouts_.upstream_command);
     }
 
-    /// Sends one command line (CRLF included) and reads its reply.
+    /// Sends one command line (CRLF included) and reads its reply, each within `timeout`.
     asio::awaitable<result<smtp::reply>> command(std::string_view line, detail::watchdog::clock::duration timeout) {
         const std::error_code ec = co_await write(line, timeout);
         if (ec) co_return ec;
         co_return co_await read_reply(timeout);
     }
 
+    /// Writes `bytes` as they are, within `timeout`.
     asio::awaitable<std::error_code> write(std::string_view bytes, detail::watchdog::clock::duration timeout) {
         watchdog_->expires_after(timeout);
         if (reply_time_) sent_ = detail::watchdog::clock::now();
@@ -94,6 +103,8 @@ class client {
         co_return ec ? timed(ec) : std::error_code{};
     }
 
+    /// Reads one reply, single- or multi-line, each read within `timeout`. A malformed reply or
+    /// a bare LF is an error, as is a connection closed before the reply ends.
     asio::awaitable<result<smtp::reply>> read_reply(detail::watchdog::clock::duration timeout) {
         smtp::reply_parser parser;
         for (;;) {
@@ -129,6 +140,7 @@ class client {
     /// What TLS negotiated with the upstream; null in plain text.
     const tls_info* tls() const noexcept { return stream_.is_tls() ? &stream_.tls() : nullptr; }
 
+    /// Closes the connection at once, with no QUIT.
     void close() {
         stream_.close();
         detach();
@@ -142,12 +154,13 @@ class client {
         close();
     }
 
-    // A pooled connection outlives the session that opened it: it is detached from that
-    // session's watchdog when pooled, and attached to the next session's when reused.
+    /// A pooled connection outlives the session that opened it: it is detached from that
+    /// session's watchdog when pooled, and attached to the next session's (`w`) when reused.
     void attach(detail::watchdog& w) {
         watchdog_ = &w;
         w.guard_upstream(&socket_);
     }
+    /// Leaves the watchdog of the session that used it (see attach()).
     void detach() {
         if (watchdog_) watchdog_->guard_upstream(nullptr);
         watchdog_ = nullptr;
@@ -170,8 +183,18 @@ class client {
 
     /// The identity.key() the connection took by XCLIENT; empty while it has taken none.
     const std::string& identity() const noexcept { return identity_; }
+    /// Records that the connection took the identity whose key() is `key` (XCLIENT accepted).
     void set_identity(std::string key) { identity_ = std::move(key); }
+    /// The connection's socket.
     detail::tcp::socket& socket() noexcept { return socket_; }
+
+    /// The upstream this client connected to (or last tried), as connect() was given it: the
+    /// host is what TLS checks the certificate against when no other name is configured.
+    const std::string& host() const noexcept { return host_; }
+    /// Its port.
+    std::uint16_t port() const noexcept { return port_; }
+    /// "host:port", for diagnostics.
+    std::string remote_name() const { return format_endpoint(host_, port_); }
 
   private:
     static std::string fmt_line(std::string_view verb, std::string_view argument) {
@@ -194,6 +217,8 @@ class client {
     smtp::line_reader in_;
     smtp::extensions caps_;
     std::string identity_;  // see identity()
+    std::string host_;      // see host()
+    std::uint16_t port_ = 0;
     metrics::histogram* reply_time_ = nullptr;
     detail::watchdog::clock::time_point sent_{};  // the latest write, for reply_time_
 };

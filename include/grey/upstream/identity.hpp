@@ -32,7 +32,12 @@
 
 namespace grey::upstream {
 
-enum class identity_method { none, xclient, xforward };
+/// What the relay does on one connection, given the policy and what the upstream offers.
+enum class identity_method {
+    none,      ///< the upstream is told nothing
+    xclient,   ///< XCLIENT once per connection, then EHLO again
+    xforward,  ///< XFORWARD before each MAIL
+};
 
 /// What `policy` uses with an upstream that offers `caps`.
 constexpr identity_method choose(identity_policy policy, const smtp::extensions& caps) noexcept {
@@ -55,12 +60,13 @@ constexpr identity_method choose(identity_policy policy, const smtp::extensions&
 /// "[TEMPUNAVAIL]" for a name whose look-up failed for now (XCLIENT_README).
 struct client_identity {
     std::string addr;          ///< "192.0.2.1", or "IPV6:2001:db8::1"
-    std::uint16_t port = 0;
+    std::uint16_t port = 0;    ///< the client's port; 0 when unknown
     std::string name;          ///< the verified host name (reverse look-up confirmed forward)
     std::string reverse_name;  ///< what the reverse look-up said, verified or not
     std::string helo;          ///< the client's HELO/EHLO name
     std::string proto;         ///< "ESMTP" after EHLO, "SMTP" after HELO
 
+    /// identity_key() of this client's address, HELO name and protocol.
     std::string key() const;
 };
 
@@ -73,7 +79,9 @@ inline std::string identity_key(std::string_view addr, std::string_view helo, st
 
 inline std::string client_identity::key() const { return identity_key(addr, helo, proto); }
 
+/// XCLIENT_README's keyword for a value that is not known.
 inline constexpr std::string_view unavailable = "[UNAVAILABLE]";
+/// XCLIENT_README's keyword for a name whose look-up failed for now.
 inline constexpr std::string_view temporarily_unavailable = "[TEMPUNAVAIL]";
 
 /// An address as XCLIENT and XFORWARD write it: IPv6 with the "IPV6:" prefix.

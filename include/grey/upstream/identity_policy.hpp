@@ -4,6 +4,7 @@
 
 namespace grey::upstream {
 
+/// How the upstream learns who the client is (server_config::upstream_identity).
 enum class identity_policy {
     none,       ///< the upstream sees Grey as the client
     xclient,    ///< XCLIENT when the upstream offers it, else nothing

@@ -13,13 +13,16 @@
 
 namespace grey::upstream {
 
+/// The upstream's extensions as last seen, shared by every thread; lock-free.
 class known_extensions {
   public:
+    /// Records what an EHLO reply of the upstream offered.
     void learn(const smtp::extensions& e) noexcept { bits_.store(e.bits() | known_bit, std::memory_order_relaxed); }
 
     /// Whether any EHLO reply has been seen yet.
     bool known() const noexcept { return bits_.load(std::memory_order_relaxed) & known_bit; }
 
+    /// What the latest EHLO reply seen offered; nothing while none has been seen.
     smtp::extensions get() const noexcept {
         return smtp::extensions::from_bits(bits_.load(std::memory_order_relaxed) & ~known_bit);
     }

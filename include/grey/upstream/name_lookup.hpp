@@ -17,11 +17,15 @@
 
 namespace grey::upstream {
 
+/// The client's host names, as XCLIENT's NAME and REVERSE_NAME (and XFORWARD's NAME) carry them.
 struct client_names {
     std::string name;          ///< verified, or "[UNAVAILABLE]" / "[TEMPUNAVAIL]"
     std::string reverse_name;  ///< as the reverse look-up gave it, or the same keywords
 };
 
+/// The names of `address`: the reverse look-up, and that name verified by a forward look-up
+/// that gives the address back; answers kept per thread (ten minutes, thirty seconds after a
+/// temporary failure). Never fails: what is not known is a keyword.
 inline asio::awaitable<client_names> look_up_names(asio::any_io_executor ex, asio::ip::address address) {
     using clock = std::chrono::steady_clock;
     struct cached {

@@ -17,10 +17,15 @@
 
 namespace grey::upstream {
 
+/// One thread's idle upstream connections; a short mutex guards the list (a pool is used by
+/// its thread's sessions, and closed by its thread's timer). A pooled connection goes to
+/// whichever upstream it was opened to (failover.hpp): each one knows its own.
 class pool {
   public:
+    /// The clock of the idle times.
     using clock = std::chrono::steady_clock;
 
+    /// Keeps at most `max_idle` connections, each for at most `idle_timeout`.
     pool(std::size_t max_idle, clock::duration idle_timeout) : max_idle_(max_idle), idle_timeout_(idle_timeout) {}
 
     /// An idle connection that still looks alive and may serve a client of identity `key`
@@ -77,8 +82,10 @@ class pool {
         return expired.size();
     }
 
+    /// How long a connection may stay idle in the pool.
     clock::duration idle_timeout() const noexcept { return idle_timeout_; }
 
+    /// How many connections are idle in the pool now.
     std::size_t idle() const {
         std::lock_guard lock(mutex_);
         return idle_.size();

@@ -18,6 +18,10 @@
 // Once the upstream fails inside a transaction, the transaction is lost: every later RCPT
 // and the DATA get 4xx until the client starts a new one, because replaying only the later
 // recipients on a new connection would deliver to fewer recipients than were accepted.
+//
+// With several upstreams (failover.hpp) a new connection tries them in order, skipping those
+// marked down, before any MAIL is sent: which upstream a transaction goes to is settled when
+// its connection opens, and a transaction is never split between two of them.
 #pragma once
 
 #include <cassert>
@@ -36,6 +40,7 @@
 #include "../smtp/data_codec.hpp"
 #include "../smtp/reply.hpp"
 #include "client.hpp"
+#include "failover.hpp"
 #include "identity.hpp"
 #include "known_extensions.hpp"
 #include "name_lookup.hpp"
@@ -45,29 +50,43 @@ namespace grey::upstream {
 
 /// What the relay replays at the start of each upstream transaction.
 struct envelope {
-    std::string_view helo_name;
-    std::string_view sender;
-    const smtp::mail_parameters& parameters;
-    std::string_view protocol = "ESMTP";  ///< "SMTP" when the client said HELO
+    std::string_view helo_name;               ///< the client's HELO/EHLO name
+    std::string_view sender;                  ///< MAIL FROM's reverse-path, without <>
+    const smtp::mail_parameters& parameters;  ///< MAIL FROM's parameters (SIZE, BODY, DSN, SMTPUTF8)
+    std::string_view protocol = "ESMTP";      ///< "SMTP" when the client said HELO
 };
 
+/// One session's relay to the upstream: the connection it opens (or takes from the pool) at
+/// the first accepted recipient, and the transactions it carries while the client waits.
 class relay {
   public:
+    /// A relay with no connection yet, for one session: `ex` and `watchdog` are the session's;
+    /// `idle` the pool of its thread (none when null); `tls` the context towards the upstream
+    /// (null when config.upstream_tls's policy is none); `learned` where the upstream's
+    /// extensions are shared (none when null); `client` the client's address, for XCLIENT and
+    /// XFORWARD; `upstreams` the server's failover state (when null, config's upstreams are
+    /// tried in order, none ever skipped). All but `client` must outlive the relay.
     relay(const asio::any_io_executor& ex, detail::watchdog& watchdog, const server_config& config,
           pool* idle = nullptr, asio::ssl::context* tls = nullptr, known_extensions* learned = nullptr,
-          asio::ip::tcp::endpoint client = {})
+          asio::ip::tcp::endpoint client = {}, failover* upstreams = nullptr)
         : executor_(ex), watchdog_(watchdog), config_(config), pool_(idle), tls_(tls), learned_(learned),
-          client_endpoint_(client) {}
+          upstreams_(upstreams), client_endpoint_(client) {}
 
     /// What the upstream offered at its latest EHLO that this server has seen (any session's);
     /// nothing while none has been seen.
     smtp::extensions upstream_extensions() const noexcept { return learned_ ? learned_->get() : smtp::extensions{}; }
 
+    /// Whether an upstream connection is open.
     bool connected() const noexcept { return client_ != nullptr; }
+    /// The open upstream connection (host(), caps(), tls()); null when there is none.
     const client* connection() const noexcept { return client_.get(); }
 
     /// Opens the upstream connection if there is none: a pooled one, or a new one (connect,
-    /// greeting, EHLO). A pooled connection is RSET before its next MAIL, in the same write.
+    /// greeting, EHLO, STARTTLS as the policy asks) to the first upstream that takes it, in
+    /// order, skipping those marked down (failover.hpp). A pooled connection is RSET before its
+    /// next MAIL, in the same write. `helo_name` is the name to greet with on a connection of
+    /// its own; `identity_key` the client's (identity.hpp), to find a pooled connection that
+    /// may serve it.
     asio::awaitable<result<void>> connect(std::string_view helo_name, std::string_view identity_key = {}) {
         if (client_) co_return result<void>{};
         if (pool_ && (client_ = pool_->acquire(identity_key))) {
@@ -79,18 +98,30 @@ class relay {
         if (pool_ && metrics()) metrics()->pool_misses.add();
         if (pool_) helo_name = config_.servername;  // one connection, many clients' mail
         const std::string name(helo_name.empty() ? std::string_view(config_.servername) : helo_name);
-        result<void> opened = co_await open(name, tls_ != nullptr);
-        if (!opened && opened.error() == errc::upstream_tls_failed &&
-            config_.upstream_tls.policy == tls::upstream_policy::may) {
-            drop();
-            opened = co_await open(name, false);  // opportunistic TLS never holds mail back
+        result<void> opened = errc::upstream_unavailable;
+        if (upstreams_) {
+            const std::vector<std::size_t> order = upstreams_->order();  // not a temporary across co_await
+            for (const std::size_t i : order) {
+                opened = co_await open_to(upstreams_->at(i), name);
+                if (opened) {
+                    upstreams_->succeeded(i);
+                    break;
+                }
+                upstreams_->failed(i, failure_);
+            }
+        } else {
+            const std::vector<endpoint> all = config_.upstream_endpoints();
+            for (const endpoint& where : all) {
+                opened = co_await open_to(where, name);
+                if (opened) break;
+            }
         }
-        if (!opened) drop();
-        if (metrics()) (opened ? metrics()->upstream_connects : metrics()->upstream_connect_failures).add();
         co_return opened;
     }
 
-    /// The client's RCPT: replayed after EHLO and MAIL when this is the transaction's first.
+    /// The client's RCPT: replayed after EHLO and MAIL when this is the transaction's first
+    /// (which opens the connection if there is none). The upstream's answer, or a 4xx of
+    /// Grey's when the upstream cannot be had or failed.
     asio::awaitable<smtp::reply> rcpt(const envelope& env, const smtp::rcpt_command& recipient) {
         if (broken_) co_return smtp::replies::upstream_failed;
         if (!mail_sent_) co_return co_await open_transaction(env, recipient);
@@ -142,6 +173,7 @@ class relay {
         if (ec) fail();
     }
 
+    /// The end of the message: the client gets the upstream's own answer to it (P1).
     asio::awaitable<smtp::reply> end_of_data() {
         smtp::reply r = co_await finish_message();
         if (metrics()) (r.completion() ? metrics()->messages_relayed : metrics()->messages_failed).add();
@@ -240,15 +272,38 @@ class relay {
         co_return false;
     }
 
-    /// A new connection: connect, greeting, EHLO; with `secure`, STARTTLS as the policy asks
-    /// and EHLO again inside TLS (RFC 3207 §4.2: what was learned before TLS is forgotten).
-    asio::awaitable<result<void>> open(const std::string& helo_name, bool secure) {
+    /// A new connection to `where`, with TLS as the policy asks: under `may`, a failed
+    /// handshake is followed by a plain connection (opportunistic TLS never holds mail back).
+    /// On failure the connection is dropped and failure_ says why.
+    asio::awaitable<result<void>> open_to(const endpoint& where, const std::string& helo_name) {
+        result<void> opened = co_await open(where, helo_name, tls_ != nullptr);
+        if (!opened && opened.error() == errc::upstream_tls_failed &&
+            config_.upstream_tls.policy == tls::upstream_policy::may) {
+            drop();
+            opened = co_await open(where, helo_name, false);
+        }
+        if (!opened) drop();
+        if (metrics()) (opened ? metrics()->upstream_connects : metrics()->upstream_connect_failures).add();
+        co_return opened;
+    }
+
+    /// A new connection to `where`: connect, greeting, EHLO; with `secure`, STARTTLS as the
+    /// policy asks and EHLO again inside TLS (RFC 3207 §4.2: what was learned before TLS is
+    /// forgotten). The certificate is checked against the name configured, else against the
+    /// host of the upstream actually connected to.
+    asio::awaitable<result<void>> open(const endpoint& where, const std::string& helo_name, bool secure) {
         client_ = std::make_unique<client>(executor_, watchdog_, config_.timeouts);
         if (metrics()) client_->time_replies(&metrics()->upstream_reply_seconds);
-        auto greeting = co_await client_->connect(config_.smtp_ip, config_.smtp_port);
-        if (!greeting || greeting->code != 220) co_return errc::upstream_unavailable;
+        auto greeting = co_await client_->connect(where.host, where.port);
+        if (!greeting || greeting->code != 220) {
+            failure_ = failure_text("greeting", greeting);
+            co_return errc::upstream_unavailable;
+        }
         auto hello = co_await client_->hello(helo_name);
-        if (!hello || !hello->completion()) co_return errc::upstream_unavailable;
+        if (!hello || !hello->completion()) {
+            failure_ = failure_text("EHLO", hello);
+            co_return errc::upstream_unavailable;
+        }
         learn();
         if (!secure) co_return result<void>{};
 
@@ -256,21 +311,25 @@ class relay {
         if (!client_->caps().has(smtp::extension::starttls)) {
             if (s.policy == tls::upstream_policy::may) co_return result<void>{};
             diagnostics::report(diagnostics::level::error, "upstream",
-                                fmt::format("upstream {}:{} does not offer STARTTLS, which the TLS policy requires",
-                                            config_.smtp_ip, config_.smtp_port));
+                                fmt::format("upstream {} does not offer STARTTLS, which the TLS policy requires",
+                                            client_->remote_name()));
+            failure_ = "no STARTTLS, which the TLS policy requires";
             co_return errc::upstream_tls_failed;
         }
-        const std::string& server = s.server_name.empty() ? config_.smtp_ip : s.server_name;
+        const std::string& server = s.server_name.empty() ? where.host : s.server_name;
         const std::error_code ec = co_await client_->start_tls(*tls_, server, s.policy == tls::upstream_policy::verify);
         if (metrics()) (ec ? metrics()->upstream_tls_handshake_failures : metrics()->upstream_tls_handshakes).add();
         if (ec) {
             diagnostics::report(diagnostics::level::error, "upstream",
-                                fmt::format("TLS to upstream {}:{} failed: {}", config_.smtp_ip, config_.smtp_port,
-                                            ec.message()));
+                                fmt::format("TLS to upstream {} failed: {}", client_->remote_name(), ec.message()));
+            failure_ = fmt::format("TLS: {}", ec.message());
             co_return errc::upstream_tls_failed;
         }
         hello = co_await client_->hello(helo_name);
-        if (!hello || !hello->completion()) co_return errc::upstream_unavailable;
+        if (!hello || !hello->completion()) {
+            failure_ = failure_text("EHLO in TLS", hello);
+            co_return errc::upstream_unavailable;
+        }
         learn();
         co_return result<void>{};
     }
@@ -362,8 +421,8 @@ class relay {
             // XFORWARD changes no access decision upstream: the mail goes on without it.
             if (identity_refused)
                 diagnostics::report(diagnostics::level::warning, "upstream",
-                                    fmt::format("upstream {}:{} refused XFORWARD for {}", config_.smtp_ip,
-                                                config_.smtp_port, who->addr));
+                                    fmt::format("upstream {} refused XFORWARD for {}", client_->remote_name(),
+                                                who->addr));
             if (!usable) {
                 if (!reused_) co_return fail();
                 drop();  // a pooled connection the upstream had closed: take another
@@ -433,8 +492,8 @@ class relay {
             if (!r) co_return r.error();
             if (!r->completion()) {
                 diagnostics::report(diagnostics::level::error, "upstream",
-                                    fmt::format("upstream {}:{} refused XCLIENT for {}: {} {}", config_.smtp_ip,
-                                                config_.smtp_port, who.addr, r->code,
+                                    fmt::format("upstream {} refused XCLIENT for {}: {} {}", client_->remote_name(),
+                                                who.addr, r->code,
                                                 r->lines.empty() ? "" : r->lines.back()));
                 co_return false;
             }
@@ -504,6 +563,8 @@ class relay {
     pool* pool_;
     asio::ssl::context* tls_;  // towards the upstream; null when its policy is none
     known_extensions* learned_;  // shared by the server's sessions; may be null
+    failover* upstreams_;        // shared by the server's sessions; may be null
+    std::string failure_;        // why the latest new connection failed, for failover's line
     asio::ip::tcp::endpoint client_endpoint_;  // the client, for XCLIENT and XFORWARD
     std::optional<client_identity> identity_;  // its identity, once needed
     std::unique_ptr<client> client_;

@@ -43,3 +43,17 @@ TEST_CASE("Counters, labeled counters and gauges are written with their HELP and
           "# HELP t_open Open things.\n# TYPE t_open gauge\nt_open 3\n"
           "# HELP t_computed Computed at scrape time.\n# TYPE t_computed gauge\nt_computed 1.5\n");
 }
+
+TEST_CASE("A counter family whose label values come at start writes each value added, escaped") {
+    dynamic_labeled d{"upstream"};
+    counter& a = d.at("127.0.0.1:25");
+    d.at("odd\"name\\").add(2);
+    CHECK(&d.at("127.0.0.1:25") == &a);  // the same counter for the same value
+    a.add();
+    registry r;
+    r.add("t_total", "Test.", d);
+    const std::string text = r.write();
+    CHECK(text.find("# TYPE t_total counter\n") != std::string::npos);
+    CHECK(text.find("t_total{upstream=\"127.0.0.1:25\"} 1\nt_total{upstream=\"odd\\\"name\\\\\"} 2\n") !=
+          std::string::npos);
+}
