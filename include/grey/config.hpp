@@ -20,6 +20,9 @@ namespace metrics {
 struct server_metrics;
 }
 
+/// @addtogroup group_server
+/// @{
+
 using namespace std::chrono_literals;
 
 /// A listen or upstream address: "127.0.0.1:25", "[::1]:25", "mx.example:25".
@@ -33,6 +36,7 @@ struct endpoint {
     /// is closed unanswered.
     std::vector<network> proxy_from{};
 
+    /// Same host text, port and PROXY sources.
     friend bool operator==(const endpoint&, const endpoint&) = default;
 };
 
@@ -83,7 +87,7 @@ struct limits {
     std::size_t max_recipients = 100;     ///< RFC 5321 §4.5.3.1.8 asks for at least 100
     std::size_t max_errors = 3;           ///< refused commands before the session is closed
     std::size_t max_connections = 1000;   ///< in total; more get 421
-    std::size_t max_connections_per_ip = 100;
+    std::size_t max_connections_per_ip = 100;  ///< from one client address; more get 421
 };
 
 /// Timeouts, after RFC 5321 §4.5.3.2. The client-side ones apply to Grey as a server, the
@@ -93,7 +97,7 @@ struct timeouts {
     std::chrono::steady_clock::duration data_block = 3min;  ///< next chunk of DATA text
     std::chrono::steady_clock::duration send = 5min;        ///< a reply the client does not read
     std::chrono::steady_clock::duration proxy_header = 10s; ///< the PROXY header, from connect
-    std::chrono::steady_clock::duration upstream_connect = 30s;
+    std::chrono::steady_clock::duration upstream_connect = 30s;   ///< TCP connect to the upstream
     std::chrono::steady_clock::duration upstream_greeting = 5min;  ///< §4.5.3.2.1
     std::chrono::steady_clock::duration upstream_command = 5min;   ///< EHLO, MAIL, RCPT (§4.5.3.2.2–3)
     std::chrono::steady_clock::duration upstream_data_init = 2min; ///< §4.5.3.2.4
@@ -135,8 +139,8 @@ struct server_config {
     tls::client_settings upstream_tls{};
     /// On SIGINT/SIGTERM, sessions have this long to finish before they get 421.
     std::chrono::steady_clock::duration drain = 30s;
-    grey::limits limits{};
-    grey::timeouts timeouts{};
+    grey::limits limits{};      ///< sizes and counts a client may not exceed
+    grey::timeouts timeouts{};  ///< on both legs
     /// Idle upstream connections each thread keeps for reuse between sessions, as MTAs'
     /// connection caches do: a session then costs the upstream no connect, greeting, EHLO or
     /// QUIT. Pooled connections carry many clients' mail, so they greet the upstream as
@@ -169,4 +173,5 @@ struct server_config {
     }
 };
 
+/// @}
 } // namespace grey

@@ -25,6 +25,9 @@ namespace tls {
 class reloadable_context;
 }
 
+/// @addtogroup group_server
+/// @{
+
 /// One accepted connection's share of the server, given to the Protocol that serves it.
 struct session_context {
     asio::ip::tcp::socket& socket;  ///< the client's connection
@@ -50,4 +53,5 @@ struct session_context {
     upstream::failover* upstreams = nullptr;
 };
 
+/// @}
 } // namespace grey

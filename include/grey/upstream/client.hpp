@@ -28,6 +28,8 @@
 #include "../stream.hpp"
 
 namespace grey::upstream {
+/// @addtogroup group_upstream
+/// @{
 
 /// One SMTP connection to an upstream MTA: the commands the relay composed go out, the replies
 /// come back parsed, each wait bounded by the watchdog of the session using it.
@@ -223,4 +225,5 @@ class client {
     detail::watchdog::clock::time_point sent_{};  // the latest write, for reply_time_
 };
 
+/// @}
 } // namespace grey::upstream

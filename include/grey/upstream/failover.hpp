@@ -36,6 +36,8 @@
 #include "../smtp/reply.hpp"
 
 namespace grey::upstream {
+/// @addtogroup group_upstream
+/// @{
 
 /// Why a new connection is given up, for the line that marks its upstream down: `stage`
 /// ("greeting", "EHLO") and the error, or the reply that was not the one expected.
@@ -167,4 +169,5 @@ class failover {
     diagnostics::reporter* reporter_;
 };
 
+/// @}
 } // namespace grey::upstream

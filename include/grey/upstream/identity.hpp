@@ -31,6 +31,8 @@
 #include "identity_policy.hpp"
 
 namespace grey::upstream {
+/// @addtogroup group_upstream
+/// @{
 
 /// What the relay does on one connection, given the policy and what the upstream offers.
 enum class identity_method {
@@ -140,4 +142,5 @@ inline std::vector<std::string> identity_commands(identity_method method, const 
     return lines;
 }
 
+/// @}
 } // namespace grey::upstream

@@ -3,6 +3,8 @@
 #pragma once
 
 namespace grey::upstream {
+/// @addtogroup group_upstream
+/// @{
 
 /// How the upstream learns who the client is (server_config::upstream_identity).
 enum class identity_policy {
@@ -12,4 +14,5 @@ enum class identity_policy {
     automatic,  ///< XCLIENT when the upstream offers it with ADDR, else XFORWARD, else nothing
 };
 
+/// @}
 } // namespace grey::upstream

@@ -12,6 +12,8 @@
 #include "../smtp/extensions.hpp"
 
 namespace grey::upstream {
+/// @addtogroup group_upstream
+/// @{
 
 /// The upstream's extensions as last seen, shared by every thread; lock-free.
 class known_extensions {
@@ -32,4 +34,5 @@ class known_extensions {
     std::atomic<std::uint32_t> bits_{0};
 };
 
+/// @}
 } // namespace grey::upstream

@@ -16,6 +16,8 @@
 #include "identity.hpp"
 
 namespace grey::upstream {
+/// @addtogroup group_upstream
+/// @{
 
 /// The client's host names, as XCLIENT's NAME and REVERSE_NAME (and XFORWARD's NAME) carry them.
 struct client_names {
@@ -62,4 +64,5 @@ inline asio::awaitable<client_names> look_up_names(asio::any_io_executor ex, asi
     co_return found;
 }
 
+/// @}
 } // namespace grey::upstream

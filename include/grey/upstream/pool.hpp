@@ -16,6 +16,8 @@
 #include "client.hpp"
 
 namespace grey::upstream {
+/// @addtogroup group_upstream
+/// @{
 
 /// One thread's idle upstream connections; a short mutex guards the list (a pool is used by
 /// its thread's sessions, and closed by its thread's timer). A pooled connection goes to
@@ -108,4 +110,5 @@ class pool {
     std::vector<std::pair<std::unique_ptr<client>, clock::time_point>> idle_;
 };
 
+/// @}
 } // namespace grey::upstream

@@ -47,6 +47,8 @@
 #include "pool.hpp"
 
 namespace grey::upstream {
+/// @addtogroup group_upstream
+/// @{
 
 /// What the relay replays at the start of each upstream transaction.
 struct envelope {
@@ -580,4 +582,5 @@ class relay {
     std::optional<smtp::reply> chunk_refused_;  // the upstream's refusal of a chunk
 };
 
+/// @}
 } // namespace grey::upstream
