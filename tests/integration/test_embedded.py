@@ -10,6 +10,15 @@ import unittest
 from harness import Client, MaildirSink, Program
 
 
+def read_to_end(sock):
+    got = b""
+    while True:
+        chunk = sock.recv(100)
+        if not chunk:
+            return got
+        got += chunk
+
+
 class Embedded(unittest.TestCase):
     DRIP_MS = 40
     REFUSAL = b"554 5.7.1 Service unavailable\r\n"
@@ -57,13 +66,7 @@ class Embedded(unittest.TestCase):
         # Every held client still gets the whole refusal, one octet per drip, then the close.
         started = time.monotonic()
         for s in held:
-            got = b""
-            while True:
-                chunk = s.recv(100)
-                if not chunk:
-                    break
-                got += chunk
-            self.assertEqual(got, self.REFUSAL)
+            self.assertEqual(read_to_end(s), self.REFUSAL)
         self.assertGreaterEqual(time.monotonic() - started + 0.5,
                                 len(self.REFUSAL) * self.DRIP_MS / 1000 * 0.5, "the refusal came too fast")
 
@@ -83,12 +86,7 @@ class Embedded(unittest.TestCase):
         self.assertEqual(self.control("stop", lines=2), "stopping\nstopped\n")
         # The idle SMTP session got its 421; the tarpit's client was let go before its end.
         self.assertEqual(idle.reply()[0], 421)
-        got = b""
-        while True:
-            chunk = held.recv(100)
-            if not chunk:
-                break
-            got += chunk
+        got = read_to_end(held)
         self.assertTrue(self.REFUSAL.startswith(got) and got != self.REFUSAL, got)
         self.assertEqual(self.program.proc.wait(timeout=30), 0)
         self.assertIn("stopped\n", self.program.proc.stdout.read())
