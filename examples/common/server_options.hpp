@@ -26,6 +26,15 @@ inline grey::endpoint endpoint_or_throw(const std::string& text) {
     return *e;
 }
 
+/// Points `config` at `upstreams` (HOST:PORT each, at least one), in order of preference: the
+/// first is also the seed's smtp_ip and smtp_port.
+inline void set_upstreams(grey::server_config& config, const std::vector<std::string>& upstreams) {
+    config.upstreams.clear();
+    for (const auto& text : upstreams) config.upstreams.push_back(endpoint_or_throw(text));
+    config.smtp_ip = config.upstreams.front().host;
+    config.smtp_port = config.upstreams.front().port;
+}
+
 /// Endpoints that take the PROXY protocol from the `from` networks: every `listen` endpoint.
 inline std::vector<grey::endpoint> proxy_endpoints(const std::vector<std::string>& listen,
                                                    const std::vector<std::string>& from) {
@@ -86,7 +95,9 @@ struct server_options {
     std::vector<std::string> listen;
     std::vector<std::string> proxy_listen;
     std::vector<std::string> proxy_from;
-    std::string upstream;
+    std::vector<std::string> upstreams;
+    unsigned upstream_retry_seconds = 0;
+    bool with_upstream = false;  // add_to() was told the server relays
     unsigned command_timeout = 0;
     unsigned upstream_timeout = 0;
     unsigned greet_pause_ms = 0;
@@ -95,6 +106,7 @@ struct server_options {
     unsigned tls_handshake_timeout = 30;
 
     void add_to(CLI::App& app, grey::server_config& config, bool relays) {
+        with_upstream = relays;
         app.add_option("--listen", listen, "Address to listen on, repeatable (default 127.0.0.1:"
                                            + std::to_string(config.port) + ")")
             ->type_name("HOST:PORT");
@@ -106,9 +118,16 @@ struct server_options {
                        "Network allowed to send the PROXY header, repeatable; others are closed unanswered")
             ->type_name("CIDR");
         if (relays) {
-            upstream = fmt::format("{}:{}", config.smtp_ip, config.smtp_port);
-            app.add_option("--upstream", upstream, "The real SMTP server to relay to")
+            app.add_option("--upstream", upstreams,
+                           "The real SMTP server to relay to; repeated, the servers in order of preference "
+                           "(failover: one that is down is skipped for --upstream-retry)")
                 ->type_name("HOST:PORT")
+                ->default_str(grey::format_endpoint(config.smtp_ip, config.smtp_port));
+            upstream_retry_seconds = static_cast<unsigned>(
+                std::chrono::duration_cast<std::chrono::seconds>(config.upstream_retry).count());
+            app.add_option("--upstream-retry", upstream_retry_seconds,
+                           "Seconds an upstream that failed is skipped before it is tried again")
+                ->type_name("SECONDS")
                 ->capture_default_str();
             app.add_option("--upstream-timeout", upstream_timeout,
                            "Seconds to wait for each upstream answer (default: RFC 5321's)");
@@ -172,11 +191,8 @@ struct server_options {
     void apply(grey::server_config& config) const {
         for (const auto& l : listen) config.listen.push_back(endpoint_or_throw(l));
         for (auto& e : proxy_endpoints(proxy_listen, proxy_from)) config.listen.push_back(std::move(e));
-        if (!upstream.empty()) {
-            const grey::endpoint up = endpoint_or_throw(upstream);
-            config.smtp_ip = up.host;
-            config.smtp_port = up.port;
-        }
+        if (!upstreams.empty()) set_upstreams(config, upstreams);
+        if (with_upstream) config.upstream_retry = std::chrono::seconds(upstream_retry_seconds);
         if (command_timeout) {
             config.timeouts.command = std::chrono::seconds(command_timeout);
             config.timeouts.data_block = std::chrono::seconds(command_timeout);

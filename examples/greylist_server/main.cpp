@@ -6,6 +6,7 @@
 //
 //   greylist_server --delay 60              # then send the same message twice, a minute apart
 //   greylist_server --config grey.toml --upstream 127.0.0.1:25
+//   greylist_server --upstream 192.0.2.10:25 --upstream 192.0.2.11:25   # failover, in order
 //
 // With --policy (or [policy] listen in grey.toml) it is a Postfix policy service instead, for
 // `check_policy_service inet:127.0.0.1:10023` in Postfix's smtpd_recipient_restrictions: the
@@ -92,7 +93,9 @@ int main(int argc, char** argv) {
     s.server.port = 2525;
 
     CLI::App app{"greylist_server: a greylisting SMTP proxy"};
-    std::string config_file, store, upstream;
+    std::string config_file, store;
+    std::vector<std::string> upstreams;
+    std::optional<unsigned> upstream_retry;
     std::vector<std::string> listen, proxy_listen, proxy_from;
     unsigned delay = 0;
     app.add_option("--config", config_file, "TOML configuration file (see grey.toml)")->check(CLI::ExistingFile);
@@ -101,7 +104,13 @@ int main(int argc, char** argv) {
                    "Address for a load balancer sending the PROXY protocol (v1 or v2), repeatable; needs --proxy-from")
         ->type_name("HOST:PORT");
     app.add_option("--proxy-from", proxy_from, "Network allowed to send the PROXY header, repeatable")->type_name("CIDR");
-    app.add_option("--upstream", upstream, "The real SMTP server (default: the embedded Maildir sink)")->type_name("HOST:PORT");
+    app.add_option("--upstream", upstreams,
+                   "The real SMTP server (default: the embedded Maildir sink); repeated, the servers in order "
+                   "of preference (failover)")
+        ->type_name("HOST:PORT");
+    app.add_option("--upstream-retry", upstream_retry,
+                   "Seconds an upstream that failed is skipped before it is tried again (default 30)")
+        ->type_name("SECONDS");
     app.add_option("--store", store, "memory, sqlite:PATH or a Redis URL: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], rediss://..., redis+unix:///PATH (default sqlite:greylist.db)");
     auto* delay_opt = app.add_option("--delay", delay, "Seconds before a retry passes (default 300)");
     app.add_option("--log", s.log_file, "Session log file (default: standard output)");
@@ -154,7 +163,8 @@ int main(int argc, char** argv) {
             for (const auto& l : listen) s.server.listen.push_back(examples::endpoint_or_throw(l));
             for (auto& e : examples::proxy_endpoints(proxy_listen, proxy_from)) s.server.listen.push_back(std::move(e));
         }
-        if (!upstream.empty()) s.upstream = upstream;
+        if (!upstreams.empty()) s.upstreams = upstreams;
+        if (upstream_retry) s.server.upstream_retry = std::chrono::seconds(*upstream_retry);
         if (!store.empty()) s.store = store;
         if (delay_opt->count()) s.server.timing.delay = std::chrono::seconds(delay);
         if (!tls_cert.empty()) s.server.tls.certificate_chain_file = tls_cert;
@@ -188,13 +198,11 @@ int main(int argc, char** argv) {
                 "refusing to start: listening on a non-loopback address with no relay.allowed_domains "
                 "would make an open relay (the MTA behind the proxy trusts the proxy's address)");
 
-        if (s.upstream.empty()) {
+        if (s.upstreams.empty()) {
             s.server.smtp_ip = s.maildir_listen.host;
             s.server.smtp_port = s.maildir_listen.port;
         } else {
-            const grey::endpoint up = examples::endpoint_or_throw(s.upstream);
-            s.server.smtp_ip = up.host;
-            s.server.smtp_port = up.port;
+            examples::set_upstreams(s.server, s.upstreams);
         }
         if (s.command_timeout) s.server.timeouts.command = s.server.timeouts.data_block = std::chrono::seconds(s.command_timeout);
         if (s.upstream_timeout) {
@@ -214,7 +222,7 @@ int main(int argc, char** argv) {
         s.server.log = [&log](const std::string& line) { log->write(line); };
         lists = std::make_shared<grey::greylist::shared_lists>(s.lists);
         s.server.lists = lists;
-        if (s.upstream.empty() && s.policy_listen.empty()) make_maildir(s.maildir);
+        if (s.upstreams.empty() && s.policy_listen.empty()) make_maildir(s.maildir);
         privs->as_root();  // to bind
     } catch (const CLI::Error& e) {
         return app.exit(e);
@@ -226,7 +234,7 @@ int main(int argc, char** argv) {
     // The embedded upstream: a Maildir sink in this process, on its own threads.
     std::optional<grey::ServerCore<MaildirSink>> sink;
     std::thread sink_thread;
-    if (s.upstream.empty() && s.policy_listen.empty()) {
+    if (s.upstreams.empty() && s.policy_listen.empty()) {
         maildir_config mc;
         mc.listen = {s.maildir_listen};
         mc.maildir = s.maildir;

@@ -31,7 +31,9 @@ namespace greylist_server {
 
 struct settings {
     grey::greylist::greylist_config server;  ///< listening, limits, greylisting
-    std::string upstream;                    ///< HOST:PORT; empty: the embedded Maildir sink
+    /// HOST:PORT of each upstream, in order of preference (failover); none: the embedded
+    /// Maildir sink. The upstreams' retry time is server.upstream_retry.
+    std::vector<std::string> upstreams;
     std::string store = "sqlite:greylist.db";
     /// [greylist.redis]: options of a redis:// store (grey.toml), under the URL's own.
     std::map<std::string, std::string> redis;
@@ -174,7 +176,7 @@ inline void load_file(const std::string& path, settings& s) {
     if (const toml::table* t = section("server")) {
         r.only(*t, "server", {"listen", "upstream", "servername", "threads", "greet_pause_ms", "drain_seconds",
                               "max_connections", "max_connections_per_ip", "max_message_size", "max_recipients",
-                              "command_timeout", "upstream_timeout", "upstream_pool", "upstream_idle_seconds",
+                              "command_timeout", "upstream_timeout", "upstream_pool", "upstream_idle_seconds", "upstream_retry",
                               "improper_pipelining", "upstream_identity", "proxy_listen", "proxy_from", "metrics"});
         std::vector<std::string> listen;
         r.get(*t, "server", "listen", listen);
@@ -192,8 +194,21 @@ inline void load_file(const std::string& path, settings& s) {
         }
         r.get(*t, "server", "metrics", s.metrics);
         if (!s.metrics.empty()) detail::endpoint_at(r, *t->get("metrics"), "server.metrics", s.metrics);
-        r.get(*t, "server", "upstream", s.upstream);
-        if (!s.upstream.empty()) detail::endpoint_at(r, *t->get("upstream"), "server.upstream", s.upstream);
+        // One upstream as a string, or several in order of preference as a list of strings.
+        if (const toml::node* n = t->get("upstream")) {
+            std::vector<std::string> upstreams;
+            if (n->is_string()) {
+                std::string one;
+                r.get(*t, "server", "upstream", one);
+                if (!one.empty()) upstreams.push_back(one);
+            } else if (n->is_array()) {
+                r.get(*t, "server", "upstream", upstreams);
+            } else {
+                r.fail(*n, "'server.upstream' must be a string or a list of strings");
+            }
+            for (const auto& u : upstreams) detail::endpoint_at(r, *n, "server.upstream", u);
+            s.upstreams = std::move(upstreams);
+        }
         r.get(*t, "server", "servername", c.servername);
         r.get(*t, "server", "threads", c.threads);
         unsigned greet_ms = 0, drain = 30;
@@ -209,6 +224,7 @@ inline void load_file(const std::string& path, settings& s) {
         r.get(*t, "server", "upstream_timeout", s.upstream_timeout);
         r.get(*t, "server", "upstream_pool", c.upstream_pool_size);
         r.get_seconds(*t, "server", "upstream_idle_seconds", c.upstream_idle_timeout);
+        r.get_seconds(*t, "server", "upstream_retry", c.upstream_retry);
         r.get_choice(*t, "server", "improper_pipelining", examples::pipelining_policies, c.improper_pipelining);
         r.get_choice(*t, "server", "upstream_identity", examples::identity_policies, c.upstream_identity);
     }

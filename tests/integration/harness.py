@@ -226,9 +226,13 @@ class ScriptedUpstream(threading.Thread):
     (a reply an attacker slipped in) and then does the handshake, or with handshake=False sends
     plain text and hangs up. `commands` records what the latest connection received, with
     whether TLS was up; `messages` every message, with whether it came over TLS. A message sent
-    with BDAT is recorded as the octets of its chunks, each chunk answered by `chunk_reply`."""
+    with BDAT is recorded as the octets of its chunks, each chunk answered by `chunk_reply`.
+    `greeting(connection number)` is the greeting each connection gets (220 by default); a
+    greeting other than 220 is followed by a hang-up, and None means none at all: the connection
+    is held open, silent, until the client closes it."""
 
-    def __init__(self, cert=None, key=None, behind_220=b"", handshake=True, extensions=None, chunk_reply=None):
+    def __init__(self, cert=None, key=None, behind_220=b"", handshake=True, extensions=None, chunk_reply=None,
+                 greeting=None):
         super().__init__(daemon=True)
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
@@ -241,6 +245,7 @@ class ScriptedUpstream(threading.Thread):
         self.extensions = extensions or (lambda n, tls: ["PIPELINING", "8BITMIME"] + ([] if tls else ["STARTTLS"]))
         # chunk_reply(chunk number in the message, from 1) -> the reply to that BDAT chunk
         self.chunk_reply = chunk_reply or (lambda n: b"250 2.0.0 Chunk OK\r\n")
+        self.greeting = greeting or (lambda n: b"220 scripted.example ESMTP\r\n")
         self.xclient_reply = b"220 scripted.example ESMTP\r\n"  # XCLIENT_README: a new greeting
         self.all_commands = []  # of every connection: (connection number, command)
         self.connections = 0
@@ -277,7 +282,15 @@ class ScriptedUpstream(threading.Thread):
         tls = False
         chunks = []  # of the BDAT message being received
         reader = conn.makefile("rb")
-        conn.sendall(b"220 scripted.example ESMTP\r\n")
+        greeting = self.greeting(number)
+        if greeting is None:
+            conn.settimeout(60)  # bounded: the client gives up long before
+            while conn.recv(4096):
+                pass
+            return
+        conn.sendall(greeting)
+        if not greeting.startswith(b"220"):
+            return
         while line := reader.readline():
             verb = line.strip().split(b" ")[0].upper()
             self.by_connection[number].append((line.strip().decode(), tls))
