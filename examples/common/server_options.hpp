@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -216,24 +217,39 @@ struct server_options {
 /// stops it there (greylist_server gives up root and tells systemd it is ready).
 using on_listening = std::function<bool(const std::string& where)>;
 
-/// Listens, says where, serves until SIGINT/SIGTERM. Returns the process exit code.
-template <class Handler>
-int serve(grey::ServerCore<Handler>& server, const on_listening& listening = {}) {
+/// Listens, prints `announce` and each address it listens on, serves until SIGINT/SIGTERM;
+/// `listening` is told `status` and the addresses. Any server with listen() and run() (a
+/// ServerCore, the policy server); `addresses()` names where it listens. Returns the exit code.
+template <class Server, class Addresses>
+int serve(Server& server, Addresses addresses, std::string_view announce, std::string_view status,
+          const on_listening& listening) {
     try {
         server.listen();
     } catch (const std::exception& e) {
         fmt::print(stderr, "error: {}\n", e.what());
         return 1;
     }
-    std::string where;
-    for (const auto& ep : server.local_endpoints()) {
-        fmt::print("listening on {}\n", grey::ServerCore<Handler>::format(ep));
-        where += (where.empty() ? "listening on " : " ") + grey::ServerCore<Handler>::format(ep);
+    std::string where(status);
+    for (const std::string& address : addresses()) {
+        fmt::print("{} {}\n", announce, address);
+        where += ' ';
+        where += address;
     }
     std::fflush(stdout);
     if (listening && !listening(where)) return 1;
     server.run();
     return 0;
+}
+
+/// A ServerCore, announced as "listening on HOST:PORT".
+template <class Handler>
+int serve(grey::ServerCore<Handler>& server, const on_listening& listening = {}) {
+    const auto addresses = [&server] {
+        std::vector<std::string> out;
+        for (const auto& ep : server.local_endpoints()) out.push_back(grey::ServerCore<Handler>::format(ep));
+        return out;
+    };
+    return serve(server, addresses, "listening on", "listening on", listening);
 }
 
 } // namespace examples

@@ -69,21 +69,8 @@ class session_log {
 /// `listening` runs once it listens, before it serves; false stops it there.
 int serve_policy(const greylist_server::settings& s, const examples::on_listening& listening) {
     grey::policy::server server(s.server, s.policy, s.policy_listen, s.policy_socket_mode);
-    try {
-        server.listen();
-    } catch (const std::exception& e) {
-        fmt::print(stderr, "error: {}\n", e.what());
-        return 1;
-    }
-    std::string where;
-    for (const auto& address : server.local_addresses()) {
-        fmt::print("policy service listening on {}\n", address);
-        where += (where.empty() ? "" : " ") + address;
-    }
-    std::fflush(stdout);
-    if (listening && !listening("policy service on " + where)) return 1;
-    server.run();
-    return 0;
+    return examples::serve(server, [&server] { return server.local_addresses(); }, "policy service listening on",
+                           "policy service on", listening);
 }
 
 } // namespace

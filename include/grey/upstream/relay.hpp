@@ -109,6 +109,7 @@ class relay {
                     upstreams_->succeeded(i);
                     break;
                 }
+                if (watchdog_.shutting_down()) break;  // cut short by a stop, not the upstream's failure
                 upstreams_->failed(i, failure_);
             }
         } else {
