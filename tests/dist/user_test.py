@@ -17,7 +17,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from harness import free_port  # noqa: E402
+from harness import end_process, free_port  # noqa: E402
 
 SERVER = os.path.abspath(os.environ.get("GREY_GREYLIST_SERVER", "build/dev/examples/greylist_server"))
 USER = "nobody"
@@ -90,12 +90,7 @@ class RunAsUser(unittest.TestCase):
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            end_process(self.proc, 15)
         if self.proc and not self.proc.stdout.closed:
             self.proc.stdout.close()
 

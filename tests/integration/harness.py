@@ -38,6 +38,16 @@ def wait_for_port(port, timeout=10):
     raise RuntimeError(f"nothing listens on {port}")
 
 
+def end_process(proc, timeout=10):
+    """SIGTERM, then SIGKILL if it has not ended within `timeout` seconds; waits for it."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class Program:
     """One of Grey's programs, started on an ephemeral port; `port` is where it listens."""
 
@@ -67,12 +77,7 @@ class Program:
 
     def stop(self, timeout=15):
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            end_process(self.proc, timeout)
         if not self.proc.stdout.closed:
             self.output += self.proc.stdout.readlines()
             self.proc.stdout.close()
@@ -120,12 +125,7 @@ class SmtpSink:
         return out
 
     def cleanup(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        end_process(self.proc, 10)
         self.proc.stderr.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 

@@ -12,7 +12,7 @@ import threading
 import time
 import unittest
 
-from harness import free_port
+from harness import end_process, free_port
 
 SERVER = os.path.abspath(os.environ.get("GREY_GREYLIST_SERVER", "build/dev/examples/greylist_server"))
 ADMIN = os.path.abspath(os.environ.get("GREY_GREYLIST_ADMIN", "build/dev/examples/greylist_admin"))
@@ -55,12 +55,7 @@ class GreylistServer:
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            end_process(self.proc, 10)
         if self.proc and not self.proc.stdout.closed:
             self.lines += self.proc.stdout.readlines()
             self.proc.stdout.close()

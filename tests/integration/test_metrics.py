@@ -25,6 +25,18 @@ def value(text, name, labels=""):
     return float(m.group(1))
 
 
+def sessions_open_once_settled(port, seconds=10):
+    """grey_sessions_open once it reads 0, or after `seconds`: a session is counted closed when
+    its coroutine has ended, a moment after the client has seen its last reply."""
+    deadline = time.monotonic() + seconds
+    while True:
+        _, text = scrape(port)
+        open_now = value(text, "grey_sessions_open")
+        if open_now == 0 or time.monotonic() >= deadline:
+            return open_now
+        time.sleep(0.05)
+
+
 class Metrics(unittest.TestCase):
     def promtool(self, text):
         if not shutil.which("promtool"):
@@ -59,13 +71,7 @@ class Metrics(unittest.TestCase):
         self.assertEqual(value(text, "grey_upstream_pool_misses_total"), 1)
         self.assertGreaterEqual(value(text, "grey_upstream_connects_total"), 1)
         self.assertGreaterEqual(value(text, "grey_upstream_reply_seconds_count"), 4, "MAIL, RCPT, DATA, the dot")
-        # The session is counted closed once its coroutine has ended, a moment after the 221
-        # reached the client: wait for that, within bounds.
-        deadline = time.monotonic() + 10
-        while value(text, "grey_sessions_open") != 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-            _, text = scrape(port)
-        self.assertEqual(value(text, "grey_sessions_open"), 0)
+        self.assertEqual(sessions_open_once_settled(port), 0)
 
     def test_greylisting_verdicts_and_store_latency(self):
         sink = MaildirSink()
@@ -102,11 +108,7 @@ class Metrics(unittest.TestCase):
         self.assertEqual(value(text, "grey_recipients_total", '{verdict="greylisted"}'), 1)
         self.assertGreaterEqual(value(text, "grey_store_seconds_count"), 1)
         self.assertEqual(value(text, "grey_connections_accepted_total"), 2, "wait_for_port's, then the request's")
-        deadline = time.monotonic() + 10  # the session ends a moment after Postfix's side closes
-        while value(text, "grey_sessions_open") != 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-            _, text = scrape(port)
-        self.assertEqual(value(text, "grey_sessions_open"), 0)
+        self.assertEqual(sessions_open_once_settled(port), 0)
 
     def test_other_paths_and_methods_are_refused(self):
         port = free_port()

@@ -13,7 +13,7 @@ import textwrap
 import time
 import unittest
 
-from harness import free_port, postfix_smtpd
+from harness import end_process, free_port, postfix_smtpd
 
 SERVER = os.path.abspath(os.environ.get("GREY_GREYLIST_SERVER", "build/dev/examples/greylist_server"))
 
@@ -54,12 +54,7 @@ class PolicyServer:
 
     def stop(self, timeout=10):
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            end_process(self.proc, timeout)
         if not self.proc.stdout.closed:
             self.lines += self.proc.stdout.readlines()
             self.proc.stdout.close()

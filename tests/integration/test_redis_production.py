@@ -15,7 +15,7 @@ import threading
 import time
 import unittest
 
-from harness import free_port, make_certificate
+from harness import end_process, free_port, make_certificate
 from test_greylist import GreylistServer
 
 GREYLISTED = (451, "4.7.1")
@@ -80,12 +80,7 @@ class Redis:
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            end_process(self.proc, 10)
 
     def cli(self, *args, db=0):
         where = ["-p", str(self.port)] if self.port else ["-s", self.args[self.args.index("--unixsocket") + 1]]
