@@ -412,6 +412,16 @@ maillog_file = {log}
         with open(self.log, errors="replace") as f:
             return f.read()
 
+    def log_once_written(self, *patterns, timeout=30):
+        """The log, once every pattern appears in it or the timeout passes: Postfix's daemons
+        hand their lines to postlogd, which writes them a moment after the SMTP reply."""
+        deadline = time.time() + timeout
+        log = self.read_log()
+        while not all(re.search(p, log) for p in patterns) and time.time() < deadline:
+            time.sleep(0.1)
+            log = self.read_log()
+        return log
+
     def stop(self):
         subprocess.run(["postfix", "-c", self.conf, "stop"], capture_output=True, timeout=60)
         if os.path.exists(self.log):

@@ -38,9 +38,11 @@ smtp_tls_loglevel = 1
         [stored] = self.sink.messages()
         self.assertIn(b"Subject: from postfix\r\n", stored)
         self.assertIn(b"hello over TLS\r\n", stored)
-        log = self.postfix.read_log()
-        self.assertRegex(log, r"TLS connection established to 127\.0\.0\.1\[127\.0\.0\.1\]:\d+: TLSv1\.[23]")
-        self.assertRegex(log, r"status=sent \(250 2\.0\.0 Stored as")
+        established = r"TLS connection established to 127\.0\.0\.1\[127\.0\.0\.1\]:\d+: TLSv1\.[23]"
+        sent = r"status=sent \(250 2\.0\.0 Stored as"
+        log = self.postfix.log_once_written(established, sent)
+        self.assertRegex(log, established)
+        self.assertRegex(log, sent)
 
 
 if __name__ == "__main__":
