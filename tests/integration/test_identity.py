@@ -107,6 +107,7 @@ class Recorded(unittest.TestCase):
         self.proxy.cleanup()
         self.up.all_commands.clear()
         self.proxy = Program("spam_me", "--upstream", f"127.0.0.1:{self.up.port}", "--upstream-identity", "none")
+        self.addCleanup(self.proxy.cleanup)
         self.assertEqual(send_one(self.proxy.port, "127.0.0.2")[1][0], 250)
         self.assertFalse(any(c.startswith(("XCLIENT", "XFORWARD")) for _, c in self.up.all_commands))
 
