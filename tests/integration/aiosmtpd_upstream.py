@@ -30,7 +30,7 @@ class Recorder:
         with open(base + ".json", "w") as f:
             json.dump({"tls": session.ssl is not None, "cipher": (session.ssl or {}).get("cipher"),
                        "helo": session.host_name, "mail_from": envelope.mail_from,
-                       "rcpt_tos": envelope.rcpt_tos}, f)
+                       "rcpt_tos": envelope.rcpt_tos, "mail_options": envelope.mail_options}, f)
         return "250 2.0.0 Stored"
 
 

@@ -46,6 +46,7 @@ class Smtputf8(unittest.TestCase):
         [(message, facts)] = up.messages()
         self.assertEqual(facts["mail_from"], "josé@exämple.org")
         self.assertEqual(facts["rcpt_tos"], ["用户@例子.测试"])
+        self.assertEqual(facts["mail_options"], ["SMTPUTF8"], "relayed with the parameter")
         self.assertIn("Subject: ünïcödé".encode(), message)
 
     def test_neither_offered_nor_accepted_when_the_upstream_lacks_it(self):
