@@ -195,6 +195,33 @@ class Memory(unittest.TestCase):
             return  # AddressSanitizer's shadow memory and quarantine make RSS meaningless
         self.assertLess(peak, 32 * 1024, "the proxy's memory must not grow with the message")
 
+    def test_a_50_mib_bdat_message_is_relayed_intact_in_bounded_memory(self):
+        # Five chunks of 10 MiB: the proxy holds no chunk whole, and the Maildir sink, which has
+        # no CHUNKING, gets the message as DATA.
+        sink = MaildirSink("--max-message-size", str(128 << 20))
+        self.addCleanup(sink.cleanup)
+        proxy = Program("spam_me", "--upstream", f"127.0.0.1:{sink.port}", "--max-message-size", str(128 << 20))
+        self.addCleanup(proxy.cleanup)
+        line = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-0123456789abcdef\r\n"  # 80
+        body = b"Subject: big in chunks\r\n\r\n" + line * ((50 << 20) // len(line))
+        c = Client(proxy.port, timeout=120)
+        self.addCleanup(c.close)
+        self.assertEqual(c.command("EHLO big.example")[0], 250)
+        self.assertEqual(c.command("MAIL FROM:<alice@example.org>")[0], 250)
+        self.assertEqual(c.command("RCPT TO:<bob@example.com>")[0], 250)
+        step = 10 << 20
+        for at in range(0, len(body), step):
+            chunk = body[at:at + step]
+            last = " LAST" if at + step >= len(body) else ""
+            self.assertEqual(c.command(f"BDAT {len(chunk)}{last}\r\n".encode() + chunk)[0], 250)
+        peak = peak_rss_kib(proxy.pid)
+        [stored] = sink.messages()
+        self.assertEqual(hashlib.sha256(stored).hexdigest(), hashlib.sha256(body).hexdigest())
+        print(f"\n50 MiB BDAT message: proxy peak RSS {peak} KiB")
+        if os.environ.get("GREY_SANITIZED"):
+            return
+        self.assertLess(peak, 32 * 1024, "the proxy's memory must not grow with a chunk or the message")
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -186,6 +186,20 @@ class Chunking(unittest.TestCase):
         self.assertEqual(c.command(f"BDAT {1 << 40}")[:2], (552, "5.3.4"))
         self.assertTrue(c.closed())
 
+    def test_chunks_that_add_up_to_more_than_the_limit_fail_the_message_not_the_session(self):
+        self.proxy.cleanup()
+        self.proxy = Program("spam_me", "--upstream", f"127.0.0.1:{self.sink.port}", "--max-message-size", "10000")
+        self.addCleanup(self.proxy.cleanup)
+        c = self.client()
+        line = b"y" * 98 + b"\r\n"
+        self.assertEqual(self.bdat(c, line * 60)[0], 250, "6,000 octets: under the limit")
+        self.assertEqual(self.bdat(c, line * 60)[:2], (552, "5.3.4"), "12,000 in all: over it")
+        self.assertEqual(self.bdat(c, line, last=True)[:2], (552, "5.3.4"), "the message stays failed to its end")
+        self.assertEqual(c.command("MAIL FROM:<alice@example.org>")[0], 250, "the session goes on")
+        self.assertEqual(c.command("RCPT TO:<bob@example.com>")[0], 250)
+        self.assertEqual(self.bdat(c, b"Subject: small\r\n\r\nfits\r\n", last=True)[0], 250)
+        self.assertEqual(self.sink.messages(), [b"Subject: small\r\n\r\nfits\r\n"], "only the message that fits")
+
 
 CHUNKING_UPSTREAM = ["PIPELINING", "8BITMIME", "CHUNKING"]
 
