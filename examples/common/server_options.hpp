@@ -73,6 +73,8 @@ inline void check_tls(const grey::tls::server_settings& tls) {
     if (tls.certificate_chain_file.empty() != tls.private_key_file.empty())
         throw CLI::ValidationError("--tls-cert and --tls-key go together");
     if (tls.required && !tls.enabled()) throw CLI::ValidationError("--tls-required needs --tls-cert and --tls-key");
+    if ((tls.ask_client_certificate || !tls.client_ca_file.empty()) && !tls.enabled())
+        throw CLI::ValidationError("client certificates need --tls-cert and --tls-key");
     if (!tls.enabled()) return;
     try {
         grey::tls::make_server_context(tls);
@@ -167,6 +169,11 @@ struct server_options {
         app.add_flag("--tls-required", config.tls.required, "Refuse MAIL before STARTTLS (530 5.7.0)");
         app.add_option("--tls-handshake-timeout", tls_handshake_timeout, "Seconds a client has to finish the TLS handshake")
             ->capture_default_str();
+        app.add_flag("--tls-ask-client-cert", config.tls.ask_client_certificate,
+                     "Ask clients for a certificate (none is still accepted); hooks see its subject");
+        app.add_option("--tls-client-ca", config.tls.client_ca_file,
+                       "PEM CA bundle that client certificates are verified against (asks for them)")
+            ->check(CLI::ExistingFile);
         app.add_option("--servername", config.servername, "Name used in greetings and replies")
             ->capture_default_str();
         app.add_option("--threads", config.threads, "Worker threads (0: one per core)")->capture_default_str();

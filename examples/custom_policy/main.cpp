@@ -3,10 +3,14 @@
 //   * only recipients in the accepted domains are relayed             (shouldWeAcceptRecipient)
 //   * recipients may be checked against a file of known users, read on a thread pool so the
 //     event loop never blocks: an asynchronous decision, as a database lookup would be
+//   * mail for some domains is taken only over TLS, and, with a client CA, only from clients
+//     whose certificate it verifies: the hooks read what TLS negotiated   (tls())
 //
 //   custom_policy --listen 127.0.0.1:1025 --upstream 127.0.0.1:25
 //                 --block-helo spammer.example --accept-domain example.com --users users.txt
+//                 --tls-cert cert.pem --tls-key key.pem --tls-domain secure.example.com
 #include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -19,12 +23,16 @@ struct policy_config : grey::server_config {
     std::vector<std::string> blocked_helo;
     std::vector<std::string> accepted_domains;  ///< empty: every domain
     std::string users_file;                     ///< empty: every user
+    std::vector<std::string> tls_domains;       ///< taken only over TLS
     asio::thread_pool* lookups = nullptr;       ///< where blocking lookups run
 };
 
 inline const grey::smtp::reply relay_denied{550, "5.7.1", "Relaying denied"};
 inline const grey::smtp::reply unknown_user{550, "5.1.1", "No such user here"};
 inline const grey::smtp::reply helo_refused{550, "5.7.1", "Your HELO name is refused here"};
+// RFC 5248's X.7.10, "Encryption Needed"; X.7.1 when the client did not prove who it is.
+inline const grey::smtp::reply encryption_needed{550, "5.7.10", "Mail for this domain must come over TLS"};
+inline const grey::smtp::reply certificate_needed{550, "5.7.1", "Mail for this domain needs a verified client certificate"};
 
 class CustomPolicy : public grey::ConcreteMailHandler<CustomPolicy> {
   public:
@@ -39,12 +47,18 @@ class CustomPolicy : public grey::ConcreteMailHandler<CustomPolicy> {
     }
 
     asio::awaitable<grey::verdict> shouldWeAcceptRecipient(const grey::smtp::rcpt_command& rcpt) {
-        const auto& domains = settings().accepted_domains;
         const auto domain = rcpt.forward_path.domain;
-        if (!domains.empty() && std::none_of(domains.begin(), domains.end(), [&](const std::string& d) {
-                return grey::smtp::iequals(d, domain);
-            }))
-            co_return relay_denied;
+        const auto& domains = settings().accepted_domains;
+        if (!domains.empty() && !listed(domains, domain)) co_return relay_denied;
+        if (listed(settings().tls_domains, domain)) {
+            const grey::tls_info* tls = this->tls();
+            if (!tls) co_return encryption_needed;
+            // Without a client CA, encryption is enough; with one, the certificate must verify.
+            if (!settings().tls.client_ca_file.empty() && !tls->peer_verified) co_return certificate_needed;
+            fmt::print("{} over {} {} from {}\n", rcpt.forward_path.mailbox, tls->version, tls->cipher,
+                       tls->peer_subject.empty() ? "a client without a certificate" : tls->peer_subject);
+            std::fflush(stdout);
+        }
         if (settings().users_file.empty()) co_return true;
         // Run the blocking lookup on the pool, then resume on this session's thread.
         const bool known = co_await asio::co_spawn(
@@ -59,11 +73,10 @@ class CustomPolicy : public grey::ConcreteMailHandler<CustomPolicy> {
   private:
     const policy_config& settings() const { return static_cast<const policy_config&>(config()); }
 
-    bool blocked(std::string_view helo) const {
-        const auto& names = settings().blocked_helo;
-        return std::any_of(names.begin(), names.end(),
-                           [&](const std::string& n) { return grey::smtp::iequals(n, helo); });
+    static bool listed(const std::vector<std::string>& names, std::string_view name) {
+        return std::any_of(names.begin(), names.end(), [&](const std::string& n) { return grey::smtp::iequals(n, name); });
     }
+    bool blocked(std::string_view helo) const { return listed(settings().blocked_helo, helo); }
 
     /// The file is read at each lookup, so it can be edited while the server runs.
     static asio::awaitable<bool> is_known_user(std::string path, std::string mailbox) {
@@ -82,6 +95,8 @@ int main(int argc, char** argv) {
     app.add_option("--block-helo", config.blocked_helo, "Refuse clients that greet with this name");
     app.add_option("--accept-domain", config.accepted_domains, "Relay only to these domains");
     app.add_option("--users", config.users_file, "File of known recipients, one address a line");
+    app.add_option("--tls-domain", config.tls_domains,
+                   "Take mail for this domain only over TLS (and, with --tls-client-ca, only from a verified client)");
     CLI11_PARSE(app, argc, argv);
     try {
         options.apply(config);

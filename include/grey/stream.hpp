@@ -42,6 +42,9 @@ struct tls_info {
     std::string version;       ///< "TLSv1.3"
     std::string cipher;        ///< "TLS_AES_256_GCM_SHA384"
     std::string peer_subject;  ///< the peer certificate's subject, when it sent one
+    /// Whether that certificate's chain verified against the CAs configured for it (a
+    /// client's: tls::server_settings::client_ca_file; the upstream's: verify's CA file).
+    bool peer_verified = false;
 };
 
 namespace detail {
@@ -261,6 +264,7 @@ class stream {
             char subject[256];
             X509_NAME_oneline(X509_get_subject_name(peer), subject, sizeof subject);
             extras_->info.peer_subject = subject;
+            extras_->info.peer_verified = SSL_get_verify_result(ssl_) == X509_V_OK;
             X509_free(peer);
         }
         co_return std::error_code{};

@@ -267,6 +267,25 @@ class GreylistServer(unittest.TestCase):
             s.mail("alice@example.org")
             self.assertEqual(s.rcpt("bob@example.com")[0], 451, "greylisted over TLS as in plain text")
 
+    def test_the_tls_1_2_cipher_list_comes_from_the_configuration_file(self):
+        config = os.path.join(self.dir, "grey.toml")
+
+        def start(ciphers):
+            with open(config, "w") as f:
+                f.write(f'[tls]\ncertificate = "{self.cert}"\nkey = "{self.key}"\nciphers = "{ciphers}"\n'
+                        '[maildir]\nlisten = "127.0.0.1:0"\n')
+            return Program("greylist_server", "--config", config, "--store", "memory", cwd=self.dir)
+
+        with self.assertRaisesRegex(RuntimeError, r"no usable cipher in 'NO-SUCH-CIPHER'"):
+            start("NO-SUCH-CIPHER")
+        p = start("ECDHE-ECDSA-CHACHA20-POLY1305")
+        self.addCleanup(p.stop)
+        tls12 = client_context()
+        tls12.maximum_version = ssl.TLSVersion.TLSv1_2
+        with smtplib.SMTP("127.0.0.1", p.port, local_hostname="client.example", timeout=30) as s:
+            s.starttls(context=tls12)
+            self.assertEqual(s.sock.cipher()[0], "ECDHE-ECDSA-CHACHA20-POLY1305")
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -33,6 +33,24 @@ inline void set_buffering(SSL_CTX* native) {
     SSL_CTX_set_default_read_buffer_len(native, 64 * 1024);
 }
 
+/// Asks clients for a certificate without making one a condition of the handshake: the chain is
+/// verified against `ca_file` (when given) and the outcome left for SSL_get_verify_result,
+/// whatever it is. A refused handshake would only push the mail to a plain-text retry.
+inline void ask_for_client_certificates(asio::ssl::context& ctx, const std::string& ca_file) {
+    SSL_CTX* native = ctx.native_handle();
+    if (!ca_file.empty()) {
+        asio::error_code ec;
+        ctx.load_verify_file(ca_file, ec);
+        STACK_OF(X509_NAME)* issuers = ec ? nullptr : SSL_load_client_CA_file(ca_file.c_str());
+        if (!issuers) throw std::runtime_error(fmt::format("TLS: cannot load client CA file {}", ca_file));
+        SSL_CTX_set_client_CA_list(native, issuers);
+    }
+    SSL_CTX_set_verify(native, SSL_VERIFY_PEER, [](int, X509_STORE_CTX*) { return 1; });
+    // Sessions resumed under client verification must belong to this server's context.
+    static constexpr unsigned char id[] = "grey";
+    SSL_CTX_set_session_id_context(native, id, sizeof id - 1);
+}
+
 /// Loads `s` into a new context. Throws std::runtime_error naming the file that failed: a
 /// server with a broken certificate must not start.
 inline std::shared_ptr<asio::ssl::context> make_server_context(const server_settings& s) {
@@ -53,6 +71,7 @@ inline std::shared_ptr<asio::ssl::context> make_server_context(const server_sett
     if (SSL_CTX_check_private_key(native) != 1)
         throw std::runtime_error(fmt::format("TLS: key {} does not match certificate {}", s.private_key_file,
                                              s.certificate_chain_file));
+    if (s.ask_client_certificate || !s.client_ca_file.empty()) ask_for_client_certificates(*ctx, s.client_ca_file);
     return ctx;
 }
 

@@ -25,6 +25,15 @@ struct server_settings {
     /// How long a client may take over the handshake after "220 Ready to start TLS".
     std::chrono::steady_clock::duration handshake_timeout = std::chrono::seconds(30);
     std::string ciphers = modern_ciphers;  ///< TLS 1.2 suites, OpenSSL's syntax
+    /// Ask each client for a certificate (Postfix's smtpd_tls_ask_ccert). A client that sends
+    /// none, or one that does not verify, still gets its session: what it proved shows in its
+    /// tls_info (peer_subject, peer_verified), for hooks to decide on. Off by default, as
+    /// some clients give up when asked.
+    bool ask_client_certificate = false;
+    /// PEM bundle of the CAs that client certificates are verified against, also named to the
+    /// client as the acceptable issuers; setting it asks for certificates. Empty: no client
+    /// certificate is ever taken as verified.
+    std::string client_ca_file;
 
     /// Whether STARTTLS is offered at all: a certificate is configured.
     bool enabled() const noexcept { return !certificate_chain_file.empty(); }
