@@ -58,10 +58,13 @@ if(GREY_HAVE_SQLITE)
     string(APPEND dev_depends ", libsqlite3-dev")  # greyConfig.cmake finds what the build had
 endif()
 if(GREY_HAVE_REDIS)
-    string(APPEND dev_depends ", libhiredis-dev, pkg-config")
+    string(APPEND dev_depends ", libhiredis-dev")
 endif()
 if(GREY_HAVE_PCRE2)
-    string(APPEND dev_depends ", libpcre2-dev, pkg-config")
+    string(APPEND dev_depends ", libpcre2-dev")
+endif()
+if(GREY_HAVE_REDIS OR GREY_HAVE_PCRE2)
+    string(APPEND dev_depends ", pkg-config")  # greyConfig.cmake finds both through it
 endif()
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS "${dev_depends}")
 set(CPACK_DEBIAN_DEV_DESCRIPTION

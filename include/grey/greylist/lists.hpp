@@ -49,7 +49,7 @@ class whitelist_files {
     virtual bool client_name_listed(std::string_view name) const = 0;
     /// Whether any entry looks at the client's name: only then is a name worth looking up.
     virtual bool matches_client_names() const = 0;
-    /// Whether mail to `recipient` (local@domain) passes.
+    /// Whether mail to `recipient` (an address, `local@domain`) passes.
     virtual bool recipient_listed(std::string_view recipient) const = 0;
 };
 

@@ -131,7 +131,7 @@ class postgrey_whitelists final : public whitelist_files {
     /// Whether any client entry is a name or a regex.
     bool matches_client_names() const override { return !names_.empty() || !client_regexes_.empty(); }
 
-    /// Whether `recipient` is listed: by regex, address, user@ or domain.
+    /// Whether `recipient` is listed: by regex, by address, as `user@` or by domain.
     bool recipient_listed(std::string_view recipient) const override {
         if (!domains_.empty() && under_listed_domain(domains_, lowered(recipient), '@')) return true;
         for (const auto& m : mailboxes_)
