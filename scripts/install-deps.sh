@@ -25,6 +25,8 @@ packages=(
 
 missing=()
 for p in "${packages[@]}"; do
+    # A package named twice (an argument that the list has too) is installed once.
+    [[ " ${missing[*]} " == *" $p "* ]] && continue
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
