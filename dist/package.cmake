@@ -32,7 +32,7 @@ set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 
 set(CPACK_DEBIAN_SERVER_PACKAGE_NAME grey)
 set(CPACK_DEBIAN_SERVER_PACKAGE_SECTION mail)
-set(CPACK_DEBIAN_SERVER_PACKAGE_SHLIBDEPS ON)  # libc6, libssl3, libsqlite3-0, libhiredis, ...
+set(CPACK_DEBIAN_SERVER_PACKAGE_SHLIBDEPS ON)  # libc6, libssl3, libsqlite3-0, libhiredis, libpcre2-8-0, ...
 set(CPACK_DEBIAN_SERVER_PACKAGE_DEPENDS "adduser")  # postinst makes the grey user
 set(CPACK_DEBIAN_SERVER_PACKAGE_SUGGESTS "postfix, redis-server")  # an MTA to front; a store to share
 set(CPACK_DEBIAN_SERVER_PACKAGE_CONTROL_EXTRA
@@ -58,7 +58,13 @@ if(GREY_HAVE_SQLITE)
     string(APPEND dev_depends ", libsqlite3-dev")  # greyConfig.cmake finds what the build had
 endif()
 if(GREY_HAVE_REDIS)
-    string(APPEND dev_depends ", libhiredis-dev, pkg-config")
+    string(APPEND dev_depends ", libhiredis-dev")
+endif()
+if(GREY_HAVE_PCRE2)
+    string(APPEND dev_depends ", libpcre2-dev")
+endif()
+if(GREY_HAVE_REDIS OR GREY_HAVE_PCRE2)
+    string(APPEND dev_depends ", pkg-config")  # greyConfig.cmake finds both through it
 endif()
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS "${dev_depends}")
 set(CPACK_DEBIAN_DEV_DESCRIPTION

@@ -9,6 +9,7 @@ packages=(
     g++ cmake ninja-build pkg-config
     libasio-dev libfmt-dev doctest-dev libcli11-dev   # the library, its examples and unit tests
     libsqlite3-dev libtomlplusplus-dev                # the greylist server: its store and config file
+    libpcre2-dev postgrey                             # Postgrey's whitelist files: their regexes; Debian's files for the tests
     libhiredis-dev redis-server                       # the Redis store, and a Redis for its tests
     libssl-dev openssl                                # STARTTLS, the privacy mode; test certificates
     python3 swaks libnet-ssleay-perl postfix          # test peers: smtplib, swaks (with TLS), smtp-sink/-source
@@ -24,6 +25,8 @@ packages=(
 
 missing=()
 for p in "${packages[@]}"; do
+    # A package named twice (an argument that the list has too) is installed once.
+    [[ " ${missing[*]} " == *" $p "* ]] && continue
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

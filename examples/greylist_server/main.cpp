@@ -15,7 +15,8 @@
 //   greylist_server --policy inet:127.0.0.1:10023 --policy unix:/run/grey/policy
 //
 // grey.toml beside this file documents every option. SIGHUP reloads the relay and whitelist
-// lists from the configuration file; SIGINT/SIGTERM stop gracefully. Under systemd (dist/ has
+// lists from the configuration file, and Postgrey's whitelist files (--whitelist-clients,
+// --whitelist-recipients) from theirs; SIGINT/SIGTERM stop gracefully. Under systemd (dist/ has
 // the units) it reports readiness and reloads with sd_notify; started as root without it,
 // --user NAME makes its files as NAME and gives root up once its ports are bound.
 #include <csignal>
@@ -64,6 +65,15 @@ class session_log {
     std::mutex mutex_;
     std::FILE* file_ = nullptr;
 };
+
+/// Where the lists come from, for the reload's line: the configuration file and the whitelist files.
+std::string describe_sources(const std::string& config_file, const greylist_server::settings& s) {
+    std::vector<std::string> from;
+    if (!config_file.empty()) from.push_back(config_file);
+    for (const auto* files : {&s.whitelist_clients, &s.whitelist_recipients})
+        from.insert(from.end(), files->begin(), files->end());
+    return from.empty() ? std::string("the defaults") : fmt::format("{}", fmt::join(from, ", "));
+}
 
 /// The Postfix policy service on s.policy_listen, until SIGINT/SIGTERM. Returns the exit code.
 /// `listening` runs once it listens, before it serves; false stops it there.
@@ -130,12 +140,28 @@ int main(int argc, char** argv) {
         ->type_name("inet:HOST:PORT|unix:PATH");
     app.add_option("--greylist-text", greylist_text,
                    "Policy service: the text of a deferral (%r: recipient domain, %s: seconds to wait)");
+    std::vector<std::string> whitelist_clients, whitelist_recipients;
+    app.add_option("--whitelist-clients", whitelist_clients,
+                   "Postgrey's whitelist_clients file (names, /regex/ on the name, addresses, networks), "
+                   "repeatable; reloaded on SIGHUP")
+        ->type_name("FILE");
+    app.add_option("--whitelist-recipients", whitelist_recipients,
+                   "Postgrey's whitelist_recipients file (user@domain, user@, domain, /regex/), repeatable; "
+                   "reloaded on SIGHUP")
+        ->type_name("FILE");
     std::string run_user, run_group;
     app.add_option("--user", run_user,
                    "Started as root: make files at start as this user, and become it once listening")
         ->type_name("NAME");
     app.add_option("--group", run_group, "With --user: this group instead of the user's own")->type_name("NAME");
     CLI11_PARSE(app, argc, argv);
+
+    // The lists' files: the command line's instead of the configuration's, at start and reload.
+    const auto read_whitelist_files = [&](greylist_server::settings& into) {
+        if (!whitelist_clients.empty()) into.whitelist_clients = whitelist_clients;
+        if (!whitelist_recipients.empty()) into.whitelist_recipients = whitelist_recipients;
+        greylist_server::load_whitelist_files(into);
+    };
 
     std::optional<session_log> log;
     std::optional<examples::metrics_service> metrics;
@@ -144,6 +170,7 @@ int main(int argc, char** argv) {
     try {
         privs.emplace(run_user, run_group);
         if (!config_file.empty()) greylist_server::load_file(config_file, s);
+        read_whitelist_files(s);
         // The command line overrides the file.
         if (!listen.empty() || !proxy_listen.empty()) {
             s.server.listen.clear();
@@ -264,8 +291,9 @@ int main(int argc, char** argv) {
             greylist_server::settings fresh;
             try {
                 if (!config_file.empty()) greylist_server::load_file(config_file, fresh);
+                read_whitelist_files(fresh);
                 lists->replace(fresh.lists);
-                fmt::print(stderr, "greylist_server: lists reloaded from {}\n", config_file);
+                fmt::print(stderr, "greylist_server: lists reloaded from {}\n", describe_sources(config_file, fresh));
             } catch (const std::exception& e) {
                 fmt::print(stderr, "greylist_server: reload failed, keeping the old lists: {}\n", e.what());
             }

@@ -19,6 +19,7 @@
 
 #include <grey/greylist/greylisting_policy.hpp>
 #include <grey/greylist/memory_store.hpp>
+#include <grey/greylist/postgrey_whitelists.hpp>
 #include <grey/greylist/privacy.hpp>
 #include <grey/greylist/redis_settings.hpp>
 #include <grey/greylist/redis_store.hpp>
@@ -42,6 +43,9 @@ struct settings {
     std::filesystem::path maildir = "Maildir";
     grey::endpoint maildir_listen{"127.0.0.1", 2526};
     grey::greylist::lists lists;
+    /// Postgrey's whitelist files (greylist.whitelist_clients, --whitelist-clients; the same for
+    /// recipients), read into lists.files by load_whitelist_files().
+    std::vector<std::string> whitelist_clients, whitelist_recipients;
     unsigned command_timeout = 0, upstream_timeout = 0;  ///< seconds; 0: RFC 5321's
     /// Postfix policy service mode: where to listen ("inet:HOST:PORT", "unix:PATH"). When
     /// there are any, the policy service runs instead of the SMTP proxy.
@@ -249,7 +253,8 @@ inline void load_file(const std::string& path, settings& s) {
     grey::greylist::greylist_config& g = s.server;
     if (const toml::table* t = section("greylist")) {
         r.only(*t, "greylist", {"store", "preset", "delay", "retry_window", "max_age", "too_soon", "ipv4_prefix",
-                                "ipv6_prefix", "auto_whitelist_after", "add_header", "privacy", "normalise", "redis"});
+                                "ipv6_prefix", "auto_whitelist_after", "add_header", "privacy", "normalise", "redis",
+                                "whitelist_clients", "whitelist_recipients"});
         r.get(*t, "greylist", "store", s.store);
         std::string preset;
         r.get(*t, "greylist", "preset", preset);
@@ -267,6 +272,8 @@ inline void load_file(const std::string& path, settings& s) {
         if (g.grouping.ipv6_prefix > 128) r.fail(*t->get("ipv6_prefix"), "'greylist.ipv6_prefix' must be 0 to 128");
         r.get(*t, "greylist", "auto_whitelist_after", g.auto_whitelist_after);
         r.get(*t, "greylist", "add_header", g.add_header);
+        r.get(*t, "greylist", "whitelist_clients", s.whitelist_clients);
+        r.get(*t, "greylist", "whitelist_recipients", s.whitelist_recipients);
         bool privacy = false;
         r.get(*t, "greylist", "privacy", privacy);
         if (privacy) g.transform = grey::greylist::hashed;
@@ -403,6 +410,20 @@ inline void load_file(const std::string& path, settings& s) {
         r.get(*t, "maildir", "listen", listen);
         if (!listen.empty()) s.maildir_listen = detail::endpoint_at(r, *t->get("listen"), "maildir.listen", listen);
     }
+}
+
+/// Reads the Postgrey whitelist files that `s` names into s.lists.files (none named: none).
+/// Throws config_error naming every line it could not take, with its file and line: an entry
+/// that Postgrey would have skipped with a warning must not go unnoticed.
+inline void load_whitelist_files(settings& s) {
+    std::vector<std::filesystem::path> clients(s.whitelist_clients.begin(), s.whitelist_clients.end());
+    std::vector<std::filesystem::path> recipients(s.whitelist_recipients.begin(), s.whitelist_recipients.end());
+    std::vector<grey::greylist::whitelist_error> errors;
+    s.lists.files = grey::greylist::read_postgrey_whitelists(clients, recipients, errors);
+    if (errors.empty()) return;
+    std::string what;
+    for (const auto& e : errors) what += (what.empty() ? "" : "\n") + e.message();
+    throw config_error(what);
 }
 
 /// A Redis store from its URL (grey/greylist/redis_settings.hpp), over the [greylist.redis]

@@ -4,7 +4,7 @@
 # root the script calls apt-get itself (it once ran "$sudo -E apt-get" with an empty $sudo,
 # i.e. a command named "-E"), that otherwise each call goes through sudo, that apt-get install
 # gets DEBIAN_FRONTEND=noninteractive, that nothing is installed when nothing is missing, and
-# that packages named as arguments are installed too.
+# that packages named as arguments are installed too, once when the list has them already.
 #
 #   tests/scripts/install_deps_test.sh [SCRIPT]     SCRIPT defaults to scripts/install-deps.sh
 set -euo pipefail
@@ -71,8 +71,12 @@ case_nothing_missing() {
     run 1000 "" && exits 0 && no_call apt-get && no_call sudo
 }
 case_arguments() {
-    run 1000 "postgrey" postgrey python3-aiosmtpd && exits 0 &&
-        has "DEBIAN_FRONTEND=noninteractive $install postgrey"
+    run 1000 "eatmydata" eatmydata python3-aiosmtpd && exits 0 &&
+        has "DEBIAN_FRONTEND=noninteractive $install eatmydata"
+}
+case_named_twice() {  # postgrey is in the list, and tests/perf/run names it too
+    run 1000 "postgrey eatmydata" postgrey eatmydata && exits 0 &&
+        has "DEBIAN_FRONTEND=noninteractive $install postgrey eatmydata"
 }
 
 passed=0 failed=0
@@ -91,5 +95,6 @@ check case_root "(a) as root, packages missing: apt-get called without sudo"
 check case_user "(b) as a user, packages missing: each call through sudo"
 check case_nothing_missing "(c) nothing missing: no apt-get at all"
 check case_arguments "(d) packages named as arguments are installed when missing"
+check case_named_twice "(e) a package both listed and named as an argument is installed once"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -4,7 +4,10 @@
 //   1. relay control: a recipient outside allowed_domains gets "550 5.7.1 Relaying denied",
 //      unless the client is an allowed sender (address or network), which may relay anywhere
 //      and is not greylisted (the seed's rule);
-//   2. whitelisted triples and non-standard triples pass;
+//   2. whitelisted triples and non-standard triples pass, and so do the clients and recipients
+//      of the whitelist files (Postgrey's). The client's host name is looked up (reverse, then
+//      verified forward, as for XCLIENT) only when those files match names, and the client's
+//      address and the recipient have not passed already; once per session;
 //   3. an auto-whitelisted client group passes;
 //   4. the greylist: "451 4.7.1 Please try again later" until a retry passes.
 //
@@ -19,6 +22,7 @@
 #include <cstdio>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +30,7 @@
 #include <fmt/format.h>
 
 #include "../concrete_mail_handler.hpp"
+#include "../upstream/name_lookup.hpp"
 #include "judge.hpp"
 
 namespace grey::greylist {
@@ -102,8 +107,25 @@ class GreyListingPolicy : public ConcreteMailHandler<Derived> {
   private:
     asio::awaitable<judgement> decide(const smtp::path& recipient) {
         last_sender_ = this->sender;
+        // A DNS look-up only for a decision it can change.
+        if (!client_name_ && lists_->wants_client_name() &&
+            !lists_->whitelisted_by_files(this->peer, {}, recipient.mailbox))
+            client_name_ = co_await look_up_client_name();
         co_return co_await judge(settings(), *lists_,
-                                 question{this->peer, this->remotename, this->sender, recipient.mailbox, recipient.domain});
+                                 question{this->peer, this->remotename, this->sender, recipient.mailbox, recipient.domain,
+                                          /*relay_control=*/true, client_name_ ? *client_name_ : std::string_view{}});
+    }
+
+    /// The client's verified host name, "" when it has none: what Postfix's client_name is.
+    asio::awaitable<std::string> look_up_client_name() {
+        asio::error_code ec;
+        asio::ip::address address = asio::ip::make_address(this->peer, ec);
+        if (ec) co_return std::string{};
+        if (address.is_v6() && address.to_v6().is_v4_mapped())
+            address = asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6());
+        upstream::client_names names = co_await upstream::look_up_names(co_await asio::this_coro::executor, address);
+        if (names.name == upstream::unavailable || names.name == upstream::temporarily_unavailable) co_return std::string{};
+        co_return std::move(names.name);
     }
 
     static verdict to_verdict(const judgement& j) {
@@ -118,6 +140,7 @@ class GreyListingPolicy : public ConcreteMailHandler<Derived> {
     std::shared_ptr<const lists> lists_;
     std::vector<std::string> noted_;
     std::string last_sender_;
+    std::optional<std::string> client_name_;  ///< once looked up
     std::string status_;
     std::optional<std::chrono::seconds> delayed_;
 };

@@ -5,7 +5,8 @@
 //   1. relay control (when asked for): a recipient outside allowed_domains is denied, unless
 //      the client is an allowed sender (address or network), which may relay anywhere and is
 //      not greylisted (the seed's rule);
-//   2. whitelisted triples and non-standard triples pass;
+//   2. whitelisted triples and non-standard triples pass, and so do the clients and recipients
+//      of the whitelist files (Postgrey's whitelist_clients and whitelist_recipients);
 //   3. an auto-whitelisted client group passes;
 //   4. the greylist: deferred until a retry passes.
 //
@@ -87,13 +88,16 @@ struct question {
     std::string_view recipient;         ///< the mailbox
     std::string_view recipient_domain;  ///< "" for `<Postmaster>`
     bool relay_control = true;          ///< apply allowed_domains (the proxy does; Postfix does its own)
+    /// The client's verified host name; "" when it has none or nobody looked it up (only the
+    /// whitelist files' name entries read it).
+    std::string_view client_name{};
 };
 
 /// Why judge() accepted, refused or deferred a recipient.
 enum class finding {
     relays_anywhere,    ///< an allowed sender: passes, not greylisted
     relay_denied,       ///< a recipient outside allowed_domains
-    whitelisted,        ///< a whitelisted triple or non-standard triple
+    whitelisted,        ///< a whitelisted triple or non-standard triple, or in the whitelist files
     auto_whitelisted,   ///< a client group that has passed often enough
     greylisted,         ///< deferred: first seen, too soon, or started over
     passed,             ///< passed now, after being held back
@@ -154,7 +158,9 @@ inline asio::awaitable<judgement> decide(const greylist_config& s, const lists& 
     // <Postmaster> has no domain, and every server must take it (RFC 5321 §4.5.1).
     if (q.relay_control && !q.recipient_domain.empty() && !l.relays_for(q.recipient_domain))
         co_return judgement{finding::relay_denied};
-    if (l.whitelisted(q.client_address, q.helo_name, q.sender, q.recipient)) co_return judgement{finding::whitelisted};
+    if (l.whitelisted(q.client_address, q.helo_name, q.sender, q.recipient) ||
+        l.whitelisted_by_files(q.client_address, q.client_name, q.recipient))
+        co_return judgement{finding::whitelisted};
 
     std::string group = client_group(q.client_address, s.grouping);
     triplet key = make_triplet(q.client_address, q.sender, q.recipient, s.grouping, s.normalisation);

@@ -1,9 +1,11 @@
 // grey/greylist/lists.hpp — the seed's static lists: which domains Grey relays for, which
-// clients may relay anywhere, and which triples skip greylisting. Parsed once, matched per
-// recipient; replaced whole on reload (SIGHUP), never edited in place.
+// clients may relay anywhere, and which triples skip greylisting; and whitelists kept in files
+// of their own (Postgrey's), seen through whitelist_files. Parsed once, matched per recipient;
+// replaced whole on reload (SIGHUP), never edited in place.
 #pragma once
 
 #include <algorithm>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -35,6 +37,22 @@ struct whitelisted_nonstandard_triple {
     std::string recipient;       ///< forward-path, in any case
 };
 
+/// Whitelists kept in files of their own, such as Postgrey's whitelist_clients and
+/// whitelist_recipients (postgrey_whitelists.hpp). The lists see them only through this, so
+/// that the core needs no regular-expression library.
+class whitelist_files {
+  public:
+    virtual ~whitelist_files() = default;
+    /// Whether the client at `address` (as text) passes by its address.
+    virtual bool client_address_listed(std::string_view address) const = 0;
+    /// Whether a client whose verified host name is `name` passes by its name.
+    virtual bool client_name_listed(std::string_view name) const = 0;
+    /// Whether any entry looks at the client's name: only then is a name worth looking up.
+    virtual bool matches_client_names() const = 0;
+    /// Whether mail to `recipient` (an address, `local@domain`) passes.
+    virtual bool recipient_listed(std::string_view recipient) const = 0;
+};
+
 /// The static lists, as the configuration gives them.
 struct lists {
     std::vector<std::string> allowed_domains;  ///< empty: every domain (loopback-only servers)
@@ -42,6 +60,8 @@ struct lists {
     std::vector<network> allowed_sender_nets;  ///< networks that may relay anywhere
     std::vector<whitelisted_triple> whitelisted_triples;  ///< pass, never greylisted
     std::vector<whitelisted_nonstandard_triple> whitelisted_nonstandard_triples;  ///< the same, by HELO name
+    /// Clients and recipients that pass, from files such as Postgrey's; none when null.
+    std::shared_ptr<const whitelist_files> files;
 
     /// Whether Grey takes mail for `domain` (compared in any case).
     bool relays_for(std::string_view domain) const {
@@ -72,6 +92,17 @@ struct lists {
                 return true;
         return false;
     }
+
+    /// Whether the files pass this client, by its address or by its verified host name (""
+    /// when it has none), or this recipient. Postgrey's order: name, address, recipient.
+    bool whitelisted_by_files(std::string_view peer, std::string_view client_name, std::string_view recipient) const {
+        if (!files) return false;
+        return (!client_name.empty() && files->client_name_listed(client_name)) || files->client_address_listed(peer) ||
+               files->recipient_listed(recipient);
+    }
+
+    /// Whether a decision needs the client's host name: only when the files match names.
+    bool wants_client_name() const { return files && files->matches_client_names(); }
 };
 
 /// @}

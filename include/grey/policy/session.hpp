@@ -101,8 +101,10 @@ class responder {
         // The lists of this moment: a policy connection lives long, and SIGHUP's reload must
         // reach the requests it carries.
         const std::shared_ptr<const greylist::lists> lists = greylist_.lists->load();
+        // Postfix's "unknown" is a client with no verified name: nothing for a name to match.
+        const std::string_view name = r.client_name == "unknown" ? std::string_view{} : std::string_view(r.client_name);
         const greylist::question q{r.client_address, r.helo_name, r.sender, r.recipient, r.recipient_domain(),
-                                   /*relay_control=*/false};
+                                   /*relay_control=*/false, name};
         const greylist::judgement j = co_await greylist::judge(greylist_, *lists, q);
         if (greylist_.log)
             greylist_.log(greylist::log_line(std::chrono::system_clock::now(), r.helo_name, r.client_address, r.sender,

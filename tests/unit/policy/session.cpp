@@ -1,6 +1,7 @@
 // The policy decision (responder) with the in-memory store and a clock the test moves, and the
 // session loop over a unix-domain socket pair: the same code the server runs over TCP.
 #include <grey/greylist/memory_store.hpp>
+#include <grey/greylist/postgrey_whitelists.hpp>
 #include <grey/policy/session.hpp>
 
 #include <doctest/doctest.h>
@@ -292,4 +293,24 @@ TEST_CASE("An idle connection and an unfinished request are closed at their time
         REQUIRE(f.reported.size() == 1);
         CHECK(f.reported[0] == "policy client pair: request not finished within request_timeout: connection closed");
     }
+}
+
+TEST_CASE("Postgrey's whitelist files pass a client by client_name, never by 'unknown'") {
+    fixture f;
+    auto files = std::make_shared<greylist::postgrey_whitelists>();
+    CHECK(files->add_clients("/^mail\\d+\\.telekom\\.de$/\nunknown\n", "clients").empty());
+    CHECK(files->add_recipients("postmaster@\n", "recipients").empty());
+    greylist::lists l;
+    l.files = files;
+    f.config.lists->replace(l);
+    policy::responder r(f.config, f.settings, "test");
+    request named = rcpt();
+    named.client_name = "mail7.telekom.de";
+    CHECK(f.ask(r, named) == "action=DUNNO\n\n");
+    CHECK(f.ask(r, rcpt("postmaster+x@example.com")) == "action=DUNNO\n\n");
+    request unknown = rcpt("carol@example.com");
+    unknown.client_name = "unknown";  // Postfix's word for no verified name: no name to match
+    CHECK(f.ask(r, unknown) == "action=DEFER_IF_PERMIT Greylisted, please try again later\n\n");
+    REQUIRE(f.logged.size() == 3);
+    CHECK(f.logged[0].substr(14) == " | client.example | 192.0.2.7 | alice@example.org | bob@example.com accepted | policy");
 }
