@@ -169,27 +169,22 @@ inline asio::awaitable<judgement> decide(const greylist_config& s, const lists& 
         group = s.transform(triplet{group, {}, {}}).client;
     }
     const clock::time_point now = s.now();
-    if (s.auto_whitelist_after > 0) {
-        const auto started = std::chrono::steady_clock::now();
-        auto c = co_await s.store->client(group);
-        time_store(s, started);
-        if (!note_store_health(s, c)) co_return judgement{finding::store_unavailable};
-        if (client_whitelisted(s.auto_whitelist_after, *c, s.timing, now)) co_return judgement{finding::auto_whitelisted};
-    }
+    // One store call for the auto-whitelist, the triplet and the count of a pass: with SQLite,
+    // one hop to its thread and one transaction rather than three of each.
     const auto started = std::chrono::steady_clock::now();
-    auto d = co_await s.store->check(key, s.timing, now);
+    auto screened = co_await s.store->screen(group, key, s.timing, now, s.auto_whitelist_after);
     time_store(s, started);
-    if (!note_store_health(s, d)) co_return judgement{finding::store_unavailable};
-    if (s.metrics && d->why == outcome::first_seen) s.metrics->greylist_first_seen.add();
-    if (!d->pass()) {
-        const auto waited = std::chrono::duration_cast<std::chrono::seconds>(now - d->updated.first_seen);
+    if (!note_store_health(s, screened)) co_return judgement{finding::store_unavailable};
+    // A lost count only delays auto-whitelisting: the decision stands, the outage is reported.
+    if (screened->uncounted) note_store_health(s, result<void>(screened->uncounted));
+    if (screened->auto_whitelisted()) co_return judgement{finding::auto_whitelisted};
+    const decision& d = *screened->checked;
+    if (s.metrics && d.why == outcome::first_seen) s.metrics->greylist_first_seen.add();
+    if (!d.pass()) {
+        const auto waited = std::chrono::duration_cast<std::chrono::seconds>(now - d.updated.first_seen);
         co_return judgement{finding::greylisted, {}, std::max(s.timing.delay - waited, std::chrono::seconds{0})};
     }
-    if (s.auto_whitelist_after > 0) {
-        auto counted = co_await s.store->count_pass(group, s.timing, now);
-        note_store_health(s, counted);  // a lost count only delays auto-whitelisting
-    }
-    if (d->why == outcome::passed) co_return judgement{finding::passed, d->delayed};
+    if (d.why == outcome::passed) co_return judgement{finding::passed, d.delayed};
     co_return judgement{finding::known};
 }
 

@@ -5,8 +5,8 @@
 // on the disk. One thread also serialises the calls, which is what makes check() atomic.
 //
 // Calls that queue up while the thread is busy share one transaction (group commit), and each
-// caller hears its answer only once that transaction has committed. Statements are prepared
-// once and kept.
+// caller hears its answer only once that transaction has committed. Statements, BEGIN and
+// COMMIT among them, are prepared once and kept. screen() makes a whole decision one call.
 //
 // Link grey::sqlite (SQLite 3) to use it.
 #pragma once
@@ -71,40 +71,34 @@ class sqlite_store final : public store {
     sqlite_store& operator=(const sqlite_store&) = delete;
 
     asio::awaitable<result<decision>> check(const triplet& t, const timing& timing, clock::time_point now) override {
-        co_return co_await on_db([&]() -> result<decision> {
-            auto stored = select(t);
-            if (!stored) return stored.error();
-            const decision d = decide(timing, *stored, now);
-            if (!upsert(t, d.updated, expires_at(timing, d.updated))) return errc::store_failed;
-            return d;
-        });
+        co_return co_await on_db([&] { return do_check(t, timing, now); });
     }
 
     asio::awaitable<result<std::optional<client_record>>> client(const std::string& group) override {
-        co_return co_await on_db([&]() -> result<std::optional<client_record>> {
-            statement s = prepared("SELECT passes, last_pass FROM clients WHERE client = ?1");
-            s.bind(1, group);
-            const int rc = s.step();
-            if (rc == SQLITE_DONE) return std::optional<client_record>{};
-            if (rc != SQLITE_ROW) return errc::store_failed;
-            return std::optional(client_record{static_cast<std::uint64_t>(s.integer(0)), from_ms(s.integer(1))});
-        });
+        co_return co_await on_db([&] { return do_client(group); });
     }
 
     asio::awaitable<result<void>> count_pass(const std::string& group, const timing& timing,
                                              clock::time_point now) override {
-        co_return co_await on_db([&]() -> result<void> {
-            // One statement: a lapsed record starts counting again from 1.
-            statement s = prepared(
-                        "INSERT INTO clients (client, passes, last_pass) VALUES (?1, 1, ?2)"
-                        " ON CONFLICT (client) DO UPDATE SET"
-                        "  passes = CASE WHEN ?2 - last_pass > ?3 THEN 1 ELSE passes + 1 END,"
-                        "  last_pass = ?2");
-            s.bind(1, group);
-            s.bind(2, to_ms(now));
-            s.bind(3, std::chrono::duration_cast<std::chrono::milliseconds>(timing.max_age).count());
-            if (s.step() != SQLITE_DONE) return errc::store_failed;
-            return {};
+        co_return co_await on_db([&] { return do_count_pass(group, timing, now); });
+    }
+
+    /// The base class's three calls as one job on the store's thread: one hop there and back,
+    /// and one share of a transaction, where each call would take its own.
+    asio::awaitable<result<screening>> screen(const std::string& group, const triplet& t, const timing& timing,
+                                              clock::time_point now, unsigned auto_whitelist_after) override {
+        co_return co_await on_db([&]() -> result<screening> {
+            if (auto_whitelist_after > 0) {
+                auto c = do_client(group);
+                if (!c) return c.error();
+                if (client_whitelisted(auto_whitelist_after, *c, timing, now)) return screening{};
+            }
+            auto d = do_check(t, timing, now);
+            if (!d) return d.error();
+            screening out{std::move(*d), {}};
+            if (out.checked->pass() && auto_whitelist_after > 0)
+                out.uncounted = do_count_pass(group, timing, now).error();
+            return out;
         });
     }
 
@@ -162,6 +156,7 @@ class sqlite_store final : public store {
       public:
         explicit statement(sqlite3_stmt* s) : s_(s) {}
         ~statement() {
+            if (!s_) return;  // not prepared: sqlite3_clear_bindings would crash on it
             sqlite3_reset(s_);
             sqlite3_clear_bindings(s_);
         }
@@ -222,14 +217,15 @@ class sqlite_store final : public store {
     std::shared_ptr<batch> join_batch() {
         if (!batch_) {
             batch_ = std::make_shared<batch>(thread_.get_executor());
-            batch_->ok = exec("BEGIN IMMEDIATE");
+            // Prepared and kept, as COMMIT is: sqlite3_exec would parse them for every batch.
+            batch_->ok = prepared("BEGIN IMMEDIATE").step() == SQLITE_DONE;
         }
         return batch_;
     }
 
     void commit(batch& b) {
-        if (b.ok && !exec("COMMIT")) {
-            exec("ROLLBACK");
+        if (b.ok && prepared("COMMIT").step() != SQLITE_DONE) {
+            (void)prepared("ROLLBACK").step();
             b.ok = false;
         }
         b.done = true;
@@ -248,6 +244,40 @@ class sqlite_store final : public store {
         return {from_ms(s.integer(first)), from_ms(s.integer(first + 1)), from_ms(s.integer(first + 2)),
                 static_cast<std::uint64_t>(s.integer(first + 3)), static_cast<std::uint64_t>(s.integer(first + 4)),
                 s.integer(first + 5) != 0};
+    }
+
+    // The calls' work, on the store's thread inside the current batch: on_db() runs one, screen()
+    // runs them together.
+
+    result<decision> do_check(const triplet& t, const timing& timing, clock::time_point now) {
+        auto stored = select(t);
+        if (!stored) return stored.error();
+        const decision d = decide(timing, *stored, now);
+        if (!upsert(t, d.updated, expires_at(timing, d.updated))) return errc::store_failed;
+        return d;
+    }
+
+    result<std::optional<client_record>> do_client(const std::string& group) {
+        statement s = prepared("SELECT passes, last_pass FROM clients WHERE client = ?1");
+        s.bind(1, group);
+        const int rc = s.step();
+        if (rc == SQLITE_DONE) return std::optional<client_record>{};
+        if (rc != SQLITE_ROW) return errc::store_failed;
+        return std::optional(client_record{static_cast<std::uint64_t>(s.integer(0)), from_ms(s.integer(1))});
+    }
+
+    result<void> do_count_pass(const std::string& group, const timing& timing, clock::time_point now) {
+        // One statement: a lapsed record starts counting again from 1.
+        statement s = prepared(
+                    "INSERT INTO clients (client, passes, last_pass) VALUES (?1, 1, ?2)"
+                    " ON CONFLICT (client) DO UPDATE SET"
+                    "  passes = CASE WHEN ?2 - last_pass > ?3 THEN 1 ELSE passes + 1 END,"
+                    "  last_pass = ?2");
+        s.bind(1, group);
+        s.bind(2, to_ms(now));
+        s.bind(3, std::chrono::duration_cast<std::chrono::milliseconds>(timing.max_age).count());
+        if (s.step() != SQLITE_DONE) return errc::store_failed;
+        return {};
     }
 
     result<std::optional<record>> select(const triplet& t) {
@@ -286,9 +316,9 @@ class sqlite_store final : public store {
         return s.step() == SQLITE_DONE;
     }
 
-    bool exec(const char* sql) { return sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) == SQLITE_OK; }
     void exec_or_throw(const char* sql) {
-        if (!exec(sql)) throw std::runtime_error(std::string("greylist database: ") + sqlite3_errmsg(db_));
+        if (sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) != SQLITE_OK)
+            throw std::runtime_error(std::string("greylist database: ") + sqlite3_errmsg(db_));
     }
 
     sqlite3* db_ = nullptr;

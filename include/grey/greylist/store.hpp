@@ -4,11 +4,16 @@
 // check() is the whole greylisting step for one triplet, atomic per triplet: read its record,
 // decide with the engine, write what the engine returned. Two sessions (or two proxies sharing
 // a Redis) racing on one triplet therefore see one record, never two.
+//
+// screen() is what a decision asks: the auto-whitelist, then check(), then the count of a pass.
+// The base class makes it three calls; a store whose every call costs a thread hop and a
+// transaction (SQLite) does it in one.
 #pragma once
 
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "../detail/asio.hpp"
@@ -27,6 +32,20 @@ struct entry {
     record value;  ///< as check() or whitelist() last stored it
 };
 
+/// store::screen()'s answer: the client group skipped the greylist, or the triplet's decision.
+struct screening {
+    /// The triplet's decision; none when the client group is auto-whitelisted, whose triplets
+    /// are then neither checked nor recorded.
+    std::optional<decision> checked;
+    /// Why the pass was not counted for the client group; empty when it was, or when nothing
+    /// was to be counted. Not a failure of the decision (a lost count only delays
+    /// auto-whitelisting), but the store's health must still hear of it.
+    std::error_code uncounted;
+
+    /// True when the client group skipped the greylist.
+    bool auto_whitelisted() const noexcept { return !checked; }
+};
+
 /// Where greylist state lives: memory_store, sqlite_store or redis_store. Its calls are
 /// coroutines that report a failure as an error code, not an exception.
 class store {
@@ -42,6 +61,27 @@ class store {
     /// Counts one passed delivery of the client group (count_client_pass).
     virtual asio::awaitable<result<void>> count_pass(const std::string& group, const timing& timing,
                                                      clock::time_point now) = 0;
+
+    /// The greylisting step for one recipient: when `auto_whitelist_after` > 0 and the client
+    /// `group` has passed that often (client_whitelisted), that alone; else check(`t`), and on a
+    /// pass, count_pass(`group`) when `auto_whitelist_after` > 0. Fails when the look-up or the
+    /// check fails; a failed count only sets `uncounted`. This default makes the three calls;
+    /// a store overrides it to make them one.
+    virtual asio::awaitable<result<screening>> screen(const std::string& group, const triplet& t,
+                                                      const timing& timing, clock::time_point now,
+                                                      unsigned auto_whitelist_after) {
+        if (auto_whitelist_after > 0) {
+            auto c = co_await client(group);
+            if (!c) co_return c.error();
+            if (client_whitelisted(auto_whitelist_after, *c, timing, now)) co_return screening{};
+        }
+        auto d = co_await check(t, timing, now);
+        if (!d) co_return d.error();
+        screening out{std::move(*d), {}};
+        if (out.checked->pass() && auto_whitelist_after > 0)
+            out.uncounted = (co_await count_pass(group, timing, now)).error();
+        co_return out;
+    }
 
     // ---- Administration (examples/greylist_admin) ----
 

@@ -132,6 +132,159 @@ TEST_CASE_TEMPLATE("A store counts passes per client group", F, memory_fixture, 
     CHECK((*c)->last_pass == t0 + 2min);
 }
 
+TEST_CASE_TEMPLATE("A store screens a first sight: deferred and recorded, nothing counted", F, memory_fixture,
+                   sqlite_fixture, redis_fixture) {
+    F f;
+    auto& s = f.s;
+    const timing t = timing::postgrey();
+    const auto r = run(s.screen(bob.client, bob, t, t0, 5));
+    REQUIRE(r.has_value());
+    REQUIRE_FALSE(r->auto_whitelisted());
+    CHECK(r->checked->why == outcome::first_seen);
+    CHECK_FALSE(r->uncounted);
+    const auto all = run(s.find(""));
+    REQUIRE(all->size() == 1);
+    CHECK(all->front().value == r->checked->updated);
+    CHECK_FALSE(run(s.client(bob.client))->has_value());
+}
+
+TEST_CASE_TEMPLATE("A store screens an auto-whitelisted group without checking or recording the triplet", F,
+                   memory_fixture, sqlite_fixture, redis_fixture) {
+    F f;
+    auto& s = f.s;
+    const timing t = timing::postgrey();
+    for (int i = 0; i < 5; ++i) REQUIRE(run(s.count_pass(bob.client, t, t0 + i * 1min)).has_value());
+    const auto r = run(s.screen(bob.client, bob, t, t0 + 10min, 5));
+    REQUIRE(r.has_value());
+    CHECK(r->auto_whitelisted());
+    CHECK(run(s.find(""))->empty());
+    CHECK((*run(s.client(bob.client)))->passes == 5);  // skipping the greylist is no pass of it
+    SUBCASE("a count that lapsed no longer whitelists") {
+        const auto later = run(s.screen(bob.client, bob, t, t0 + 4min + t.max_age + 1s, 5));
+        REQUIRE(later.has_value());
+        REQUIRE_FALSE(later->auto_whitelisted());
+        CHECK(later->checked->why == outcome::first_seen);
+    }
+}
+
+TEST_CASE_TEMPLATE("A store screening a pass counts it, and the group is auto-whitelisted after N passes", F,
+                   memory_fixture, sqlite_fixture, redis_fixture) {
+    F f;
+    auto& s = f.s;
+    const timing t = timing::postgrey();
+    const std::string& group = bob.client;  // carol's too
+    const triplet dave{group, "alice@example.org", "dave@example.com"};
+    const auto screen = [&](const triplet& k, clock::time_point at) {
+        auto r = run(s.screen(group, k, t, at, 2));
+        REQUIRE(r.has_value());
+        CHECK_FALSE(r->uncounted);
+        return *r;
+    };
+    CHECK(screen(bob, t0).checked->why == outcome::first_seen);
+    CHECK(screen(carol, t0).checked->why == outcome::first_seen);
+    CHECK(screen(bob, t0 + 1min).checked->why == outcome::too_soon);
+    CHECK_FALSE(run(s.client(group))->has_value());  // a deferral counts nothing
+
+    const auto passed = screen(bob, t0 + 5min);
+    REQUIRE_FALSE(passed.auto_whitelisted());
+    CHECK(passed.checked->why == outcome::passed);
+    CHECK(passed.checked->delayed == 300s);
+    CHECK(**run(s.client(group)) == client_record{1, t0 + 5min});
+    CHECK(screen(dave, t0 + 5min).checked->why == outcome::first_seen);  // 1 pass of 2: not yet
+
+    CHECK(screen(bob, t0 + 6min).checked->why == outcome::known);
+    CHECK(**run(s.client(group)) == client_record{2, t0 + 6min});
+    CHECK(screen(carol, t0 + 7min).auto_whitelisted());
+    CHECK(screen(dave, t0 + 7min).auto_whitelisted());
+    // Neither was touched: both records are still their first sight.
+    const auto all = run(s.find(""));
+    REQUIRE(all->size() == 3);
+    for (const entry& e : *all)
+        if (e.key.recipient != bob.recipient) CHECK(e.value.last_seen == e.value.first_seen);
+    CHECK((*run(s.client(group)))->passes == 2);
+}
+
+TEST_CASE_TEMPLATE("A store screening with auto-whitelisting off neither reads nor counts the group", F,
+                   memory_fixture, sqlite_fixture, redis_fixture) {
+    F f;
+    auto& s = f.s;
+    const timing t = timing::postgrey();
+    for (int i = 0; i < 5; ++i) REQUIRE(run(s.count_pass(bob.client, t, t0 + i * 1min)).has_value());
+    const auto first = run(s.screen(bob.client, bob, t, t0 + 10min, 0));
+    REQUIRE(first.has_value());
+    REQUIRE_FALSE(first->auto_whitelisted());  // 5 passes, but the look-up is off
+    CHECK(first->checked->why == outcome::first_seen);
+    const auto retry = run(s.screen(bob.client, bob, t, t0 + 15min, 0));
+    REQUIRE(retry.has_value());
+    REQUIRE_FALSE(retry->auto_whitelisted());
+    CHECK(retry->checked->why == outcome::passed);
+    CHECK(**run(s.client(bob.client)) == client_record{5, t0 + 4min});  // the pass was not counted
+}
+
+namespace {
+/// A memory store that counts the calls screen() makes, and may fail its count_pass().
+class counting_store final : public store {
+  public:
+    int clients = 0, checks = 0, counts = 0;
+    bool counting_fails = false;
+
+    asio::awaitable<result<decision>> check(const triplet& t, const timing& timing, clock::time_point now) override {
+        ++checks;
+        co_return co_await inner_.check(t, timing, now);
+    }
+    asio::awaitable<result<std::optional<client_record>>> client(const std::string& group) override {
+        ++clients;
+        co_return co_await inner_.client(group);
+    }
+    asio::awaitable<result<void>> count_pass(const std::string& group, const timing& timing,
+                                             clock::time_point now) override {
+        ++counts;
+        if (counting_fails) co_return make_error_code(grey::errc::store_failed);
+        co_return co_await inner_.count_pass(group, timing, now);
+    }
+    asio::awaitable<result<std::vector<entry>>> find(std::string needle) override {
+        co_return co_await inner_.find(std::move(needle));
+    }
+    asio::awaitable<result<void>> whitelist(const triplet& t, const timing& timing, clock::time_point now) override {
+        co_return co_await inner_.whitelist(t, timing, now);
+    }
+    asio::awaitable<result<bool>> remove(const triplet& t) override { co_return co_await inner_.remove(t); }
+    asio::awaitable<result<std::size_t>> purge(const timing& timing, clock::time_point now) override {
+        co_return co_await inner_.purge(timing, now);
+    }
+
+  private:
+    memory_store inner_;
+};
+} // namespace
+
+TEST_CASE("The default screen() makes only the calls it needs, and a failed count does not fail the decision") {
+    counting_store s;
+    const timing t = timing::postgrey();
+    SUBCASE("auto-whitelisting off: check() alone") {
+        (void)run(s.screen(bob.client, bob, t, t0, 0));
+        (void)run(s.screen(bob.client, bob, t, t0 + 5min, 0));
+        CHECK(s.clients == 0);
+        CHECK(s.checks == 2);
+        CHECK(s.counts == 0);
+    }
+    SUBCASE("on: a look-up each time, a count only for the pass") {
+        (void)run(s.screen(bob.client, bob, t, t0, 5));
+        (void)run(s.screen(bob.client, bob, t, t0 + 5min, 5));
+        CHECK(s.clients == 2);
+        CHECK(s.checks == 2);
+        CHECK(s.counts == 1);
+    }
+    SUBCASE("a count that fails") {
+        s.counting_fails = true;
+        (void)run(s.screen(bob.client, bob, t, t0, 5));
+        const auto r = run(s.screen(bob.client, bob, t, t0 + 5min, 5));
+        REQUIRE(r.has_value());
+        CHECK(r->checked->why == outcome::passed);
+        CHECK(r->uncounted == grey::errc::store_failed);
+    }
+}
+
 TEST_CASE("The SQLite store keeps its records across a restart") {
     temp_db db;
     const timing t = timing::postgrey();

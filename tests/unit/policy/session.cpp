@@ -49,6 +49,37 @@ class down_store final : public greylist::store {
     }
 };
 
+/// A memory store that cannot count passes: auto-whitelisting's bookkeeping is down, the
+/// greylist is not.
+class uncounting_store final : public greylist::store {
+  public:
+    asio::awaitable<result<greylist::decision>> check(const greylist::triplet& t, const greylist::timing& timing,
+                                                      greylist::clock::time_point now) override {
+        co_return co_await inner_.check(t, timing, now);
+    }
+    asio::awaitable<result<std::optional<greylist::client_record>>> client(const std::string& group) override {
+        co_return co_await inner_.client(group);
+    }
+    asio::awaitable<result<void>> count_pass(const std::string&, const greylist::timing&,
+                                             greylist::clock::time_point) override {
+        co_return make_error_code(errc::store_failed);
+    }
+    asio::awaitable<result<std::vector<greylist::entry>>> find(std::string needle) override {
+        co_return co_await inner_.find(std::move(needle));
+    }
+    asio::awaitable<result<void>> whitelist(const greylist::triplet& t, const greylist::timing& timing,
+                                            greylist::clock::time_point now) override {
+        co_return co_await inner_.whitelist(t, timing, now);
+    }
+    asio::awaitable<result<bool>> remove(const greylist::triplet& t) override { co_return co_await inner_.remove(t); }
+    asio::awaitable<result<std::size_t>> purge(const greylist::timing& timing, greylist::clock::time_point now) override {
+        co_return co_await inner_.purge(timing, now);
+    }
+
+  private:
+    greylist::memory_store inner_;
+};
+
 /// greylist_config with a memory store, a clock the test moves, and what is logged and reported.
 struct fixture {
     greylist::clock::time_point now = greylist::clock::time_point{} + 20000 * 24h;
@@ -246,6 +277,22 @@ const std::string rcpt_request = "request=smtpd_access_policy\nprotocol_state=RC
                                  "sender=alice@example.org\nrecipient=bob@example.com\nclient_address=192.0.2.7\n\n";
 const std::string data_request = "request=smtpd_access_policy\nprotocol_state=DATA\n\n";
 } // namespace
+
+TEST_CASE("A pass the store cannot count still passes, and the outage is reported") {
+    fixture f;
+    f.config.auto_whitelist_after = 5;
+    f.config.store = std::make_shared<uncounting_store>();
+    policy::responder r(f.config, f.settings, "test");
+    CHECK(f.ask(r, rcpt()).starts_with("action=DEFER_IF_PERMIT Greylisted"));
+    CHECK(f.reported.empty());
+    f.now += 301s;
+    CHECK(f.ask(r, rcpt()) == "action=DUNNO\n\n");
+    REQUIRE(f.reported.size() == 1);
+    CHECK(f.reported[0] == "greylist store unavailable: greylist store failed");
+    CHECK(f.ask(r, rcpt("carol@example.com")).starts_with("action=DEFER_IF_PERMIT Greylisted"));
+    REQUIRE(f.reported.size() == 2);  // the next call answered
+    CHECK(f.reported[1] == "greylist store available again");
+}
 
 TEST_CASE("Pipelined requests are answered in order, and the session ends when the client closes") {
     fixture f;
