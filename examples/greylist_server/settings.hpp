@@ -234,13 +234,14 @@ inline void load_file(const std::string& path, settings& s) {
     }
 
     if (const toml::table* t = section("tls")) {
-        r.only(*t, "tls", {"certificate", "key", "required", "handshake_timeout", "ciphers"});
+        r.only(*t, "tls", {"certificate", "key", "required", "handshake_timeout", "ciphers", "tls13_suites"});
         grey::tls::server_settings& tls = c.tls;
         r.get(*t, "tls", "certificate", tls.certificate_chain_file);
         r.get(*t, "tls", "key", tls.private_key_file);
         r.get(*t, "tls", "required", tls.required);
         r.get_seconds(*t, "tls", "handshake_timeout", tls.handshake_timeout);
         r.get(*t, "tls", "ciphers", tls.ciphers);
+        r.get(*t, "tls", "tls13_suites", tls.tls13_suites);
     }
 
     if (const toml::table* t = section("upstream_tls")) {

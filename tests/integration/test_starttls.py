@@ -285,6 +285,9 @@ class GreylistServer(unittest.TestCase):
         with smtplib.SMTP("127.0.0.1", p.port, local_hostname="client.example", timeout=30) as s:
             s.starttls(context=tls12)
             self.assertEqual(s.sock.cipher()[0], "ECDHE-ECDSA-CHACHA20-POLY1305")
+        with smtplib.SMTP("127.0.0.1", p.port, local_hostname="client.example", timeout=30) as s:
+            s.starttls(context=client_context())  # Python offers AES-256-GCM first; Grey prefers its own order
+            self.assertEqual(s.sock.cipher()[:2], ("TLS_AES_128_GCM_SHA256", "TLSv1.3"))
 
 
 if __name__ == "__main__":

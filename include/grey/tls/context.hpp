@@ -63,6 +63,8 @@ inline std::shared_ptr<asio::ssl::context> make_server_context(const server_sett
     set_buffering(native);
     if (SSL_CTX_set_cipher_list(native, s.ciphers.c_str()) != 1)
         throw std::runtime_error(fmt::format("TLS: no usable cipher in '{}'", s.ciphers));
+    if (SSL_CTX_set_ciphersuites(native, s.tls13_suites.c_str()) != 1)
+        throw std::runtime_error(fmt::format("TLS: no usable TLS 1.3 suite in '{}'", s.tls13_suites));
     asio::error_code ec;
     ctx->use_certificate_chain_file(s.certificate_chain_file, ec);
     if (ec) throw std::runtime_error(fmt::format("TLS: cannot load certificate {}: {}", s.certificate_chain_file, ec.message()));
@@ -84,6 +86,7 @@ inline std::shared_ptr<asio::ssl::context> make_client_context(const client_sett
     ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_compression |
                      SSL_OP_NO_RENEGOTIATION);
     set_buffering(native);
+    SSL_CTX_set_ciphersuites(native, modern_tls13_suites);  // offered in this order; the upstream picks
     if (s.policy == upstream_policy::verify) {
         asio::error_code ec;
         if (s.ca_file.empty()) ctx->set_default_verify_paths(ec);

@@ -9,8 +9,13 @@ namespace grey::tls {
 /// @addtogroup group_tls
 /// @{
 
+/// TLS 1.3's suites in Mozilla's order: OpenSSL's own puts AES-256-GCM first, which costs a
+/// fifth more per octet than AES-128-GCM for no strength a mail relay needs. Both legs use it.
+inline constexpr const char* modern_tls13_suites =
+    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+
 /// TLS 1.2 cipher suites with forward secrecy and AEAD only (Mozilla's "intermediate"
-/// profile); TLS 1.3's suites are OpenSSL's defaults, all of them AEAD.
+/// profile).
 inline constexpr const char* modern_ciphers =
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
@@ -25,6 +30,7 @@ struct server_settings {
     /// How long a client may take over the handshake after "220 Ready to start TLS".
     std::chrono::steady_clock::duration handshake_timeout = std::chrono::seconds(30);
     std::string ciphers = modern_ciphers;  ///< TLS 1.2 suites, OpenSSL's syntax
+    std::string tls13_suites = modern_tls13_suites;  ///< TLS 1.3 suites, in order of preference
     /// Ask each client for a certificate (Postfix's smtpd_tls_ask_ccert). A client that sends
     /// none, or one that does not verify, still gets its session: what it proved shows in its
     /// tls_info (peer_subject, peer_verified), for hooks to decide on. Off by default, as
