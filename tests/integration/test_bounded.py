@@ -174,15 +174,21 @@ class Load(unittest.TestCase):
         self.assertEqual(ids, list(range(200)), "each message once, none twice, none lost")
 
 
+LINE_80 = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-0123456789abcdef\r\n"
+
+
 class Memory(unittest.TestCase):
-    def test_a_50_mib_message_is_relayed_intact_in_bounded_memory(self):
+    def big_message_relay(self):
+        """A Maildir sink and a proxy in front of it, both taking messages of up to 128 MiB."""
         sink = MaildirSink("--max-message-size", str(128 << 20))
         self.addCleanup(sink.cleanup)
         proxy = Program("spam_me", "--upstream", f"127.0.0.1:{sink.port}", "--max-message-size", str(128 << 20))
         self.addCleanup(proxy.cleanup)
-        line = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-0123456789abcdef\r\n"  # 80
-        count = (50 << 20) // len(line)
-        body = b"Subject: big\r\n\r\n" + line * count
+        return sink, proxy
+
+    def test_a_50_mib_message_is_relayed_intact_in_bounded_memory(self):
+        sink, proxy = self.big_message_relay()
+        body = b"Subject: big\r\n\r\n" + LINE_80 * ((50 << 20) // len(LINE_80))
         expected = hashlib.sha256(body).hexdigest()
         before = peak_rss_kib(proxy.pid)
         with smtplib.SMTP("127.0.0.1", proxy.port, local_hostname="big.example", timeout=120) as s:
@@ -198,12 +204,8 @@ class Memory(unittest.TestCase):
     def test_a_50_mib_bdat_message_is_relayed_intact_in_bounded_memory(self):
         # Five chunks of 10 MiB: the proxy holds no chunk whole, and the Maildir sink, which has
         # no CHUNKING, gets the message as DATA.
-        sink = MaildirSink("--max-message-size", str(128 << 20))
-        self.addCleanup(sink.cleanup)
-        proxy = Program("spam_me", "--upstream", f"127.0.0.1:{sink.port}", "--max-message-size", str(128 << 20))
-        self.addCleanup(proxy.cleanup)
-        line = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-0123456789abcdef\r\n"  # 80
-        body = b"Subject: big in chunks\r\n\r\n" + line * ((50 << 20) // len(line))
+        sink, proxy = self.big_message_relay()
+        body = b"Subject: big in chunks\r\n\r\n" + LINE_80 * ((50 << 20) // len(LINE_80))
         c = Client(proxy.port, timeout=120)
         self.addCleanup(c.close)
         self.assertEqual(c.command("EHLO big.example")[0], 250)
