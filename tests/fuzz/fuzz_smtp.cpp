@@ -4,7 +4,9 @@
 // SMTPUTF8 transaction), decoded and re-encoded as DATA text, and fed to the reply parser; its
 // UTF-8 is checked against a plain reference decoder. The same bytes, as the octets of a BDAT
 // message, go through the chunk scanner (bdat_exercise.hpp), and, as the first octets of a
-// connection, through the PROXY protocol parser (proxy_exercise.hpp). Any broken invariant aborts.
+// connection, through the PROXY protocol parser (proxy_exercise.hpp), and, as what a Postfix
+// policy client sends, through the policy request parser (policy_exercise.hpp). Any broken
+// invariant aborts.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -18,6 +20,7 @@
 #include <grey/smtp/reply_parser.hpp>
 
 #include "bdat_exercise.hpp"
+#include "policy_exercise.hpp"
 #include "proxy_exercise.hpp"
 
 namespace {
@@ -137,6 +140,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     exercise_bdat(std::string_view(reinterpret_cast<const char*>(data), size));
     // The same bytes as what a connection delivers before SMTP (proxy_exercise.hpp).
     exercise_proxy(std::string_view(reinterpret_cast<const char*>(data), size));
+    // The same bytes as requests on a policy service connection (policy_exercise.hpp).
+    exercise_policy(std::string_view(reinterpret_cast<const char*>(data), size));
     // The first byte chooses the line limit and the size of each piece the "socket" delivers.
     const std::size_t max_line = 2 + data[0] % 126 * 8;
     const std::size_t piece = 1 + data[0] % 17;
