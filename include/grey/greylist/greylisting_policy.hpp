@@ -123,7 +123,7 @@ class GreyListingPolicy : public ConcreteMailHandler<Derived> {
         if (ec) co_return std::string{};
         if (address.is_v6() && address.to_v6().is_v4_mapped())
             address = asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6());
-        upstream::client_names names = co_await upstream::look_up_names(co_await asio::this_coro::executor, address);
+        upstream::client_names names = co_await upstream::look_up_names(address);
         if (names.name == upstream::unavailable || names.name == upstream::temporarily_unavailable) co_return std::string{};
         co_return std::move(names.name);
     }

@@ -468,7 +468,7 @@ class relay {
                 const asio::ip::address address = client_endpoint_.address();
                 who.addr = identity_address(address.to_string());
                 who.port = client_endpoint_.port();
-                client_names names = co_await look_up_names(executor_, address);
+                client_names names = co_await look_up_names(address);
                 who.name = std::move(names.name);
                 who.reverse_name = std::move(names.reverse_name);
             }
