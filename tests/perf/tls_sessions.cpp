@@ -89,8 +89,9 @@ asio::awaitable<bool> envelope(Stream& s, std::string& in, const origin& from) {
 
 /// Connects and, when `tls`, says EHLO and STARTTLS and does the handshake; then the envelope.
 /// True when DATA got its 354.
-asio::awaitable<bool> open_data(tls_stream& s, std::string& in, tcp::endpoint server, bool tls,
-                                const origin& from = {}) {
+/// `from` is an lvalue of the caller's: GCC 12 destroys a temporary in a co_await expression
+/// twice.
+asio::awaitable<bool> open_data(tls_stream& s, std::string& in, tcp::endpoint server, bool tls, const origin& from) {
     tcp::socket& plain = s.next_layer();
     if (from.bind) {
         asio::error_code bec;
@@ -193,7 +194,8 @@ asio::awaitable<void> stream(tcp::endpoint server, asio::ssl::context& context, 
                              stream_result& r) {
     tls_stream s(co_await asio::this_coro::executor, context);
     std::string in;
-    const bool open = co_await open_data(s, in, server, tls);
+    const origin from;
+    const bool open = co_await open_data(s, in, server, tls, from);
     if (!open) co_return;
     if (tls) co_await send_text(s, in, size, r);
     else co_await send_text(s.next_layer(), in, size, r);
