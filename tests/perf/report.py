@@ -173,13 +173,13 @@ def _identity_lines(d, skipped):
              "median of runs; the relay's and Postfix's",
              "CPU ms per message; what Postfix's log shows: messages with the client's EHLO name, with a client "
              "address other than",
-             "127.0.0.1, and the connections it accepted per message"]
+             "127.0.0.1, and the connections it accepted per message; the slowest session of the timed runs"]
     for label, mix in d["mixes"].items():
         direct = mix["relays"].get("direct", {}).get("msg_per_s")
         where = "127.0.0.1" if mix["sources"] == 1 else f"127.0.0.1 to .{mix['sources']}, in turn"
         lines += [f"{label} ({where})",
                   f"  {'relay':20}{'msg/s':>7}{'ratio':>8}{'relay ms':>10}{'Postfix ms':>12}{'EHLO':>7}"
-                  f"{'address':>9}{'conns':>7}"]
+                  f"{'address':>9}{'conns':>7}{'slowest ms':>12}"]
         for name, v in mix["relays"].items():
             if "failed" in v:
                 lines.append(f"  {name:20} FAILED: {v['failed']}")
@@ -187,7 +187,7 @@ def _identity_lines(d, skipped):
             ratio = f"{v['msg_per_s'] / direct:.2f}x" if direct else "-"
             lines.append(f"  {name:20}{v['msg_per_s']:7.0f}{ratio:>8}{_num(v['relay_cpu_ms'] or None, '{:.3f}'):>10}"
                          f"{v['postfix_cpu_ms']:12.3f}{v['client_helo']:7.0%}{v['client_addr']:9.0%}"
-                         f"{v['connections']:7.2f}")
+                         f"{v['connections']:7.2f}{_num(v.get('slowest_ms'), '{:.0f}'):>12}")
     lines += [f"  {name} skipped: {why}" for name, why in skipped.items() if name.endswith("(identity)")]
     return lines
 

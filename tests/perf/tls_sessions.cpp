@@ -2,8 +2,9 @@
 // a full one as an MTA without a TLS session cache makes it: greeting, EHLO, STARTTLS, a full
 // handshake (no resumption), EHLO again, MAIL, RCPT, DATA with a --size message, QUIT; one
 // command at a time. A session counts only when the final dot got 250 and QUIT 221.
-// Prints the rate, the sessions that failed (a run with any is not a figure) and the share of
-// one core this client used, to show whether it, rather than the server, set the pace.
+// Prints the rate, the sessions that failed (a run with any is not a figure), the share of
+// one core this client used, to show whether it, rather than the server, set the pace, and the
+// slowest session in ms (a stall: the rate counts the run until its last session ends).
 //
 //   tls_sessions --port 2525 [--seconds 3] [--concurrency 8] [--size 1024]
 //
@@ -13,6 +14,7 @@
 //
 // With --stream N it sends instead one message of N octets in one session, in 1 MiB writes, and
 // prints MiB/s from DATA's 354 to the final 250 and that reply.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -125,6 +127,7 @@ asio::awaitable<bool> open_data(tls_stream& s, std::string& in, tcp::endpoint se
 struct tally {
     std::size_t started = 0;
     std::size_t ok = 0;  // the others failed, or had not ended when the run was cut off
+    steady::duration slowest{};  // the longest session, from connect to QUIT's reply
 };
 
 /// The `n`th session's origin among `sources` loopback addresses (0: no binding).
@@ -158,8 +161,10 @@ asio::awaitable<void> sessions(tcp::endpoint server, asio::ssl::context& context
                                bool tls, std::size_t sources, steady::time_point until, tally& t) {
     while (steady::now() < until) {
         const origin from = origin_of(t.started++, sources);
+        const auto began = steady::now();
         const bool ok = co_await one_session(server, context, text, tls, from);
         if (ok) ++t.ok;
+        t.slowest = std::max(t.slowest, steady::now() - began);
     }
 }
 
@@ -261,7 +266,8 @@ int main(int argc, char** argv) {
     ioc.run_for(std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(seconds + 60)));
     const double elapsed = std::chrono::duration<double>(steady::now() - start).count();
     const std::size_t failed = t.started - t.ok;
-    fmt::print("sessions {} failed {} seconds {:.3f} rate {:.0f} client_cpu {:.2f}\n", t.ok, failed, elapsed,
-               double(t.ok) / elapsed, (cpu_seconds() - cpu_before) / elapsed);
+    fmt::print("sessions {} failed {} seconds {:.3f} rate {:.0f} client_cpu {:.2f} slowest_ms {:.1f}\n", t.ok, failed,
+               elapsed, double(t.ok) / elapsed, (cpu_seconds() - cpu_before) / elapsed,
+               std::chrono::duration<double, std::milli>(t.slowest).count());
     return failed ? 1 : 0;
 }
