@@ -1,7 +1,8 @@
 """Grey side by side with the relays people use today, on loopback: throughput at several loads,
 added latency, memory per idle connection, one large message streamed, STARTTLS sessions and
-one large message over TLS, greylist decision rates, and first-sight decisions of the Postfix
-policy service against Postgrey's. Every figure is the median of --repeat runs; every
+one large message over TLS, greylist decision rates, first-sight decisions of the Postfix
+policy service against Postgrey's, and what telling a Postfix upstream the client's identity
+(XCLIENT) costs. Every figure is the median of --repeat runs; every
 throughput run is checked against what the sink counted. Prints a table and writes the
 figures as JSON.
 
@@ -41,6 +42,10 @@ TLS_RELAYS = ["grey", "postfix", "aiosmtpd", "bare"]
 # each store, and Postgrey; "postgrey-nosync" is Postgrey with its fdatasync calls made no-ops
 # (eatmydata), what it would do on a disk that syncs at once.
 POLICY_PEERS = ["grey-memory", "grey-sqlite", "grey-redis", "postgrey", "postgrey-nosync"]
+# The client's identity told to a Postfix upstream that trusts Grey with XCLIENT: Grey as it
+# starts (auto: XCLIENT here), without identity, and XCLIENT without the pool (a connection per
+# session); HAProxy and direct delivery for scale.
+IDENTITY_RELAYS = ["direct", "haproxy", "grey-noidentity", "grey", "grey-xclient-nopool"]
 # openssl speed's names for the signature of a key type (`openssl x509 -text`'s spelling)
 SIGNATURES = {("id-ecPublicKey", "P-256"): "ecdsap256", ("id-ecPublicKey", "P-384"): "ecdsap384",
               ("rsaEncryption", "2048"): "rsa2048", ("rsaEncryption", "4096"): "rsa4096"}
@@ -60,6 +65,8 @@ def start(name, upstream_port, raised=False):
         return peers.Grey(upstream_port, "--upstream-identity", "none", *extra)
     if name == "grey-nopool":
         return peers.Grey(upstream_port, "--upstream-pool", "0", *extra)
+    if name == "grey-xclient-nopool":
+        return peers.Grey(upstream_port, "--upstream-identity", "xclient", "--upstream-pool", "0", *extra)
     if name == "greylist":
         return peers.GreylistDefaults(upstream_port, ("127.0.0.1", probes.SENDER, probes.RECIPIENT))
     if name == "aiosmtpd":
@@ -76,7 +83,8 @@ def say(text):
 class Run:
     def __init__(self, args):
         self.args = args
-        self.figures = {"relays": {}, "skipped": {}, "stream": {}, "greylist": {}, "tls": {}, "policy": {}}
+        self.figures = {"relays": {}, "skipped": {}, "stream": {}, "greylist": {}, "tls": {}, "policy": {},
+                        "identity": {}}
 
     def relay(self, name):
         return self.figures["relays"].setdefault(name, {})
@@ -344,6 +352,85 @@ class Run:
         self.figures["greylist"]["server_deferrals_per_s"] = server
         shutil.rmtree(workdir, ignore_errors=True)
 
+    # -- the client's identity, told to Postfix ---------------------------------------------
+
+    def identity(self, sink):
+        """1 KiB messages per second, --identity-concurrency sessions at once, one message each
+        (tls_sessions --no-tls), through each relay to a private Postfix smtpd that trusts
+        127.0.0.1 with XCLIENT and XFORWARD and passes each message to smtp-sink before its
+        queue. Two client mixes: every session from 127.0.0.1 with one EHLO name (a pooled
+        connection that took that identity serves every later session), and sessions from
+        --identity-sources addresses in turn, each with its own name (a real MX's mix: under
+        XCLIENT each identity needs a connection of its own). Fresh relays for each mix, each
+        warmed up until a short run had four sessions per client address and none slower than
+        a second (Grey looks the client's names up once per thread and address, and keeps
+        them; a look-up the resolver drops costs its timeout, 5 s, to every new client queued
+        behind it); then the relays take turns. A run counts only with no failed session and
+        every message counted by the sink; Postfix's log says which client it saw."""
+        args = self.args
+        program = os.path.join(peers.GREY_BIN, "tests", "perf", "tls_sessions")
+        if not os.path.exists(program):
+            raise peers.Missing(f"{program} is not built (cmake --build --preset release --target tls_sessions)")
+        figures = self.figures["identity"] = {"concurrency": args.identity_concurrency,
+                                              "seconds": args.identity_seconds, "mixes": {}}
+        upstream = peers.PostfixUpstream(sink.port)
+        try:
+            figures["postfix"] = subprocess.run(["postconf", "-d", "-h", "mail_version"], capture_output=True,
+                                               text=True, timeout=30).stdout.strip()
+            for label, sources in (("one client", 1), (f"{args.identity_sources} clients", args.identity_sources)):
+                relays, mix = {}, figures["mixes"].setdefault(label, {"sources": sources, "relays": {}})
+                try:
+                    for name in args.identity_relays:
+                        try:
+                            relays[name] = start(name, upstream.port)
+                        except peers.Missing as e:
+                            self.figures["skipped"][f"{name} (identity)"] = str(e)
+                            say(f"skipped {name} (identity): {e}")
+                    runs, failures = {name: [] for name in relays}, {}
+                    for name, relay in relays.items():
+                        # Warm-up: every client's names looked up and cached by Grey (each of its
+                        # threads keeps its own), Postfix's smtpd processes started.
+                        for _ in range(5):
+                            try:
+                                warm = _identity_run(program, sink, upstream, relay, sources,
+                                                     args.identity_concurrency, min(0.5, args.identity_seconds))
+                            except RuntimeError as e:
+                                failures[name] = str(e)
+                                say(f"  identity {label:11} {name:19} FAILED: {e}")
+                                break
+                            say(f"    warm-up {name}: {warm['sessions']} sessions, slowest {warm['slowest_ms']:.0f} ms, {warm['connections']:.2f} conns")
+                            if warm["sessions"] >= 4 * sources and warm["slowest_ms"] < 1000:
+                                break
+                    for seconds in [args.identity_seconds] * args.repeat:
+                        for name, relay in relays.items():
+                            if name in failures:
+                                continue
+                            try:
+                                runs[name].append(_identity_run(program, sink, upstream, relay, sources,
+                                                                args.identity_concurrency, seconds))
+                            except RuntimeError as e:
+                                failures[name] = str(e)
+                                say(f"  identity {label:11} {name:19} FAILED: {e}")
+                finally:
+                    for relay in relays.values():
+                        relay.stop()
+                for name in relays:
+                    if name in failures:
+                        mix["relays"][name] = {"failed": failures[name]}
+                        continue
+                    r = runs[name]
+                    rates = [x["msg_per_s"] for x in r]
+                    own = mix["relays"][name] = {"msg_per_s": statistics.median(rates), "runs": rates}
+                    for key in ("relay_cpu_ms", "postfix_cpu_ms", "client_helo", "client_addr", "connections",
+                                "client_cpu"):
+                        own[key] = statistics.median(x[key] for x in r)
+                    own["slowest_ms"] = max(x["slowest_ms"] for x in r)
+                    say(f"  identity {label:11} {name:19} {own['msg_per_s']:6.0f} msg/s; Postfix saw the client's "
+                        f"EHLO name on {own['client_helo']:.0%}, its address on {own['client_addr']:.0%}, "
+                        f"{own['connections']:.2f} upstream connections per message")
+        finally:
+            upstream.stop()
+
     # -- the Postfix policy service --------------------------------------------------------------
 
     def policy(self):
@@ -452,6 +539,16 @@ class Run:
             finally:
                 sink.stop()
             return self.figures
+        if args.only == "identity":
+            try:
+                say("== the client's identity, Postfix upstream")
+                self.identity(sink)
+            except peers.Missing as e:
+                self.figures["skipped"]["identity"] = str(e)
+                say(f"skipped identity: {e}")
+            finally:
+                sink.stop()
+            return self.figures
         relays = {}
         try:
             for name in args.relays:
@@ -486,6 +583,13 @@ class Run:
             if args.tls_sessions or args.tls_stream_size:
                 say("== TLS")
                 self.tls(sink)
+            if args.identity_seconds:
+                say("== the client's identity, Postfix upstream")
+                try:
+                    self.identity(sink)
+                except peers.Missing as e:
+                    self.figures["skipped"]["identity"] = str(e)
+                    say(f"skipped identity: {e}")
             if args.greylist:
                 say("== greylist decisions")
                 redis = peers.Redis()
@@ -534,6 +638,48 @@ def _tls_run(program, sink, relay, concurrency, seconds):
     cpu = peers.cpu_seconds(relay.pid) - cpu_before
     return {"sessions_per_s": int(m.group(3)), "server_cpu_ms": cpu / max(sessions, 1) * 1e3,
             "client_cpu": float(m.group(4))}
+
+
+def _identity_run(program, sink, upstream, relay, sources, concurrency, seconds):
+    """One run of plain sessions from `sources` loopback addresses through `relay` to Postfix:
+    honest only with no failed session and every message counted by the sink. Returns the
+    rate, the relay's and Postfix's CPU per message, and from Postfix's log the share of
+    messages it took with the client's own EHLO name and with a client address other than
+    127.0.0.1 (where the clients are many), and the connections it accepted per message."""
+    log_start = len(upstream.output())
+    before = sink.delivered()
+    relay_cpu = peers.cpu_seconds(relay.pid) if relay.pid else 0
+    postfix_cpu = peers.cpu_seconds(upstream.pid)
+    done = subprocess.run([program, "--no-tls", "--port", str(relay.port), "--seconds", str(seconds),
+                           "--concurrency", str(concurrency), "--size", str(KIB), "--sources", str(sources)],
+                          capture_output=True, text=True, timeout=seconds + 120)
+    m = re.match(r"sessions (\d+) failed (\d+) seconds \S+ rate (\d+) client_cpu (\S+) slowest_ms (\S+)", done.stdout)
+    if not m:
+        raise RuntimeError(f"tls_sessions: {done.stdout}{done.stderr}")
+    sessions, failed = int(m.group(1)), int(m.group(2))
+    if failed:
+        raise RuntimeError(f"{failed} of {sessions + failed} sessions failed")
+    if not peers.wait_until(lambda: sink.delivered() - before >= sessions, 5) or sink.delivered() - before != sessions:
+        raise RuntimeError(f"sink counted {sink.delivered() - before}, {sessions} sessions got 250")
+    relay_cpu = (peers.cpu_seconds(relay.pid) - relay_cpu) if relay.pid else 0
+    postfix_cpu = peers.cpu_seconds(upstream.pid) - postfix_cpu
+
+    def accepted():
+        return upstream.output()[log_start:].count("proxy-accept: END-OF-MESSAGE")
+    # postlogd writes each line a moment after the reply.
+    peers.wait_until(lambda: accepted() >= sessions, 10)
+    log = upstream.output()[log_start:]
+    helos = re.findall(r"proxy-accept: END-OF-MESSAGE: 250 .* helo=<([^>]*)>", log)
+    addresses = re.findall(r"NOQUEUE: client=\S*\[([\d.]+)\]", log)
+    if len(helos) != sessions:
+        raise RuntimeError(f"Postfix logged {len(helos)} accepted messages, {sessions} sessions got 250")
+    connections = len(re.findall(r"\]: connect from ", log))
+    return {"msg_per_s": int(m.group(3)), "client_cpu": float(m.group(4)), "sessions": sessions,
+            "slowest_ms": float(m.group(5)),
+            "relay_cpu_ms": relay_cpu / max(sessions, 1) * 1e3, "postfix_cpu_ms": postfix_cpu / max(sessions, 1) * 1e3,
+            "client_helo": sum(bool(re.fullmatch(r"client(-\d+)?\.example", h)) for h in helos) / sessions,
+            "client_addr": sum(a != "127.0.0.1" for a in addresses) / sessions,
+            "connections": connections / sessions}
 
 
 def _key_type(cert):
@@ -594,7 +740,13 @@ def main():
     parser.add_argument("--policy-pipeline", type=int, default=1,
                         help="requests in flight on each policy connection (Postfix: 1)")
     parser.add_argument("--policy-peers", nargs="+", default=POLICY_PEERS, choices=POLICY_PEERS)
-    parser.add_argument("--only", choices=["tls", "policy"], help="run only this section")
+    parser.add_argument("--identity-seconds", type=float, default=2,
+                        help="seconds of each run through a Postfix upstream trusting XCLIENT (0: skip)")
+    parser.add_argument("--identity-concurrency", type=int, default=20, help="sessions at once, identity runs")
+    parser.add_argument("--identity-sources", type=int, default=50,
+                        help="client addresses (127.0.0.1 to .N) of the identity runs' second mix")
+    parser.add_argument("--identity-relays", nargs="+", default=IDENTITY_RELAYS, choices=IDENTITY_RELAYS)
+    parser.add_argument("--only", choices=["tls", "policy", "identity"], help="run only this section")
     parser.add_argument("--no-greylist", dest="greylist", action="store_false")
     parser.add_argument("--json", help="where the figures go (default results/latest.json, with --only "
                                          "results/latest-SECTION.json, so that a full run's stay)")

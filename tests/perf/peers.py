@@ -2,7 +2,7 @@
 the upstream, discard sinks (plain, and with STARTTLS) for the large message, and the relays
 measured side by side (none for "direct", HAProxy in TCP mode, Grey's spam_me, aiosmtpd's Proxy
 handler, Haraka with smtp_forward, and for TLS sessions Postfix's smtpd as a before-queue
-proxy); for policy decisions, greylist_server as a policy service and Postgrey. A relay
+proxy); for the client's identity, Postfix's smtpd as the upstream; for policy decisions, greylist_server as a policy service and Postgrey. A relay
 whose software is not installed raises Missing; the run reports it as skipped."""
 import grp
 import os
@@ -358,6 +358,49 @@ default_process_limit = 100
         self.dir = tempfile.mkdtemp(prefix="grey-perf-postfix-")
         smtpd = (f"127.0.0.1:{self.port} inet n - n - - smtpd -o smtpd_proxy_filter=127.0.0.1:{upstream_port}"
                  f" -o smtpd_tls_security_level=may -o smtpd_tls_cert_file={cert} -o smtpd_tls_key_file={key}\n")
+        try:
+            self.postfix = PrivatePostfix(self.dir, main_cf=self.MAIN_CF, master_cf=smtpd)
+            wait_for_port(self.port, 20)
+        except Exception:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
+        self.pid = self.postfix.pid
+
+    def output(self):
+        return self.postfix.read_log()
+
+    def stop(self):
+        self.postfix.stop()
+        wait_until(lambda: not _listening(self.port), 10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class PostfixUpstream:
+    """Postfix's smtpd as the upstream MTA, trusting Grey's address (127.0.0.1) with XCLIENT and
+    XFORWARD: a private instance (harness.PrivatePostfix) whose only SMTP listener takes mail
+    from 127.0.0.0/8 for any domain and passes each message as it arrives to smtp-sink at
+    `sink_port` (a before-queue smtpd_proxy_filter), answering with smtp-sink's reply. No
+    queue file, no cleanup, no fsync: what is measured is smtpd's own work per session, the
+    part XCLIENT adds to. No reverse DNS lookup of the client. Needs root."""
+
+    name = "postfix"
+
+    MAIN_CF = """\
+myhostname = upstream.example
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject
+smtpd_authorized_xclient_hosts = 127.0.0.1
+smtpd_authorized_xforward_hosts = 127.0.0.1
+smtpd_peername_lookup = no
+default_process_limit = 200
+"""
+
+    def __init__(self, sink_port):
+        if not shutil.which("postfix") or os.geteuid() != 0:
+            raise Missing("Postfix is not installed, or this is not root (postfix start needs it)")
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="grey-perf-postfix-")
+        smtpd = f"127.0.0.1:{self.port} inet n - n - - smtpd -o smtpd_proxy_filter=127.0.0.1:{sink_port}\n"
         try:
             self.postfix = PrivatePostfix(self.dir, main_cf=self.MAIN_CF, master_cf=smtpd)
             wait_for_port(self.port, 20)

@@ -51,6 +51,8 @@ def table(f):
 
     lines += _policy_lines(f.get("policy", {}), f.get("skipped", {}))
 
+    lines += _identity_lines(f.get("identity", {}), f.get("skipped", {}))
+
     lines += ["", "targets"] + [f"  [{'met' if ok else 'MISSED'}] {what}" for ok, what in checks(f)]
     return "\n".join(lines)
 
@@ -162,6 +164,47 @@ def _policy_lines(p, skipped):
     return lines
 
 
+def _identity_lines(d, skipped):
+    if not d.get("mixes"):
+        return []
+    lines = ["", f"the client's identity upstream: 1 KiB messages/s (ratio to direct), {d['concurrency']} sessions at "
+                 f"once, one message each,",
+             f"client -> relay -> Postfix {d.get('postfix', '?')} smtpd (XCLIENT trusted from 127.0.0.1) -> smtp-sink, "
+             "median of runs; the relay's and Postfix's",
+             "CPU ms per message; what Postfix's log shows: messages with the client's EHLO name, with a client "
+             "address other than",
+             "127.0.0.1, and the connections it accepted per message; the slowest session of the timed runs"]
+    for label, mix in d["mixes"].items():
+        direct = mix["relays"].get("direct", {}).get("msg_per_s")
+        where = "127.0.0.1" if mix["sources"] == 1 else f"127.0.0.1 to .{mix['sources']}, in turn"
+        lines += [f"{label} ({where})",
+                  f"  {'relay':20}{'msg/s':>7}{'ratio':>8}{'relay ms':>10}{'Postfix ms':>12}{'EHLO':>7}"
+                  f"{'address':>9}{'conns':>7}{'slowest ms':>12}"]
+        for name, v in mix["relays"].items():
+            if "failed" in v:
+                lines.append(f"  {name:20} FAILED: {v['failed']}")
+                continue
+            ratio = f"{v['msg_per_s'] / direct:.2f}x" if direct else "-"
+            lines.append(f"  {name:20}{v['msg_per_s']:7.0f}{ratio:>8}{_num(v['relay_cpu_ms'] or None, '{:.3f}'):>10}"
+                         f"{v['postfix_cpu_ms']:12.3f}{v['client_helo']:7.0%}{v['client_addr']:9.0%}"
+                         f"{v['connections']:7.2f}{_num(v.get('slowest_ms'), '{:.0f}'):>12}")
+    lines += [f"  {name} skipped: {why}" for name, why in skipped.items() if name.endswith("(identity)")]
+    return lines
+
+
+def _identity_checks(d):
+    """Grey's default path (auto: XCLIENT, with Postfix trusting it) against HAProxy, each mix."""
+    out = []
+    for label, mix in d.get("mixes", {}).items():
+        grey, haproxy = mix["relays"].get("grey", {}), mix["relays"].get("haproxy", {})
+        if "failed" in grey:
+            out.append((False, f"grey identity, {label}: {grey['failed']}"))
+        elif "msg_per_s" in grey and "msg_per_s" in haproxy:
+            g, h = grey["msg_per_s"], haproxy["msg_per_s"]
+            out.append((g >= h, f"grey (XCLIENT) identity, {label}: {g:.0f} msg/s >= HAProxy {h:.0f} ({g / h:.2f} x)"))
+    return out
+
+
 def _policy_checks(p):
     out = []
     own = p.get("peers", {})
@@ -250,6 +293,7 @@ def checks(f):
                 what += f" (SQLite alone, same statements: {d['sqlite alone (reference)']})"
             out.append((d[label] >= target, what))
     out += _policy_checks(f.get("policy", {}))
+    out += _identity_checks(f.get("identity", {}))
     return out
 
 

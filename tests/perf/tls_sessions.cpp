@@ -2,13 +2,19 @@
 // a full one as an MTA without a TLS session cache makes it: greeting, EHLO, STARTTLS, a full
 // handshake (no resumption), EHLO again, MAIL, RCPT, DATA with a --size message, QUIT; one
 // command at a time. A session counts only when the final dot got 250 and QUIT 221.
-// Prints the rate, the sessions that failed (a run with any is not a figure) and the share of
-// one core this client used, to show whether it, rather than the server, set the pace.
+// Prints the rate, the sessions that failed (a run with any is not a figure), the share of
+// one core this client used, to show whether it, rather than the server, set the pace, and the
+// slowest session in ms (a stall: the rate counts the run until its last session ends).
 //
 //   tls_sessions --port 2525 [--seconds 3] [--concurrency 8] [--size 1024]
 //
+// --no-tls leaves out STARTTLS: plain sessions. --sources N opens the sessions from N loopback
+// addresses in turn, 127.0.0.1 to 127.0.0.N, each saying its own EHLO name (client-K.example),
+// as many clients reaching an MX; without it every session comes from 127.0.0.1 with one name.
+//
 // With --stream N it sends instead one message of N octets in one session, in 1 MiB writes, and
-// prints MiB/s from DATA's 354 to the final 250 and that reply; --no-tls leaves out STARTTLS.
+// prints MiB/s from DATA's 354 to the final 250 and that reply.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include <netinet/in.h>
 #include <sys/resource.h>
 
 #include <asio/ssl.hpp>
@@ -61,11 +68,18 @@ std::string message(std::size_t size) {
     return text + ".\r\n";
 }
 
+/// Where a session comes from: its source address (none: the kernel's choice) and EHLO line.
+struct origin {
+    asio::ip::address_v4 address;
+    bool bind = false;
+    std::string ehlo = "EHLO client.example\r\n";
+};
+
 /// EHLO, MAIL, RCPT and DATA, one at a time. True when DATA got its 354.
 template <class Stream>
-asio::awaitable<bool> envelope(Stream& s, std::string& in) {
+asio::awaitable<bool> envelope(Stream& s, std::string& in, const origin& from) {
     // Awaited one by one into `code`: GCC 12 miscompiles co_await inside conditions.
-    int code = co_await command(s, in, "EHLO client.example\r\n");
+    int code = co_await command(s, in, from.ehlo);
     if (code != 250) co_return false;
     code = co_await command(s, in, "MAIL FROM:<bench@example.com>\r\n");
     if (code != 250) co_return false;
@@ -77,8 +91,18 @@ asio::awaitable<bool> envelope(Stream& s, std::string& in) {
 
 /// Connects and, when `tls`, says EHLO and STARTTLS and does the handshake; then the envelope.
 /// True when DATA got its 354.
-asio::awaitable<bool> open_data(tls_stream& s, std::string& in, tcp::endpoint server, bool tls) {
+/// `from` is an lvalue of the caller's: GCC 12 destroys a temporary in a co_await expression
+/// twice.
+asio::awaitable<bool> open_data(tls_stream& s, std::string& in, tcp::endpoint server, bool tls, const origin& from) {
     tcp::socket& plain = s.next_layer();
+    if (from.bind) {
+        asio::error_code bec;
+        plain.open(tcp::v4(), bec);
+        // The port is chosen at connect, for the whole four-tuple: many sessions from one address.
+        if (!bec) plain.set_option(asio::detail::socket_option::boolean<IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT>(true), bec);
+        if (!bec) plain.bind(tcp::endpoint(from.address, 0), bec);
+        if (bec) co_return false;
+    }
     auto [ec] = co_await plain.async_connect(server, use_nothrow);
     if (ec) co_return false;
     plain.set_option(tcp::no_delay(true));
@@ -86,16 +110,16 @@ asio::awaitable<bool> open_data(tls_stream& s, std::string& in, tcp::endpoint se
     if (code != 220) co_return false;
     bool ok = false;
     if (tls) {
-        code = co_await command(plain, in, "EHLO client.example\r\n");
+        code = co_await command(plain, in, from.ehlo);
         if (code != 250) co_return false;
         code = co_await command(plain, in, "STARTTLS\r\n");
         // Anything sent behind the 220 would be plaintext injected into the TLS session.
         if (code != 220 || !in.empty()) co_return false;
         auto [hec] = co_await s.async_handshake(asio::ssl::stream_base::client, use_nothrow);
         if (hec) co_return false;
-        ok = co_await envelope(s, in);
+        ok = co_await envelope(s, in, from);
     } else {
-        ok = co_await envelope(plain, in);
+        ok = co_await envelope(plain, in, from);
     }
     co_return ok;
 }
@@ -103,26 +127,44 @@ asio::awaitable<bool> open_data(tls_stream& s, std::string& in, tcp::endpoint se
 struct tally {
     std::size_t started = 0;
     std::size_t ok = 0;  // the others failed, or had not ended when the run was cut off
+    steady::duration slowest{};  // the longest session, from connect to QUIT's reply
 };
 
-asio::awaitable<bool> one_session(tcp::endpoint server, asio::ssl::context& context, const std::string& text) {
+/// The `n`th session's origin among `sources` loopback addresses (0: no binding).
+origin origin_of(std::size_t n, std::size_t sources) {
+    origin o;
+    if (!sources) return o;
+    const std::size_t k = n % sources + 1;
+    o.address = asio::ip::address_v4((127u << 24) | static_cast<unsigned>(k));
+    o.bind = true;
+    o.ehlo = sources == 1 ? o.ehlo : fmt::format("EHLO client-{}.example\r\n", k);
+    return o;
+}
+
+asio::awaitable<bool> one_session(tcp::endpoint server, asio::ssl::context& context, const std::string& text,
+                                  bool tls, const origin& from) {
     tls_stream s(co_await asio::this_coro::executor, context);
     std::string in;
-    const bool open = co_await open_data(s, in, server, true);
+    const bool open = co_await open_data(s, in, server, tls, from);
     if (!open) co_return false;
-    int code = co_await command(s, in, text);
+    int code = 0;
+    if (tls) code = co_await command(s, in, text);
+    else code = co_await command(s.next_layer(), in, text);
     if (code != 250) co_return false;
-    code = co_await command(s, in, "QUIT\r\n");
+    if (tls) code = co_await command(s, in, "QUIT\r\n");
+    else code = co_await command(s.next_layer(), in, "QUIT\r\n");
     // No close_notify: the server closes after 221, as it does for the MTAs that skip it.
     co_return code == 221;
 }
 
 asio::awaitable<void> sessions(tcp::endpoint server, asio::ssl::context& context, const std::string& text,
-                               steady::time_point until, tally& t) {
+                               bool tls, std::size_t sources, steady::time_point until, tally& t) {
     while (steady::now() < until) {
-        ++t.started;
-        const bool ok = co_await one_session(server, context, text);
+        const origin from = origin_of(t.started++, sources);
+        const auto began = steady::now();
+        const bool ok = co_await one_session(server, context, text, tls, from);
         if (ok) ++t.ok;
+        t.slowest = std::max(t.slowest, steady::now() - began);
     }
 }
 
@@ -157,7 +199,8 @@ asio::awaitable<void> stream(tcp::endpoint server, asio::ssl::context& context, 
                              stream_result& r) {
     tls_stream s(co_await asio::this_coro::executor, context);
     std::string in;
-    const bool open = co_await open_data(s, in, server, tls);
+    const origin from;
+    const bool open = co_await open_data(s, in, server, tls, from);
     if (!open) co_return;
     if (tls) co_await send_text(s, in, size, r);
     else co_await send_text(s.next_layer(), in, size, r);
@@ -174,7 +217,7 @@ double cpu_seconds() {
 int main(int argc, char** argv) {
     unsigned short port = 0;
     double seconds = 3;
-    std::size_t concurrency = 8, size = 1024, stream_size = 0;
+    std::size_t concurrency = 8, size = 1024, stream_size = 0, sources = 0;
     bool tls = true;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
@@ -185,10 +228,12 @@ int main(int argc, char** argv) {
         else if (a == "--concurrency" && has_value) concurrency = std::stoul(argv[++i]);
         else if (a == "--size" && has_value) size = std::stoul(argv[++i]);
         else if (a == "--stream" && has_value) stream_size = std::stoull(argv[++i]);
+        else if (a == "--sources" && has_value) sources = std::stoul(argv[++i]);
         else port = 0, i = argc;  // anything else: usage
     }
-    if (!port) {
+    if (!port || sources > 254) {
         fmt::print(stderr, "usage: tls_sessions --port PORT [--seconds S] [--concurrency N] [--size OCTETS]\n"
+                           "                    [--no-tls] [--sources N]\n"
                            "       tls_sessions --port PORT --stream OCTETS [--no-tls]\n");
         return 2;
     }
@@ -216,12 +261,13 @@ int main(int argc, char** argv) {
     const auto until = start + std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(seconds));
     const double cpu_before = cpu_seconds();
     for (std::size_t w = 0; w < concurrency; ++w)
-        asio::co_spawn(ioc, sessions(server, context, text, until, t), asio::detached);
+        asio::co_spawn(ioc, sessions(server, context, text, tls, sources, until, t), asio::detached);
     // Bounded: a session still open a minute after the end counts as failed.
     ioc.run_for(std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(seconds + 60)));
     const double elapsed = std::chrono::duration<double>(steady::now() - start).count();
     const std::size_t failed = t.started - t.ok;
-    fmt::print("sessions {} failed {} seconds {:.3f} rate {:.0f} client_cpu {:.2f}\n", t.ok, failed, elapsed,
-               double(t.ok) / elapsed, (cpu_seconds() - cpu_before) / elapsed);
+    fmt::print("sessions {} failed {} seconds {:.3f} rate {:.0f} client_cpu {:.2f} slowest_ms {:.1f}\n", t.ok, failed,
+               elapsed, double(t.ok) / elapsed, (cpu_seconds() - cpu_before) / elapsed,
+               std::chrono::duration<double, std::milli>(t.slowest).count());
     return failed ? 1 : 0;
 }
