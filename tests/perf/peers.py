@@ -334,30 +334,20 @@ class Haraka(Process):
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class PostfixProxy:
-    """Postfix's smtpd as a before-queue proxy offering STARTTLS: a private instance
-    (harness.PrivatePostfix) whose only SMTP listener passes each accepted message on to
-    `upstream_port` as it arrives (smtpd_proxy_filter) and answers the client with the
-    upstream's reply. Loopback clients may relay; no reverse DNS lookup of the client (the
-    benchmark has no DNS). Needs root, as Postfix's own start does."""
+class _PostfixSmtpd:
+    """A private Postfix (harness.PrivatePostfix) whose only SMTP listener is one smtpd line of
+    master.cf on a free loopback port, set up with the subclass's MAIN_CF. Needs root."""
 
     name = "postfix"
+    MAIN_CF = ""
 
-    MAIN_CF = """\
-myhostname = postfix.example
-mynetworks = 127.0.0.0/8
-smtpd_relay_restrictions = permit_mynetworks, reject
-smtpd_peername_lookup = no
-default_process_limit = 100
-"""
-
-    def __init__(self, upstream_port, cert, key):
+    def _start(self, smtpd_options):
+        """Starts it, the smtpd taking `smtpd_options` (its -o settings)."""
         if not shutil.which("postfix") or os.geteuid() != 0:
             raise Missing("Postfix is not installed, or this is not root (postfix start needs it)")
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="grey-perf-postfix-")
-        smtpd = (f"127.0.0.1:{self.port} inet n - n - - smtpd -o smtpd_proxy_filter=127.0.0.1:{upstream_port}"
-                 f" -o smtpd_tls_security_level=may -o smtpd_tls_cert_file={cert} -o smtpd_tls_key_file={key}\n")
+        smtpd = f"127.0.0.1:{self.port} inet n - n - - smtpd {smtpd_options}\n"
         try:
             self.postfix = PrivatePostfix(self.dir, main_cf=self.MAIN_CF, master_cf=smtpd)
             wait_for_port(self.port, 20)
@@ -375,15 +365,33 @@ default_process_limit = 100
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class PostfixUpstream:
+class PostfixProxy(_PostfixSmtpd):
+    """Postfix's smtpd as a before-queue proxy offering STARTTLS: a private instance
+    (harness.PrivatePostfix) whose only SMTP listener passes each accepted message on to
+    `upstream_port` as it arrives (smtpd_proxy_filter) and answers the client with the
+    upstream's reply. Loopback clients may relay; no reverse DNS lookup of the client (the
+    benchmark has no DNS). Needs root, as Postfix's own start does."""
+
+    MAIN_CF = """\
+myhostname = postfix.example
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject
+smtpd_peername_lookup = no
+default_process_limit = 100
+"""
+
+    def __init__(self, upstream_port, cert, key):
+        self._start(f"-o smtpd_proxy_filter=127.0.0.1:{upstream_port} -o smtpd_tls_security_level=may"
+                    f" -o smtpd_tls_cert_file={cert} -o smtpd_tls_key_file={key}")
+
+
+class PostfixUpstream(_PostfixSmtpd):
     """Postfix's smtpd as the upstream MTA, trusting Grey's address (127.0.0.1) with XCLIENT and
     XFORWARD: a private instance (harness.PrivatePostfix) whose only SMTP listener takes mail
     from 127.0.0.0/8 for any domain and passes each message as it arrives to smtp-sink at
     `sink_port` (a before-queue smtpd_proxy_filter), answering with smtp-sink's reply. No
     queue file, no cleanup, no fsync: what is measured is smtpd's own work per session, the
     part XCLIENT adds to. No reverse DNS lookup of the client. Needs root."""
-
-    name = "postfix"
 
     MAIN_CF = """\
 myhostname = upstream.example
@@ -396,26 +404,7 @@ default_process_limit = 200
 """
 
     def __init__(self, sink_port):
-        if not shutil.which("postfix") or os.geteuid() != 0:
-            raise Missing("Postfix is not installed, or this is not root (postfix start needs it)")
-        self.port = free_port()
-        self.dir = tempfile.mkdtemp(prefix="grey-perf-postfix-")
-        smtpd = f"127.0.0.1:{self.port} inet n - n - - smtpd -o smtpd_proxy_filter=127.0.0.1:{sink_port}\n"
-        try:
-            self.postfix = PrivatePostfix(self.dir, main_cf=self.MAIN_CF, master_cf=smtpd)
-            wait_for_port(self.port, 20)
-        except Exception:
-            shutil.rmtree(self.dir, ignore_errors=True)
-            raise
-        self.pid = self.postfix.pid
-
-    def output(self):
-        return self.postfix.read_log()
-
-    def stop(self):
-        self.postfix.stop()
-        wait_until(lambda: not _listening(self.port), 10)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self._start(f"-o smtpd_proxy_filter=127.0.0.1:{sink_port}")
 
 
 def _listening(port):
