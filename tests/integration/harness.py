@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.request
 
 PROGRAMS = {name: os.path.abspath(os.environ.get(var, f"build/dev/examples/{name}"))
             for name, var in [("spam_me", "GREY_SPAM_ME"), ("maildir_sink", "GREY_MAILDIR_SINK"),
@@ -454,6 +455,20 @@ def make_certificate(directory, name="localhost"):
                     "-nodes", "-days", "2", "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}",
                     "-keyout", key, "-out", cert], check=True, capture_output=True)
     return cert, key
+
+
+def scrape(port, path="/metrics"):
+    """A GET of a program's metrics endpoint: (Content-Type, body)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+        return r.headers.get("Content-Type"), r.read().decode()
+
+
+def metric_value(text, name, labels=""):
+    """The value of one sample in Prometheus text, `labels` as written: '{code="500"}'."""
+    m = re.search(rf"^{re.escape(name)}{re.escape(labels)} (\S+)$", text, re.M)
+    if not m:
+        raise AssertionError(f"{name}{labels} not in the scrape")
+    return float(m.group(1))
 
 
 def peak_rss_kib(pid):

@@ -8,24 +8,11 @@ import smtplib
 import threading
 import time
 import unittest
-import urllib.request
 
-from harness import MaildirSink, Program, ScriptedUpstream, free_port
+from harness import MaildirSink, Program, ScriptedUpstream, free_port, metric_value, scrape
 from test_greylist import GreylistServer
 
 MESSAGE_ID = re.compile(rb"^Message-ID: <([^>]+)>", re.M | re.I)
-
-
-def scrape(port):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
-        return r.read().decode()
-
-
-def metric(text, name, labels=""):
-    m = re.search(rf"^{re.escape(name)}{re.escape(labels)} (\S+)$", text, re.M)
-    if not m:
-        raise AssertionError(f"{name}{labels} not in the scrape")
-    return float(m.group(1))
 
 
 def message(i, padding=0):
@@ -117,11 +104,11 @@ class StoppedUnderLoad(unittest.TestCase):
         self.assertGreater(len(in_first), 0)
         self.assertGreater(len(in_second), 0, "nothing failed over")
 
-        text = scrape(metrics_port)
-        self.assertEqual(metric(text, "grey_upstream_marked_down_total", f'{{upstream="127.0.0.1:{first.port}"}}'), 1)
-        self.assertEqual(metric(text, "grey_upstream_marked_down_total", f'{{upstream="127.0.0.1:{second.port}"}}'), 0)
-        self.assertEqual(metric(text, "grey_upstreams_down"), 1)
-        self.assertEqual(metric(text, "grey_messages_relayed_total"), total)
+        _, text = scrape(metrics_port)
+        self.assertEqual(metric_value(text, "grey_upstream_marked_down_total", f'{{upstream="127.0.0.1:{first.port}"}}'), 1)
+        self.assertEqual(metric_value(text, "grey_upstream_marked_down_total", f'{{upstream="127.0.0.1:{second.port}"}}'), 0)
+        self.assertEqual(metric_value(text, "grey_upstreams_down"), 1)
+        self.assertEqual(metric_value(text, "grey_messages_relayed_total"), total)
         proxy.stop()
         output = "".join(proxy.output)
         self.assertRegex(output, rf"grey: warning: upstream 127\.0\.0\.1:{first.port} marked down for 30s: ")

@@ -1,7 +1,6 @@
 """Metrics in Prometheus' text format (`--metrics HOST:PORT`, GET /metrics): what the server,
 the sessions, the relay and greylisting counted, checked against what the test did, and the
 whole exposition accepted by Prometheus' own `promtool check metrics`."""
-import re
 import shutil
 import socket
 import subprocess
@@ -10,19 +9,7 @@ import unittest
 import urllib.error
 import urllib.request
 
-from harness import PROGRAMS, Client, MaildirSink, Program, free_port, wait_for_port
-
-
-def scrape(port, path="/metrics"):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
-        return r.headers.get("Content-Type"), r.read().decode()
-
-
-def value(text, name, labels=""):
-    m = re.search(rf"^{re.escape(name)}{re.escape(labels)} (\S+)$", text, re.M)
-    if not m:
-        raise AssertionError(f"{name}{labels} not in the scrape")
-    return float(m.group(1))
+from harness import PROGRAMS, Client, MaildirSink, Program, free_port, metric_value, scrape, wait_for_port
 
 
 def sessions_open_once_settled(port, seconds=10):
@@ -31,7 +18,7 @@ def sessions_open_once_settled(port, seconds=10):
     deadline = time.monotonic() + seconds
     while True:
         _, text = scrape(port)
-        open_now = value(text, "grey_sessions_open")
+        open_now = metric_value(text, "grey_sessions_open")
         if open_now == 0 or time.monotonic() >= deadline:
             return open_now
         time.sleep(0.05)
@@ -62,15 +49,15 @@ class Metrics(unittest.TestCase):
         kind, text = scrape(port)
         self.assertTrue(kind.startswith("text/plain; version=0.0.4"), kind)
         self.promtool(text)
-        self.assertEqual(value(text, "grey_connections_accepted_total"), 1)
-        self.assertEqual(value(text, "grey_messages_relayed_total"), 1)
-        self.assertEqual(value(text, "grey_messages_failed_total"), 0)
-        self.assertEqual(value(text, "grey_relayed_bytes_total"), len(body))
-        self.assertEqual(value(text, "grey_commands_refused_total", '{code="500"}'), 1)
-        self.assertEqual(value(text, "grey_commands_refused_total", '{code="503"}'), 1)
-        self.assertEqual(value(text, "grey_upstream_pool_misses_total"), 1)
-        self.assertGreaterEqual(value(text, "grey_upstream_connects_total"), 1)
-        self.assertGreaterEqual(value(text, "grey_upstream_reply_seconds_count"), 4, "MAIL, RCPT, DATA, the dot")
+        self.assertEqual(metric_value(text, "grey_connections_accepted_total"), 1)
+        self.assertEqual(metric_value(text, "grey_messages_relayed_total"), 1)
+        self.assertEqual(metric_value(text, "grey_messages_failed_total"), 0)
+        self.assertEqual(metric_value(text, "grey_relayed_bytes_total"), len(body))
+        self.assertEqual(metric_value(text, "grey_commands_refused_total", '{code="500"}'), 1)
+        self.assertEqual(metric_value(text, "grey_commands_refused_total", '{code="503"}'), 1)
+        self.assertEqual(metric_value(text, "grey_upstream_pool_misses_total"), 1)
+        self.assertGreaterEqual(metric_value(text, "grey_upstream_connects_total"), 1)
+        self.assertGreaterEqual(metric_value(text, "grey_upstream_reply_seconds_count"), 4, "MAIL, RCPT, DATA, the dot")
         self.assertEqual(sessions_open_once_settled(port), 0)
 
     def test_greylisting_verdicts_and_store_latency(self):
@@ -87,9 +74,9 @@ class Metrics(unittest.TestCase):
         c.close()
         _, text = scrape(port)
         self.promtool(text)
-        self.assertEqual(value(text, "grey_recipients_total", '{verdict="greylisted"}'), 1)
-        self.assertEqual(value(text, "grey_greylist_first_seen_total"), 1)
-        self.assertGreaterEqual(value(text, "grey_store_seconds_count"), 1)
+        self.assertEqual(metric_value(text, "grey_recipients_total", '{verdict="greylisted"}'), 1)
+        self.assertEqual(metric_value(text, "grey_greylist_first_seen_total"), 1)
+        self.assertGreaterEqual(metric_value(text, "grey_store_seconds_count"), 1)
 
     def test_the_policy_server_counts_its_verdicts_too(self):
         policy_port, port = free_port(), free_port()
@@ -105,9 +92,9 @@ class Metrics(unittest.TestCase):
             self.assertTrue(s.recv(1000).startswith(b"action=DEFER_IF_PERMIT"))
         _, text = scrape(port)
         self.promtool(text)
-        self.assertEqual(value(text, "grey_recipients_total", '{verdict="greylisted"}'), 1)
-        self.assertGreaterEqual(value(text, "grey_store_seconds_count"), 1)
-        self.assertEqual(value(text, "grey_connections_accepted_total"), 2, "wait_for_port's, then the request's")
+        self.assertEqual(metric_value(text, "grey_recipients_total", '{verdict="greylisted"}'), 1)
+        self.assertGreaterEqual(metric_value(text, "grey_store_seconds_count"), 1)
+        self.assertEqual(metric_value(text, "grey_connections_accepted_total"), 2, "wait_for_port's, then the request's")
         self.assertEqual(sessions_open_once_settled(port), 0)
 
     def test_other_paths_and_methods_are_refused(self):
