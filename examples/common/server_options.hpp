@@ -225,8 +225,8 @@ struct server_options {
 using on_listening = std::function<bool(const std::string& where)>;
 
 /// Listens, prints `announce` and each address it listens on, serves until SIGINT/SIGTERM;
-/// `listening` is told `status` and the addresses. Any server with listen() and run() (a
-/// ServerCore, the policy server); `addresses()` names where it listens. Returns the exit code.
+/// `listening` is told `status` and the addresses. Any server with listen(), handle_signals()
+/// and run() (a ServerCore, the policy server); `addresses()` names where it listens. Returns the exit code.
 template <class Server, class Addresses>
 int serve(Server& server, Addresses addresses, std::string_view announce, std::string_view status,
           const on_listening& listening) {
@@ -236,6 +236,8 @@ int serve(Server& server, Addresses addresses, std::string_view announce, std::s
         fmt::print(stderr, "error: {}\n", e.what());
         return 1;
     }
+    // Whoever reads the announcement may send SIGTERM at once: it must find the graceful stop.
+    server.handle_signals();
     std::string where(status);
     for (const std::string& address : addresses()) {
         fmt::print("{} {}\n", announce, address);

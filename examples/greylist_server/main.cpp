@@ -245,15 +245,17 @@ int main(int argc, char** argv) {
         return 1;
     }
 
-    // The embedded upstream: a Maildir sink in this process, on its own threads.
+    // The embedded upstream: a Maildir sink in this process, a guest on an io_context and a
+    // thread of its own. A guest takes no signals: SIGTERM is the proxy's, which drains into
+    // the sink, and the sink is stopped after it.
+    asio::io_context sink_context(1);
     std::optional<grey::ServerCore<MaildirSink>> sink;
     std::thread sink_thread;
     if (s.upstreams.empty() && s.policy_listen.empty()) {
         maildir_config mc;
         mc.listen = {s.maildir_listen};
         mc.maildir = s.maildir;
-        mc.threads = 1;
-        sink.emplace(mc);
+        sink.emplace(sink_context, mc);
         try {
             sink->listen();
         } catch (const std::exception& e) {
@@ -276,7 +278,10 @@ int main(int argc, char** argv) {
         }
         if (privs->active()) fmt::print("running as user {}\n", privs->user());
         std::fflush(stdout);
-        if (sink) sink_thread = std::thread([&] { sink->run(); });
+        if (sink) {
+            sink->start();
+            sink_thread = std::thread([&] { sink_context.run(); });
+        }
         examples::sd_notify("READY=1\nSTATUS=" + where);
         return true;
     };
@@ -325,7 +330,7 @@ int main(int argc, char** argv) {
         status = examples::serve(server, listening);
     }
 
-    if (sink) sink->stop();
+    if (sink) sink->stop();  // the io_context runs out of work once the sink has stopped
     if (sink_thread.joinable()) sink_thread.join();
     hup.cancel();
     purge_timer.cancel();

@@ -440,6 +440,44 @@ class StoreUnavailable(unittest.TestCase):
         self.assertEqual(reported[1], "grey: notice: greylist store available again")
 
 
+class Stopping(unittest.TestCase):
+    """SIGTERM is the proxy's alone: the embedded Maildir sink must not take it, or the proxy
+    may never hear it (a signal that comes between the two starts) and would drain into a sink
+    already gone."""
+
+    def test_sigterm_at_any_moment_after_start_stops_the_server(self):
+        s = GreylistServer(BASE)
+        self.addCleanup(s.cleanup)
+        for attempt in range(30):
+            s.start()
+            s.proc.terminate()
+            try:
+                code = s.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.fail(f"start {attempt + 1}: still running 5 s after SIGTERM")
+            self.assertEqual(code, 0)
+            s.stop()
+
+    def test_a_message_in_progress_at_sigterm_reaches_the_embedded_maildir(self):
+        s = GreylistServer(BASE + '    [relay]\n    allowed_sender_nets = ["127.0.0.0/8"]\n').start()
+        self.addCleanup(s.cleanup)
+        c = smtplib.SMTP("127.0.0.1", s.port, local_hostname="client.example", timeout=10)
+        self.addCleanup(c.close)
+        c.ehlo()
+        self.assertEqual(c.mail("alice@example.org")[0], 250)
+        self.assertEqual(c.rcpt("bob@elsewhere.example")[0], 250)
+        self.assertEqual(c.docmd("DATA")[0], 354)
+        c.send(b"Subject: during shutdown\r\n\r\nfirst half\r\n")
+        s.proc.terminate()
+        time.sleep(0.5)
+        c.send(b"second half\r\n.\r\n")
+        self.assertEqual(c.getreply()[0], 250)
+        self.assertEqual(c.getreply()[0], 421, "no new transaction once the message is done")
+        self.assertEqual(s.proc.wait(timeout=10), 0)
+        self.assertEqual(len(s.delivered()), 1)
+        self.assertIn(b"first half\r\nsecond half\r\n", s.delivered()[0])
+
+
 class BadConfiguration(unittest.TestCase):
     def run_with(self, config, *args):
         d = tempfile.mkdtemp(prefix="grey-badconf-")

@@ -284,6 +284,17 @@ class PolicyProtocol(unittest.TestCase):
         self.assertLess(time.time() - started, 5)
         self.assertTrue(c.closed())
 
+    def test_sigterm_as_soon_as_it_says_it_listens_is_a_graceful_stop(self):
+        for attempt in range(20):
+            s = PolicyServer()
+            self.addCleanup(s.cleanup)
+            s.proc.terminate()
+            try:
+                code = s.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.fail(f"start {attempt + 1}: still running 5 s after SIGTERM")
+            self.assertEqual(code, 0, f"start {attempt + 1}: killed by the signal, not stopped")
+
     def test_the_connection_limit_closes_connections_over_it(self):
         s = self.server(config="[policy]\nmax_connections = 2\n")
         a, b = self.client(s), self.client(s)

@@ -25,6 +25,7 @@
 #include <system_error>
 #include <thread>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -120,17 +121,23 @@ class server {
         return out;
     }
 
-    /// Serves until stop(), or SIGINT/SIGTERM when `handle_signals`; returns once every
+    /// SIGINT and SIGTERM start a graceful stop. run() asks for this unless told not to; a
+    /// program that announces where it listens asks sooner, so that a signal sent as soon as
+    /// the announcement is read is not the default one that kills. Call it before run().
+    void handle_signals() {
+        if (std::exchange(handling_signals_, true)) return;
+        signals_.add(SIGINT);
+        signals_.add(SIGTERM);
+        signals_.async_wait([this](asio::error_code ec, int) {
+            if (!ec) begin_stop();
+        });
+    }
+
+    /// Serves until stop(), or SIGINT/SIGTERM when `with_signals`; returns once every
     /// connection has ended. Runs the first io_context on the calling thread.
-    void run(bool handle_signals = true) {
+    void run(bool with_signals = true) {
         listen();
-        if (handle_signals) {
-            signals_.add(SIGINT);
-            signals_.add(SIGTERM);
-            signals_.async_wait([this](asio::error_code ec, int) {
-                if (!ec) begin_stop();
-            });
-        }
+        if (with_signals) handle_signals();
         for (auto& a : tcp_acceptors_) asio::co_spawn(ioc_, accept_loop(a), asio::detached);
         for (auto& a : local_acceptors_) asio::co_spawn(ioc_, accept_loop(a), asio::detached);
         std::vector<std::thread> threads;
@@ -328,6 +335,7 @@ class server {
     std::vector<std::unique_ptr<worker>> workers_;
     asio::io_context& ioc_;  // the first worker's: it also accepts, and takes the signals
     asio::signal_set signals_;
+    bool handling_signals_ = false;
     asio::steady_timer drain_timer_;
     std::vector<detail::tcp::acceptor> tcp_acceptors_;
     std::vector<local::acceptor> local_acceptors_;
