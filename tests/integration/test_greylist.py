@@ -531,8 +531,9 @@ class BadConfiguration(unittest.TestCase):
             self.assertRegex(out[1], r"^STARTTLS not offered: give a certificate")
             self.assertRegex(out[2], r"^listening on 127\.0\.0\.1:\d+")
         finally:
-            p.terminate()
-            p.wait(timeout=15)
+            end_process(p, 15)
+            p.stdout.close()
+        self.assertEqual(p.returncode, 0)
 
     def test_an_unreadable_file_is_refused(self):
         p = subprocess.run([SERVER, "--config", "/nonexistent/grey.toml"], capture_output=True, text=True, timeout=10)
