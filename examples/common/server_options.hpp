@@ -226,7 +226,8 @@ using on_listening = std::function<bool(const std::string& where)>;
 
 /// Listens, prints `announce` and each address it listens on, serves until SIGINT/SIGTERM;
 /// `listening` is told `status` and the addresses. Any server with listen(), handle_signals()
-/// and run() (a ServerCore, the policy server); `addresses()` names where it listens. Returns the exit code.
+/// and run() (a ServerCore, the policy server); `addresses()` names where it listens.
+/// Returns the exit code.
 template <class Server, class Addresses>
 int serve(Server& server, Addresses addresses, std::string_view announce, std::string_view status,
           const on_listening& listening) {

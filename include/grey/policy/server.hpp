@@ -19,6 +19,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -89,7 +90,7 @@ class server {
            std::filesystem::perms socket_mode = std::filesystem::perms(0666))
         : greylist_(std::move(greylisting)), settings_(std::move(s)), listen_(std::move(listen)),
           socket_mode_(socket_mode), workers_(make_workers(greylist_.threads)), ioc_(workers_.front()->ioc),
-          signals_(ioc_), drain_timer_(ioc_) {}
+          drain_timer_(ioc_) {}
 
     server(const server&) = delete;
     server& operator=(const server&) = delete;
@@ -125,10 +126,9 @@ class server {
     /// program that announces where it listens asks sooner, so that a signal sent as soon as
     /// the announcement is read is not the default one that kills. Call it before run().
     void handle_signals() {
-        if (std::exchange(handling_signals_, true)) return;
-        signals_.add(SIGINT);
-        signals_.add(SIGTERM);
-        signals_.async_wait([this](asio::error_code ec, int) {
+        if (signals_) return;
+        signals_.emplace(ioc_, SIGINT, SIGTERM);
+        signals_->async_wait([this](asio::error_code ec, int) {
             if (!ec) begin_stop();
         });
     }
@@ -296,7 +296,7 @@ class server {
         if (stopping_) return;
         stopping_ = true;
         asio::error_code ignored;
-        signals_.cancel(ignored);
+        if (signals_) signals_->cancel(ignored);
         for (auto& a : tcp_acceptors_) a.close(ignored);
         for (auto& a : local_acceptors_) a.close(ignored);
         const auto deadline = clock::now() + greylist_.drain;
@@ -334,8 +334,7 @@ class server {
     std::filesystem::perms socket_mode_;
     std::vector<std::unique_ptr<worker>> workers_;
     asio::io_context& ioc_;  // the first worker's: it also accepts, and takes the signals
-    asio::signal_set signals_;
-    bool handling_signals_ = false;
+    std::optional<asio::signal_set> signals_;  // once handle_signals() is called
     asio::steady_timer drain_timer_;
     std::vector<detail::tcp::acceptor> tcp_acceptors_;
     std::vector<local::acceptor> local_acceptors_;
