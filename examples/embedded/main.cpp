@@ -149,7 +149,7 @@ int main(int argc, char** argv) {
         front.async_stop([] {});
         held.async_stop([] {});
     });
-    asio::co_spawn(ioc, controls->serve(), asio::detached);
+    asio::co_spawn(ioc, controls->serve(), grey::diagnostics::reported{"control"});
 
     // Returns when nothing is left to do: both servers stopped and the control socket closed.
     ioc.run();

@@ -30,12 +30,12 @@ class Tarpit {
         const auto until = std::chrono::steady_clock::now() + config_.hold;
         for (char octet : refusal) {
             // A stop ends the session at the next octet: the pause is not a socket wait the
-            // server's watchdog could interrupt.
-            if (ctx_.watchdog.shutting_down() || std::chrono::steady_clock::now() >= until) break;
+            // server's deadline could interrupt.
+            if (ctx_.deadline.shutting_down() || std::chrono::steady_clock::now() >= until) break;
             pause_.expires_after(config_.drip);
             auto [paused] = co_await pause_.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
             if (paused) break;
-            ctx_.watchdog.expires_after(config_.timeouts.send);  // a client that stops reading
+            ctx_.deadline.expires_after(config_.timeouts.send);  // a client that stops reading
             auto [ec, n] = co_await asio::async_write(ctx_.socket, asio::buffer(&octet, 1),
                                                       asio::experimental::as_tuple(asio::use_awaitable));
             if (ec) break;

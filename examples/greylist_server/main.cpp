@@ -312,7 +312,8 @@ int main(int argc, char** argv) {
         purge_timer.expires_after(std::chrono::hours(1));
         purge_timer.async_wait([&](asio::error_code ec) {
             if (ec) return;
-            asio::co_spawn(control, s.server.store->purge(s.server.timing, grey::greylist::clock::now()), asio::detached);
+            asio::co_spawn(control, s.server.store->purge(s.server.timing, grey::greylist::clock::now()),
+                           grey::diagnostics::reported{"purge"});
             schedule_purge();
         });
     };

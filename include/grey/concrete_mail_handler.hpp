@@ -13,6 +13,7 @@
 #include "config.hpp"
 #include "mail_handler.hpp"
 #include "upstream/relay.hpp"
+#include "upstream/service.hpp"
 #include "verdict.hpp"
 
 namespace grey {
@@ -34,10 +35,12 @@ class ConcreteMailHandler : public MailHandler<Derived> {
           serverid(ctx.config.serverid),
           smtp_ip(ctx.config.smtp_ip),
           smtp_port(ctx.config.smtp_port),
-          relay_(ctx.socket.get_executor(), ctx.watchdog, ctx.config, ctx.upstream_pool, ctx.upstream_tls,
-                 ctx.upstream_extensions, client_endpoint(), ctx.upstreams) {}
+          relay_(ctx.socket.get_executor(), ctx.deadline, ctx.config, ctx.upstream ? ctx.upstream->idle : nullptr,
+                 ctx.upstream ? ctx.upstream->tls : nullptr, ctx.upstream ? ctx.upstream->learned : nullptr,
+                 client_endpoint(), ctx.upstream ? ctx.upstream->upstreams : nullptr) {}
 
-    /// Tells ServerCore to learn the upstream's extensions at start (an EHLO probe).
+    /// Tells ServerCore to keep an upstream service (upstream/service.hpp) for its sessions:
+    /// the pool, failover, the probe that learns the upstream's extensions at start.
     static constexpr bool relays_upstream = true;
 
     // The seed's configuration, as this session sees it.

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -117,6 +118,29 @@ inline reporter& process_reporter() {
 inline void report(level l, std::string_view topic, std::string_view text) {
     process_reporter().report(l, topic, text);
 }
+
+/// A task that ended by an exception, as one error line: "`what` ended by exception: why".
+inline void report_exception(std::string_view what, std::exception_ptr e) {
+    std::string why = "unknown exception";
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+        why = ex.what();
+    } catch (...) {
+    }
+    report(level::error, what, fmt::format("{} ended by exception: {}", what, why));
+}
+
+/// The completion of a coroutine spawned to run on its own (asio::co_spawn's third argument in
+/// place of asio::detached): an exception that ends it is reported, never lost.
+struct reported {
+    std::string_view what;  ///< what the task is, for the line: a string that outlives it
+    /// Reports `e`, if the task ended by one; whatever the task returned is dropped.
+    template <class... Result>
+    void operator()(std::exception_ptr e, Result&&...) const {
+        if (e) report_exception(what, e);
+    }
+};
 
 /// @}
 } // namespace grey::diagnostics

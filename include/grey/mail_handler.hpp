@@ -27,7 +27,7 @@
 #include "config.hpp"
 #include "detail/asio.hpp"
 #include "diagnostics.hpp"
-#include "detail/watchdog.hpp"
+#include "deadline.hpp"
 #include "metrics/server_metrics.hpp"
 #include "session_context.hpp"
 #include "smtp/bdat.hpp"
@@ -53,7 +53,7 @@ class MailHandler {
     /// Takes the accepted connection and what the server shares with its sessions; the
     /// session starts with run().
     explicit MailHandler(session_context ctx)
-        : socket_(ctx.socket), stream_(ctx.socket), config_(ctx.config), watchdog_(ctx.watchdog),
+        : socket_(ctx.socket), stream_(ctx.socket), config_(ctx.config), deadline_(ctx.deadline),
           tls_(ctx.tls), client_leaving_(std::move(ctx.client_leaving)) {
         // Reads are tried without blocking once the socket is readable (read_some); Asio's own
         // operations would switch the socket to non-blocking mode at their first use anyway.
@@ -139,8 +139,6 @@ class MailHandler {
     const server_config& config() const noexcept { return config_; }
     /// The session's executor, for a hook's own timers and sockets.
     asio::any_io_executor get_executor() { return socket_.get_executor(); }
-    /// The session's one deadline timer, for a hook that waits on I/O of its own.
-    detail::watchdog& watchdog() noexcept { return watchdog_; }
     /// Close the connection once the reply being composed has been sent.
     void close_after_reply() noexcept { closing_ = true; }
     /// Where the session is in RFC 5321's order of commands.
@@ -165,11 +163,11 @@ class MailHandler {
 
     /// The session: greeting, commands until QUIT, an error that ends it, or the client leaving.
     asio::awaitable<void> run() {
-        struct stop_watchdog {
-            detail::watchdog& w;
-            ~stop_watchdog() { w.stop(); }
-        } stopper{watchdog_};
-        watchdog_.guard(&socket_);
+        struct stop_deadline {
+            grey::deadline& w;
+            ~stop_deadline() { w.stop(); }
+        } stopper{deadline_};
+        deadline_.guard(socket_);
 
         const bool talked_first = co_await talked_before_greeting();
         if (talked_first) {
@@ -201,12 +199,14 @@ class MailHandler {
   protected:
     /// This session as Derived, whose hooks replace the defaults.
     Derived& derived() noexcept { return static_cast<Derived&>(*this); }
+    /// The session's one deadline timer, for a hook that waits on I/O of its own.
+    grey::deadline& session_deadline() noexcept { return deadline_; }
 
   private:
     asio::awaitable<void> serve_commands() {
         while (!closing_) {
-            watchdog_.set_idle(!state_.in_transaction());
-            if (watchdog_.shutting_down() && !state_.in_transaction() && in_.buffered() == 0) {
+            deadline_.set_idle(!state_.in_transaction());
+            if (deadline_.shutting_down() && !state_.in_transaction() && in_.buffered() == 0) {
                 queue(smtp::replies::shutting_down);
                 break;
             }
@@ -214,7 +214,7 @@ class MailHandler {
             // idle connections then cost only their socket and coroutine.
             if (!state_.in_transaction()) in_.release();
             auto line = co_await read_line(config_.limits.max_command_line, config_.timeouts.command);
-            watchdog_.set_idle(false);
+            deadline_.set_idle(false);
             if (!line) {
                 fail(line.error());
                 break;
@@ -227,7 +227,7 @@ class MailHandler {
 
     asio::awaitable<void> flush() {
         if (out_.empty() || !socket_.is_open()) co_return;
-        watchdog_.expires_after(config_.timeouts.send);
+        deadline_.expires_after(config_.timeouts.send);
         const std::error_code ec = co_await stream_.write(out_);
         out_.clear();
         if (ec) closing_ = true;
@@ -286,7 +286,7 @@ class MailHandler {
     }
 
     /// Reads until a whole line is buffered. Pending replies go out before any wait.
-    asio::awaitable<result<smtp::line>> read_line(std::size_t max, detail::watchdog::clock::duration timeout) {
+    asio::awaitable<result<smtp::line>> read_line(std::size_t max, deadline::clock::duration timeout) {
         for (;;) {
             auto next = in_.next(max);
             if (!next) co_return next.error();
@@ -298,8 +298,8 @@ class MailHandler {
         }
     }
 
-    asio::awaitable<std::error_code> read_some(detail::watchdog::clock::duration timeout) {
-        watchdog_.expires_after(timeout);
+    asio::awaitable<std::error_code> read_some(deadline::clock::duration timeout) {
+        deadline_.expires_after(timeout);
         while (!in_.holds_buffer()) {
             // Take a buffer only once there is something to read into it. Once readable, one
             // non-blocking read (the socket is in non-blocking mode) takes what is there; the
@@ -328,7 +328,7 @@ class MailHandler {
     }
 
     std::error_code read_error(std::error_code ec) const {
-        if (watchdog_.expired()) return watchdog_.shutting_down() ? errc::shutting_down : errc::timeout;
+        if (deadline_.expired()) return deadline_.shutting_down() ? errc::shutting_down : errc::timeout;
         return ec;
     }
 
@@ -468,7 +468,7 @@ class MailHandler {
         if (closing_) co_return;
         in_.discard();
         in_.release();
-        watchdog_.expires_after(tls_->settings().handshake_timeout);
+        deadline_.expires_after(tls_->settings().handshake_timeout);
         const std::shared_ptr<asio::ssl::context> context = tls_->current();
         const std::error_code ec = co_await stream_.handshake(*context, stream::role::server);
         if (config_.metrics) (ec ? config_.metrics->tls_handshake_failures : config_.metrics->tls_handshakes).add();
@@ -685,7 +685,7 @@ class MailHandler {
     detail::tcp::socket& socket_;
     stream stream_;
     const server_config& config_;
-    detail::watchdog& watchdog_;
+    grey::deadline& deadline_;
     tls::reloadable_context* tls_;
     std::function<void()> client_leaving_;
     smtp::line_reader in_;

@@ -33,7 +33,7 @@ struct Banner {
         auto [ec, n] = co_await asio::async_write(ctx_.socket, asio::buffer(greeting), grey::detail::use_nothrow);
         std::string in;
         while (!ec) {
-            ctx_.watchdog.set_idle(true);
+            ctx_.deadline.set_idle(true);
             std::tie(ec, n) = co_await asio::async_read_until(ctx_.socket, asio::dynamic_buffer(in), "\r\n",
                                                               grey::detail::use_nothrow);
             if (ec) break;

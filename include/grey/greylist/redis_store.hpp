@@ -40,6 +40,7 @@
 
 #include <asio/ssl/context.hpp>
 
+#include "../diagnostics.hpp"
 #include "../stream.hpp"
 #include "../tls/context.hpp"
 #include "redis_settings.hpp"
@@ -402,7 +403,8 @@ class redis_store final : public store {
                     if (ec) co_return aborted_ ? ec : std::error_code(redis_errc::tls_failed);
                 }
             }
-            asio::co_spawn(tcp_.get_executor(), read_loop(shared_from_this()), asio::detached);
+            asio::co_spawn(tcp_.get_executor(), read_loop(shared_from_this()),
+                           grey::diagnostics::reported{"redis"});
             co_return std::error_code{};
         }
 
@@ -428,7 +430,8 @@ class redis_store final : public store {
             waiting_.push_back(&w);
             if (!writing_) {
                 writing_ = true;
-                asio::co_spawn(tcp_.get_executor(), write_loop(shared_from_this()), asio::detached);
+                asio::co_spawn(tcp_.get_executor(), write_loop(shared_from_this()),
+                               grey::diagnostics::reported{"redis"});
             }
             if (!w.done) co_await w.ready.async_wait(grey::detail::use_nothrow);
             // The deadline passed: the replies behind this one can no longer be matched to

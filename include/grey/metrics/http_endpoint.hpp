@@ -14,6 +14,8 @@
 
 #include "../config.hpp"
 #include "../detail/asio.hpp"
+#include "../diagnostics.hpp"
+#include "../server/listener.hpp"
 
 namespace grey::metrics {
 /// @addtogroup group_metrics
@@ -23,42 +25,38 @@ namespace grey::metrics {
 /// registry::write); other paths get 404, other methods 405.
 class http_endpoint {
   public:
-    /// Listens on `where` now (throws std::system_error when it cannot); serves once start()ed.
+    /// Listens on `where` now, on every address it resolves to (throws std::system_error when
+    /// it cannot); serves once start()ed.
     http_endpoint(asio::io_context& ioc, const endpoint& where, std::function<std::string()> body)
-        : ioc_(ioc), acceptor_(ioc), body_(std::move(body)) {
-        detail::tcp::resolver resolver(ioc);
-        const auto results = resolver.resolve(where.host, std::to_string(where.port), detail::tcp::resolver::passive);
-        const detail::tcp::endpoint ep = results.begin()->endpoint();
-        acceptor_.open(ep.protocol());
-        acceptor_.set_option(detail::tcp::acceptor::reuse_address(true));
-        acceptor_.bind(ep);
-        acceptor_.listen();
+        : ioc_(ioc), listener_(ioc.get_executor()), body_(std::move(body)) {
+        listener_.add_tcp(where);
     }
 
-    /// Where it listens: with port 0, the port the system chose.
-    detail::tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
+    /// Where it listens (the first address, when the host has several): with port 0, the port
+    /// the system chose.
+    asio::ip::tcp::endpoint local_endpoint() const { return listener_.tcp_endpoints().front(); }
 
-    /// Starts serving, as a coroutine on the io_context given at construction.
-    void start() { asio::co_spawn(ioc_, accept_loop(), asio::detached); }
+    /// Starts serving, as a coroutine per listening socket on the io_context given at
+    /// construction.
+    void start() {
+        for (auto& door : listener_.tcp())
+            asio::co_spawn(ioc_, accept_loop(door.acceptor), diagnostics::reported{"metrics"});
+    }
 
     /// Stops accepting; answers in progress finish. Call on the io_context's thread, or post.
-    void stop() {
-        asio::error_code ignored;
-        acceptor_.close(ignored);
-    }
+    void stop() { listener_.close(); }
 
   private:
     static constexpr std::size_t max_request = 8192;
     static constexpr std::size_t max_connections = 16;
 
-    asio::awaitable<void> accept_loop() {
-        for (;;) {
-            auto [ec, socket] = co_await acceptor_.async_accept(detail::use_nothrow);
-            if (!acceptor_.is_open()) co_return;
-            if (ec) continue;
-            if (*open_ >= max_connections) continue;  // the socket closes as it goes
-            asio::co_spawn(ioc_, answer(std::move(socket), open_), asio::detached);
-        }
+    asio::awaitable<void> accept_loop(asio::ip::tcp::acceptor& acceptor) {
+        co_await server::accept_each(
+            acceptor, [this]() -> asio::any_io_executor { return ioc_.get_executor(); },
+            [this](asio::ip::tcp::socket socket, const asio::ip::tcp::endpoint&) {
+                if (*open_ >= max_connections) return;  // the socket closes as it goes
+                asio::co_spawn(ioc_, answer(std::move(socket), open_), diagnostics::reported{"metrics"});
+            });
     }
 
     asio::awaitable<void> answer(detail::tcp::socket accepted, std::shared_ptr<std::size_t> open) {
@@ -105,7 +103,7 @@ class http_endpoint {
     }
 
     asio::io_context& ioc_;
-    detail::tcp::acceptor acceptor_;
+    server::listener<> listener_;
     std::function<std::string()> body_;
     std::shared_ptr<std::size_t> open_ = std::make_shared<std::size_t>(0);
 };

@@ -6,8 +6,8 @@
 // its own and a connection stays on the one that took it, so a session's state needs no lock;
 // a mutex guards only admission. SIGINT/SIGTERM (or stop()) start a graceful stop: listening
 // ends, idle connections close at once, a request that has begun is answered, and past the
-// drain deadline whatever is left is stopped. ServerCore is not reused: it knows TCP sockets
-// and SMTP sessions only.
+// drain deadline whatever is left is stopped. It stands on the same listening, worker and
+// admission code as ServerCore (server/).
 #pragma once
 
 #include <algorithm>
@@ -36,6 +36,9 @@
 #include "../diagnostics.hpp"
 #include "../greylist/judge.hpp"
 #include "../metrics/server_metrics.hpp"
+#include "../server/admission.hpp"
+#include "../server/listener.hpp"
+#include "../server/workers.hpp"
 #include "session.hpp"
 
 namespace grey::policy {
@@ -89,36 +92,27 @@ class server {
     server(greylist::greylist_config greylisting, settings s, std::vector<listen_address> listen,
            std::filesystem::perms socket_mode = std::filesystem::perms(0666))
         : greylist_(std::move(greylisting)), settings_(std::move(s)), listen_(std::move(listen)),
-          socket_mode_(socket_mode), workers_(make_workers(greylist_.threads)), ioc_(workers_.front()->ioc),
-          drain_timer_(ioc_) {}
+          socket_mode_(socket_mode), workers_(grey::server::workers::own(greylist_.threads)),
+          main_(workers_.main()), listener_(main_), admission_({settings_.max_connections}), drain_timer_(main_) {}
 
     server(const server&) = delete;
     server& operator=(const server&) = delete;
 
-    ~server() {
-        for (const auto& path : socket_files_) {
-            std::error_code ignored;
-            std::filesystem::remove(path, ignored);
-        }
-    }
-
     /// Opens every endpoint. Throws std::system_error naming the one that failed.
     void listen() {
-        if (!tcp_acceptors_.empty() || !local_acceptors_.empty()) return;
+        if (!listener_.empty()) return;
         for (const listen_address& a : listen_) {
-            if (a.unix_socket) listen_local(a.path);
-            else listen_tcp(a.inet);
+            if (a.unix_socket) listener_.add_local(a.path, socket_mode_);
+            else listener_.add_tcp(a.inet, {}, a.to_string());
         }
     }
 
     /// What is listened on, with the ports the kernel chose for a port of 0.
     std::vector<std::string> local_addresses() const {
         std::vector<std::string> out;
-        for (const auto& a : tcp_acceptors_) {
-            const auto ep = a.local_endpoint();
+        for (const auto& ep : listener_.tcp_endpoints())
             out.push_back(listen_address{false, {ep.address().to_string(), ep.port()}, {}}.to_string());
-        }
-        for (const auto& a : local_acceptors_) out.push_back("unix:" + a.local_endpoint().path());
+        for (const auto& path : listener_.local_paths()) out.push_back("unix:" + path);
         return out;
     }
 
@@ -127,7 +121,7 @@ class server {
     /// the announcement is read is not the default one that kills. Call it before run().
     void handle_signals() {
         if (signals_) return;
-        signals_.emplace(ioc_, SIGINT, SIGTERM);
+        signals_.emplace(main_, SIGINT, SIGTERM);
         signals_->async_wait([this](asio::error_code ec, int) {
             if (!ec) begin_stop();
         });
@@ -138,98 +132,32 @@ class server {
     void run(bool with_signals = true) {
         listen();
         if (with_signals) handle_signals();
-        for (auto& a : tcp_acceptors_) asio::co_spawn(ioc_, accept_loop(a), asio::detached);
-        for (auto& a : local_acceptors_) asio::co_spawn(ioc_, accept_loop(a), asio::detached);
-        std::vector<std::thread> threads;
-        for (std::size_t i = 1; i < workers_.size(); ++i) threads.emplace_back([w = workers_[i].get()] { w->ioc.run(); });
-        ioc_.run();
-        for (auto& t : threads) t.join();
+        for (auto& door : listener_.tcp())
+            asio::co_spawn(main_, accept_loop(door.acceptor), diagnostics::reported{"policy"});
+        for (auto& door : listener_.unix_domain())
+            asio::co_spawn(main_, accept_loop(door.acceptor), diagnostics::reported{"policy"});
+        workers_.run();
     }
 
     /// Starts a graceful stop; safe from any thread.
     void stop() {
-        asio::post(ioc_, [this] { begin_stop(); });
+        asio::post(main_, [this] { begin_stop(); });
     }
 
   private:
-    struct worker {
-        asio::io_context ioc{1};
-        asio::executor_work_guard<asio::io_context::executor_type> work = asio::make_work_guard(ioc);
-    };
-
     /// A connection's place under max_connections, and how to stop it.
     struct slot {
         asio::any_io_executor executor;
         std::function<void(clock::time_point)> stop;
-        std::list<std::shared_ptr<slot>>::iterator where;
+        typename grey::server::admission<slot>::place place{};
+        void shutdown(clock::time_point drain_deadline) { stop(drain_deadline); }
     };
-
-    static std::vector<std::unique_ptr<worker>> make_workers(unsigned threads) {
-        const unsigned n = threads ? threads : std::max(1u, std::thread::hardware_concurrency());
-        std::vector<std::unique_ptr<worker>> workers;
-        for (unsigned i = 0; i < n; ++i) workers.push_back(std::make_unique<worker>());
-        return workers;
-    }
-
-    void listen_tcp(const grey::endpoint& e) {
-        detail::tcp::resolver resolver(ioc_);
-        asio::error_code ec;
-        auto results = resolver.resolve(e.host, std::to_string(e.port), detail::tcp::resolver::passive, ec);
-        if (ec) throw std::system_error(ec, fmt::format("cannot resolve {}", e.host));
-        for (const auto& r : results) {
-            detail::tcp::acceptor a(ioc_);
-            a.open(r.endpoint().protocol());
-            a.set_option(detail::tcp::acceptor::reuse_address(true));
-            if (r.endpoint().address().is_v6()) a.set_option(asio::ip::v6_only(true));
-            a.bind(r.endpoint(), ec);
-            if (ec) throw std::system_error(ec, fmt::format("cannot listen on inet:{}:{}", e.host, e.port));
-            a.listen(asio::socket_base::max_listen_connections);
-            tcp_acceptors_.push_back(std::move(a));
-        }
-    }
-
-    void listen_local(const std::string& path) {
-        namespace fs = std::filesystem;
-        std::error_code fec;
-        const auto status = fs::symlink_status(path, fec);
-        if (fs::exists(status)) {
-            // A socket left by a server that died may be replaced; one that answers may not.
-            if (!fs::is_socket(status))
-                throw std::runtime_error(fmt::format("cannot listen on unix:{}: exists and is not a socket", path));
-            local::socket probe(ioc_);
-            asio::error_code ec;
-            probe.connect(local::endpoint(path), ec);
-            if (!ec) throw std::runtime_error(fmt::format("cannot listen on unix:{}: another server is listening", path));
-            fs::remove(path, fec);
-        }
-        local::acceptor a(ioc_);
-        asio::error_code ec;
-        a.open(local::endpoint(path).protocol(), ec);
-        if (!ec) a.bind(local::endpoint(path), ec);
-        if (ec) throw std::system_error(ec, fmt::format("cannot listen on unix:{}", path));
-        socket_files_.push_back(path);
-        // Postfix's smtpd runs as its own user and must be able to connect.
-        fs::permissions(path, socket_mode_, fec);
-        if (fec) throw std::system_error(fec, fmt::format("cannot set the mode of unix:{}", path));
-        a.listen(asio::socket_base::max_listen_connections, ec);
-        if (ec) throw std::system_error(ec, fmt::format("cannot listen on unix:{}", path));
-        local_acceptors_.push_back(std::move(a));
-    }
 
     template <class Acceptor>
     asio::awaitable<void> accept_loop(Acceptor& acceptor) {
-        for (;;) {
-            worker& w = *workers_[next_worker_++ % workers_.size()];
-            auto [ec, socket] = co_await acceptor.async_accept(w.ioc, detail::use_nothrow);
-            if (!acceptor.is_open() || ec == asio::error::operation_aborted) co_return;
-            if (ec) {
-                // Out of descriptors or the like: back off instead of spinning.
-                asio::steady_timer pause(ioc_, std::chrono::milliseconds(50));
-                co_await pause.async_wait(detail::use_nothrow);
-                continue;
-            }
-            admit(std::move(socket), w);
-        }
+        co_await grey::server::accept_each(
+            acceptor, [this]() -> const asio::any_io_executor& { return workers_[workers_.next()].executor; },
+            [this](auto socket, const auto&) { admit(std::move(socket)); });
     }
 
     /// The peer, as warnings name it: "127.0.0.1:40312", or the socket's path.
@@ -246,31 +174,32 @@ class server {
     }
 
     template <class Socket>
-    void admit(Socket socket, worker& w) {
+    void admit(Socket socket) {
         auto sl = std::make_shared<slot>();
+        sl->executor = socket.get_executor();
+        const grey::server::refusal refused = admission_.admit(sl);
         {
-            std::lock_guard lock(mutex_);
-            if (stopping_ || slots_.size() >= settings_.max_connections) {
+            std::lock_guard lock(crowding_);
+            if (refused != grey::server::refusal::none) {
+                const bool stopping = refused == grey::server::refusal::shutting_down;
                 // Postfix retries on another connection (smtpd_policy_service_try_limit), then
                 // applies its default action: said once per crowding, not per connection.
-                if (!stopping_ && !crowded_ && settings_.report)
+                if (!stopping && !crowded_ && settings_.report)
                     settings_.report(diagnostics::level::warning,
                                      fmt::format("policy: {} connections, the limit: more are closed",
                                                  settings_.max_connections));
-                crowded_ = !stopping_;
+                crowded_ = !stopping;
                 if (greylist_.metrics)
-                    greylist_.metrics->refused(stopping_ ? metrics::refusal::shutting_down
-                                                         : metrics::refusal::connection_limit);
+                    greylist_.metrics->refused(stopping ? metrics::refusal::shutting_down
+                                                        : metrics::refusal::connection_limit);
                 asio::error_code ignored;
                 socket.close(ignored);
                 return;
             }
             crowded_ = false;
-            sl->where = slots_.insert(slots_.end(), sl);
         }
         std::string name = name_of(socket);
         auto s = std::make_shared<session<Socket>>(std::move(socket), greylist_, settings_, std::move(name));
-        sl->executor = w.ioc.get_executor();
         sl->stop = [weak = std::weak_ptr<session<Socket>>(s)](clock::time_point deadline) {
             if (auto live = weak.lock()) live->stop(deadline);
         };
@@ -278,72 +207,60 @@ class server {
             m->connections_accepted.add();
             m->sessions_open.add(1);
         }
-        asio::co_spawn(w.ioc, session<Socket>::run(std::move(s)), [this, sl](std::exception_ptr e) {
-            if (e) log_exception(e);
-            release(*sl);
+        {
+            std::lock_guard lock(crowding_);
+            ++running_;
+        }
+        asio::co_spawn(sl->executor, session<Socket>::run(std::move(s)), [this, sl](std::exception_ptr e) {
+            if (e) diagnostics::report_exception("policy session", e);
+            admission_.release(*sl);
             if (greylist_.metrics) greylist_.metrics->sessions_open.add(-1);
+            std::lock_guard lock(crowding_);
+            if (--running_ == 0 && stopping_) finish();
         });
     }
 
-    void release(slot& sl) {
-        std::lock_guard lock(mutex_);
-        slots_.erase(sl.where);
-        if (stopping_ && slots_.empty()) finish();
-    }
-
     void begin_stop() {
-        std::lock_guard lock(mutex_);
+        std::lock_guard lock(crowding_);
         if (stopping_) return;
         stopping_ = true;
         asio::error_code ignored;
         if (signals_) signals_->cancel(ignored);
-        for (auto& a : tcp_acceptors_) a.close(ignored);
-        for (auto& a : local_acceptors_) a.close(ignored);
+        listener_.close();
         const auto deadline = clock::now() + greylist_.drain;
-        for (auto& sl : slots_) asio::post(sl->executor, [stop = sl->stop, deadline] { stop(deadline); });
-        if (slots_.empty()) {
+        admission_.stop(deadline);
+        if (running_ == 0) {
             finish();
             return;
         }
         drain_timer_.expires_at(deadline + std::chrono::seconds(10));
         drain_timer_.async_wait([this](asio::error_code ec) {
-            if (!ec)
-                for (auto& w : workers_) w->ioc.stop();
+            if (!ec) workers_.stop_owned();
         });
     }
 
+    /// The last connection has ended after a stop: the io_contexts may run out of work.
     void finish() {
-        drain_timer_.cancel();
-        for (auto& w : workers_) w->work.reset();
-    }
-
-    void log_exception(std::exception_ptr e) const {
-        std::string what = "unknown exception";
-        try {
-            std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-            what = ex.what();
-        } catch (...) {
-        }
-        if (settings_.report) settings_.report(diagnostics::level::error, "policy: session ended by exception: " + what);
+        asio::post(main_, [this] {
+            drain_timer_.cancel();
+            workers_.release();
+        });
     }
 
     greylist::greylist_config greylist_;
     settings settings_;
     std::vector<listen_address> listen_;
     std::filesystem::perms socket_mode_;
-    std::vector<std::unique_ptr<worker>> workers_;
-    asio::io_context& ioc_;  // the first worker's: it also accepts, and takes the signals
+    grey::server::workers workers_;
+    asio::any_io_executor main_;  // the first worker's: it also accepts, and takes the signals
+    grey::server::listener<> listener_;
+    grey::server::admission<slot> admission_;
     std::optional<asio::signal_set> signals_;  // once handle_signals() is called
     asio::steady_timer drain_timer_;
-    std::vector<detail::tcp::acceptor> tcp_acceptors_;
-    std::vector<local::acceptor> local_acceptors_;
-    std::vector<std::string> socket_files_;
-    std::mutex mutex_;
-    std::list<std::shared_ptr<slot>> slots_;
+    std::mutex crowding_;  // guards what follows
+    std::size_t running_ = 0;  // sessions not yet ended
     bool stopping_ = false;
     bool crowded_ = false;
-    std::size_t next_worker_ = 0;
 };
 
 /// @}

@@ -26,6 +26,7 @@
 
 #include <fmt/format.h>
 
+#include "../deadline.hpp"
 #include "../detail/asio.hpp"
 #include "../diagnostics.hpp"
 #include "../greylist/judge.hpp"
@@ -140,18 +141,19 @@ class session {
 
     /// `client` names the peer in warnings: "127.0.0.1:40312", "unix:/run/grey/policy".
     session(Socket socket, const greylist::greylist_config& g, const settings& s, std::string client)
-        : socket_(std::move(socket)), timer_(socket_.get_executor()), settings_(s),
-          responder_(g, s, std::move(client)) {}
+        : socket_(std::move(socket)), deadline_(socket_.get_executor()), settings_(s),
+          responder_(g, s, std::move(client)) {
+        deadline_.guard(socket_);
+    }
 
     session(const session&) = delete;
     session& operator=(const session&) = delete;
 
     /// Serves the connection until it ends; `self` keeps the session alive meanwhile.
     static asio::awaitable<void> run(std::shared_ptr<session> self) {
-        self->arm(self);
+        self->deadline_.start(self);
         co_await self->serve();
-        self->finished_ = true;
-        self->timer_.cancel();
+        self->deadline_.stop();
         asio::error_code ignored;
         self->socket_.shutdown(Socket::shutdown_both, ignored);
         self->socket_.close(ignored);
@@ -159,12 +161,7 @@ class session {
 
     /// A graceful stop, called on the session's executor: an idle connection is closed at
     /// once; a request that has begun is answered (until `drain_deadline`), then it is closed.
-    void stop(clock::time_point drain_deadline) {
-        stopping_ = true;
-        drain_deadline_ = drain_deadline;
-        deadline_ = idle_ ? clock::now() : std::min(deadline_, drain_deadline_);
-        timer_.cancel();
-    }
+    void stop(clock::time_point drain_deadline) { deadline_.shutdown(drain_deadline); }
 
   private:
     asio::awaitable<void> serve() {
@@ -172,13 +169,14 @@ class session {
         std::array<char, 4096> buffer;
         std::string out;
         for (;;) {
-            if (stopping_ && !parser.in_request()) co_return;
-            idle_ = !parser.in_request();
-            expires_after(idle_ ? settings_.idle_timeout : settings_.request_timeout);
+            if (deadline_.shutting_down() && !parser.in_request()) co_return;
+            const bool idle = !parser.in_request();
+            deadline_.set_idle(idle);
+            deadline_.expires_after(idle ? settings_.idle_timeout : settings_.request_timeout);
             auto [ec, n] = co_await socket_.async_read_some(asio::buffer(buffer), detail::use_nothrow);
-            idle_ = false;
+            deadline_.set_idle(false);
             if (ec) {
-                if (expired_ && parser.in_request() && !stopping_)
+                if (deadline_.expired() && parser.in_request() && !deadline_.shutting_down())
                     responder_.warn("request not finished within request_timeout: connection closed");
                 co_return;  // closed by the client, idle, timed out or stopped
             }
@@ -203,47 +201,17 @@ class session {
     /// Sends and empties `out`; false when the connection failed.
     asio::awaitable<bool> write(std::string& out) {
         if (out.empty()) co_return true;
-        expires_after(settings_.request_timeout);
+        deadline_.expires_after(settings_.request_timeout);
         auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(out), detail::use_nothrow);
         (void)n;
         out.clear();
         co_return !ec;
     }
 
-    // The deadline, after Asio's cpp20 timeout.cpp and grey::detail::watchdog: moving it later
-    // costs a store; when it passes, the socket's pending operation is cancelled.
-    void expires_after(clock::duration d) {
-        expired_ = false;
-        deadline_ = std::min(clock::now() + d, drain_deadline_);
-        if (deadline_ < armed_) timer_.cancel();
-    }
-
-    void arm(std::shared_ptr<session> owner) {
-        armed_ = deadline_;
-        timer_.expires_at(armed_);
-        timer_.async_wait([this, owner = std::move(owner)](asio::error_code) mutable {
-            if (finished_) return;
-            if (clock::now() >= deadline_) {
-                expired_ = true;
-                deadline_ = clock::time_point::max();
-                asio::error_code ignored;
-                socket_.cancel(ignored);
-            }
-            arm(std::move(owner));
-        });
-    }
-
     Socket socket_;
-    asio::steady_timer timer_;
+    grey::deadline deadline_;
     const settings& settings_;
     responder responder_;
-    clock::time_point deadline_ = clock::time_point::max();
-    clock::time_point armed_ = clock::time_point::max();
-    clock::time_point drain_deadline_ = clock::time_point::max();
-    bool expired_ = false;
-    bool idle_ = true;
-    bool stopping_ = false;
-    bool finished_ = false;
 };
 
 /// @}
