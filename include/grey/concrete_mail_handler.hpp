@@ -37,7 +37,7 @@ class ConcreteMailHandler : public MailHandler<Derived> {
           smtp_port(ctx.config.smtp_port),
           relay_(ctx.socket.get_executor(), ctx.deadline, ctx.config, ctx.upstream ? ctx.upstream->idle : nullptr,
                  ctx.upstream ? ctx.upstream->tls : nullptr, ctx.upstream ? ctx.upstream->learned : nullptr,
-                 client_endpoint(), ctx.upstream ? ctx.upstream->upstreams : nullptr) {}
+                 this->client().endpoint(), ctx.upstream ? ctx.upstream->upstreams : nullptr) {}
 
     /// Tells ServerCore to keep an upstream service (upstream/service.hpp) for its sessions:
     /// the pool, failover, the probe that learns the upstream's extensions at start.
@@ -135,13 +135,6 @@ class ConcreteMailHandler : public MailHandler<Derived> {
     upstream::relay& relay() noexcept { return relay_; }
 
   private:
-    /// The client's address as MailHandler found it, for the upstream's XCLIENT or XFORWARD.
-    asio::ip::tcp::endpoint client_endpoint() const {
-        asio::error_code ec;
-        const asio::ip::address address = asio::ip::make_address(this->peer, ec);
-        return ec ? asio::ip::tcp::endpoint{} : asio::ip::tcp::endpoint{address, this->peerport};
-    }
-
     upstream::relay relay_;
 };
 

@@ -29,6 +29,7 @@
 #include "diagnostics.hpp"
 #include "deadline.hpp"
 #include "metrics/server_metrics.hpp"
+#include "session/peer.hpp"
 #include "session_context.hpp"
 #include "smtp/bdat.hpp"
 #include "smtp/command.hpp"
@@ -53,32 +54,35 @@ class MailHandler {
     /// Takes the accepted connection and what the server shares with its sessions; the
     /// session starts with run().
     explicit MailHandler(session_context ctx)
-        : socket_(ctx.socket), stream_(ctx.socket), config_(ctx.config), deadline_(ctx.deadline),
-          tls_(ctx.tls), client_leaving_(std::move(ctx.client_leaving)) {
+        : peer(ctx.client.address_text), peerport(ctx.client.port), local(ctx.client.local_text),
+          localport(ctx.client.local_port), socket_(ctx.socket), stream_(ctx.socket), config_(ctx.config),
+          deadline_(ctx.deadline), tls_(ctx.tls), client_leaving_(std::move(ctx.client_leaving)),
+          client_(std::move(ctx.client)) {
         // Reads are tried without blocking once the socket is readable (read_some); Asio's own
         // operations would switch the socket to non-blocking mode at their first use anyway.
         asio::error_code mode_ec;
         socket_.non_blocking(true, mode_ec);
-        // ServerCore passes both ends from accept; a session made some other way asks.
-        asio::error_code peer_ec, local_ec;
-        const auto peer_ep = ctx.peer.port() ? ctx.peer : socket_.remote_endpoint(peer_ec);
-        if (!peer_ec) {
-            peer = peer_ep.address().to_string();
-            peerport = peer_ep.port();
-        }
-        const auto local_ep = ctx.local.port() ? ctx.local : socket_.local_endpoint(local_ec);
-        if (!local_ec) {
-            local = local_ep.address().to_string();
-            localport = local_ep.port();
+        if (!client_.known()) {
+            // ServerCore built the peer at accept; a session made some other way asks the socket.
+            asio::error_code peer_ec, local_ec;
+            const auto peer_ep = ctx.peer.port() ? ctx.peer : socket_.remote_endpoint(peer_ec);
+            const auto local_ep = ctx.local.port() ? ctx.local : socket_.local_endpoint(local_ec);
+            client_ = grey::peer::accepted(peer_ec ? asio::ip::tcp::endpoint{} : peer_ep,
+                                           local_ec ? asio::ip::tcp::endpoint{} : local_ep);
+            peer = client_.address_text;
+            peerport = client_.port;
+            local = client_.local_text;
+            localport = client_.local_port;
         }
     }
 
     MailHandler(const MailHandler&) = delete;
     MailHandler& operator=(const MailHandler&) = delete;
 
-    // The seed's session state, readable by every hook.
+    // The seed's session state, readable by every hook (the peer's, client(), in the seed's
+    // spelling).
     std::string remotename;               ///< the name the client claimed in HELO/EHLO
-    std::string peer;                     ///< the client's address
+    std::string peer;                     ///< the client's address (an IPv4 client un-mapped)
     std::uint16_t peerport = 0;           ///< the client's port
     std::string local;                    ///< the address the client connected to
     std::uint16_t localport = 0;          ///< the port the client connected to
@@ -143,6 +147,11 @@ class MailHandler {
     void close_after_reply() noexcept { closing_ = true; }
     /// Where the session is in RFC 5321's order of commands.
     smtp::phase phase() const noexcept { return state_.current(); }
+    /// The client: address, ports, PROXY origin, HELO name, TLS, names once looked up.
+    const grey::peer& client() const noexcept { return client_; }
+    /// The client's host names, looked up the first time a hook, the greylist or the relay
+    /// asks, and kept for the session (session/peer.hpp).
+    asio::awaitable<const dns::client_names*> client_names() { return look_up_names(client_); }
     /// What TLS negotiated with the client; null while the session is in plain text.
     const tls_info* tls() const noexcept { return stream_.is_tls() ? &stream_.tls() : nullptr; }
     /// Whether EHLO offers STARTTLS now: a certificate is configured and TLS is not yet up.
@@ -377,6 +386,7 @@ class MailHandler {
                 state_.on_helo();  // RFC 5321 §4.1.4: HELO/EHLO also resets the transaction
                 end_transaction();
                 remotename = std::string(helo->domain);
+                client_.helo = remotename;
                 extended_ = cmd->verb == smtp::verb::ehlo;
                 offered_ = extended_ ? smtp::extensions::from_ehlo(r) : smtp::extensions{};
             }
@@ -483,6 +493,8 @@ class MailHandler {
         state_ = smtp::session_state{};
         end_transaction();
         remotename.clear();
+        client_.helo.clear();
+        client_.tls = &stream_.tls();
         offered_ = {};
     }
 
@@ -688,6 +700,7 @@ class MailHandler {
     grey::deadline& deadline_;
     tls::reloadable_context* tls_;
     std::function<void()> client_leaving_;
+    grey::peer client_;
     smtp::line_reader in_;
     std::string out_;
     smtp::session_state state_;

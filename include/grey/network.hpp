@@ -14,6 +14,13 @@ namespace grey {
 /// @addtogroup group_server
 /// @{
 
+/// `a`, or the IPv4 address it maps when it is an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`):
+/// an IPv4 client seen through a dual-stack socket is the IPv4 client it is.
+inline asio::ip::address unmapped(const asio::ip::address& a) {
+    if (a.is_v6() && a.to_v6().is_v4_mapped()) return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+    return a;
+}
+
 /// An IPv4 or IPv6 network in CIDR notation: "192.0.2.0/24", "2001:db8::/32", or one address.
 class network {
   public:
@@ -43,10 +50,8 @@ class network {
     /// it maps, so a list of IPv4 networks still matches clients of a dual-stack socket.
     bool contains(const asio::ip::address& a) const {
         if (a.is_v4() != address_.is_v4()) {
-            // An IPv4 client seen through an IPv6 socket is ::ffff:a.b.c.d.
-            if (a.is_v6() && a.to_v6().is_v4_mapped())
-                return contains(asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()));
-            return false;
+            const asio::ip::address v4 = unmapped(a);
+            return v4 != a && contains(v4);
         }
         const auto lhs = bytes(a), rhs = bytes(address_);
         for (unsigned bit = 0; bit < prefix_; bit += 8) {

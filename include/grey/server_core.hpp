@@ -239,6 +239,7 @@ class ServerCore {
     struct endpoints {
         asio::ip::tcp::endpoint peer;
         asio::ip::tcp::endpoint local;
+        std::optional<asio::ip::tcp::endpoint> proxied_by{};  // the load balancer, behind a PROXY header
     };
 
     /// A connection from a load balancer whose PROXY header has not all come yet.
@@ -320,6 +321,7 @@ class ServerCore {
             if (asio::read(state->socket, asio::buffer(state->buffer.data() + taken, take), ec) != take) break;
             taken += take;
             if (!*parsed) continue;
+            ends.proxied_by = ends.peer;
             ends.peer = (*parsed)->source_or(ends.peer);
             ends.local = (*parsed)->destination_or(ends.local);
             state->deadline.cancel();
@@ -346,7 +348,8 @@ class ServerCore {
     void admit(asio::ip::tcp::socket socket, const endpoints& ends, std::size_t worker) {
         const asio::any_io_executor& executor = workers_[worker].executor;
         auto slot = std::make_shared<session_slot>(executor);
-        switch (admission_.admit(slot, ends.peer.address().to_string())) {
+        grey::peer client = grey::peer::accepted(ends.peer, ends.local, ends.proxied_by);
+        switch (admission_.admit(slot, client.address_text)) {
         case server::refusal::none: break;
         case server::refusal::shutting_down:
             return refuse(socket, smtp::replies::shutting_down, metrics::refusal::shutting_down);
@@ -364,7 +367,7 @@ class ServerCore {
             m->sessions_open.add(1);
         }
         const upstream::share* relay = upstream_ ? &upstream_->for_worker(worker) : nullptr;
-        launch(executor, session(std::move(socket), ends, slot, relay), [this, slot] {
+        launch(executor, session(std::move(socket), ends, std::move(client), slot, relay), [this, slot] {
             admission_.release(*slot);
             if (config_.metrics) config_.metrics->sessions_open.add(-1);
         });
@@ -381,12 +384,13 @@ class ServerCore {
         socket.close(ec);
     }
 
-    asio::awaitable<void> session(asio::ip::tcp::socket socket, endpoints ends, std::shared_ptr<session_slot> slot,
-                                  const upstream::share* relay) {
+    asio::awaitable<void> session(asio::ip::tcp::socket socket, endpoints ends, grey::peer client,
+                                  std::shared_ptr<session_slot> slot, const upstream::share* relay) {
         asio::error_code ec;
         socket.set_option(asio::ip::tcp::no_delay(true), ec);
         if constexpr (protocol<Protocol>) {  // else a static_assert has said why
             Protocol session(session_context{socket, config_, slot->deadline, tls_.get(), relay, ends.peer, ends.local,
+                                             std::move(client),
                                              [this, raw = slot.get()] { admission_.release(*raw); }});
             // Any Protocol's client socket is bounded by the drain deadline of a stop, and its
             // deadline ends with the session even if run() throws.

@@ -9,6 +9,7 @@
 #include "config.hpp"
 #include "detail/asio.hpp"
 #include "deadline.hpp"
+#include "session/peer.hpp"
 
 namespace grey {
 
@@ -37,6 +38,10 @@ struct session_context {
     const upstream::share* upstream = nullptr;
     asio::ip::tcp::endpoint peer{};           ///< the client's address, known from accept
     asio::ip::tcp::endpoint local{};          ///< the address it connected to
+    /// The client as every part of the session reads it (session/peer.hpp), built from the
+    /// two above and the PROXY header that named it; a Protocol made some other way may leave
+    /// it empty, and MailHandler then builds it from the socket.
+    grey::peer client{};
     /// Frees the client's place under the connection limits (in total and per address). A
     /// Protocol calls it when its client's connection is ending, before any work the session
     /// still does without the client (an upstream QUIT): a client that opens its next

@@ -30,7 +30,6 @@
 #include <fmt/format.h>
 
 #include "../concrete_mail_handler.hpp"
-#include "../upstream/name_lookup.hpp"
 #include "judge.hpp"
 
 namespace grey::greylist {
@@ -118,14 +117,8 @@ class GreyListingPolicy : public ConcreteMailHandler<Derived> {
 
     /// The client's verified host name, "" when it has none: what Postfix's client_name is.
     asio::awaitable<std::string> look_up_client_name() {
-        asio::error_code ec;
-        asio::ip::address address = asio::ip::make_address(this->peer, ec);
-        if (ec) co_return std::string{};
-        if (address.is_v6() && address.to_v6().is_v4_mapped())
-            address = asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6());
-        upstream::client_names names = co_await upstream::look_up_names(address);
-        if (names.name == upstream::unavailable || names.name == upstream::temporarily_unavailable) co_return std::string{};
-        co_return std::move(names.name);
+        const dns::client_names* names = co_await this->client_names();
+        co_return std::string(names->verified());
     }
 
     static verdict to_verdict(const judgement& j) {

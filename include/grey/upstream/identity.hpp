@@ -27,6 +27,7 @@
 
 #include <fmt/format.h>
 
+#include "../dns/client_names.hpp"
 #include "../smtp/extensions.hpp"
 #include "identity_policy.hpp"
 
@@ -82,9 +83,9 @@ inline std::string identity_key(std::string_view addr, std::string_view helo, st
 inline std::string client_identity::key() const { return identity_key(addr, helo, proto); }
 
 /// XCLIENT_README's keyword for a value that is not known.
-inline constexpr std::string_view unavailable = "[UNAVAILABLE]";
+using dns::unavailable;
 /// XCLIENT_README's keyword for a name whose look-up failed for now.
-inline constexpr std::string_view temporarily_unavailable = "[TEMPUNAVAIL]";
+using dns::temporarily_unavailable;
 
 /// An address as XCLIENT and XFORWARD write it: IPv6 with the "IPV6:" prefix.
 inline std::string identity_address(std::string_view address) {

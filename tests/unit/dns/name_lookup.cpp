@@ -3,9 +3,9 @@
 #include <thread>
 #include <vector>
 
-#include <grey/upstream/name_lookup.hpp>
+#include <grey/dns/name_lookup.hpp>
 
-using namespace grey::upstream;
+using namespace grey::dns;
 
 TEST_CASE("A client's names are looked up away from the session's thread, which it resumes on") {
     asio::io_context ioc(1);
