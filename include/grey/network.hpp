@@ -14,7 +14,7 @@ namespace grey {
 /// @addtogroup group_server
 /// @{
 
-/// `a`, or the IPv4 address it maps when it is an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`):
+/// `a`, or the IPv4 address it maps when it is an IPv4-mapped IPv6 address (the prefix 0:0:0:0:0:ffff):
 /// an IPv4 client seen through a dual-stack socket is the IPv4 client it is.
 inline asio::ip::address unmapped(const asio::ip::address& a) {
     if (a.is_v6() && a.to_v6().is_v4_mapped()) return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
