@@ -60,7 +60,9 @@ template <class F>
 concept awaited_check = std::invocable<const F&, const inquiry&> &&
                         std::same_as<std::invoke_result_t<const F&, const inquiry&>, asio::awaitable<check_answer>>;
 
-/// One check of a pipeline: a name for its evidence, and how it answers.
+/// One check of a pipeline: a name for its evidence, and how it answers. A pipeline is shared
+/// by every session, on every thread, so a check is called as const: it keeps no state of its
+/// own, or keeps it safe to share.
 class check {
   public:
     /// A check named `name`, which must outlive every judgement (a literal does), answered by
@@ -78,7 +80,7 @@ class check {
     /// A check of the type C, named C::name (checks/*.hpp): `pipeline{{relay_control{}, ...}}`.
     template <class C>
         requires(immediate_check<C> || awaited_check<C>) && requires { std::string_view{C::name}; }
-    check(C c) : check(C::name, std::move(c)) {}  // NOLINT(google-explicit-constructor): lists read better
+    check(C c) : check(C::name, std::move(c)) {}  // implicit, so that a list of checks reads as one
 
     /// The name its evidence carries.
     std::string_view name() const noexcept { return name_; }
