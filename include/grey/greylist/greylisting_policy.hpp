@@ -14,7 +14,9 @@
 // A deferred recipient is answered by Grey alone: the upstream never hears of it. A store that
 // cannot answer defers too, with "451 4.3.0", logged as "tempfail (store unavailable)" (not
 // "greylisted": nothing was greylisted), and the outage is reported once, not per recipient.
-// Derived may replace any of these decisions by declaring its own.
+// Derived may replace any of these decisions by declaring its own. The order is judge()'s
+// default pipeline of checks (judge.hpp); greylist_config::pipeline changes it for the proxy
+// and the policy server alike.
 #pragma once
 
 #include <atomic>

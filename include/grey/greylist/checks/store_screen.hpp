@@ -1,0 +1,86 @@
+// grey/greylist/checks/store_screen.hpp — the store's say, the last check of the default
+// pipeline: an auto-whitelisted client group passes; otherwise the triplet is greylisted until
+// a retry passes (engine.hpp). Both in one store call, screen(): with SQLite, one hop to its
+// thread and one transaction rather than three of each.
+//
+// A store that cannot answer gives store_unavailable (never a pass, never "greylisted": nothing
+// was greylisted), and its outage is reported once through store_health, not per recipient.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "../../detail/asio.hpp"
+#include "../../metrics/server_metrics.hpp"
+#include "../../result.hpp"
+#include "../engine.hpp"
+#include "../greylist_config.hpp"
+#include "../judgement.hpp"
+#include "../pipeline.hpp"
+#include "../store.hpp"
+#include "../triplet.hpp"
+
+namespace grey::greylist {
+/// @addtogroup group_greylist
+/// @{
+
+/// Tells the store's shared health how a call went, which reports the start or end of an
+/// outage; true when the call answered.
+template <class T>
+bool note_store_health(const greylist_config& s, const result<T>& r) {
+    if (auto line = s.store->health().note(r.error()); line && s.report) s.report(*line);
+    return r.has_value();
+}
+
+/// The auto-whitelist and the greylist, from the configuration's store; always decides.
+struct store_screen {
+    static constexpr std::string_view name = "store_screen";  ///< in the evidence
+
+    /// auto_whitelisted ("auto-whitelist"); greylisted ("first seen", "too soon", "restarted");
+    /// passed ("passed"); known ("known"); or store_unavailable ("unavailable").
+    asio::awaitable<check_answer> operator()(const inquiry& in) const {
+        const greylist_config& s = in.settings;
+        const question& q = in.question;
+        std::string group = client_group(q.client_address, s.grouping);
+        triplet key = make_triplet(q.client_address, q.sender, q.recipient, s.grouping, s.normalisation);
+        if (s.transform) {
+            key = s.transform(std::move(key));
+            group = s.transform(triplet{group, {}, {}}).client;
+        }
+        const clock::time_point now = s.now();
+        const auto started = std::chrono::steady_clock::now();
+        auto screened = co_await s.store->screen(group, key, s.timing, now, s.auto_whitelist_after);
+        if (s.metrics) s.metrics->store_seconds.observe(std::chrono::steady_clock::now() - started);
+        if (!note_store_health(s, screened)) co_return check_answer{"unavailable", finding::store_unavailable};
+        // A lost count only delays auto-whitelisting: the decision stands, the outage is reported.
+        if (screened->uncounted) note_store_health(s, result<void>(screened->uncounted));
+        if (screened->auto_whitelisted()) co_return check_answer{"auto-whitelist", finding::auto_whitelisted};
+        const decision& d = *screened->checked;
+        if (s.metrics && d.why == outcome::first_seen) s.metrics->greylist_first_seen.add();
+        if (!d.pass()) {
+            const auto waited = std::chrono::duration_cast<std::chrono::seconds>(now - d.updated.first_seen);
+            co_return check_answer{std::string(said(d.why)), finding::greylisted, {},
+                                   std::max(s.timing.delay - waited, std::chrono::seconds{0})};
+        }
+        if (d.why == outcome::passed) co_return check_answer{"passed", finding::passed, d.delayed};
+        co_return check_answer{"known", finding::known};
+    }
+
+  private:
+    static std::string_view said(outcome o) noexcept {
+        switch (o) {
+        case outcome::first_seen: return "first seen";
+        case outcome::too_soon: return "too soon";
+        case outcome::restarted: return "restarted";
+        case outcome::passed: return "passed";
+        case outcome::known: return "known";
+        }
+        return "?";
+    }
+};
+
+/// @}
+} // namespace grey::greylist
