@@ -30,6 +30,7 @@
 #include "deadline.hpp"
 #include "metrics/server_metrics.hpp"
 #include "session/peer.hpp"
+#include "session/starttls.hpp"
 #include "session_context.hpp"
 #include "smtp/bdat.hpp"
 #include "smtp/command.hpp"
@@ -55,18 +56,18 @@ class MailHandler {
     /// session starts with run().
     explicit MailHandler(session_context ctx)
         : peer(ctx.client.address_text), peerport(ctx.client.port), local(ctx.client.local_text),
-          localport(ctx.client.local_port), socket_(ctx.socket), stream_(ctx.socket), config_(ctx.config),
+          localport(ctx.client.local_port), stream_(ctx.socket), config_(ctx.config),
           deadline_(ctx.deadline), tls_(ctx.tls), client_leaving_(std::move(ctx.client_leaving)),
           client_(std::move(ctx.client)) {
         // Reads are tried without blocking once the socket is readable (read_some); Asio's own
         // operations would switch the socket to non-blocking mode at their first use anyway.
         asio::error_code mode_ec;
-        socket_.non_blocking(true, mode_ec);
+        stream_.socket().non_blocking(true, mode_ec);
         if (!client_.known()) {
             // ServerCore built the peer at accept; a session made some other way asks the socket.
             asio::error_code peer_ec, local_ec;
-            const auto peer_ep = ctx.peer.port() ? ctx.peer : socket_.remote_endpoint(peer_ec);
-            const auto local_ep = ctx.local.port() ? ctx.local : socket_.local_endpoint(local_ec);
+            const auto peer_ep = ctx.peer.port() ? ctx.peer : ctx.socket.remote_endpoint(peer_ec);
+            const auto local_ep = ctx.local.port() ? ctx.local : ctx.socket.local_endpoint(local_ec);
             client_ = grey::peer::accepted(peer_ec ? asio::ip::tcp::endpoint{} : peer_ep,
                                            local_ec ? asio::ip::tcp::endpoint{} : local_ep);
             peer = client_.address_text;
@@ -142,7 +143,7 @@ class MailHandler {
     /// The server's configuration; a Protocol with its own config_type casts it back.
     const server_config& config() const noexcept { return config_; }
     /// The session's executor, for a hook's own timers and sockets.
-    asio::any_io_executor get_executor() { return socket_.get_executor(); }
+    asio::any_io_executor get_executor() { return stream_.socket().get_executor(); }
     /// Close the connection once the reply being composed has been sent.
     void close_after_reply() noexcept { closing_ = true; }
     /// Where the session is in RFC 5321's order of commands.
@@ -176,7 +177,7 @@ class MailHandler {
             grey::deadline& w;
             ~stop_deadline() { w.stop(); }
         } stopper{deadline_};
-        deadline_.guard(socket_);
+        deadline_.guard(stream_.socket());
 
         const bool talked_first = co_await talked_before_greeting();
         if (talked_first) {
@@ -235,7 +236,7 @@ class MailHandler {
     void queue(const smtp::reply& r) { smtp::append_wire(out_, r); }
 
     asio::awaitable<void> flush() {
-        if (out_.empty() || !socket_.is_open()) co_return;
+        if (out_.empty() || !stream_.socket().is_open()) co_return;
         deadline_.expires_after(config_.timeouts.send);
         const std::error_code ec = co_await stream_.write(out_);
         out_.clear();
@@ -245,7 +246,7 @@ class MailHandler {
     /// RFC 5321 §3.1: the client waits for the greeting. Bytes already here were sent blind.
     asio::awaitable<bool> talked_before_greeting() {
         if (config_.greet_pause.count() > 0) {
-            asio::steady_timer pause(socket_.get_executor(), config_.greet_pause);
+            asio::steady_timer pause(get_executor(), config_.greet_pause);
             co_await pause.async_wait(detail::use_nothrow);
         }
         co_return stream_.has_input();
@@ -314,10 +315,10 @@ class MailHandler {
             // non-blocking read (the socket is in non-blocking mode) takes what is there; the
             // buffer comes from the thread's spares and goes back at once if it was the client
             // leaving.
-            // The wait is on the socket itself, not in a coroutine of the stream's: an idle
+            // The wait is the socket's own operation, not a coroutine of the stream's: an idle
             // connection holds one coroutine frame fewer.
             if (!stream_.readable_now()) {
-                auto [ec] = co_await socket_.async_wait(stream_.read_wait(), detail::use_nothrow);
+                auto [ec] = co_await stream_.async_wait_readable(detail::use_nothrow);
                 if (ec) co_return read_error(ec);
             }
             asio::error_code read_ec;
@@ -468,20 +469,13 @@ class MailHandler {
         }
     }
 
-    /// RFC 3207: 220, the handshake, then a session that starts again from the greeting's
-    /// state. What the client sent behind STARTTLS was sent in plain text and is dropped
-    /// unread: executed inside the TLS session it would be a command an attacker on the path
-    /// injected (CVE-2011-0411).
+    /// RFC 3207: 220, the handshake (session/starttls.hpp), then a session that starts again
+    /// from the greeting's state.
     asio::awaitable<void> start_tls() {
         queue(smtp::replies::ready_for_tls);
         co_await flush();
         if (closing_) co_return;
-        in_.discard();
-        in_.release();
-        deadline_.expires_after(tls_->settings().handshake_timeout);
-        const std::shared_ptr<asio::ssl::context> context = tls_->current();
-        const std::error_code ec = co_await stream_.handshake(*context, stream::role::server);
-        if (config_.metrics) (ec ? config_.metrics->tls_handshake_failures : config_.metrics->tls_handshakes).add();
+        const std::error_code ec = co_await start_server_tls(stream_, in_, deadline_, *tls_, config_.metrics);
         if (ec) {
             // Nothing can be said to a client whose TLS failed: neither plain text nor TLS.
             closing_ = true;
@@ -694,7 +688,6 @@ class MailHandler {
         co_await detail::await_hook([&] { return derived().handleAbortData(); });
     }
 
-    detail::tcp::socket& socket_;
     stream stream_;
     const server_config& config_;
     grey::deadline& deadline_;

@@ -142,6 +142,13 @@ class stream {
         return std::exchange(want_write_, false) ? tcp::socket::wait_write : tcp::socket::wait_read;
     }
 
+    /// Waits on the socket until read_now() may make progress (see read_wait()): the socket's
+    /// own asynchronous operation, so that an idle connection's wait is no coroutine frame.
+    template <class CompletionToken>
+    auto async_wait_readable(CompletionToken&& token) {
+        return socket_.async_wait(read_wait(), std::forward<CompletionToken>(token));
+    }
+
     /// Waits until a read can make progress.
     asio::awaitable<std::error_code> wait_readable() {
         if (readable_now()) co_return std::error_code{};
