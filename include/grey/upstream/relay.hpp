@@ -37,6 +37,7 @@
 #include "../diagnostics.hpp"
 #include "../metrics/server_metrics.hpp"
 #include "../smtp/command.hpp"
+#include "../smtp/command_format.hpp"
 #include "../smtp/data_codec.hpp"
 #include "../smtp/reply.hpp"
 #include "client.hpp"
@@ -130,7 +131,9 @@ class relay {
         if (!mail_sent_) co_return co_await open_transaction(env, recipient);
         if (recipient.parameters.uses_dsn() && !client_->caps().has(smtp::extension::dsn))
             co_return smtp::replies::upstream_lost_extension;
-        auto r = co_await client_->command(rcpt_line(recipient), config_.timeouts.upstream_command);
+        line_.clear();
+        smtp::append_rcpt(line_, recipient.forward_path.mailbox, recipient.parameters);
+        auto r = co_await client_->command(line_, config_.timeouts.upstream_command);
         if (!r) co_return fail();
         co_return decorate(std::move(*r));
     }
@@ -149,7 +152,7 @@ class relay {
             in_data_ = chunks_ = true;
             co_return smtp::replies::start_data;
         }
-        auto r = co_await client_->command("DATA\r\n", config_.timeouts.upstream_data_init);
+        auto r = co_await client_->command(smtp::command_lines::data, config_.timeouts.upstream_data_init);
         if (!r) co_return fail();
         if (r->code == 354) in_data_ = true;
         co_return decorate(std::move(*r));
@@ -168,7 +171,9 @@ class relay {
         }
         if (chunks_) {
             if (!co_await chunk_accepted()) co_return;
-            held_.insert(0, fmt::format("BDAT {}\r\n", held_.size() + wire.size()));
+            line_.clear();
+            smtp::append_bdat(line_, held_.size() + wire.size());
+            held_.insert(0, line_);
             chunk_pending_ = true;
         }
         const std::error_code ec = co_await client_->write(held_, wire, config_.timeouts.upstream_data_block);
@@ -208,7 +213,7 @@ class relay {
             co_return;
         }
         if (!in_data_) {
-            auto bye = co_await client_->command("QUIT\r\n", std::chrono::seconds(10));
+            auto bye = co_await client_->command(smtp::command_lines::quit, std::chrono::seconds(10));
             (void)bye;
         }
         drop();
@@ -240,8 +245,9 @@ class relay {
         in_data_ = chunks_ = false;
         mail_sent_ = false;
         if (!chunk_refused_ && co_await chunk_accepted()) {
-            const std::string head = fmt::format("BDAT {} LAST\r\n", held_.size());
-            const std::error_code ec = co_await client_->write(head, held_, config_.timeouts.upstream_data_block);
+            line_.clear();
+            smtp::append_bdat(line_, held_.size(), true);
+            const std::error_code ec = co_await client_->write(line_, held_, config_.timeouts.upstream_data_block);
             held_.clear();
             if (ec) co_return fail();
             auto r = co_await client_->read_reply(config_.timeouts.upstream_data_term);
@@ -394,11 +400,12 @@ class relay {
             bool usable = true;
             bool identity_refused = false;
             if (pipelined) {
-                std::string batch = reset ? "RSET\r\n" : "";
-                for (const std::string& line : forwarded) batch += line;
-                batch += mail_line(env);
-                batch += rcpt_line(recipient);
-                usable = !co_await client_->write(batch, timeout);
+                line_.clear();
+                if (reset) line_.append(smtp::command_lines::rset);
+                for (const std::string& line : forwarded) line_.append(line);
+                append_mail(env);
+                smtp::append_rcpt(line_, recipient.forward_path.mailbox, recipient.parameters);
+                usable = !co_await client_->write(line_, timeout);
                 if (usable && reset) {
                     const auto reset_reply = co_await client_->read_reply(timeout);
                     usable = reset_reply && reset_reply->completion();
@@ -411,7 +418,7 @@ class relay {
             } else {
                 // Without PIPELINING each command waits for its reply (RFC 5321 §4.3).
                 if (reset) {
-                    const auto reset_reply = co_await client_->command("RSET\r\n", timeout);
+                    const auto reset_reply = co_await client_->command(smtp::command_lines::rset, timeout);
                     usable = reset_reply && reset_reply->completion();
                 }
                 for (std::size_t i = 0; usable && i < forwarded.size(); ++i) {
@@ -419,7 +426,11 @@ class relay {
                     usable = r.has_value();
                     identity_refused |= usable && !r->completion();
                 }
-                if (usable) usable = !co_await client_->write(mail_line(env), timeout);
+                if (usable) {
+                    line_.clear();
+                    append_mail(env);
+                    usable = !co_await client_->write(line_, timeout);
+                }
             }
             // XFORWARD changes no access decision upstream: the mail goes on without it.
             if (identity_refused)
@@ -443,7 +454,11 @@ class relay {
                 co_return decorate(std::move(*mail));
             }
             mail_sent_ = true;
-            if (!pipelined) rcpt = co_await client_->command(rcpt_line(recipient), timeout);
+            if (!pipelined) {
+                line_.clear();
+                smtp::append_rcpt(line_, recipient.forward_path.mailbox, recipient.parameters);
+                rcpt = co_await client_->command(line_, timeout);
+            }
             if (!rcpt) co_return fail();
             co_return decorate(std::move(*rcpt));
         }
@@ -486,7 +501,7 @@ class relay {
     asio::awaitable<result<bool>> take_identity(const client_identity& who, std::string_view helo_name) {
         const auto timeout = config_.timeouts.upstream_command;
         if (needs_reset_) {
-            auto r = co_await client_->command("RSET\r\n", timeout);
+            auto r = co_await client_->command(smtp::command_lines::rset, timeout);
             if (!r) co_return r.error();
             needs_reset_ = false;
         }
@@ -509,32 +524,8 @@ class relay {
         co_return true;
     }
 
-    /// RCPT with the DSN parameters as the client sent them (RFC 3461 §4: they travel).
-    static std::string rcpt_line(const smtp::rcpt_command& rcpt) {
-        std::string line = fmt::format("RCPT TO:<{}>", rcpt.forward_path.mailbox);
-        if (!rcpt.parameters.notify.empty()) line.append(" NOTIFY=").append(rcpt.parameters.notify);
-        if (!rcpt.parameters.orcpt.empty()) line.append(" ORCPT=").append(rcpt.parameters.orcpt);
-        line += "\r\n";
-        return line;
-    }
-
-    std::string mail_line(const envelope& env) const {
-        std::string line = fmt::format("MAIL FROM:<{}>", env.sender);
-        const smtp::extensions& caps = client_->caps();
-        const smtp::mail_parameters& p = env.parameters;
-        if (caps.has(smtp::extension::size) && p.size) line += fmt::format(" SIZE={}", *p.size);
-        if (caps.has(smtp::extension::eight_bit_mime) && p.body == smtp::body_type::eight_bit_mime)
-            line += " BODY=8BITMIME";
-        else if (caps.has(smtp::extension::eight_bit_mime) && p.body == smtp::body_type::seven_bit)
-            line += " BODY=7BIT";
-        else if (p.body == smtp::body_type::binary_mime)
-            line += " BODY=BINARYMIME";  // open_transaction saw the upstream offer it
-        if (p.smtputf8) line += " SMTPUTF8";
-        if (!p.ret.empty()) line.append(" RET=").append(p.ret);
-        if (!p.envid.empty()) line.append(" ENVID=").append(p.envid);
-        line += "\r\n";
-        return line;
-    }
+    /// MAIL with the client's parameters, as the open connection's upstream may take them.
+    void append_mail(const envelope& env) { smtp::append_mail(line_, env.sender, env.parameters, client_->caps()); }
 
     /// Grey advertises ENHANCEDSTATUSCODES whatever the upstream does (RFC 2034 §3): a reply
     /// that lacks one gets the generic code of its class.
@@ -573,6 +564,7 @@ class relay {
     std::unique_ptr<client> client_;
     static constexpr std::size_t held_limit = 16 * 1024;
     std::string held_;          // message text not yet written upstream
+    std::string line_;          // the command lines being composed, kept to compose the next
     bool mail_sent_ = false;    // MAIL accepted upstream for the open transaction
     bool in_data_ = false;      // upstream answered 354 and has not seen the final dot
     bool needs_reset_ = false;  // an abandoned upstream transaction must be RSET first
