@@ -7,11 +7,10 @@
 //                        MAIL: identity.hpp); replay MAIL, send RCPT; with PIPELINING
 //                        (RFC 2920) XFORWARD, MAIL and RCPT leave in one write
 //   later RCPTs:         sent live; each client gets the upstream's answer
-//   DATA:                upstream DATA; the text is streamed chunk by chunk
+//   DATA:                upstream DATA; the text is streamed (data_writer.hpp)
 //   end of data:         "." upstream; the client gets the upstream's final answer
-//   BDAT (RFC 3030):     to an upstream with CHUNKING, the octets as the client sent them,
-//                        in BDAT chunks of the relay's own sizes, each chunk's reply read
-//                        before the next chunk is sent; the client gets the answer to
+//   BDAT (RFC 3030):     to an upstream with CHUNKING, the octets as the client sent them in
+//                        BDAT chunks (data_writer.hpp); the client gets the answer to
 //                        "BDAT n LAST", or the first refusal of a chunk. To any other
 //                        upstream, DATA as above: MailHandler has made the chunks DATA text.
 //
@@ -38,9 +37,9 @@
 #include "../metrics/server_metrics.hpp"
 #include "../smtp/command.hpp"
 #include "../smtp/command_format.hpp"
-#include "../smtp/data_codec.hpp"
 #include "../smtp/reply.hpp"
 #include "client.hpp"
+#include "data_writer.hpp"
 #include "failover.hpp"
 #include "identity.hpp"
 #include "known_extensions.hpp"
@@ -73,7 +72,7 @@ class relay {
           pool* idle = nullptr, asio::ssl::context* tls = nullptr, known_extensions* learned = nullptr,
           asio::ip::tcp::endpoint client = {}, failover* upstreams = nullptr)
         : executor_(ex), watchdog_(watchdog), config_(config), pool_(idle), tls_(tls), learned_(learned),
-          upstreams_(upstreams), client_endpoint_(client) {}
+          upstreams_(upstreams), client_endpoint_(client), text_(config.timeouts), chunks_(config.timeouts) {}
 
     /// What the upstream offered at its latest EHLO that this server has seen (any session's);
     /// nothing while none has been seen.
@@ -149,7 +148,7 @@ class relay {
         if (broken_ || !client_ || !mail_sent_) co_return smtp::replies::upstream_failed;
         if (chunks) {
             assert(takes_chunks());
-            in_data_ = chunks_ = true;
+            in_data_ = chunked_ = true;
             co_return smtp::replies::start_data;
         }
         auto r = co_await client_->command(smtp::command_lines::data, config_.timeouts.upstream_data_init);
@@ -159,25 +158,15 @@ class relay {
     }
 
     /// Whole lines, CRLF-terminated and dot-stuffed: sent as they are (see data_codec.hpp).
-    /// A small message is held back and leaves with its final dot in one write; past
-    /// `held_limit` what is held and what comes go out together as they arrive.
-    /// For a chunked message, the octets as they came, in pieces of any size.
+    /// For a chunked message, the octets as they came, in pieces of any size. Small messages
+    /// are held back to leave with their end (data_writer.hpp).
     asio::awaitable<void> message_data(std::string_view wire) {
-        if (!in_data_ || broken_ || chunk_refused_) co_return;
+        if (!in_data_ || broken_ || (chunked_ && chunks_.refused())) co_return;
         if (metrics()) metrics()->bytes_relayed.add(wire.size());
-        if (held_.size() + wire.size() <= held_limit) {
-            held_.append(wire);
-            co_return;
-        }
-        if (chunks_) {
-            if (!co_await chunk_accepted()) co_return;
-            line_.clear();
-            smtp::append_bdat(line_, held_.size() + wire.size());
-            held_.insert(0, line_);
-            chunk_pending_ = true;
-        }
-        const std::error_code ec = co_await client_->write(held_, wire, config_.timeouts.upstream_data_block);
-        held_.clear();
+        // Not one ?: expression: GCC 12 miscompiles co_await inside a conditional operator.
+        std::error_code ec;
+        if (chunked_) ec = co_await chunks_.write(*client_, wire);
+        else ec = co_await text_.write(*client_, wire);
         if (ec) fail();
     }
 
@@ -198,10 +187,10 @@ class relay {
     /// The client ended the transaction (RSET, HELO/EHLO, or a refused DATA then RSET).
     void end_transaction() {
         if (mail_sent_ && client_) needs_reset_ = true;
-        held_.clear();
+        text_.clear();
+        chunks_.clear();
         mail_sent_ = false;
-        in_data_ = chunks_ = chunk_pending_ = false;
-        chunk_refused_.reset();
+        in_data_ = chunked_ = false;
         broken_ = false;
     }
 
@@ -228,57 +217,16 @@ class relay {
             end_transaction();
             co_return smtp::replies::upstream_failed;
         }
-        if (chunks_) co_return co_await last_chunk();
-        in_data_ = false;
+        const bool chunked = chunked_;
+        in_data_ = chunked_ = false;
         mail_sent_ = false;
-        const std::error_code ec =
-            co_await client_->write(held_, smtp::end_of_data_marker, config_.timeouts.upstream_data_block);
-        held_.clear();
-        if (ec) co_return fail();
-        auto r = co_await client_->read_reply(config_.timeouts.upstream_data_term);
+        result<smtp::reply> r = errc::upstream_protocol;
+        if (chunked) r = co_await chunks_.finish(*client_);
+        else r = co_await text_.finish(*client_);
         if (!r) co_return fail();
-        co_return decorate(std::move(*r));
-    }
-
-    /// "BDAT n LAST" with what is held, once the chunk before it was accepted.
-    asio::awaitable<smtp::reply> last_chunk() {
-        in_data_ = chunks_ = false;
-        mail_sent_ = false;
-        if (!chunk_refused_ && co_await chunk_accepted()) {
-            line_.clear();
-            smtp::append_bdat(line_, held_.size(), true);
-            const std::error_code ec = co_await client_->write(line_, held_, config_.timeouts.upstream_data_block);
-            held_.clear();
-            if (ec) co_return fail();
-            auto r = co_await client_->read_reply(config_.timeouts.upstream_data_term);
-            if (!r) co_return fail();
-            if (r->completion()) co_return decorate(std::move(*r));
-            chunk_refused_ = std::move(*r);
-        }
-        if (!client_) co_return smtp::replies::upstream_failed;  // lost while reading a reply
         // RFC 3030 §2: a refused chunk fails the transaction, which the upstream ends at RSET.
-        needs_reset_ = true;
-        held_.clear();
-        smtp::reply refused = decorate(std::move(*chunk_refused_));
-        chunk_refused_.reset();
-        co_return refused;
-    }
-
-    /// Reads the reply to the chunk sent last, if it is still owed: false when the chunk was
-    /// refused (kept in chunk_refused_; RFC 3030 §2: no more chunks may follow) or the
-    /// connection failed.
-    asio::awaitable<bool> chunk_accepted() {
-        if (!chunk_pending_) co_return true;
-        chunk_pending_ = false;
-        auto r = co_await client_->read_reply(config_.timeouts.upstream_data_block);
-        if (!r) {
-            fail();
-            co_return false;
-        }
-        if (r->completion()) co_return true;
-        chunk_refused_ = std::move(*r);
-        held_.clear();
-        co_return false;
+        if (chunked && !r->completion()) needs_reset_ = true;
+        co_return decorate(std::move(*r));
     }
 
     /// A new connection to `where`, with TLS as the policy asks: under `may`, a failed
@@ -545,10 +493,10 @@ class relay {
     void drop() {
         if (client_) client_->close();
         client_.reset();
-        held_.clear();
+        text_.clear();
+        chunks_.clear();
         mail_sent_ = in_data_ = needs_reset_ = reused_ = false;
-        chunks_ = chunk_pending_ = false;
-        chunk_refused_.reset();
+        chunked_ = false;
     }
 
     asio::any_io_executor executor_;
@@ -562,17 +510,15 @@ class relay {
     asio::ip::tcp::endpoint client_endpoint_;  // the client, for XCLIENT and XFORWARD
     std::optional<client_identity> identity_;  // its identity, once needed
     std::unique_ptr<client> client_;
-    static constexpr std::size_t held_limit = 16 * 1024;
-    std::string held_;          // message text not yet written upstream
+    text_writer text_;          // the message as DATA text
+    chunk_writer chunks_;       // the message in BDAT chunks
     std::string line_;          // the command lines being composed, kept to compose the next
     bool mail_sent_ = false;    // MAIL accepted upstream for the open transaction
     bool in_data_ = false;      // upstream answered 354 and has not seen the final dot
     bool needs_reset_ = false;  // an abandoned upstream transaction must be RSET first
     bool reused_ = false;       // a pooled connection not yet heard from in this session
     bool broken_ = false;       // the upstream failed inside the open transaction
-    bool chunks_ = false;       // the message goes upstream in BDAT chunks
-    bool chunk_pending_ = false;  // the last BDAT chunk sent has not been answered yet
-    std::optional<smtp::reply> chunk_refused_;  // the upstream's refusal of a chunk
+    bool chunked_ = false;      // the message goes upstream in BDAT chunks (chunks_)
 };
 
 /// @}
