@@ -81,10 +81,14 @@ inline void append_bdat(std::string& out, std::uint64_t size, bool last = false)
 }
 
 /// "EHLO domain\r\n" (RFC 5321 §4.1.1.1).
-inline void append_ehlo(std::string& out, std::string_view domain) { out.append("EHLO ").append(domain).append("\r\n"); }
+inline void append_ehlo(std::string& out, std::string_view domain) {
+    out.append("EHLO ").append(domain).append("\r\n");
+}
 
 /// "HELO domain\r\n", for a server that refuses EHLO (RFC 5321 §3.2).
-inline void append_helo(std::string& out, std::string_view domain) { out.append("HELO ").append(domain).append("\r\n"); }
+inline void append_helo(std::string& out, std::string_view domain) {
+    out.append("HELO ").append(domain).append("\r\n");
+}
 
 /// @}
 } // namespace grey::smtp

@@ -24,11 +24,12 @@
 #pragma once
 
 #include <cassert>
-#include <cstdio>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -94,7 +95,8 @@ class relay {
         if (pool_ && (client_ = pool_->acquire(identity_key))) {
             if (metrics()) metrics()->pool_hits.add();
             client_->attach(watchdog_);
-            needs_reset_ = reused_ = true;
+            reused_ = true;
+            if (state_ == state::idle) state_ = state::needs_reset;
             co_return result<void>{};
         }
         if (pool_ && metrics()) metrics()->pool_misses.add();
@@ -126,8 +128,8 @@ class relay {
     /// (which opens the connection if there is none). The upstream's answer, or a 4xx of
     /// Grey's when the upstream cannot be had or failed.
     asio::awaitable<smtp::reply> rcpt(const envelope& env, const smtp::rcpt_command& recipient) {
-        if (broken_) co_return smtp::replies::upstream_failed;
-        if (!mail_sent_) co_return co_await open_transaction(env, recipient);
+        if (state_ == state::broken) co_return smtp::replies::upstream_failed;
+        if (!mail_accepted()) co_return co_await open_transaction(env, recipient);
         if (recipient.parameters.uses_dsn() && !client_->caps().has(smtp::extension::dsn))
             co_return smtp::replies::upstream_lost_extension;
         line_.clear();
@@ -145,15 +147,15 @@ class relay {
     /// With `chunks` (takes_chunks() must hold) nothing is asked: BDAT carries its length, and
     /// message_data then takes the octets as the client sent them.
     asio::awaitable<smtp::reply> data(bool chunks = false) {
-        if (broken_ || !client_ || !mail_sent_) co_return smtp::replies::upstream_failed;
+        if (!mail_accepted()) co_return smtp::replies::upstream_failed;
         if (chunks) {
             assert(takes_chunks());
-            in_data_ = chunked_ = true;
+            state_ = state::in_chunks;
             co_return smtp::replies::start_data;
         }
         auto r = co_await client_->command(smtp::command_lines::data, config_.timeouts.upstream_data_init);
         if (!r) co_return fail();
-        if (r->code == 354) in_data_ = true;
+        if (r->code == 354) state_ = state::in_data;
         co_return decorate(std::move(*r));
     }
 
@@ -161,12 +163,12 @@ class relay {
     /// For a chunked message, the octets as they came, in pieces of any size. Small messages
     /// are held back to leave with their end (data_writer.hpp).
     asio::awaitable<void> message_data(std::string_view wire) {
-        if (!in_data_ || broken_ || (chunked_ && chunks_.refused())) co_return;
+        if (state_ != state::in_data && (state_ != state::in_chunks || chunks_.refused())) co_return;
         if (metrics()) metrics()->bytes_relayed.add(wire.size());
         // Not one ?: expression: GCC 12 miscompiles co_await inside a conditional operator.
         std::error_code ec;
-        if (chunked_) ec = co_await chunks_.write(*client_, wire);
-        else ec = co_await text_.write(*client_, wire);
+        if (state_ == state::in_data) ec = co_await text_.write(*client_, wire);
+        else ec = co_await chunks_.write(*client_, wire);
         if (ec) fail();
     }
 
@@ -180,28 +182,27 @@ class relay {
     /// The message must not be delivered. Inside DATA the only way to say so is to close the
     /// connection before the final dot: the upstream then discards what it has.
     void abort_data() {
-        if (in_data_) drop();
+        if (in_message()) drop();
         end_transaction();
     }
 
     /// The client ended the transaction (RSET, HELO/EHLO, or a refused DATA then RSET).
     void end_transaction() {
-        if (mail_sent_ && client_) needs_reset_ = true;
         text_.clear();
         chunks_.clear();
-        mail_sent_ = false;
-        in_data_ = chunked_ = false;
-        broken_ = false;
+        if (mail_accepted()) state_ = state::needs_reset;
+        // A connection taken from the pool while the transaction was lost is RSET before use.
+        else if (state_ == state::broken) state_ = reused_ ? state::needs_reset : state::idle;
     }
 
     /// The session is over: a clean connection goes back to the pool, any other is closed.
     asio::awaitable<void> quit() {
         if (!client_) co_return;
-        if (pool_ && !mail_sent_ && !in_data_ && !needs_reset_ && !broken_) {
+        if (pool_ && state_ == state::idle) {
             pool_->release(std::move(client_));
             co_return;
         }
-        if (!in_data_) {
+        if (!in_message()) {
             auto bye = co_await client_->command(smtp::command_lines::quit, std::chrono::seconds(10));
             (void)bye;
         }
@@ -209,23 +210,41 @@ class relay {
     }
 
   private:
+    /// Where the upstream transaction stands. mail_sent, in_data, in_chunks and needs_reset
+    /// have a connection; broken has none but one connect() opened since, which carries
+    /// nothing until the client ends the transaction.
+    enum class state {
+        idle,         ///< no transaction upstream: the next one starts with MAIL
+        needs_reset,  ///< a transaction was left open upstream (or the connection is pooled): RSET first
+        mail_sent,    ///< MAIL accepted upstream; RCPTs go live
+        in_data,      ///< the upstream answered 354 and has not seen the final dot (text_)
+        in_chunks,    ///< the message goes upstream in BDAT chunks (chunks_)
+        broken,       ///< the upstream failed inside the transaction: 4xx until the client ends it
+    };
+
+    /// Whether the upstream accepted the open transaction's MAIL.
+    bool mail_accepted() const noexcept {
+        return state_ == state::mail_sent || state_ == state::in_data || state_ == state::in_chunks;
+    }
+    /// Whether the upstream is taking a message's text.
+    bool in_message() const noexcept { return state_ == state::in_data || state_ == state::in_chunks; }
+
     metrics::server_metrics* metrics() const noexcept { return config_.metrics; }
 
     /// The final dot (or "BDAT n LAST") and the upstream's answer to the message.
     asio::awaitable<smtp::reply> finish_message() {
-        if (!in_data_ || broken_) {
+        if (!in_message()) {
             end_transaction();
             co_return smtp::replies::upstream_failed;
         }
-        const bool chunked = chunked_;
-        in_data_ = chunked_ = false;
-        mail_sent_ = false;
+        const bool chunked = state_ == state::in_chunks;
+        state_ = state::idle;  // whatever the answer, the transaction is over
         result<smtp::reply> r = errc::upstream_protocol;
         if (chunked) r = co_await chunks_.finish(*client_);
         else r = co_await text_.finish(*client_);
         if (!r) co_return fail();
         // RFC 3030 §2: a refused chunk fails the transaction, which the upstream ends at RSET.
-        if (chunked && !r->completion()) needs_reset_ = true;
+        if (chunked && !r->completion()) state_ = state::needs_reset;
         co_return decorate(std::move(*r));
     }
 
@@ -236,10 +255,10 @@ class relay {
         result<void> opened = co_await open(where, helo_name, tls_ != nullptr);
         if (!opened && opened.error() == errc::upstream_tls_failed &&
             config_.upstream_tls.policy == tls::upstream_policy::may) {
-            drop();
+            close();
             opened = co_await open(where, helo_name, false);
         }
-        if (!opened) drop();
+        if (!opened) close();
         if (metrics()) (opened ? metrics()->upstream_connects : metrics()->upstream_connect_failures).add();
         co_return opened;
     }
@@ -295,10 +314,11 @@ class relay {
         if (learned_) learned_->learn(client_->caps());
     }
 
-    /// The transaction's first RCPT: [RSET,] MAIL, RCPT. With PIPELINING they leave in one
-    /// write and their replies are read in order; a RCPT after a refused MAIL is answered 503
-    /// and that answer is moot. A pooled connection found dead before anything was accepted
-    /// is replaced, and the transaction opened again on the next.
+    /// The transaction's first RCPT: [RSET,] [XFORWARD,] MAIL, RCPT. With PIPELINING they
+    /// leave in one write and their replies are read in order; without, each is sent when the
+    /// one before it has been answered (RFC 5321 §4.3). A RCPT pipelined after a refused MAIL
+    /// is answered 503 and that answer is moot. A pooled connection found dead before anything
+    /// was accepted is replaced, and the transaction opened again on the next.
     asio::awaitable<smtp::reply> open_transaction(const envelope& env, const smtp::rcpt_command& recipient) {
         const auto timeout = config_.timeouts.upstream_command;
         for (;;) {
@@ -341,46 +361,20 @@ class relay {
                 (env.parameters.smtputf8 && !caps.has(smtp::extension::smtputf8)) ||
                 ((env.parameters.uses_dsn() || recipient.parameters.uses_dsn()) && !caps.has(smtp::extension::dsn)))
                 co_return smtp::replies::upstream_lost_extension;
-            const bool reset = needs_reset_;
+
             const bool pipelined = caps.has(smtp::extension::pipelining);
-            const std::vector<std::string> forwarded =
-                method == identity_method::xforward ? identity_commands(method, *who, caps) : std::vector<std::string>{};
-            bool usable = true;
+            compose_opening(env, recipient, method == identity_method::xforward ? who : nullptr);
+            // Before MAIL: RSET must be accepted; a refused XFORWARD changes no access decision
+            // upstream, and the mail goes on without it.
+            bool usable = !pipelined || !co_await client_->write(line_, timeout);
             bool identity_refused = false;
-            if (pipelined) {
-                line_.clear();
-                if (reset) line_.append(smtp::command_lines::rset);
-                for (const std::string& line : forwarded) line_.append(line);
-                append_mail(env);
-                smtp::append_rcpt(line_, recipient.forward_path.mailbox, recipient.parameters);
-                usable = !co_await client_->write(line_, timeout);
-                if (usable && reset) {
-                    const auto reset_reply = co_await client_->read_reply(timeout);
-                    usable = reset_reply && reset_reply->completion();
-                }
-                for (std::size_t i = 0; usable && i < forwarded.size(); ++i) {
-                    const auto r = co_await client_->read_reply(timeout);
-                    usable = r.has_value();
-                    identity_refused |= usable && !r->completion();
-                }
-            } else {
-                // Without PIPELINING each command waits for its reply (RFC 5321 §4.3).
-                if (reset) {
-                    const auto reset_reply = co_await client_->command(smtp::command_lines::rset, timeout);
-                    usable = reset_reply && reset_reply->completion();
-                }
-                for (std::size_t i = 0; usable && i < forwarded.size(); ++i) {
-                    const auto r = co_await client_->command(forwarded[i], timeout);
-                    usable = r.has_value();
-                    identity_refused |= usable && !r->completion();
-                }
-                if (usable) {
-                    line_.clear();
-                    append_mail(env);
-                    usable = !co_await client_->write(line_, timeout);
-                }
+            for (std::size_t i = 0; usable && i < mail_at_; ++i) {
+                const auto r = co_await exchange(opening(i), pipelined);
+                const bool reset = i < resets_;
+                usable = r && (r->completion() || !reset);
+                identity_refused |= r && !r->completion() && !reset;
             }
-            // XFORWARD changes no access decision upstream: the mail goes on without it.
+            if (usable && !pipelined) usable = !co_await client_->write(opening(mail_at_), timeout);
             if (identity_refused)
                 diagnostics::report(diagnostics::level::warning, "upstream",
                                     fmt::format("upstream {} refused XFORWARD for {}", client_->remote_name(),
@@ -390,26 +384,59 @@ class relay {
                 drop();  // a pooled connection the upstream had closed: take another
                 continue;
             }
-            needs_reset_ = reused_ = false;
+            state_ = state::idle;
+            reused_ = false;
 
             auto mail = co_await client_->read_reply(timeout);
             if (!mail) co_return fail();
             result<smtp::reply> rcpt = errc::upstream_protocol;
-            if (pipelined) rcpt = co_await client_->read_reply(timeout);
-            if (pipelined && !rcpt) co_return fail();
+            // A pipelined RCPT's reply comes next, whatever MAIL's was.
+            if (pipelined && !(rcpt = co_await client_->read_reply(timeout))) co_return fail();
             if (!mail->completion()) {
-                needs_reset_ = true;
+                state_ = state::needs_reset;
                 co_return decorate(std::move(*mail));
             }
-            mail_sent_ = true;
-            if (!pipelined) {
-                line_.clear();
-                smtp::append_rcpt(line_, recipient.forward_path.mailbox, recipient.parameters);
-                rcpt = co_await client_->command(line_, timeout);
-            }
-            if (!rcpt) co_return fail();
+            state_ = state::mail_sent;
+            if (!pipelined && !(rcpt = co_await exchange(opening(mail_at_ + 1), false))) co_return fail();
             co_return decorate(std::move(*rcpt));
         }
+    }
+
+    /// Composes the commands that open a transaction in line_, one after the other, and notes
+    /// where each ends in ends_: RSET when a transaction was left open upstream, XFORWARD when
+    /// `who` is to be told, MAIL (at mail_at_) and RCPT.
+    void compose_opening(const envelope& env, const smtp::rcpt_command& recipient, const client_identity* who) {
+        line_.clear();
+        ends_.clear();
+        resets_ = state_ == state::needs_reset ? 1 : 0;
+        if (resets_) {
+            line_.append(smtp::command_lines::rset);
+            ends_.push_back(line_.size());
+        }
+        if (who)
+            for (const std::string& forward : identity_commands(identity_method::xforward, *who, client_->caps())) {
+                line_.append(forward);
+                ends_.push_back(line_.size());
+            }
+        mail_at_ = ends_.size();
+        smtp::append_mail(line_, env.sender, env.parameters, client_->caps());
+        ends_.push_back(line_.size());
+        smtp::append_rcpt(line_, recipient.forward_path.mailbox, recipient.parameters);
+        ends_.push_back(line_.size());
+    }
+
+    /// The `i`th command compose_opening() composed.
+    std::string_view opening(std::size_t i) const {
+        const std::size_t begin = i == 0 ? 0 : ends_[i - 1];
+        return std::string_view(line_).substr(begin, ends_[i] - begin);
+    }
+
+    /// The reply to `line`: with PIPELINING it was written with the others and its reply is
+    /// the next; without, it is written now.
+    asio::awaitable<result<smtp::reply>> exchange(std::string_view line, bool pipelined) {
+        const auto timeout = config_.timeouts.upstream_command;
+        if (pipelined) co_return co_await client_->read_reply(timeout);
+        co_return co_await client_->command(line, timeout);
     }
 
     /// The key of the identity this session's client would give a connection (identity.hpp);
@@ -448,10 +475,10 @@ class relay {
     /// taken; false when refused (logged); an error when the connection failed.
     asio::awaitable<result<bool>> take_identity(const client_identity& who, std::string_view helo_name) {
         const auto timeout = config_.timeouts.upstream_command;
-        if (needs_reset_) {
+        if (state_ == state::needs_reset) {
             auto r = co_await client_->command(smtp::command_lines::rset, timeout);
             if (!r) co_return r.error();
-            needs_reset_ = false;
+            state_ = state::idle;
         }
         for (const std::string& line : identity_commands(identity_method::xclient, who, client_->caps())) {
             auto r = co_await client_->command(line, timeout);
@@ -472,9 +499,6 @@ class relay {
         co_return true;
     }
 
-    /// MAIL with the client's parameters, as the open connection's upstream may take them.
-    void append_mail(const envelope& env) { smtp::append_mail(line_, env.sender, env.parameters, client_->caps()); }
-
     /// Grey advertises ENHANCEDSTATUSCODES whatever the upstream does (RFC 2034 §3): a reply
     /// that lacks one gets the generic code of its class.
     static smtp::reply decorate(smtp::reply r) {
@@ -483,20 +507,27 @@ class relay {
         return r;
     }
 
+    /// The connection failed: it is closed, and a transaction it carried is lost.
     smtp::reply fail() {
-        const bool in_transaction = mail_sent_ || in_data_;
+        const bool in_transaction = mail_accepted();
         drop();
-        broken_ = in_transaction;
+        if (in_transaction) state_ = state::broken;
         return smtp::replies::upstream_failed;
     }
 
+    /// Closes the connection at once and forgets what was on its way.
     void drop() {
-        if (client_) client_->close();
-        client_.reset();
+        close();
         text_.clear();
         chunks_.clear();
-        mail_sent_ = in_data_ = needs_reset_ = reused_ = false;
-        chunked_ = false;
+        state_ = state::idle;
+        reused_ = false;
+    }
+
+    /// Closes the connection at once; the transaction's state is the caller's to settle.
+    void close() {
+        if (client_) client_->close();
+        client_.reset();
     }
 
     asio::any_io_executor executor_;
@@ -510,15 +541,15 @@ class relay {
     asio::ip::tcp::endpoint client_endpoint_;  // the client, for XCLIENT and XFORWARD
     std::optional<client_identity> identity_;  // its identity, once needed
     std::unique_ptr<client> client_;
-    text_writer text_;          // the message as DATA text
-    chunk_writer chunks_;       // the message in BDAT chunks
-    std::string line_;          // the command lines being composed, kept to compose the next
-    bool mail_sent_ = false;    // MAIL accepted upstream for the open transaction
-    bool in_data_ = false;      // upstream answered 354 and has not seen the final dot
-    bool needs_reset_ = false;  // an abandoned upstream transaction must be RSET first
-    bool reused_ = false;       // a pooled connection not yet heard from in this session
-    bool broken_ = false;       // the upstream failed inside the open transaction
-    bool chunked_ = false;      // the message goes upstream in BDAT chunks (chunks_)
+    state state_ = state::idle;
+    bool reused_ = false;  // the connection came from the pool and has not been heard from yet
+    text_writer text_;
+    chunk_writer chunks_;
+    std::string line_;  // the command lines being composed, kept to compose the next
+    // The commands that open a transaction, in line_: where each ends, how many RSETs lead
+    // (0 or 1), and which one is MAIL. Kept to be reused.
+    std::vector<std::size_t> ends_;
+    std::size_t resets_ = 0, mail_at_ = 0;
 };
 
 /// @}
