@@ -1,11 +1,10 @@
 // grey/upstream/relay.hpp — relays a session's transactions to the real MTA while the client
 // waits (DESIGN §2), so that no 2xx reaches the client unless the upstream gave it.
 //
-//   first accepted RCPT: connect, greet, EHLO (HELO fallback), STARTTLS and EHLO again as the
-//                        upstream TLS policy asks; the client's identity as the identity
-//                        policy asks (XCLIENT, its 220 and EHLO again; or XFORWARD before each
-//                        MAIL: identity.hpp); replay MAIL, send RCPT; with PIPELINING
-//                        (RFC 2920) XFORWARD, MAIL and RCPT leave in one write
+//   first accepted RCPT: a connection (connector.hpp: pooled, or new with failover and TLS);
+//                        the client's identity as the identity policy asks (XCLIENT, its 220
+//                        and EHLO again; or XFORWARD before each MAIL: identity.hpp); then
+//                        [RSET,] [XFORWARD,] MAIL, RCPT, in one write with PIPELINING (RFC 2920)
 //   later RCPTs:         sent live; each client gets the upstream's answer
 //   DATA:                upstream DATA; the text is streamed (data_writer.hpp)
 //   end of data:         "." upstream; the client gets the upstream's final answer
@@ -17,16 +16,13 @@
 // Once the upstream fails inside a transaction, the transaction is lost: every later RCPT
 // and the DATA get 4xx until the client starts a new one, because replaying only the later
 // recipients on a new connection would deliver to fewer recipients than were accepted.
-//
-// With several upstreams (failover.hpp) a new connection tries them in order, skipping those
-// marked down, before any MAIL is sent: which upstream a transaction goes to is settled when
-// its connection opens, and a transaction is never split between two of them.
+// Which upstream a transaction goes to is settled when its connection opens, before any MAIL:
+// a transaction is never split between two of them.
 #pragma once
 
 #include <cassert>
 #include <chrono>
 #include <memory>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,11 +36,13 @@
 #include "../smtp/command_format.hpp"
 #include "../smtp/reply.hpp"
 #include "client.hpp"
+#include "connector.hpp"
 #include "data_writer.hpp"
 #include "failover.hpp"
 #include "identity.hpp"
+#include "introducer.hpp"
 #include "known_extensions.hpp"
-#include "name_lookup.hpp"
+#include "opening.hpp"
 #include "pool.hpp"
 
 namespace grey::upstream {
@@ -72,12 +70,12 @@ class relay {
     relay(const asio::any_io_executor& ex, detail::watchdog& watchdog, const server_config& config,
           pool* idle = nullptr, asio::ssl::context* tls = nullptr, known_extensions* learned = nullptr,
           asio::ip::tcp::endpoint client = {}, failover* upstreams = nullptr)
-        : executor_(ex), watchdog_(watchdog), config_(config), pool_(idle), tls_(tls), learned_(learned),
-          upstreams_(upstreams), client_endpoint_(client), text_(config.timeouts), chunks_(config.timeouts) {}
+        : config_(config), connector_(ex, watchdog, config, idle, tls, learned, upstreams), introducer_(config, client),
+          text_(config.timeouts), chunks_(config.timeouts) {}
 
     /// What the upstream offered at its latest EHLO that this server has seen (any session's);
     /// nothing while none has been seen.
-    smtp::extensions upstream_extensions() const noexcept { return learned_ ? learned_->get() : smtp::extensions{}; }
+    smtp::extensions upstream_extensions() const noexcept { return connector_.upstream_extensions(); }
 
     /// Whether an upstream connection is open.
     bool connected() const noexcept { return client_ != nullptr; }
@@ -92,36 +90,15 @@ class relay {
     /// may serve it.
     asio::awaitable<result<void>> connect(std::string_view helo_name, std::string_view identity_key = {}) {
         if (client_) co_return result<void>{};
-        if (pool_ && (client_ = pool_->acquire(identity_key))) {
-            if (metrics()) metrics()->pool_hits.add();
-            client_->attach(watchdog_);
+        if ((client_ = connector_.pooled(identity_key))) {
             reused_ = true;
             if (state_ == state::idle) state_ = state::needs_reset;
             co_return result<void>{};
         }
-        if (pool_ && metrics()) metrics()->pool_misses.add();
-        if (pool_) helo_name = config_.servername;  // one connection, many clients' mail
-        const std::string name(helo_name.empty() ? std::string_view(config_.servername) : helo_name);
-        result<void> opened = errc::upstream_unavailable;
-        if (upstreams_) {
-            const std::vector<std::size_t> order = upstreams_->order();  // not a temporary across co_await
-            for (const std::size_t i : order) {
-                opened = co_await open_to(upstreams_->at(i), name);
-                if (opened) {
-                    upstreams_->succeeded(i);
-                    break;
-                }
-                if (watchdog_.shutting_down()) break;  // cut short by a stop, not the upstream's failure
-                upstreams_->failed(i, failure_);
-            }
-        } else {
-            const std::vector<endpoint> all = config_.upstream_endpoints();
-            for (const endpoint& where : all) {
-                opened = co_await open_to(where, name);
-                if (opened) break;
-            }
-        }
-        co_return opened;
+        auto opened = co_await connector_.open(helo_name);
+        if (!opened) co_return opened.error();
+        client_ = std::move(*opened);
+        co_return result<void>{};
     }
 
     /// The client's RCPT: replayed after EHLO and MAIL when this is the transaction's first
@@ -198,9 +175,9 @@ class relay {
     /// The session is over: a clean connection goes back to the pool, any other is closed.
     asio::awaitable<void> quit() {
         if (!client_) co_return;
-        if (pool_ && state_ == state::idle) {
-            pool_->release(std::move(client_));
-            co_return;
+        if (state_ == state::idle) {
+            client_ = connector_.release(std::move(client_));  // null once the pool keeps it
+            if (!client_) co_return;
         }
         if (!in_message()) {
             auto bye = co_await client_->command(smtp::command_lines::quit, std::chrono::seconds(10));
@@ -248,72 +225,6 @@ class relay {
         co_return decorate(std::move(*r));
     }
 
-    /// A new connection to `where`, with TLS as the policy asks: under `may`, a failed
-    /// handshake is followed by a plain connection (opportunistic TLS never holds mail back).
-    /// On failure the connection is dropped and failure_ says why.
-    asio::awaitable<result<void>> open_to(const endpoint& where, const std::string& helo_name) {
-        result<void> opened = co_await open(where, helo_name, tls_ != nullptr);
-        if (!opened && opened.error() == errc::upstream_tls_failed &&
-            config_.upstream_tls.policy == tls::upstream_policy::may) {
-            close();
-            opened = co_await open(where, helo_name, false);
-        }
-        if (!opened) close();
-        if (metrics()) (opened ? metrics()->upstream_connects : metrics()->upstream_connect_failures).add();
-        co_return opened;
-    }
-
-    /// A new connection to `where`: connect, greeting, EHLO; with `secure`, STARTTLS as the
-    /// policy asks and EHLO again inside TLS (RFC 3207 §4.2: what was learned before TLS is
-    /// forgotten). The certificate is checked against the name configured, else against the
-    /// host of the upstream actually connected to.
-    asio::awaitable<result<void>> open(const endpoint& where, const std::string& helo_name, bool secure) {
-        client_ = std::make_unique<client>(executor_, watchdog_, config_.timeouts);
-        if (metrics()) client_->time_replies(&metrics()->upstream_reply_seconds);
-        auto greeting = co_await client_->connect(where.host, where.port);
-        if (!greeting || greeting->code != 220) {
-            failure_ = failure_text("greeting", greeting);
-            co_return errc::upstream_unavailable;
-        }
-        auto hello = co_await client_->hello(helo_name);
-        if (!hello || !hello->completion()) {
-            failure_ = failure_text("EHLO", hello);
-            co_return errc::upstream_unavailable;
-        }
-        learn();
-        if (!secure) co_return result<void>{};
-
-        const tls::client_settings& s = config_.upstream_tls;
-        if (!client_->caps().has(smtp::extension::starttls)) {
-            if (s.policy == tls::upstream_policy::may) co_return result<void>{};
-            diagnostics::report(diagnostics::level::error, "upstream",
-                                fmt::format("upstream {} does not offer STARTTLS, which the TLS policy requires",
-                                            client_->remote_name()));
-            failure_ = "no STARTTLS, which the TLS policy requires";
-            co_return errc::upstream_tls_failed;
-        }
-        const std::string& server = s.server_name.empty() ? where.host : s.server_name;
-        const std::error_code ec = co_await client_->start_tls(*tls_, server, s.policy == tls::upstream_policy::verify);
-        if (metrics()) (ec ? metrics()->upstream_tls_handshake_failures : metrics()->upstream_tls_handshakes).add();
-        if (ec) {
-            diagnostics::report(diagnostics::level::error, "upstream",
-                                fmt::format("TLS to upstream {} failed: {}", client_->remote_name(), ec.message()));
-            failure_ = fmt::format("TLS: {}", ec.message());
-            co_return errc::upstream_tls_failed;
-        }
-        hello = co_await client_->hello(helo_name);
-        if (!hello || !hello->completion()) {
-            failure_ = failure_text("EHLO in TLS", hello);
-            co_return errc::upstream_unavailable;
-        }
-        learn();
-        co_return result<void>{};
-    }
-
-    void learn() {
-        if (learned_) learned_->learn(client_->caps());
-    }
-
     /// The transaction's first RCPT: [RSET,] [XFORWARD,] MAIL, RCPT. With PIPELINING they
     /// leave in one write and their replies are read in order; without, each is sent when the
     /// one before it has been answered (RFC 5321 §4.3). A RCPT pipelined after a refused MAIL
@@ -322,7 +233,7 @@ class relay {
     asio::awaitable<smtp::reply> open_transaction(const envelope& env, const smtp::rcpt_command& recipient) {
         const auto timeout = config_.timeouts.upstream_command;
         for (;;) {
-            const std::string key = identity_key_of(env);
+            const std::string key = introducer_.key(env.helo_name, env.protocol);
             if (!client_) {
                 const result<void> connected = co_await connect(env.helo_name, key);
                 if (!connected && connected.error() == errc::upstream_tls_failed)
@@ -332,7 +243,7 @@ class relay {
             // The names are looked up only for an upstream that will hear them.
             const identity_method method = choose(config_.upstream_identity, client_->caps());
             const client_identity* who = nullptr;
-            if (method != identity_method::none) who = co_await identity(env);
+            if (method != identity_method::none) who = co_await introducer_.who(env.helo_name, env.protocol);
             if (method == identity_method::xclient && client_->identity() != key) {
                 if (!client_->identity().empty()) {
                     // It speaks for another identity (the client said HELO again with a new
@@ -363,18 +274,20 @@ class relay {
                 co_return smtp::replies::upstream_lost_extension;
 
             const bool pipelined = caps.has(smtp::extension::pipelining);
-            compose_opening(env, recipient, method == identity_method::xforward ? who : nullptr);
+            opening_.compose(state_ == state::needs_reset,
+                             method == identity_method::xforward ? identity_commands(method, *who, caps)
+                                                                 : std::vector<std::string>{},
+                             env.sender, env.parameters, recipient.forward_path.mailbox, recipient.parameters, caps);
             // Before MAIL: RSET must be accepted; a refused XFORWARD changes no access decision
             // upstream, and the mail goes on without it.
-            bool usable = !pipelined || !co_await client_->write(line_, timeout);
+            bool usable = !pipelined || !co_await client_->write(opening_.wire(), timeout);
             bool identity_refused = false;
-            for (std::size_t i = 0; usable && i < mail_at_; ++i) {
-                const auto r = co_await exchange(opening(i), pipelined);
-                const bool reset = i < resets_;
-                usable = r && (r->completion() || !reset);
-                identity_refused |= r && !r->completion() && !reset;
+            for (std::size_t i = 0; usable && i < opening_.mail(); ++i) {
+                const auto r = co_await exchange(opening_.command(i), pipelined);
+                usable = r && (r->completion() || !opening_.is_reset(i));
+                identity_refused |= r && !r->completion() && !opening_.is_reset(i);
             }
-            if (usable && !pipelined) usable = !co_await client_->write(opening(mail_at_), timeout);
+            if (usable && !pipelined) usable = !co_await client_->write(opening_.command(opening_.mail()), timeout);
             if (identity_refused)
                 diagnostics::report(diagnostics::level::warning, "upstream",
                                     fmt::format("upstream {} refused XFORWARD for {}", client_->remote_name(),
@@ -397,38 +310,10 @@ class relay {
                 co_return decorate(std::move(*mail));
             }
             state_ = state::mail_sent;
-            if (!pipelined && !(rcpt = co_await exchange(opening(mail_at_ + 1), false))) co_return fail();
+            if (!pipelined && !(rcpt = co_await exchange(opening_.command(opening_.mail() + 1), false)))
+                co_return fail();
             co_return decorate(std::move(*rcpt));
         }
-    }
-
-    /// Composes the commands that open a transaction in line_, one after the other, and notes
-    /// where each ends in ends_: RSET when a transaction was left open upstream, XFORWARD when
-    /// `who` is to be told, MAIL (at mail_at_) and RCPT.
-    void compose_opening(const envelope& env, const smtp::rcpt_command& recipient, const client_identity* who) {
-        line_.clear();
-        ends_.clear();
-        resets_ = state_ == state::needs_reset ? 1 : 0;
-        if (resets_) {
-            line_.append(smtp::command_lines::rset);
-            ends_.push_back(line_.size());
-        }
-        if (who)
-            for (const std::string& forward : identity_commands(identity_method::xforward, *who, client_->caps())) {
-                line_.append(forward);
-                ends_.push_back(line_.size());
-            }
-        mail_at_ = ends_.size();
-        smtp::append_mail(line_, env.sender, env.parameters, client_->caps());
-        ends_.push_back(line_.size());
-        smtp::append_rcpt(line_, recipient.forward_path.mailbox, recipient.parameters);
-        ends_.push_back(line_.size());
-    }
-
-    /// The `i`th command compose_opening() composed.
-    std::string_view opening(std::size_t i) const {
-        const std::size_t begin = i == 0 ? 0 : ends_[i - 1];
-        return std::string_view(line_).substr(begin, ends_[i] - begin);
     }
 
     /// The reply to `line`: with PIPELINING it was written with the others and its reply is
@@ -439,64 +324,16 @@ class relay {
         co_return co_await client_->command(line, timeout);
     }
 
-    /// The key of the identity this session's client would give a connection (identity.hpp);
-    /// empty when the policy tells the upstream nothing.
-    std::string identity_key_of(const envelope& env) const {
-        if (config_.upstream_identity == identity_policy::none) return {};
-        const std::string addr = client_endpoint_.port() ? identity_address(client_endpoint_.address().to_string())
-                                                         : std::string(unavailable);
-        return identity_key(addr, env.helo_name.empty() ? unavailable : env.helo_name, env.protocol);
-    }
-
-    /// The session's client as the upstream is to see it. Its names are looked up once per
-    /// session (and cached per thread).
-    asio::awaitable<const client_identity*> identity(const envelope& env) {
-        if (!identity_) {
-            client_identity who;
-            who.addr = who.name = who.reverse_name = std::string(unavailable);
-            if (client_endpoint_.port()) {
-                const asio::ip::address address = client_endpoint_.address();
-                who.addr = identity_address(address.to_string());
-                who.port = client_endpoint_.port();
-                client_names names = co_await look_up_names(address);
-                who.name = std::move(names.name);
-                who.reverse_name = std::move(names.reverse_name);
-            }
-            identity_ = std::move(who);
-        }
-        identity_->helo = env.helo_name.empty() ? std::string(unavailable) : std::string(env.helo_name);
-        identity_->proto = std::string(env.protocol);
-        co_return &*identity_;
-    }
-
-    /// XCLIENT: the connection takes the client's identity, answers with a new greeting, and
-    /// is greeted again with the client's own HELO name, as Postfix reads it from that EHLO.
-    /// An open upstream transaction is RSET first (XCLIENT may not come inside one). True when
-    /// taken; false when refused (logged); an error when the connection failed.
+    /// XCLIENT (introducer.hpp), outside any transaction: one left open upstream is RSET first.
     asio::awaitable<result<bool>> take_identity(const client_identity& who, std::string_view helo_name) {
-        const auto timeout = config_.timeouts.upstream_command;
         if (state_ == state::needs_reset) {
-            auto r = co_await client_->command(smtp::command_lines::rset, timeout);
+            auto r = co_await client_->command(smtp::command_lines::rset, config_.timeouts.upstream_command);
             if (!r) co_return r.error();
             state_ = state::idle;
         }
-        for (const std::string& line : identity_commands(identity_method::xclient, who, client_->caps())) {
-            auto r = co_await client_->command(line, timeout);
-            if (!r) co_return r.error();
-            if (!r->completion()) {
-                diagnostics::report(diagnostics::level::error, "upstream",
-                                    fmt::format("upstream {} refused XCLIENT for {}: {} {}", client_->remote_name(),
-                                                who.addr, r->code,
-                                                r->lines.empty() ? "" : r->lines.back()));
-                co_return false;
-            }
-        }
-        auto hello = co_await client_->hello(helo_name.empty() ? std::string_view(config_.servername) : helo_name);
-        if (!hello) co_return hello.error();
-        if (!hello->completion()) co_return false;
-        learn();
-        client_->set_identity(who.key());
-        co_return true;
+        const result<bool> taken = co_await introducer_.take(*client_, who, helo_name);
+        if (taken && *taken) connector_.learn(*client_);
+        co_return taken;
     }
 
     /// Grey advertises ENHANCEDSTATUSCODES whatever the upstream does (RFC 2034 §3): a reply
@@ -517,39 +354,24 @@ class relay {
 
     /// Closes the connection at once and forgets what was on its way.
     void drop() {
-        close();
+        if (client_) client_->close();
+        client_.reset();
         text_.clear();
         chunks_.clear();
         state_ = state::idle;
         reused_ = false;
     }
 
-    /// Closes the connection at once; the transaction's state is the caller's to settle.
-    void close() {
-        if (client_) client_->close();
-        client_.reset();
-    }
-
-    asio::any_io_executor executor_;
-    detail::watchdog& watchdog_;
     const server_config& config_;
-    pool* pool_;
-    asio::ssl::context* tls_;  // towards the upstream; null when its policy is none
-    known_extensions* learned_;  // shared by the server's sessions; may be null
-    failover* upstreams_;        // shared by the server's sessions; may be null
-    std::string failure_;        // why the latest new connection failed, for failover's line
-    asio::ip::tcp::endpoint client_endpoint_;  // the client, for XCLIENT and XFORWARD
-    std::optional<client_identity> identity_;  // its identity, once needed
+    connector connector_;
+    introducer introducer_;
     std::unique_ptr<client> client_;
     state state_ = state::idle;
     bool reused_ = false;  // the connection came from the pool and has not been heard from yet
     text_writer text_;
     chunk_writer chunks_;
-    std::string line_;  // the command lines being composed, kept to compose the next
-    // The commands that open a transaction, in line_: where each ends, how many RSETs lead
-    // (0 or 1), and which one is MAIL. Kept to be reused.
-    std::vector<std::size_t> ends_;
-    std::size_t resets_ = 0, mail_at_ = 0;
+    opening opening_;   // the commands that open a transaction, kept to compose the next
+    std::string line_;  // a later RCPT, kept likewise
 };
 
 /// @}
