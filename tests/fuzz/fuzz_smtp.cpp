@@ -5,8 +5,10 @@
 // UTF-8 is checked against a plain reference decoder. The same bytes, as the octets of a BDAT
 // message, go through the chunk scanner (bdat_exercise.hpp), and, as the first octets of a
 // connection, through the PROXY protocol parser (proxy_exercise.hpp), and, as what a Postfix
-// policy client sends, through the policy request parser (policy_exercise.hpp). Any broken
-// invariant aborts.
+// policy client sends, through the policy request parser (policy_exercise.hpp). What MAIL,
+// RCPT and BDAT arguments parse to is composed again as Grey would send it upstream and read
+// back (command_format_exercise.hpp), for lines as line_reader frames them and for the whole
+// input as one command, CR and LF included. Any broken invariant aborts.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -20,6 +22,7 @@
 #include <grey/smtp/reply_parser.hpp>
 
 #include "bdat_exercise.hpp"
+#include "command_format_exercise.hpp"
 #include "policy_exercise.hpp"
 #include "proxy_exercise.hpp"
 
@@ -90,6 +93,7 @@ void exercise_line(const grey::smtp::line& l) {
                 check(q.envid.size() <= 100 && is_xtext(q.envid));
                 check(q.uses_dsn() == (!q.ret.empty() || !q.envid.empty()));
             }
+            exercise_mail_format(cmd->argument);
             break;
         case verb::rcpt: {
             const auto ascii = parse_rcpt(cmd->argument, false);
@@ -104,8 +108,13 @@ void exercise_line(const grey::smtp::line& l) {
                 check(utf8->parameters.orcpt == ascii->parameters.orcpt);
             }
             if (ascii.error() == grey::errc::needs_smtputf8) check(utf8.has_value());
+            exercise_rcpt_format(cmd->argument, false);
+            exercise_rcpt_format(cmd->argument, true);
             break;
         }
+        case verb::bdat:
+            exercise_bdat_format(cmd->argument);
+            break;
         case verb::helo:
         case verb::ehlo:
             if (auto h = parse_helo(cmd->argument)) check(!h->domain.empty());
@@ -142,6 +151,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     exercise_proxy(std::string_view(reinterpret_cast<const char*>(data), size));
     // The same bytes as requests on a policy service connection (policy_exercise.hpp).
     exercise_policy(std::string_view(reinterpret_cast<const char*>(data), size));
+    // The rest as one command line that no line_reader framed: whatever it holds, what is
+    // composed from what parses must be one line (command_format_exercise.hpp).
+    if (auto cmd = grey::smtp::parse_command(std::string_view(reinterpret_cast<const char*>(data) + 1, size - 1))) {
+        if (cmd->verb == grey::smtp::verb::mail) exercise_mail_format(cmd->argument);
+        if (cmd->verb == grey::smtp::verb::rcpt) {
+            exercise_rcpt_format(cmd->argument, false);
+            exercise_rcpt_format(cmd->argument, true);
+        }
+        if (cmd->verb == grey::smtp::verb::bdat) exercise_bdat_format(cmd->argument);
+    }
     // The first byte chooses the line limit and the size of each piece the "socket" delivers.
     const std::size_t max_line = 2 + data[0] % 126 * 8;
     const std::size_t piece = 1 + data[0] % 17;

@@ -33,8 +33,9 @@ def send_one(port, source, helo="client.example", rcpt="bob@example.com"):
 
 
 class Recorded(unittest.TestCase):
-    def start(self, offered, *flags):
-        self.up = ScriptedUpstream(extensions=lambda n, tls: ["PIPELINING", "8BITMIME", *offered])
+    def start(self, offered, *flags, pipelining=True):
+        base = ["PIPELINING", "8BITMIME"] if pipelining else ["8BITMIME"]
+        self.up = ScriptedUpstream(extensions=lambda n, tls: [*base, *offered])
         self.addCleanup(self.up.close)
         self.proxy = Program("spam_me", "--upstream", f"127.0.0.1:{self.up.port}", "--threads", "1", *flags)
         self.addCleanup(self.proxy.cleanup)
@@ -98,6 +99,21 @@ class Recorded(unittest.TestCase):
         commands = self.commands_of(forwards[1][0])
         at = commands.index(forwards[1][1])
         self.assertTrue(commands[at + 1].startswith("MAIL FROM:"))
+
+    def test_without_pipelining_a_pooled_connection_gets_rset_then_xforward_mail_rcpt(self):
+        self.start([XFORWARD], pipelining=False)
+        for source in ("127.0.0.2", "127.0.0.3"):
+            rcpt, final = send_one(self.proxy.port, source)
+            self.assertEqual((rcpt[0], final[0] if final else None), (250, 250))
+        forwards = [(n, c) for n, c in self.up.all_commands if c.startswith("XFORWARD")]
+        self.assertEqual([re.search(r"ADDR=(\S+)", c).group(1) for _, c in forwards], ["127.0.0.2", "127.0.0.3"])
+        self.assertEqual(forwards[0][0], forwards[1][0], "the second session took the pooled connection")
+        commands = self.commands_of(forwards[1][0])
+        at = commands.index(forwards[1][1])
+        self.assertEqual(commands[at - 1], "RSET", "a pooled connection is reset before its next transaction")
+        self.assertTrue(commands[at + 1].startswith("MAIL FROM:<alice@example.org>"))
+        self.assertEqual(commands[at + 2], "RCPT TO:<bob@example.com>")
+        self.assertEqual(len(self.up.messages), 2)
 
     def test_auto_prefers_xclient_and_none_sends_neither(self):
         self.start([XCLIENT, XFORWARD])

@@ -21,6 +21,7 @@
 #include "../detail/watchdog.hpp"
 #include "../metrics/registry.hpp"
 #include "../smtp/address.hpp"
+#include "../smtp/command_format.hpp"
 #include "../smtp/extensions.hpp"
 #include "../smtp/line_reader.hpp"
 #include "../smtp/reply.hpp"
@@ -71,14 +72,18 @@ class client {
 
     /// EHLO, falling back to HELO when the server refuses EHLO (RFC 5321 §3.2).
     asio::awaitable<result<smtp::reply>> hello(std::string_view domain) {
-        auto r = co_await command(fmt_line("EHLO ", domain), timeouts_.upstream_command);
+        std::string line;
+        smtp::append_ehlo(line, domain);
+        auto r = co_await command(line, timeouts_.upstream_command);
         if (r && r->completion()) {
             caps_ = smtp::extensions::from_ehlo(*r);
             co_return r;
         }
         if (!r || !r->permanent()) co_return r;
         caps_ = smtp::extensions{};
-        co_return co_await command(fmt_line("HELO ", domain), timeouts_.upstream_command);
+        line.clear();
+        smtp::append_helo(line, domain);
+        co_return co_await command(line, timeouts_.upstream_command);
     }
 
     /// Sends one command line (CRLF included) and reads its reply, each within `timeout`.
@@ -130,7 +135,7 @@ class client {
     /// server sent behind its 220 is dropped unread: an attacker on the path could have put a
     /// reply there for Grey to take as the answer to a command sent inside TLS.
     asio::awaitable<std::error_code> start_tls(asio::ssl::context& context, const std::string& server_name, bool check_name) {
-        auto r = co_await command("STARTTLS\r\n", timeouts_.upstream_command);
+        auto r = co_await command(smtp::command_lines::starttls, timeouts_.upstream_command);
         if (!r) co_return r.error();
         if (r->code != 220) co_return errc::upstream_protocol;
         in_.discard();
@@ -199,13 +204,6 @@ class client {
     std::string remote_name() const { return format_endpoint(host_, port_); }
 
   private:
-    static std::string fmt_line(std::string_view verb, std::string_view argument) {
-        std::string s;
-        s.reserve(verb.size() + argument.size() + 2);
-        s.append(verb).append(argument).append("\r\n");
-        return s;
-    }
-
     std::error_code timed(std::error_code ec) const {
         if (watchdog_ && watchdog_->expired()) return errc::upstream_timeout;
         if (ec == asio::error::eof || ec == asio::error::connection_reset) return errc::upstream_closed;

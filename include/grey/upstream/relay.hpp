@@ -1,35 +1,31 @@
 // grey/upstream/relay.hpp — relays a session's transactions to the real MTA while the client
 // waits (DESIGN §2), so that no 2xx reaches the client unless the upstream gave it.
 //
-//   first accepted RCPT: connect, greet, EHLO (HELO fallback), STARTTLS and EHLO again as the
-//                        upstream TLS policy asks; the client's identity as the identity
-//                        policy asks (XCLIENT, its 220 and EHLO again; or XFORWARD before each
-//                        MAIL: identity.hpp); replay MAIL, send RCPT; with PIPELINING
-//                        (RFC 2920) XFORWARD, MAIL and RCPT leave in one write
+//   first accepted RCPT: a connection (connector.hpp: pooled, or new with failover and TLS);
+//                        the client's identity as the identity policy asks (XCLIENT, its 220
+//                        and EHLO again; or XFORWARD before each MAIL: identity.hpp); then
+//                        [RSET,] [XFORWARD,] MAIL, RCPT, in one write with PIPELINING (RFC 2920)
 //   later RCPTs:         sent live; each client gets the upstream's answer
-//   DATA:                upstream DATA; the text is streamed chunk by chunk
+//   DATA:                upstream DATA; the text is streamed (data_writer.hpp)
 //   end of data:         "." upstream; the client gets the upstream's final answer
-//   BDAT (RFC 3030):     to an upstream with CHUNKING, the octets as the client sent them,
-//                        in BDAT chunks of the relay's own sizes, each chunk's reply read
-//                        before the next chunk is sent; the client gets the answer to
+//   BDAT (RFC 3030):     to an upstream with CHUNKING, the octets as the client sent them in
+//                        BDAT chunks (data_writer.hpp); the client gets the answer to
 //                        "BDAT n LAST", or the first refusal of a chunk. To any other
 //                        upstream, DATA as above: MailHandler has made the chunks DATA text.
 //
 // Once the upstream fails inside a transaction, the transaction is lost: every later RCPT
 // and the DATA get 4xx until the client starts a new one, because replaying only the later
 // recipients on a new connection would deliver to fewer recipients than were accepted.
-//
-// With several upstreams (failover.hpp) a new connection tries them in order, skipping those
-// marked down, before any MAIL is sent: which upstream a transaction goes to is settled when
-// its connection opens, and a transaction is never split between two of them.
+// Which upstream a transaction goes to is settled when its connection opens, before any MAIL:
+// a transaction is never split between two of them.
 #pragma once
 
 #include <cassert>
-#include <cstdio>
+#include <chrono>
 #include <memory>
-#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -37,13 +33,16 @@
 #include "../diagnostics.hpp"
 #include "../metrics/server_metrics.hpp"
 #include "../smtp/command.hpp"
-#include "../smtp/data_codec.hpp"
+#include "../smtp/command_format.hpp"
 #include "../smtp/reply.hpp"
 #include "client.hpp"
+#include "connector.hpp"
+#include "data_writer.hpp"
 #include "failover.hpp"
 #include "identity.hpp"
+#include "introducer.hpp"
 #include "known_extensions.hpp"
-#include "name_lookup.hpp"
+#include "opening.hpp"
 #include "pool.hpp"
 
 namespace grey::upstream {
@@ -71,12 +70,12 @@ class relay {
     relay(const asio::any_io_executor& ex, detail::watchdog& watchdog, const server_config& config,
           pool* idle = nullptr, asio::ssl::context* tls = nullptr, known_extensions* learned = nullptr,
           asio::ip::tcp::endpoint client = {}, failover* upstreams = nullptr)
-        : executor_(ex), watchdog_(watchdog), config_(config), pool_(idle), tls_(tls), learned_(learned),
-          upstreams_(upstreams), client_endpoint_(client) {}
+        : config_(config), connector_(ex, watchdog, config, idle, tls, learned, upstreams), introducer_(config, client),
+          text_(config.timeouts), chunks_(config.timeouts) {}
 
     /// What the upstream offered at its latest EHLO that this server has seen (any session's);
     /// nothing while none has been seen.
-    smtp::extensions upstream_extensions() const noexcept { return learned_ ? learned_->get() : smtp::extensions{}; }
+    smtp::extensions upstream_extensions() const noexcept { return connector_.upstream_extensions(); }
 
     /// Whether an upstream connection is open.
     bool connected() const noexcept { return client_ != nullptr; }
@@ -91,46 +90,28 @@ class relay {
     /// may serve it.
     asio::awaitable<result<void>> connect(std::string_view helo_name, std::string_view identity_key = {}) {
         if (client_) co_return result<void>{};
-        if (pool_ && (client_ = pool_->acquire(identity_key))) {
-            if (metrics()) metrics()->pool_hits.add();
-            client_->attach(watchdog_);
-            needs_reset_ = reused_ = true;
+        if ((client_ = connector_.pooled(identity_key))) {
+            reused_ = true;
+            if (state_ == state::idle) state_ = state::needs_reset;
             co_return result<void>{};
         }
-        if (pool_ && metrics()) metrics()->pool_misses.add();
-        if (pool_) helo_name = config_.servername;  // one connection, many clients' mail
-        const std::string name(helo_name.empty() ? std::string_view(config_.servername) : helo_name);
-        result<void> opened = errc::upstream_unavailable;
-        if (upstreams_) {
-            const std::vector<std::size_t> order = upstreams_->order();  // not a temporary across co_await
-            for (const std::size_t i : order) {
-                opened = co_await open_to(upstreams_->at(i), name);
-                if (opened) {
-                    upstreams_->succeeded(i);
-                    break;
-                }
-                if (watchdog_.shutting_down()) break;  // cut short by a stop, not the upstream's failure
-                upstreams_->failed(i, failure_);
-            }
-        } else {
-            const std::vector<endpoint> all = config_.upstream_endpoints();
-            for (const endpoint& where : all) {
-                opened = co_await open_to(where, name);
-                if (opened) break;
-            }
-        }
-        co_return opened;
+        auto opened = co_await connector_.open(helo_name);
+        if (!opened) co_return opened.error();
+        client_ = std::move(*opened);
+        co_return result<void>{};
     }
 
     /// The client's RCPT: replayed after EHLO and MAIL when this is the transaction's first
     /// (which opens the connection if there is none). The upstream's answer, or a 4xx of
     /// Grey's when the upstream cannot be had or failed.
     asio::awaitable<smtp::reply> rcpt(const envelope& env, const smtp::rcpt_command& recipient) {
-        if (broken_) co_return smtp::replies::upstream_failed;
-        if (!mail_sent_) co_return co_await open_transaction(env, recipient);
+        if (state_ == state::broken) co_return smtp::replies::upstream_failed;
+        if (!mail_accepted()) co_return co_await open_transaction(env, recipient);
         if (recipient.parameters.uses_dsn() && !client_->caps().has(smtp::extension::dsn))
             co_return smtp::replies::upstream_lost_extension;
-        auto r = co_await client_->command(rcpt_line(recipient), config_.timeouts.upstream_command);
+        line_.clear();
+        smtp::append_rcpt(line_, recipient.forward_path.mailbox, recipient.parameters);
+        auto r = co_await client_->command(line_, config_.timeouts.upstream_command);
         if (!r) co_return fail();
         co_return decorate(std::move(*r));
     }
@@ -143,36 +124,28 @@ class relay {
     /// With `chunks` (takes_chunks() must hold) nothing is asked: BDAT carries its length, and
     /// message_data then takes the octets as the client sent them.
     asio::awaitable<smtp::reply> data(bool chunks = false) {
-        if (broken_ || !client_ || !mail_sent_) co_return smtp::replies::upstream_failed;
+        if (!mail_accepted()) co_return smtp::replies::upstream_failed;
         if (chunks) {
             assert(takes_chunks());
-            in_data_ = chunks_ = true;
+            state_ = state::in_chunks;
             co_return smtp::replies::start_data;
         }
-        auto r = co_await client_->command("DATA\r\n", config_.timeouts.upstream_data_init);
+        auto r = co_await client_->command(smtp::command_lines::data, config_.timeouts.upstream_data_init);
         if (!r) co_return fail();
-        if (r->code == 354) in_data_ = true;
+        if (r->code == 354) state_ = state::in_data;
         co_return decorate(std::move(*r));
     }
 
     /// Whole lines, CRLF-terminated and dot-stuffed: sent as they are (see data_codec.hpp).
-    /// A small message is held back and leaves with its final dot in one write; past
-    /// `held_limit` what is held and what comes go out together as they arrive.
-    /// For a chunked message, the octets as they came, in pieces of any size.
+    /// For a chunked message, the octets as they came, in pieces of any size. Small messages
+    /// are held back to leave with their end (data_writer.hpp).
     asio::awaitable<void> message_data(std::string_view wire) {
-        if (!in_data_ || broken_ || chunk_refused_) co_return;
+        if (state_ != state::in_data && (state_ != state::in_chunks || chunks_.refused())) co_return;
         if (metrics()) metrics()->bytes_relayed.add(wire.size());
-        if (held_.size() + wire.size() <= held_limit) {
-            held_.append(wire);
-            co_return;
-        }
-        if (chunks_) {
-            if (!co_await chunk_accepted()) co_return;
-            held_.insert(0, fmt::format("BDAT {}\r\n", held_.size() + wire.size()));
-            chunk_pending_ = true;
-        }
-        const std::error_code ec = co_await client_->write(held_, wire, config_.timeouts.upstream_data_block);
-        held_.clear();
+        // Not one ?: expression: GCC 12 miscompiles co_await inside a conditional operator.
+        std::error_code ec;
+        if (state_ == state::in_data) ec = co_await text_.write(*client_, wire);
+        else ec = co_await chunks_.write(*client_, wire);
         if (ec) fail();
     }
 
@@ -186,169 +159,81 @@ class relay {
     /// The message must not be delivered. Inside DATA the only way to say so is to close the
     /// connection before the final dot: the upstream then discards what it has.
     void abort_data() {
-        if (in_data_) drop();
+        if (in_message()) drop();
         end_transaction();
     }
 
     /// The client ended the transaction (RSET, HELO/EHLO, or a refused DATA then RSET).
     void end_transaction() {
-        if (mail_sent_ && client_) needs_reset_ = true;
-        held_.clear();
-        mail_sent_ = false;
-        in_data_ = chunks_ = chunk_pending_ = false;
-        chunk_refused_.reset();
-        broken_ = false;
+        text_.clear();
+        chunks_.clear();
+        if (mail_accepted()) state_ = state::needs_reset;
+        // A connection taken from the pool while the transaction was lost is RSET before use.
+        else if (state_ == state::broken) state_ = reused_ ? state::needs_reset : state::idle;
     }
 
     /// The session is over: a clean connection goes back to the pool, any other is closed.
     asio::awaitable<void> quit() {
         if (!client_) co_return;
-        if (pool_ && !mail_sent_ && !in_data_ && !needs_reset_ && !broken_) {
-            pool_->release(std::move(client_));
-            co_return;
+        if (state_ == state::idle) {
+            client_ = connector_.release(std::move(client_));  // null once the pool keeps it
+            if (!client_) co_return;
         }
-        if (!in_data_) {
-            auto bye = co_await client_->command("QUIT\r\n", std::chrono::seconds(10));
+        if (!in_message()) {
+            auto bye = co_await client_->command(smtp::command_lines::quit, std::chrono::seconds(10));
             (void)bye;
         }
         drop();
     }
 
   private:
+    /// Where the upstream transaction stands. mail_sent, in_data, in_chunks and needs_reset
+    /// have a connection; broken has none but one connect() opened since, which carries
+    /// nothing until the client ends the transaction.
+    enum class state {
+        idle,         ///< no transaction upstream: the next one starts with MAIL
+        needs_reset,  ///< a transaction was left open upstream (or the connection is pooled): RSET first
+        mail_sent,    ///< MAIL accepted upstream; RCPTs go live
+        in_data,      ///< the upstream answered 354 and has not seen the final dot (text_)
+        in_chunks,    ///< the message goes upstream in BDAT chunks (chunks_)
+        broken,       ///< the upstream failed inside the transaction: 4xx until the client ends it
+    };
+
+    /// Whether the upstream accepted the open transaction's MAIL.
+    bool mail_accepted() const noexcept {
+        return state_ == state::mail_sent || state_ == state::in_data || state_ == state::in_chunks;
+    }
+    /// Whether the upstream is taking a message's text.
+    bool in_message() const noexcept { return state_ == state::in_data || state_ == state::in_chunks; }
+
     metrics::server_metrics* metrics() const noexcept { return config_.metrics; }
 
     /// The final dot (or "BDAT n LAST") and the upstream's answer to the message.
     asio::awaitable<smtp::reply> finish_message() {
-        if (!in_data_ || broken_) {
+        if (!in_message()) {
             end_transaction();
             co_return smtp::replies::upstream_failed;
         }
-        if (chunks_) co_return co_await last_chunk();
-        in_data_ = false;
-        mail_sent_ = false;
-        const std::error_code ec =
-            co_await client_->write(held_, smtp::end_of_data_marker, config_.timeouts.upstream_data_block);
-        held_.clear();
-        if (ec) co_return fail();
-        auto r = co_await client_->read_reply(config_.timeouts.upstream_data_term);
+        const bool chunked = state_ == state::in_chunks;
+        state_ = state::idle;  // whatever the answer, the transaction is over
+        result<smtp::reply> r = errc::upstream_protocol;
+        if (chunked) r = co_await chunks_.finish(*client_);
+        else r = co_await text_.finish(*client_);
         if (!r) co_return fail();
+        // RFC 3030 §2: a refused chunk fails the transaction, which the upstream ends at RSET.
+        if (chunked && !r->completion()) state_ = state::needs_reset;
         co_return decorate(std::move(*r));
     }
 
-    /// "BDAT n LAST" with what is held, once the chunk before it was accepted.
-    asio::awaitable<smtp::reply> last_chunk() {
-        in_data_ = chunks_ = false;
-        mail_sent_ = false;
-        if (!chunk_refused_ && co_await chunk_accepted()) {
-            const std::string head = fmt::format("BDAT {} LAST\r\n", held_.size());
-            const std::error_code ec = co_await client_->write(head, held_, config_.timeouts.upstream_data_block);
-            held_.clear();
-            if (ec) co_return fail();
-            auto r = co_await client_->read_reply(config_.timeouts.upstream_data_term);
-            if (!r) co_return fail();
-            if (r->completion()) co_return decorate(std::move(*r));
-            chunk_refused_ = std::move(*r);
-        }
-        if (!client_) co_return smtp::replies::upstream_failed;  // lost while reading a reply
-        // RFC 3030 §2: a refused chunk fails the transaction, which the upstream ends at RSET.
-        needs_reset_ = true;
-        held_.clear();
-        smtp::reply refused = decorate(std::move(*chunk_refused_));
-        chunk_refused_.reset();
-        co_return refused;
-    }
-
-    /// Reads the reply to the chunk sent last, if it is still owed: false when the chunk was
-    /// refused (kept in chunk_refused_; RFC 3030 §2: no more chunks may follow) or the
-    /// connection failed.
-    asio::awaitable<bool> chunk_accepted() {
-        if (!chunk_pending_) co_return true;
-        chunk_pending_ = false;
-        auto r = co_await client_->read_reply(config_.timeouts.upstream_data_block);
-        if (!r) {
-            fail();
-            co_return false;
-        }
-        if (r->completion()) co_return true;
-        chunk_refused_ = std::move(*r);
-        held_.clear();
-        co_return false;
-    }
-
-    /// A new connection to `where`, with TLS as the policy asks: under `may`, a failed
-    /// handshake is followed by a plain connection (opportunistic TLS never holds mail back).
-    /// On failure the connection is dropped and failure_ says why.
-    asio::awaitable<result<void>> open_to(const endpoint& where, const std::string& helo_name) {
-        result<void> opened = co_await open(where, helo_name, tls_ != nullptr);
-        if (!opened && opened.error() == errc::upstream_tls_failed &&
-            config_.upstream_tls.policy == tls::upstream_policy::may) {
-            drop();
-            opened = co_await open(where, helo_name, false);
-        }
-        if (!opened) drop();
-        if (metrics()) (opened ? metrics()->upstream_connects : metrics()->upstream_connect_failures).add();
-        co_return opened;
-    }
-
-    /// A new connection to `where`: connect, greeting, EHLO; with `secure`, STARTTLS as the
-    /// policy asks and EHLO again inside TLS (RFC 3207 §4.2: what was learned before TLS is
-    /// forgotten). The certificate is checked against the name configured, else against the
-    /// host of the upstream actually connected to.
-    asio::awaitable<result<void>> open(const endpoint& where, const std::string& helo_name, bool secure) {
-        client_ = std::make_unique<client>(executor_, watchdog_, config_.timeouts);
-        if (metrics()) client_->time_replies(&metrics()->upstream_reply_seconds);
-        auto greeting = co_await client_->connect(where.host, where.port);
-        if (!greeting || greeting->code != 220) {
-            failure_ = failure_text("greeting", greeting);
-            co_return errc::upstream_unavailable;
-        }
-        auto hello = co_await client_->hello(helo_name);
-        if (!hello || !hello->completion()) {
-            failure_ = failure_text("EHLO", hello);
-            co_return errc::upstream_unavailable;
-        }
-        learn();
-        if (!secure) co_return result<void>{};
-
-        const tls::client_settings& s = config_.upstream_tls;
-        if (!client_->caps().has(smtp::extension::starttls)) {
-            if (s.policy == tls::upstream_policy::may) co_return result<void>{};
-            diagnostics::report(diagnostics::level::error, "upstream",
-                                fmt::format("upstream {} does not offer STARTTLS, which the TLS policy requires",
-                                            client_->remote_name()));
-            failure_ = "no STARTTLS, which the TLS policy requires";
-            co_return errc::upstream_tls_failed;
-        }
-        const std::string& server = s.server_name.empty() ? where.host : s.server_name;
-        const std::error_code ec = co_await client_->start_tls(*tls_, server, s.policy == tls::upstream_policy::verify);
-        if (metrics()) (ec ? metrics()->upstream_tls_handshake_failures : metrics()->upstream_tls_handshakes).add();
-        if (ec) {
-            diagnostics::report(diagnostics::level::error, "upstream",
-                                fmt::format("TLS to upstream {} failed: {}", client_->remote_name(), ec.message()));
-            failure_ = fmt::format("TLS: {}", ec.message());
-            co_return errc::upstream_tls_failed;
-        }
-        hello = co_await client_->hello(helo_name);
-        if (!hello || !hello->completion()) {
-            failure_ = failure_text("EHLO in TLS", hello);
-            co_return errc::upstream_unavailable;
-        }
-        learn();
-        co_return result<void>{};
-    }
-
-    void learn() {
-        if (learned_) learned_->learn(client_->caps());
-    }
-
-    /// The transaction's first RCPT: [RSET,] MAIL, RCPT. With PIPELINING they leave in one
-    /// write and their replies are read in order; a RCPT after a refused MAIL is answered 503
-    /// and that answer is moot. A pooled connection found dead before anything was accepted
-    /// is replaced, and the transaction opened again on the next.
+    /// The transaction's first RCPT: [RSET,] [XFORWARD,] MAIL, RCPT. With PIPELINING they
+    /// leave in one write and their replies are read in order; without, each is sent when the
+    /// one before it has been answered (RFC 5321 §4.3). A RCPT pipelined after a refused MAIL
+    /// is answered 503 and that answer is moot. A pooled connection found dead before anything
+    /// was accepted is replaced, and the transaction opened again on the next.
     asio::awaitable<smtp::reply> open_transaction(const envelope& env, const smtp::rcpt_command& recipient) {
         const auto timeout = config_.timeouts.upstream_command;
         for (;;) {
-            const std::string key = identity_key_of(env);
+            const std::string key = introducer_.key(env.helo_name, env.protocol);
             if (!client_) {
                 const result<void> connected = co_await connect(env.helo_name, key);
                 if (!connected && connected.error() == errc::upstream_tls_failed)
@@ -358,7 +243,7 @@ class relay {
             // The names are looked up only for an upstream that will hear them.
             const identity_method method = choose(config_.upstream_identity, client_->caps());
             const client_identity* who = nullptr;
-            if (method != identity_method::none) who = co_await identity(env);
+            if (method != identity_method::none) who = co_await introducer_.who(env.helo_name, env.protocol);
             if (method == identity_method::xclient && client_->identity() != key) {
                 if (!client_->identity().empty()) {
                     // It speaks for another identity (the client said HELO again with a new
@@ -387,41 +272,22 @@ class relay {
                 (env.parameters.smtputf8 && !caps.has(smtp::extension::smtputf8)) ||
                 ((env.parameters.uses_dsn() || recipient.parameters.uses_dsn()) && !caps.has(smtp::extension::dsn)))
                 co_return smtp::replies::upstream_lost_extension;
-            const bool reset = needs_reset_;
+
             const bool pipelined = caps.has(smtp::extension::pipelining);
-            const std::vector<std::string> forwarded =
-                method == identity_method::xforward ? identity_commands(method, *who, caps) : std::vector<std::string>{};
-            bool usable = true;
+            opening_.compose(state_ == state::needs_reset,
+                             method == identity_method::xforward ? identity_commands(method, *who, caps)
+                                                                 : std::vector<std::string>{},
+                             env.sender, env.parameters, recipient.forward_path.mailbox, recipient.parameters, caps);
+            // Before MAIL: RSET must be accepted; a refused XFORWARD changes no access decision
+            // upstream, and the mail goes on without it.
+            bool usable = !pipelined || !co_await client_->write(opening_.wire(), timeout);
             bool identity_refused = false;
-            if (pipelined) {
-                std::string batch = reset ? "RSET\r\n" : "";
-                for (const std::string& line : forwarded) batch += line;
-                batch += mail_line(env);
-                batch += rcpt_line(recipient);
-                usable = !co_await client_->write(batch, timeout);
-                if (usable && reset) {
-                    const auto reset_reply = co_await client_->read_reply(timeout);
-                    usable = reset_reply && reset_reply->completion();
-                }
-                for (std::size_t i = 0; usable && i < forwarded.size(); ++i) {
-                    const auto r = co_await client_->read_reply(timeout);
-                    usable = r.has_value();
-                    identity_refused |= usable && !r->completion();
-                }
-            } else {
-                // Without PIPELINING each command waits for its reply (RFC 5321 §4.3).
-                if (reset) {
-                    const auto reset_reply = co_await client_->command("RSET\r\n", timeout);
-                    usable = reset_reply && reset_reply->completion();
-                }
-                for (std::size_t i = 0; usable && i < forwarded.size(); ++i) {
-                    const auto r = co_await client_->command(forwarded[i], timeout);
-                    usable = r.has_value();
-                    identity_refused |= usable && !r->completion();
-                }
-                if (usable) usable = !co_await client_->write(mail_line(env), timeout);
+            for (std::size_t i = 0; usable && i < opening_.mail(); ++i) {
+                const auto r = co_await exchange(opening_.command(i), pipelined);
+                usable = r && (r->completion() || !opening_.is_reset(i));
+                identity_refused |= r && !r->completion() && !opening_.is_reset(i);
             }
-            // XFORWARD changes no access decision upstream: the mail goes on without it.
+            if (usable && !pipelined) usable = !co_await client_->write(opening_.command(opening_.mail()), timeout);
             if (identity_refused)
                 diagnostics::report(diagnostics::level::warning, "upstream",
                                     fmt::format("upstream {} refused XFORWARD for {}", client_->remote_name(),
@@ -431,109 +297,43 @@ class relay {
                 drop();  // a pooled connection the upstream had closed: take another
                 continue;
             }
-            needs_reset_ = reused_ = false;
+            state_ = state::idle;
+            reused_ = false;
 
             auto mail = co_await client_->read_reply(timeout);
             if (!mail) co_return fail();
             result<smtp::reply> rcpt = errc::upstream_protocol;
-            if (pipelined) rcpt = co_await client_->read_reply(timeout);
-            if (pipelined && !rcpt) co_return fail();
+            // A pipelined RCPT's reply comes next, whatever MAIL's was.
+            if (pipelined && !(rcpt = co_await client_->read_reply(timeout))) co_return fail();
             if (!mail->completion()) {
-                needs_reset_ = true;
+                state_ = state::needs_reset;
                 co_return decorate(std::move(*mail));
             }
-            mail_sent_ = true;
-            if (!pipelined) rcpt = co_await client_->command(rcpt_line(recipient), timeout);
-            if (!rcpt) co_return fail();
+            state_ = state::mail_sent;
+            if (!pipelined && !(rcpt = co_await exchange(opening_.command(opening_.mail() + 1), false)))
+                co_return fail();
             co_return decorate(std::move(*rcpt));
         }
     }
 
-    /// The key of the identity this session's client would give a connection (identity.hpp);
-    /// empty when the policy tells the upstream nothing.
-    std::string identity_key_of(const envelope& env) const {
-        if (config_.upstream_identity == identity_policy::none) return {};
-        const std::string addr = client_endpoint_.port() ? identity_address(client_endpoint_.address().to_string())
-                                                         : std::string(unavailable);
-        return identity_key(addr, env.helo_name.empty() ? unavailable : env.helo_name, env.protocol);
-    }
-
-    /// The session's client as the upstream is to see it. Its names are looked up once per
-    /// session (and cached per thread).
-    asio::awaitable<const client_identity*> identity(const envelope& env) {
-        if (!identity_) {
-            client_identity who;
-            who.addr = who.name = who.reverse_name = std::string(unavailable);
-            if (client_endpoint_.port()) {
-                const asio::ip::address address = client_endpoint_.address();
-                who.addr = identity_address(address.to_string());
-                who.port = client_endpoint_.port();
-                client_names names = co_await look_up_names(address);
-                who.name = std::move(names.name);
-                who.reverse_name = std::move(names.reverse_name);
-            }
-            identity_ = std::move(who);
-        }
-        identity_->helo = env.helo_name.empty() ? std::string(unavailable) : std::string(env.helo_name);
-        identity_->proto = std::string(env.protocol);
-        co_return &*identity_;
-    }
-
-    /// XCLIENT: the connection takes the client's identity, answers with a new greeting, and
-    /// is greeted again with the client's own HELO name, as Postfix reads it from that EHLO.
-    /// An open upstream transaction is RSET first (XCLIENT may not come inside one). True when
-    /// taken; false when refused (logged); an error when the connection failed.
-    asio::awaitable<result<bool>> take_identity(const client_identity& who, std::string_view helo_name) {
+    /// The reply to `line`: with PIPELINING it was written with the others and its reply is
+    /// the next; without, it is written now.
+    asio::awaitable<result<smtp::reply>> exchange(std::string_view line, bool pipelined) {
         const auto timeout = config_.timeouts.upstream_command;
-        if (needs_reset_) {
-            auto r = co_await client_->command("RSET\r\n", timeout);
-            if (!r) co_return r.error();
-            needs_reset_ = false;
-        }
-        for (const std::string& line : identity_commands(identity_method::xclient, who, client_->caps())) {
-            auto r = co_await client_->command(line, timeout);
-            if (!r) co_return r.error();
-            if (!r->completion()) {
-                diagnostics::report(diagnostics::level::error, "upstream",
-                                    fmt::format("upstream {} refused XCLIENT for {}: {} {}", client_->remote_name(),
-                                                who.addr, r->code,
-                                                r->lines.empty() ? "" : r->lines.back()));
-                co_return false;
-            }
-        }
-        auto hello = co_await client_->hello(helo_name.empty() ? std::string_view(config_.servername) : helo_name);
-        if (!hello) co_return hello.error();
-        if (!hello->completion()) co_return false;
-        learn();
-        client_->set_identity(who.key());
-        co_return true;
+        if (pipelined) co_return co_await client_->read_reply(timeout);
+        co_return co_await client_->command(line, timeout);
     }
 
-    /// RCPT with the DSN parameters as the client sent them (RFC 3461 §4: they travel).
-    static std::string rcpt_line(const smtp::rcpt_command& rcpt) {
-        std::string line = fmt::format("RCPT TO:<{}>", rcpt.forward_path.mailbox);
-        if (!rcpt.parameters.notify.empty()) line.append(" NOTIFY=").append(rcpt.parameters.notify);
-        if (!rcpt.parameters.orcpt.empty()) line.append(" ORCPT=").append(rcpt.parameters.orcpt);
-        line += "\r\n";
-        return line;
-    }
-
-    std::string mail_line(const envelope& env) const {
-        std::string line = fmt::format("MAIL FROM:<{}>", env.sender);
-        const smtp::extensions& caps = client_->caps();
-        const smtp::mail_parameters& p = env.parameters;
-        if (caps.has(smtp::extension::size) && p.size) line += fmt::format(" SIZE={}", *p.size);
-        if (caps.has(smtp::extension::eight_bit_mime) && p.body == smtp::body_type::eight_bit_mime)
-            line += " BODY=8BITMIME";
-        else if (caps.has(smtp::extension::eight_bit_mime) && p.body == smtp::body_type::seven_bit)
-            line += " BODY=7BIT";
-        else if (p.body == smtp::body_type::binary_mime)
-            line += " BODY=BINARYMIME";  // open_transaction saw the upstream offer it
-        if (p.smtputf8) line += " SMTPUTF8";
-        if (!p.ret.empty()) line.append(" RET=").append(p.ret);
-        if (!p.envid.empty()) line.append(" ENVID=").append(p.envid);
-        line += "\r\n";
-        return line;
+    /// XCLIENT (introducer.hpp), outside any transaction: one left open upstream is RSET first.
+    asio::awaitable<result<bool>> take_identity(const client_identity& who, std::string_view helo_name) {
+        if (state_ == state::needs_reset) {
+            auto r = co_await client_->command(smtp::command_lines::rset, config_.timeouts.upstream_command);
+            if (!r) co_return r.error();
+            state_ = state::idle;
+        }
+        const result<bool> taken = co_await introducer_.take(*client_, who, helo_name);
+        if (taken && *taken) connector_.learn(*client_);
+        co_return taken;
     }
 
     /// Grey advertises ENHANCEDSTATUSCODES whatever the upstream does (RFC 2034 §3): a reply
@@ -544,43 +344,34 @@ class relay {
         return r;
     }
 
+    /// The connection failed: it is closed, and a transaction it carried is lost.
     smtp::reply fail() {
-        const bool in_transaction = mail_sent_ || in_data_;
+        const bool in_transaction = mail_accepted();
         drop();
-        broken_ = in_transaction;
+        if (in_transaction) state_ = state::broken;
         return smtp::replies::upstream_failed;
     }
 
+    /// Closes the connection at once and forgets what was on its way.
     void drop() {
         if (client_) client_->close();
         client_.reset();
-        held_.clear();
-        mail_sent_ = in_data_ = needs_reset_ = reused_ = false;
-        chunks_ = chunk_pending_ = false;
-        chunk_refused_.reset();
+        text_.clear();
+        chunks_.clear();
+        state_ = state::idle;
+        reused_ = false;
     }
 
-    asio::any_io_executor executor_;
-    detail::watchdog& watchdog_;
     const server_config& config_;
-    pool* pool_;
-    asio::ssl::context* tls_;  // towards the upstream; null when its policy is none
-    known_extensions* learned_;  // shared by the server's sessions; may be null
-    failover* upstreams_;        // shared by the server's sessions; may be null
-    std::string failure_;        // why the latest new connection failed, for failover's line
-    asio::ip::tcp::endpoint client_endpoint_;  // the client, for XCLIENT and XFORWARD
-    std::optional<client_identity> identity_;  // its identity, once needed
+    connector connector_;
+    introducer introducer_;
     std::unique_ptr<client> client_;
-    static constexpr std::size_t held_limit = 16 * 1024;
-    std::string held_;          // message text not yet written upstream
-    bool mail_sent_ = false;    // MAIL accepted upstream for the open transaction
-    bool in_data_ = false;      // upstream answered 354 and has not seen the final dot
-    bool needs_reset_ = false;  // an abandoned upstream transaction must be RSET first
-    bool reused_ = false;       // a pooled connection not yet heard from in this session
-    bool broken_ = false;       // the upstream failed inside the open transaction
-    bool chunks_ = false;       // the message goes upstream in BDAT chunks
-    bool chunk_pending_ = false;  // the last BDAT chunk sent has not been answered yet
-    std::optional<smtp::reply> chunk_refused_;  // the upstream's refusal of a chunk
+    state state_ = state::idle;
+    bool reused_ = false;  // the connection came from the pool and has not been heard from yet
+    text_writer text_;
+    chunk_writer chunks_;
+    opening opening_;   // the commands that open a transaction, kept to compose the next
+    std::string line_;  // a later RCPT, kept likewise
 };
 
 /// @}
