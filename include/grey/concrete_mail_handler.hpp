@@ -13,7 +13,6 @@
 #include "config.hpp"
 #include "mail_handler.hpp"
 #include "upstream/relay.hpp"
-#include "upstream/service.hpp"
 #include "verdict.hpp"
 
 namespace grey {
@@ -35,9 +34,7 @@ class ConcreteMailHandler : public MailHandler<Derived> {
           serverid(ctx.config.serverid),
           smtp_ip(ctx.config.smtp_ip),
           smtp_port(ctx.config.smtp_port),
-          relay_(ctx.socket.get_executor(), ctx.deadline, ctx.config, ctx.upstream ? ctx.upstream->idle : nullptr,
-                 ctx.upstream ? ctx.upstream->tls : nullptr, ctx.upstream ? ctx.upstream->learned : nullptr,
-                 this->client().endpoint(), ctx.upstream ? ctx.upstream->upstreams : nullptr) {}
+          relay_(ctx.socket.get_executor(), ctx.deadline, ctx.config, ctx.upstream, this->client_record()) {}
 
     /// Tells ServerCore to keep an upstream service (upstream/service.hpp) for its sessions:
     /// the pool, failover, the probe that learns the upstream's extensions at start.

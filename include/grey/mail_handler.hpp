@@ -209,6 +209,8 @@ class MailHandler {
   protected:
     /// This session as Derived, whose hooks replace the defaults.
     Derived& derived() noexcept { return static_cast<Derived&>(*this); }
+    /// The client, to be filled in as the session learns more (names, by client_names()).
+    grey::peer& client_record() noexcept { return client_; }
     /// The session's one deadline timer, for a hook that waits on I/O of its own.
     grey::deadline& session_deadline() noexcept { return deadline_; }
 

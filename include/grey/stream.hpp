@@ -179,7 +179,7 @@ class stream {
         return total;
     }
 
-    /// Reads at least one octet, waiting as long as it takes (the watchdog bounds the wait).
+    /// Reads at least one octet, waiting as long as it takes (the deadline bounds the wait).
     asio::awaitable<std::tuple<std::error_code, std::size_t>> read_some(asio::mutable_buffer b) {
         if (!ssl_) {
             auto [ec, n] = co_await socket_.async_read_some(b, detail::use_nothrow);
@@ -194,7 +194,7 @@ class stream {
         }
     }
 
-    /// Writes all of `bytes`, waiting as long as it takes (the watchdog bounds the wait).
+    /// Writes all of `bytes`, waiting as long as it takes (the deadline bounds the wait).
     asio::awaitable<std::error_code> write(std::string_view bytes) {
         if (!ssl_) {
             auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(bytes), detail::use_nothrow);

@@ -2,7 +2,7 @@
 //
 // It sends only what the caller composed, reads replies with the same line_reader the server
 // side uses (so a bare LF from the upstream is an error, not a line end), and learns the
-// upstream's extensions from its EHLO reply. Every wait is bounded by the connection's watchdog;
+// upstream's extensions from its EHLO reply. Every wait is bounded by the connection's deadline;
 // every failure is a value: the relay turns it into a 4xx for the client.
 #pragma once
 
@@ -18,7 +18,7 @@
 
 #include "../config.hpp"
 #include "../detail/asio.hpp"
-#include "../detail/watchdog.hpp"
+#include "../deadline.hpp"
 #include "../metrics/registry.hpp"
 #include "../smtp/address.hpp"
 #include "../smtp/command_format.hpp"
@@ -33,15 +33,15 @@ namespace grey::upstream {
 /// @{
 
 /// One SMTP connection to an upstream MTA: the commands the relay composed go out, the replies
-/// come back parsed, each wait bounded by the watchdog of the session using it.
+/// come back parsed, each wait bounded by the deadline of the session using it.
 class client {
   public:
-    /// A client not yet connected, on `ex`, whose waits `watchdog` bounds by the upstream
+    /// A client not yet connected, on `ex`, whose waits `limit` bounds by the upstream
     /// timeouts in `t` (which must outlive it).
-    client(const asio::any_io_executor& ex, detail::watchdog& watchdog, const timeouts& t)
-        : socket_(ex), stream_(socket_), watchdog_(&watchdog), timeouts_(t), in_(4096) {}
+    client(const asio::any_io_executor& ex, deadline& limit, const timeouts& t)
+        : socket_(ex), stream_(socket_), limit_(&limit), timeouts_(t), in_(4096) {}
 
-    /// Detaches from the watchdog; the socket closes with the client.
+    /// Detaches from the deadline; the socket closes with the client.
     ~client() { detach(); }
     client(const client&) = delete;
     client& operator=(const client&) = delete;
@@ -51,8 +51,8 @@ class client {
     asio::awaitable<result<smtp::reply>> connect(const std::string& host, std::uint16_t port) {
         host_ = host;
         port_ = port;
-        watchdog_->guard_upstream(&socket_);
-        watchdog_->expires_after(timeouts_.upstream_connect);
+        limit_->guard_upstream(&socket_);
+        limit_->expires_after(timeouts_.upstream_connect);
         asio::error_code ec;
         const auto address = asio::ip::make_address(host, ec);
         if (!ec) {
@@ -87,32 +87,32 @@ class client {
     }
 
     /// Sends one command line (CRLF included) and reads its reply, each within `timeout`.
-    asio::awaitable<result<smtp::reply>> command(std::string_view line, detail::watchdog::clock::duration timeout) {
+    asio::awaitable<result<smtp::reply>> command(std::string_view line, deadline::clock::duration timeout) {
         const std::error_code ec = co_await write(line, timeout);
         if (ec) co_return ec;
         co_return co_await read_reply(timeout);
     }
 
     /// Writes `bytes` as they are, within `timeout`.
-    asio::awaitable<std::error_code> write(std::string_view bytes, detail::watchdog::clock::duration timeout) {
-        watchdog_->expires_after(timeout);
-        if (reply_time_) sent_ = detail::watchdog::clock::now();
+    asio::awaitable<std::error_code> write(std::string_view bytes, deadline::clock::duration timeout) {
+        limit_->expires_after(timeout);
+        if (reply_time_) sent_ = deadline::clock::now();
         const std::error_code ec = co_await stream_.write(bytes);
         co_return ec ? timed(ec) : std::error_code{};
     }
 
     /// Two pieces in one gathered write.
     asio::awaitable<std::error_code> write(std::string_view first, std::string_view second,
-                                           detail::watchdog::clock::duration timeout) {
-        watchdog_->expires_after(timeout);
-        if (reply_time_) sent_ = detail::watchdog::clock::now();
+                                           deadline::clock::duration timeout) {
+        limit_->expires_after(timeout);
+        if (reply_time_) sent_ = deadline::clock::now();
         const std::error_code ec = co_await stream_.write(first, second);
         co_return ec ? timed(ec) : std::error_code{};
     }
 
     /// Reads one reply, single- or multi-line, each read within `timeout`. A malformed reply or
     /// a bare LF is an error, as is a connection closed before the reply ends.
-    asio::awaitable<result<smtp::reply>> read_reply(detail::watchdog::clock::duration timeout) {
+    asio::awaitable<result<smtp::reply>> read_reply(deadline::clock::duration timeout) {
         smtp::reply_parser parser;
         for (;;) {
             auto next = in_.next(in_.capacity());
@@ -120,11 +120,11 @@ class client {
             if (*next) {
                 auto r = parser.feed((*next)->text);
                 if (!r) co_return r.error();
-                if (*r && reply_time_) reply_time_->observe(detail::watchdog::clock::now() - sent_);
+                if (*r && reply_time_) reply_time_->observe(deadline::clock::now() - sent_);
                 if (*r) co_return std::move(**r);
                 continue;
             }
-            watchdog_->expires_after(timeout);
+            limit_->expires_after(timeout);
             auto [ec, n] = co_await stream_.read_some(detail::buffer(in_.prepare()));
             if (ec) co_return timed(ec);
             in_.commit(n);
@@ -139,7 +139,7 @@ class client {
         if (!r) co_return r.error();
         if (r->code != 220) co_return errc::upstream_protocol;
         in_.discard();
-        watchdog_->expires_after(timeouts_.upstream_command);
+        limit_->expires_after(timeouts_.upstream_command);
         const std::error_code ec = co_await stream_.handshake(context, stream::role::client, server_name, check_name);
         co_return ec ? timed(ec) : std::error_code{};
     }
@@ -162,15 +162,15 @@ class client {
     }
 
     /// A pooled connection outlives the session that opened it: it is detached from that
-    /// session's watchdog when pooled, and attached to the next session's (`w`) when reused.
-    void attach(detail::watchdog& w) {
-        watchdog_ = &w;
+    /// session's deadline when pooled, and attached to the next session's (`w`) when reused.
+    void attach(deadline& w) {
+        limit_ = &w;
         w.guard_upstream(&socket_);
     }
-    /// Leaves the watchdog of the session that used it (see attach()).
+    /// Leaves the deadline of the session that used it (see attach()).
     void detach() {
-        if (watchdog_) watchdog_->guard_upstream(nullptr);
-        watchdog_ = nullptr;
+        if (limit_) limit_->guard_upstream(nullptr);
+        limit_ = nullptr;
     }
 
     /// False when the server has closed the connection or sent something unasked (a 421
@@ -205,14 +205,14 @@ class client {
 
   private:
     std::error_code timed(std::error_code ec) const {
-        if (watchdog_ && watchdog_->expired()) return errc::upstream_timeout;
+        if (limit_ && limit_->expired()) return errc::upstream_timeout;
         if (ec == asio::error::eof || ec == asio::error::connection_reset) return errc::upstream_closed;
         return ec;
     }
 
     detail::tcp::socket socket_;
     stream stream_;
-    detail::watchdog* watchdog_;
+    deadline* limit_;
     const timeouts& timeouts_;
     smtp::line_reader in_;
     smtp::extensions caps_;
@@ -220,7 +220,7 @@ class client {
     std::string host_;      // see host()
     std::uint16_t port_ = 0;
     metrics::histogram* reply_time_ = nullptr;
-    detail::watchdog::clock::time_point sent_{};  // the latest write, for reply_time_
+    deadline::clock::time_point sent_{};  // the latest write, for reply_time_
 };
 
 /// @}

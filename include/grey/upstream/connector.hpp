@@ -19,7 +19,7 @@
 
 #include "../config.hpp"
 #include "../detail/asio.hpp"
-#include "../detail/watchdog.hpp"
+#include "../deadline.hpp"
 #include "../diagnostics.hpp"
 #include "../metrics/server_metrics.hpp"
 #include "../result.hpp"
@@ -35,26 +35,26 @@ namespace grey::upstream {
 /// Opens a session's upstream connections, or takes them from the pool.
 class connector {
   public:
-    /// For one session: `ex` and `watchdog` are the session's; `idle` the pool of its thread
+    /// For one session: `ex` and `limit` are the session's; `idle` the pool of its thread
     /// (none when null); `tls` the context towards the upstream (null when config.upstream_tls's
     /// policy is none); `learned` where the upstream's extensions are shared (none when null);
     /// `upstreams` the server's failover state (when null, config's upstreams are tried in
     /// order, none ever skipped). All must outlive the connector.
-    connector(const asio::any_io_executor& ex, detail::watchdog& watchdog, const server_config& config, pool* idle,
+    connector(const asio::any_io_executor& ex, deadline& limit, const server_config& config, pool* idle,
               asio::ssl::context* tls, known_extensions* learned, failover* upstreams)
-        : executor_(ex), watchdog_(watchdog), config_(config), pool_(idle), tls_(tls), learned_(learned),
+        : executor_(ex), limit_(limit), config_(config), pool_(idle), tls_(tls), learned_(learned),
           upstreams_(upstreams) {}
 
     /// What the upstream offered at its latest EHLO that this server has seen (any session's).
     smtp::extensions upstream_extensions() const noexcept { return learned_ ? learned_->get() : smtp::extensions{}; }
 
     /// A pooled connection that may serve a client of identity `identity_key` (identity.hpp),
-    /// now watched by this session's watchdog; null when the pool has none (or there is no pool).
+    /// now watched by this session's deadline; null when the pool has none (or there is no pool).
     std::unique_ptr<client> pooled(std::string_view identity_key) {
         if (!pool_) return nullptr;
         std::unique_ptr<client> c = pool_->acquire(identity_key);
         if (metrics()) (c ? metrics()->pool_hits : metrics()->pool_misses).add();
-        if (c) c->attach(watchdog_);
+        if (c) c->attach(limit_);
         return c;
     }
 
@@ -81,7 +81,7 @@ class connector {
                     upstreams_->succeeded(i);
                     break;
                 }
-                if (watchdog_.shutting_down()) break;  // cut short by a stop, not the upstream's failure
+                if (limit_.shutting_down()) break;  // cut short by a stop, not the upstream's failure
                 upstreams_->failed(i, failure_);
             }
         } else {
@@ -105,12 +105,12 @@ class connector {
     /// A new connection to `where`, with TLS as the policy asks: under `may`, a failed
     /// handshake is followed by a plain connection. On failure failure_ says why.
     asio::awaitable<result<std::unique_ptr<client>>> open_to(const endpoint& where, const std::string& helo_name) {
-        auto c = std::make_unique<client>(executor_, watchdog_, config_.timeouts);
+        auto c = std::make_unique<client>(executor_, limit_, config_.timeouts);
         result<void> opened = co_await open(*c, where, helo_name, tls_ != nullptr);
         if (!opened && opened.error() == errc::upstream_tls_failed &&
             config_.upstream_tls.policy == tls::upstream_policy::may) {
             c->close();
-            c = std::make_unique<client>(executor_, watchdog_, config_.timeouts);
+            c = std::make_unique<client>(executor_, limit_, config_.timeouts);
             opened = co_await open(*c, where, helo_name, false);
         }
         if (metrics()) (opened ? metrics()->upstream_connects : metrics()->upstream_connect_failures).add();
@@ -168,7 +168,7 @@ class connector {
     }
 
     asio::any_io_executor executor_;
-    detail::watchdog& watchdog_;
+    deadline& limit_;
     const server_config& config_;
     pool* pool_;
     asio::ssl::context* tls_;    // towards the upstream; null when its policy is none

@@ -14,9 +14,9 @@
 #include "../detail/asio.hpp"
 #include "../diagnostics.hpp"
 #include "../result.hpp"
+#include "../session/peer.hpp"
 #include "client.hpp"
 #include "identity.hpp"
-#include "name_lookup.hpp"
 
 namespace grey::upstream {
 /// @addtogroup group_upstream
@@ -25,32 +25,38 @@ namespace grey::upstream {
 /// One session's client, as the upstream is to see it.
 class introducer {
   public:
-    /// For the client at `client` (no port: unknown), told as `config`'s identity policy asks
-    /// (`config` must outlive the introducer).
-    introducer(const server_config& config, asio::ip::tcp::endpoint client) : config_(config), client_(client) {}
+    /// For the session's client (session/peer.hpp), whose names it looks up at most once for
+    /// the whole session, shared with the greylist; told as `config`'s identity policy asks.
+    /// Both must outlive the introducer.
+    introducer(const server_config& config, grey::peer& client) : config_(config), client_(&client) {}
+
+    /// For the client at `client` (no port: unknown), as a relay made outside a session knows it.
+    introducer(const server_config& config, asio::ip::tcp::endpoint client)
+        : config_(config), own_(grey::peer::accepted(client, {})), client_(&own_) {}
+
+    introducer(const introducer&) = delete;
+    introducer& operator=(const introducer&) = delete;
 
     /// The key of the identity the client would give a connection (identity.hpp), having
     /// greeted with `helo_name` by `protocol`; empty when the policy tells the upstream nothing.
     std::string key(std::string_view helo_name, std::string_view protocol) const {
         if (config_.upstream_identity == identity_policy::none) return {};
-        const std::string addr =
-            client_.port() ? identity_address(client_.address().to_string()) : std::string(unavailable);
+        const std::string addr = client_->port ? identity_address(client_->address_text) : std::string(unavailable);
         return identity_key(addr, helo_name.empty() ? unavailable : helo_name, protocol);
     }
 
     /// The client, having greeted with `helo_name` by `protocol`. Its names are looked up once
-    /// per session (and cached per thread).
+    /// per session (kept in the peer, and cached per thread).
     asio::awaitable<const client_identity*> who(std::string_view helo_name, std::string_view protocol) {
         if (!identity_) {
             client_identity who;
             who.addr = who.name = who.reverse_name = std::string(unavailable);
-            if (client_.port()) {
-                const asio::ip::address address = client_.address();
-                who.addr = identity_address(address.to_string());
-                who.port = client_.port();
-                client_names names = co_await look_up_names(address);
-                who.name = std::move(names.name);
-                who.reverse_name = std::move(names.reverse_name);
+            if (client_->port) {
+                who.addr = identity_address(client_->address_text);
+                who.port = client_->port;
+                const dns::client_names* names = co_await look_up_names(*client_);
+                who.name = names->name;
+                who.reverse_name = names->reverse_name;
             }
             identity_ = std::move(who);
         }
@@ -83,7 +89,8 @@ class introducer {
 
   private:
     const server_config& config_;
-    asio::ip::tcp::endpoint client_;           // the client's address and port
+    grey::peer own_{};                         // when not given the session's
+    grey::peer* client_;                       // the session's client, or own_
     std::optional<client_identity> identity_;  // its identity, once needed
 };
 

@@ -41,6 +41,7 @@
 #include "failover.hpp"
 #include "identity.hpp"
 #include "introducer.hpp"
+#include "service.hpp"
 #include "known_extensions.hpp"
 #include "opening.hpp"
 #include "pool.hpp"
@@ -61,17 +62,27 @@ struct envelope {
 /// the first accepted recipient, and the transactions it carries while the client waits.
 class relay {
   public:
-    /// A relay with no connection yet, for one session: `ex` and `watchdog` are the session's;
+    /// A relay with no connection yet, for one session: `ex` and `limit` are the session's;
     /// `idle` the pool of its thread (none when null); `tls` the context towards the upstream
     /// (null when config.upstream_tls's policy is none); `learned` where the upstream's
     /// extensions are shared (none when null); `client` the client's address, for XCLIENT and
     /// XFORWARD; `upstreams` the server's failover state (when null, config's upstreams are
     /// tried in order, none ever skipped). All but `client` must outlive the relay.
-    relay(const asio::any_io_executor& ex, detail::watchdog& watchdog, const server_config& config,
+    relay(const asio::any_io_executor& ex, deadline& limit, const server_config& config,
           pool* idle = nullptr, asio::ssl::context* tls = nullptr, known_extensions* learned = nullptr,
           asio::ip::tcp::endpoint client = {}, failover* upstreams = nullptr)
-        : config_(config), connector_(ex, watchdog, config, idle, tls, learned, upstreams), introducer_(config, client),
+        : config_(config), connector_(ex, limit, config, idle, tls, learned, upstreams), introducer_(config, client),
           text_(config.timeouts), chunks_(config.timeouts) {}
+
+    /// A session's relay: `limit` is the session's deadline, `upstream` its worker's share of
+    /// the server's upstream service (upstream/service.hpp; none when null), and `client` the
+    /// session's peer, whose names the relay looks up at most once, shared with the greylist.
+    relay(const asio::any_io_executor& ex, deadline& limit, const server_config& config, const share* upstream,
+          grey::peer& client)
+        : config_(config),
+          connector_(ex, limit, config, upstream ? upstream->idle : nullptr, upstream ? upstream->tls : nullptr,
+                     upstream ? upstream->learned : nullptr, upstream ? upstream->upstreams : nullptr),
+          introducer_(config, client), text_(config.timeouts), chunks_(config.timeouts) {}
 
     /// What the upstream offered at its latest EHLO that this server has seen (any session's);
     /// nothing while none has been seen.

@@ -21,9 +21,9 @@ struct fixture {
     asio::io_context ioc;
     asio::ip::tcp::acceptor acceptor{ioc, {asio::ip::make_address("127.0.0.1"), 0}};
     asio::ip::tcp::socket peer{ioc};
-    grey::detail::watchdog watchdog{ioc.get_executor()};
+    grey::deadline limit{ioc.get_executor()};
     grey::timeouts timeouts;
-    grey::upstream::client up{ioc.get_executor(), watchdog, timeouts};
+    grey::upstream::client up{ioc.get_executor(), limit, timeouts};
 
     /// Connects, then runs `body` on the io_context.
     template <class Body>
