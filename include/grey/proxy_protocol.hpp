@@ -29,6 +29,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <tuple>
 #include <string_view>
 
 // The address types only: a parser needs none of Asio's I/O or coroutine machinery.
@@ -371,6 +372,21 @@ inline unsigned read16(std::string_view s, std::size_t at) noexcept {
     return static_cast<unsigned>(static_cast<unsigned char>(s[at]) << 8 | static_cast<unsigned char>(s[at + 1]));
 }
 
+/// The v2 address block of TCP over IPv4 or IPv6 (§2.2): source address, destination address,
+/// source port, destination port, all in network order.
+template <class Address>
+void read_v2_addresses(std::string_view bytes, header& h) noexcept {
+    typename Address::bytes_type source{}, destination{};
+    constexpr std::size_t n = std::tuple_size_v<typename Address::bytes_type>;
+    constexpr std::size_t at = v2_fixed_length;
+    for (std::size_t i = 0; i < n; ++i) {
+        source[i] = static_cast<unsigned char>(bytes[at + i]);
+        destination[i] = static_cast<unsigned char>(bytes[at + n + i]);
+    }
+    h.source = {Address(source), static_cast<unsigned short>(read16(bytes, at + 2 * n))};
+    h.destination = {Address(destination), static_cast<unsigned short>(read16(bytes, at + 2 * n + 2))};
+}
+
 /// Walks the TLVs of [begin, header.size()): each must fit whole, or the header is refused,
 /// since a sender that cannot frame its TLVs cannot be trusted with the addresses either.
 /// A PP2_TYPE_CRC32C (§2.2.3) is checked: the CRC of the whole header with its value zeroed.
@@ -429,25 +445,12 @@ inline parse_result parse_v2(std::string_view received, std::size_t max_length) 
     if (h.command == command::local || h.v2_family_octet == 0x00) return complete(h);
     const std::string_view bytes = received.substr(0, length);
     if (!check_tlvs(bytes, v2_fixed_length + static_cast<std::size_t>(block))) return errc::proxy_header_malformed;
-    const std::size_t at = v2_fixed_length;
     if (h.v2_family_octet == 0x11) {
-        asio::ip::address_v4::bytes_type source{}, destination{};
-        for (std::size_t i = 0; i < 4; ++i) {
-            source[i] = static_cast<unsigned char>(bytes[at + i]);
-            destination[i] = static_cast<unsigned char>(bytes[at + 4 + i]);
-        }
         h.family = family::tcp4;
-        h.source = {asio::ip::address_v4(source), static_cast<unsigned short>(read16(bytes, at + 8))};
-        h.destination = {asio::ip::address_v4(destination), static_cast<unsigned short>(read16(bytes, at + 10))};
+        read_v2_addresses<asio::ip::address_v4>(bytes, h);
     } else if (h.v2_family_octet == 0x21) {
-        asio::ip::address_v6::bytes_type source{}, destination{};
-        for (std::size_t i = 0; i < 16; ++i) {
-            source[i] = static_cast<unsigned char>(bytes[at + i]);
-            destination[i] = static_cast<unsigned char>(bytes[at + 16 + i]);
-        }
         h.family = family::tcp6;
-        h.source = {asio::ip::address_v6(source), static_cast<unsigned short>(read16(bytes, at + 32))};
-        h.destination = {asio::ip::address_v6(destination), static_cast<unsigned short>(read16(bytes, at + 34))};
+        read_v2_addresses<asio::ip::address_v6>(bytes, h);
     }
     // UDP and UNIX: a valid header whose addresses an SMTP session over TCP cannot use. §2.2
     // lets a receiver that does not implement them fall back to UNSPEC, and so does Grey:

@@ -37,6 +37,7 @@
 #include "proxy_protocol.hpp"
 #include "server/admission.hpp"
 #include "server/listener.hpp"
+#include "server/proxy_header.hpp"
 #include "server/workers.hpp"
 #include "session_context.hpp"
 #include "smtp/reply.hpp"
@@ -289,11 +290,10 @@ class ServerCore {
             });
     }
 
-    /// The PROXY header that opens a connection from a trusted load balancer: the session is
-    /// admitted (per-address limits included) as the client it names, or, for a health check
-    /// (LOCAL) or an address family it cannot carry, as the connection's own ends. The header
-    /// is peeked at, and only its own octets are taken off the socket, so the session reads
-    /// the client's first octets itself. A header that is missing, malformed or late: the
+    /// The PROXY header that opens a connection from a trusted load balancer
+    /// (server/proxy_header.hpp): the session is admitted (per-address limits included) as the
+    /// client it names, or, for a health check (LOCAL) or an address family it cannot carry,
+    /// as the connection's own ends. A header that is missing, malformed or late: the
     /// connection is closed, with no session and no reply.
     asio::awaitable<void> read_proxy_header(std::shared_ptr<header_wait> state, endpoints ends, std::size_t worker) {
         state->deadline.expires_after(config_.timeouts.proxy_header);
@@ -305,25 +305,11 @@ class ServerCore {
             std::lock_guard lock(mutex_);
             header_waits_.erase(state->where);
         };
-        std::size_t taken = 0;
-        for (;;) {
-            auto [wait_ec] =
-                co_await state->socket.async_wait(asio::ip::tcp::socket::wait_read, detail::use_nothrow);
-            asio::error_code ec;
-            const auto room = asio::buffer(state->buffer.data() + taken, state->buffer.size() - taken);
-            const std::size_t seen =
-                wait_ec ? 0 : state->socket.receive(room, asio::ip::tcp::socket::message_peek, ec);
-            if (wait_ec || ec || seen == 0) break;  // closed, or the deadline passed
-            const auto parsed = proxy::parse_header(std::string_view(state->buffer.data(), taken + seen));
-            if (!parsed) break;
-            // Incomplete: all that is there is header, and is taken. Complete: its rest only.
-            const std::size_t take = *parsed ? (*parsed)->length - taken : seen;
-            if (asio::read(state->socket, asio::buffer(state->buffer.data() + taken, take), ec) != take) break;
-            taken += take;
-            if (!*parsed) continue;
-            ends.proxied_by = ends.peer;
-            ends.peer = (*parsed)->source_or(ends.peer);
-            ends.local = (*parsed)->destination_or(ends.local);
+        const std::optional<proxy::header> header = co_await server::read_proxy_header(state->socket, state->buffer);
+        if (header) {
+            if (header->has_addresses()) ends.proxied_by = ends.peer;
+            ends.peer = header->source_or(ends.peer);
+            ends.local = header->destination_or(ends.local);
             state->deadline.cancel();
             done();
             admit(std::move(state->socket), ends, worker);
