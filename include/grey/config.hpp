@@ -12,13 +12,28 @@
 #include "network.hpp"
 #include "result.hpp"
 #include "tls/settings.hpp"
-#include "upstream/identity_policy.hpp"
 
 namespace grey {
 
 namespace metrics {
 struct server_metrics;
 }
+
+namespace upstream {
+/// @addtogroup group_upstream
+/// @{
+
+/// How the upstream learns who the client is (server_config::upstream_identity; what each
+/// choice does: upstream/identity.hpp). A setting, so it lives with the settings.
+enum class identity_policy {
+    none,       ///< the upstream sees Grey as the client
+    xclient,    ///< XCLIENT when the upstream offers it, else nothing
+    xforward,   ///< XFORWARD when the upstream offers it, else nothing
+    automatic,  ///< XCLIENT when the upstream offers it with ADDR, else XFORWARD, else nothing
+};
+
+/// @}
+} // namespace upstream
 
 /// @addtogroup group_server
 /// @{

@@ -27,9 +27,9 @@
 
 #include <fmt/format.h>
 
+#include "../config.hpp"
 #include "../dns/client_names.hpp"
 #include "../smtp/extensions.hpp"
-#include "identity_policy.hpp"
 
 namespace grey::upstream {
 /// @addtogroup group_upstream
