@@ -28,6 +28,7 @@
 
 #include <grey/grey.hpp>
 #include <grey/greylist/greylisting_policy.hpp>
+#include <grey/greylist/open_store.hpp>
 #include <grey/policy/server.hpp>
 
 #include "../common/privileges.hpp"
@@ -225,7 +226,7 @@ int main(int argc, char** argv) {
                 u.upstream_data_block = u.upstream_data_term = std::chrono::seconds(s.upstream_timeout);
         }
         privs->as_user();  // the store, the log and the Maildir are --user's
-        s.server.store = greylist_server::open_store(s);
+        s.server.store = grey::greylist::open_store(s.store, {.redis = s.redis});
         if (!metrics_at.empty()) s.metrics = metrics_at;
         if (!s.metrics.empty()) {
             metrics.emplace(examples::endpoint_or_throw(s.metrics));

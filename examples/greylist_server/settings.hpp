@@ -3,12 +3,10 @@
 #pragma once
 
 #include <cstdint>
-#include <cstdlib>
 #include <limits>
 #include <type_traits>
 #include <filesystem>
 #include <map>
-#include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -18,12 +16,9 @@
 #include <toml++/toml.h>
 
 #include <grey/greylist/greylisting_policy.hpp>
-#include <grey/greylist/memory_store.hpp>
 #include <grey/greylist/postgrey_whitelists.hpp>
 #include <grey/greylist/privacy.hpp>
 #include <grey/greylist/redis_settings.hpp>
-#include <grey/greylist/redis_store.hpp>
-#include <grey/greylist/sqlite_store.hpp>
 #include <grey/policy/server.hpp>
 
 #include "../common/server_options.hpp"
@@ -426,47 +421,6 @@ inline void load_whitelist_files(settings& s) {
     for (const auto& e : errors) what += (what.empty() ? "" : "\n") + e.message();
     throw config_error(what);
 }
-
-/// A Redis store from its URL (grey/greylist/redis_settings.hpp), over the [greylist.redis]
-/// options: what the URL says wins. With no password in either, GREY_REDIS_PASSWORD's (so it
-/// is on no command line and in no file that others may read).
-inline std::shared_ptr<grey::greylist::store> open_redis_store(const std::string& url,
-                                                               const std::map<std::string, std::string>& options) {
-    grey::greylist::redis_settings base;
-    for (const auto& [key, value] : options)
-        if (auto e = grey::greylist::apply_redis_option(base, key, value); !e.empty()) throw config_error(e);
-    auto parsed = grey::greylist::parse_redis_url(url, base);
-    if (!parsed)
-        throw config_error(fmt::format("bad Redis URL: {} (redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?OPTION=VALUE...] "
-                                       "or redis+unix://[[USER]:PASSWORD@]/PATH[?db=N...])",
-                                       parsed.error));
-    grey::greylist::redis_settings& r = parsed.settings;
-    if (r.password.empty() && r.password_file.empty())
-        if (const char* env = std::getenv("GREY_REDIS_PASSWORD")) r.password = env;
-    try {
-        return std::make_shared<grey::greylist::redis_store>(std::move(r));
-    } catch (const std::exception& e) {
-        throw config_error(e.what());
-    }
-}
-
-/// A store from its description: memory, sqlite:PATH or a Redis URL (redis://, rediss://,
-/// redis+unix://, unix://), with the [greylist.redis] options in `redis`.
-inline std::shared_ptr<grey::greylist::store> open_store(const std::string& spec,
-                                                         const std::map<std::string, std::string>& redis = {}) {
-    if (spec == "memory") return std::make_shared<grey::greylist::memory_store>();
-    if (spec.rfind("sqlite:", 0) == 0 && spec.size() > 7)
-        return std::make_shared<grey::greylist::sqlite_store>(spec.substr(7));
-    for (const char* scheme : {"redis://", "rediss://", "redis+unix://", "unix://"})
-        if (spec.rfind(scheme, 0) == 0) return open_redis_store(spec, redis);
-    throw config_error(fmt::format(
-        "unknown store '{}': use memory, sqlite:PATH, redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or "
-        "redis+unix:///PATH",
-        spec));
-}
-
-/// The store `s` describes, with its [greylist.redis] options.
-inline std::shared_ptr<grey::greylist::store> open_store(const settings& s) { return open_store(s.store, s.redis); }
 
 /// True when every address is a loopback one: only then may a server with no allowed_domains
 /// accept any recipient, since the MTA behind it trusts mail that comes from the proxy.
