@@ -28,6 +28,7 @@
 
 #include <grey/grey.hpp>
 #include <grey/greylist/greylisting_policy.hpp>
+#include <grey/greylist/open_relay.hpp>
 #include <grey/greylist/open_store.hpp>
 #include <grey/policy/server.hpp>
 
@@ -207,11 +208,9 @@ int main(int argc, char** argv) {
         const bool policy_mode = !s.policy_listen.empty();
 
         // In policy mode Postfix decides relaying (smtpd_relay_restrictions) before it asks.
-        if (!policy_mode && s.lists.allowed_domains.empty() &&
-            !greylist_server::loopback_only(s.server.listen_endpoints()))
-            throw greylist_server::config_error(
-                "refusing to start: listening on a non-loopback address with no relay.allowed_domains "
-                "would make an open relay (the MTA behind the proxy trusts the proxy's address)");
+        if (!policy_mode)
+            if (auto why = grey::greylist::open_relay_reason(s.server.listen_endpoints(), s.lists); !why.empty())
+                throw greylist_server::config_error("refusing to start: " + why);
 
         if (s.upstreams.empty()) {
             s.server.smtp_ip = s.maildir_listen.host;

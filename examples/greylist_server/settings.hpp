@@ -422,15 +422,4 @@ inline void load_whitelist_files(settings& s) {
     throw config_error(what);
 }
 
-/// True when every address is a loopback one: only then may a server with no allowed_domains
-/// accept any recipient, since the MTA behind it trusts mail that comes from the proxy.
-inline bool loopback_only(const std::vector<grey::endpoint>& endpoints) {
-    for (const auto& e : endpoints) {
-        asio::error_code ec;
-        const auto a = asio::ip::make_address(e.host, ec);
-        if (ec ? e.host != "localhost" : !a.is_loopback()) return false;
-    }
-    return true;
-}
-
 } // namespace greylist_server
