@@ -26,10 +26,9 @@
 namespace greylist_server {
 
 struct settings {
-    grey::greylist::greylist_config server;  ///< listening, limits, greylisting
-    /// HOST:PORT of each upstream, in order of preference (failover); none: the embedded
-    /// Maildir sink. The upstreams' retry time is server.upstream_retry.
-    std::vector<std::string> upstreams;
+    /// Listening, upstreams, limits, greylisting. No upstreams (server.upstreams empty): the
+    /// embedded Maildir sink.
+    grey::greylist::greylist_config server;
     std::string store = "sqlite:greylist.db";
     /// [greylist.redis]: options of a redis:// store (grey.toml), under the URL's own.
     std::map<std::string, std::string> redis;
@@ -41,7 +40,6 @@ struct settings {
     /// Postgrey's whitelist files (greylist.whitelist_clients, --whitelist-clients; the same for
     /// recipients), read into lists.files by load_whitelist_files().
     std::vector<std::string> whitelist_clients, whitelist_recipients;
-    unsigned command_timeout = 0, upstream_timeout = 0;  ///< seconds; 0: RFC 5321's
     /// Postfix policy service mode: where to listen ("inet:HOST:PORT", "unix:PATH"). When
     /// there are any, the policy service runs instead of the SMTP proxy.
     std::vector<grey::policy::listen_address> policy_listen;
@@ -206,7 +204,8 @@ inline void load_file(const std::string& path, settings& s) {
                 r.fail(*n, "'server.upstream' must be a string or a list of strings");
             }
             for (const auto& u : upstreams) detail::endpoint_at(r, *n, "server.upstream", u);
-            s.upstreams = std::move(upstreams);
+            if (upstreams.empty()) c.upstreams.clear();
+            else examples::set_upstreams(c, upstreams);
         }
         r.get(*t, "server", "servername", c.servername);
         r.get(*t, "server", "threads", c.threads);
@@ -219,8 +218,16 @@ inline void load_file(const std::string& path, settings& s) {
         r.get(*t, "server", "max_connections_per_ip", c.limits.max_connections_per_ip);
         r.get(*t, "server", "max_message_size", c.limits.max_message_size);
         r.get(*t, "server", "max_recipients", c.limits.max_recipients);
-        r.get(*t, "server", "command_timeout", s.command_timeout);
-        r.get(*t, "server", "upstream_timeout", s.upstream_timeout);
+        // Seconds; 0: RFC 5321's.
+        unsigned command_timeout = 0, upstream_timeout = 0;
+        r.get(*t, "server", "command_timeout", command_timeout);
+        r.get(*t, "server", "upstream_timeout", upstream_timeout);
+        if (command_timeout) c.timeouts.command = c.timeouts.data_block = std::chrono::seconds(command_timeout);
+        if (upstream_timeout) {
+            auto& u = c.timeouts;
+            u.upstream_connect = u.upstream_greeting = u.upstream_command = u.upstream_data_init =
+                u.upstream_data_block = u.upstream_data_term = std::chrono::seconds(upstream_timeout);
+        }
         r.get(*t, "server", "upstream_pool", c.upstream_pool_size);
         r.get_seconds(*t, "server", "upstream_idle_seconds", c.upstream_idle_timeout);
         r.get_seconds(*t, "server", "upstream_retry", c.upstream_retry);
