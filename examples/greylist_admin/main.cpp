@@ -18,7 +18,9 @@
 
 #include <CLI/CLI.hpp>
 
-#include "../greylist_server/settings.hpp"
+#include <grey/greylist/open_store.hpp>
+
+#include "../greylist_server/settings.hpp"  // the configuration file, read as the server reads it
 
 namespace {
 
@@ -89,7 +91,7 @@ int main(int argc, char** argv) {
         if (!store.empty()) s.store = store;
         if (s.store == "memory")
             throw greylist_server::config_error("a memory store lives inside its server: there is nothing to administer");
-        const auto db = greylist_server::open_store(s);
+        const auto db = grey::greylist::open_store(s.store, {.redis = s.redis});
         const auto& g = s.server;
         const auto now = grey::greylist::clock::now();
         const auto key = [&] {

@@ -3,12 +3,10 @@
 #pragma once
 
 #include <cstdint>
-#include <cstdlib>
 #include <limits>
 #include <type_traits>
 #include <filesystem>
 #include <map>
-#include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -18,12 +16,9 @@
 #include <toml++/toml.h>
 
 #include <grey/greylist/greylisting_policy.hpp>
-#include <grey/greylist/memory_store.hpp>
 #include <grey/greylist/postgrey_whitelists.hpp>
 #include <grey/greylist/privacy.hpp>
 #include <grey/greylist/redis_settings.hpp>
-#include <grey/greylist/redis_store.hpp>
-#include <grey/greylist/sqlite_store.hpp>
 #include <grey/policy/server.hpp>
 
 #include "../common/server_options.hpp"
@@ -31,10 +26,9 @@
 namespace greylist_server {
 
 struct settings {
-    grey::greylist::greylist_config server;  ///< listening, limits, greylisting
-    /// HOST:PORT of each upstream, in order of preference (failover); none: the embedded
-    /// Maildir sink. The upstreams' retry time is server.upstream_retry.
-    std::vector<std::string> upstreams;
+    /// Listening, upstreams, limits, greylisting. No upstreams (server.upstreams empty): the
+    /// embedded Maildir sink.
+    grey::greylist::greylist_config server;
     std::string store = "sqlite:greylist.db";
     /// [greylist.redis]: options of a redis:// store (grey.toml), under the URL's own.
     std::map<std::string, std::string> redis;
@@ -46,7 +40,6 @@ struct settings {
     /// Postgrey's whitelist files (greylist.whitelist_clients, --whitelist-clients; the same for
     /// recipients), read into lists.files by load_whitelist_files().
     std::vector<std::string> whitelist_clients, whitelist_recipients;
-    unsigned command_timeout = 0, upstream_timeout = 0;  ///< seconds; 0: RFC 5321's
     /// Postfix policy service mode: where to listen ("inet:HOST:PORT", "unix:PATH"). When
     /// there are any, the policy service runs instead of the SMTP proxy.
     std::vector<grey::policy::listen_address> policy_listen;
@@ -211,7 +204,8 @@ inline void load_file(const std::string& path, settings& s) {
                 r.fail(*n, "'server.upstream' must be a string or a list of strings");
             }
             for (const auto& u : upstreams) detail::endpoint_at(r, *n, "server.upstream", u);
-            s.upstreams = std::move(upstreams);
+            if (upstreams.empty()) c.upstreams.clear();
+            else examples::set_upstreams(c, upstreams);
         }
         r.get(*t, "server", "servername", c.servername);
         r.get(*t, "server", "threads", c.threads);
@@ -224,8 +218,16 @@ inline void load_file(const std::string& path, settings& s) {
         r.get(*t, "server", "max_connections_per_ip", c.limits.max_connections_per_ip);
         r.get(*t, "server", "max_message_size", c.limits.max_message_size);
         r.get(*t, "server", "max_recipients", c.limits.max_recipients);
-        r.get(*t, "server", "command_timeout", s.command_timeout);
-        r.get(*t, "server", "upstream_timeout", s.upstream_timeout);
+        // Seconds; 0: RFC 5321's.
+        unsigned command_timeout = 0, upstream_timeout = 0;
+        r.get(*t, "server", "command_timeout", command_timeout);
+        r.get(*t, "server", "upstream_timeout", upstream_timeout);
+        if (command_timeout) c.timeouts.command = c.timeouts.data_block = std::chrono::seconds(command_timeout);
+        if (upstream_timeout) {
+            auto& u = c.timeouts;
+            u.upstream_connect = u.upstream_greeting = u.upstream_command = u.upstream_data_init =
+                u.upstream_data_block = u.upstream_data_term = std::chrono::seconds(upstream_timeout);
+        }
         r.get(*t, "server", "upstream_pool", c.upstream_pool_size);
         r.get_seconds(*t, "server", "upstream_idle_seconds", c.upstream_idle_timeout);
         r.get_seconds(*t, "server", "upstream_retry", c.upstream_retry);
@@ -425,58 +427,6 @@ inline void load_whitelist_files(settings& s) {
     std::string what;
     for (const auto& e : errors) what += (what.empty() ? "" : "\n") + e.message();
     throw config_error(what);
-}
-
-/// A Redis store from its URL (grey/greylist/redis_settings.hpp), over the [greylist.redis]
-/// options: what the URL says wins. With no password in either, GREY_REDIS_PASSWORD's (so it
-/// is on no command line and in no file that others may read).
-inline std::shared_ptr<grey::greylist::store> open_redis_store(const std::string& url,
-                                                               const std::map<std::string, std::string>& options) {
-    grey::greylist::redis_settings base;
-    for (const auto& [key, value] : options)
-        if (auto e = grey::greylist::apply_redis_option(base, key, value); !e.empty()) throw config_error(e);
-    auto parsed = grey::greylist::parse_redis_url(url, base);
-    if (!parsed)
-        throw config_error(fmt::format("bad Redis URL: {} (redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?OPTION=VALUE...] "
-                                       "or redis+unix://[[USER]:PASSWORD@]/PATH[?db=N...])",
-                                       parsed.error));
-    grey::greylist::redis_settings& r = parsed.settings;
-    if (r.password.empty() && r.password_file.empty())
-        if (const char* env = std::getenv("GREY_REDIS_PASSWORD")) r.password = env;
-    try {
-        return std::make_shared<grey::greylist::redis_store>(std::move(r));
-    } catch (const std::exception& e) {
-        throw config_error(e.what());
-    }
-}
-
-/// A store from its description: memory, sqlite:PATH or a Redis URL (redis://, rediss://,
-/// redis+unix://, unix://), with the [greylist.redis] options in `redis`.
-inline std::shared_ptr<grey::greylist::store> open_store(const std::string& spec,
-                                                         const std::map<std::string, std::string>& redis = {}) {
-    if (spec == "memory") return std::make_shared<grey::greylist::memory_store>();
-    if (spec.rfind("sqlite:", 0) == 0 && spec.size() > 7)
-        return std::make_shared<grey::greylist::sqlite_store>(spec.substr(7));
-    for (const char* scheme : {"redis://", "rediss://", "redis+unix://", "unix://"})
-        if (spec.rfind(scheme, 0) == 0) return open_redis_store(spec, redis);
-    throw config_error(fmt::format(
-        "unknown store '{}': use memory, sqlite:PATH, redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or "
-        "redis+unix:///PATH",
-        spec));
-}
-
-/// The store `s` describes, with its [greylist.redis] options.
-inline std::shared_ptr<grey::greylist::store> open_store(const settings& s) { return open_store(s.store, s.redis); }
-
-/// True when every address is a loopback one: only then may a server with no allowed_domains
-/// accept any recipient, since the MTA behind it trusts mail that comes from the proxy.
-inline bool loopback_only(const std::vector<grey::endpoint>& endpoints) {
-    for (const auto& e : endpoints) {
-        asio::error_code ec;
-        const auto a = asio::ip::make_address(e.host, ec);
-        if (ec ? e.host != "localhost" : !a.is_loopback()) return false;
-    }
-    return true;
 }
 
 } // namespace greylist_server
