@@ -20,6 +20,17 @@ namespace grey::greylist {
 using clock = std::chrono::system_clock;  ///< records outlive the process: wall-clock time
 using namespace std::chrono_literals;
 
+/// A time as the stores keep it: whole milliseconds since the epoch (SQLite's columns, the
+/// Redis records). The finer part of `t` is dropped, towards zero, as duration_cast does.
+inline std::int64_t to_epoch_ms(clock::time_point t) noexcept {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+/// The time `ms` milliseconds after the epoch: what to_epoch_ms() wrote, read back.
+inline clock::time_point from_epoch_ms(std::int64_t ms) noexcept {
+    return clock::time_point(std::chrono::duration_cast<clock::duration>(std::chrono::milliseconds(ms)));
+}
+
 /// The greylist's times: how long a new triplet is held back, how long its retry may take, how
 /// long a triplet that passed is remembered.
 struct timing {

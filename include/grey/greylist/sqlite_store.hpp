@@ -140,11 +140,11 @@ class sqlite_store final : public store {
     asio::awaitable<result<std::size_t>> purge(const timing& timing, clock::time_point now) override {
         co_return co_await on_db([&]() -> result<std::size_t> {
             statement triplets = prepared("DELETE FROM triplets WHERE expires < ?1");
-            triplets.bind(1, to_ms(now));
+            triplets.bind(1, to_epoch_ms(now));
             if (triplets.step() != SQLITE_DONE) return errc::store_failed;
             std::size_t n = static_cast<std::size_t>(sqlite3_changes(db_));
             statement clients = prepared("DELETE FROM clients WHERE last_pass < ?1");
-            clients.bind(1, to_ms(now - timing.max_age));
+            clients.bind(1, to_epoch_ms(now - timing.max_age));
             if (clients.step() != SQLITE_DONE) return errc::store_failed;
             return n + static_cast<std::size_t>(sqlite3_changes(db_));
         });
@@ -233,15 +233,9 @@ class sqlite_store final : public store {
         batch_.reset();
     }
 
-    static std::int64_t to_ms(clock::time_point t) {
-        return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-    }
-    static clock::time_point from_ms(std::int64_t ms) {
-        return clock::time_point(std::chrono::duration_cast<clock::duration>(std::chrono::milliseconds(ms)));
-    }
-
     static record row_record(statement& s, int first) {
-        return {from_ms(s.integer(first)), from_ms(s.integer(first + 1)), from_ms(s.integer(first + 2)),
+        return {from_epoch_ms(s.integer(first)), from_epoch_ms(s.integer(first + 1)),
+                from_epoch_ms(s.integer(first + 2)),
                 static_cast<std::uint64_t>(s.integer(first + 3)), static_cast<std::uint64_t>(s.integer(first + 4)),
                 s.integer(first + 5) != 0};
     }
@@ -263,7 +257,7 @@ class sqlite_store final : public store {
         const int rc = s.step();
         if (rc == SQLITE_DONE) return std::optional<client_record>{};
         if (rc != SQLITE_ROW) return errc::store_failed;
-        return std::optional(client_record{static_cast<std::uint64_t>(s.integer(0)), from_ms(s.integer(1))});
+        return std::optional(client_record{static_cast<std::uint64_t>(s.integer(0)), from_epoch_ms(s.integer(1))});
     }
 
     result<void> do_count_pass(const std::string& group, const timing& timing, clock::time_point now) {
@@ -274,7 +268,7 @@ class sqlite_store final : public store {
                     "  passes = CASE WHEN ?2 - last_pass > ?3 THEN 1 ELSE passes + 1 END,"
                     "  last_pass = ?2");
         s.bind(1, group);
-        s.bind(2, to_ms(now));
+        s.bind(2, to_epoch_ms(now));
         s.bind(3, std::chrono::duration_cast<std::chrono::milliseconds>(timing.max_age).count());
         if (s.step() != SQLITE_DONE) return errc::store_failed;
         return {};
@@ -294,7 +288,7 @@ class sqlite_store final : public store {
     }
 
     bool upsert(const triplet& t, const record& r, clock::time_point expires_time) {
-        const std::int64_t expires = to_ms(expires_time);
+        const std::int64_t expires = to_epoch_ms(expires_time);
         // Updated in place: INSERT OR REPLACE would delete the row and its index entry and
         // insert both again (measured: 5 to 20 % fewer checks/s).
         statement s = prepared(
@@ -306,9 +300,9 @@ class sqlite_store final : public store {
         s.bind(1, t.client);
         s.bind(2, t.sender);
         s.bind(3, t.recipient);
-        s.bind(4, to_ms(r.first_seen));
-        s.bind(5, to_ms(r.last_seen));
-        s.bind(6, to_ms(r.passed_at));
+        s.bind(4, to_epoch_ms(r.first_seen));
+        s.bind(5, to_epoch_ms(r.last_seen));
+        s.bind(6, to_epoch_ms(r.passed_at));
         s.bind(7, static_cast<std::int64_t>(r.attempts));
         s.bind(8, static_cast<std::int64_t>(r.passes));
         s.bind(9, std::int64_t{r.passed});

@@ -127,3 +127,15 @@ TEST_CASE("A client is auto-whitelisted after N passed deliveries, and not befor
         CHECK(count_client_pass(c, t, t0 + 4h + 35 * 24h + 1s).passes == 1);
     }
 }
+
+TEST_CASE("Stores keep times as whole milliseconds since the epoch, finer parts dropped") {
+    CHECK(to_epoch_ms(clock::time_point{}) == 0);
+    CHECK(to_epoch_ms(t0) == 1000LL * 24 * 3600 * 1000);
+    CHECK(from_epoch_ms(to_epoch_ms(t0)) == t0);
+    CHECK(from_epoch_ms(1234) == clock::time_point{} + 1234ms);
+    CHECK(from_epoch_ms(-1) == clock::time_point{} - 1ms);
+    // A time between two milliseconds comes back as the earlier one (after the epoch).
+    const auto finer = t0 + 1ms + std::chrono::duration_cast<clock::duration>(std::chrono::microseconds(999));
+    CHECK(to_epoch_ms(finer) == to_epoch_ms(t0) + 1);
+    CHECK(from_epoch_ms(to_epoch_ms(finer)) == t0 + 1ms);
+}

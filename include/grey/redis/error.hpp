@@ -1,0 +1,70 @@
+// grey/redis/error.hpp — why a Redis connection could not answer, as std::error_code values.
+//
+// The system's own codes (connection refused, host not found, no such socket) pass through as
+// they are; these are the failures only a Redis client knows of. They have their own category
+// so that callers compare them like any other code, and so that the outage report prints the
+// message below as it is. Needs nothing of hiredis: a caller may test for them without it.
+#pragma once
+
+#include <string>
+#include <system_error>
+#include <type_traits>
+
+namespace grey::redis {
+/// @addtogroup group_greylist
+/// @{
+
+/// Why a Redis connection could not answer, beyond the system's own codes (connection
+/// refused, host not found, no such socket), which it passes on as they are. The message is
+/// what the outage report says (`grey: greylist store unavailable: <message>`).
+enum class redis_errc {
+    auth_failed = 1,   ///< AUTH refused: wrong user or password, or the user is disabled
+    auth_required,     ///< Redis wants AUTH (NOAUTH) and no password was configured
+    select_failed,     ///< SELECT refused: the database number is beyond Redis's `databases`
+    password_file,     ///< the password file could not be read
+    tls_failed,        ///< the TLS handshake failed, or Redis's certificate did not verify
+    connect_timeout,   ///< no usable connection within connect_timeout
+    command_timeout,   ///< a command unanswered within command_timeout
+    connection_lost,   ///< the connection broke: Redis stopped or restarted, or the network
+    unexpected_reply,  ///< an error reply (OOM, READONLY...) or a reply of the wrong type
+    protocol_error,    ///< bytes that are not RESP, or a reply no command asked for
+};
+
+namespace detail {
+class redis_category : public std::error_category {
+  public:
+    const char* name() const noexcept override { return "grey.redis"; }
+    std::string message(int ev) const override {
+        switch (static_cast<redis_errc>(ev)) {
+        case redis_errc::auth_failed: return "Redis refused AUTH: wrong user or password, or the user is disabled";
+        case redis_errc::auth_required: return "Redis requires AUTH (NOAUTH) and no password is configured";
+        case redis_errc::select_failed: return "Redis refused SELECT: no such database";
+        case redis_errc::password_file: return "cannot read the Redis password file";
+        case redis_errc::tls_failed: return "TLS handshake with Redis failed (or its certificate did not verify)";
+        case redis_errc::connect_timeout: return "no connection to Redis within connect_timeout";
+        case redis_errc::command_timeout: return "Redis did not answer within command_timeout";
+        case redis_errc::connection_lost: return "connection to Redis lost";
+        case redis_errc::unexpected_reply: return "Redis answered with an error or an unexpected reply";
+        case redis_errc::protocol_error: return "Redis sent bytes that answer no command";
+        }
+        return "unknown Redis error";
+    }
+};
+} // namespace detail
+
+/// The category of redis_errc ("grey.redis").
+inline const std::error_category& redis_category() noexcept {
+    static const detail::redis_category category;
+    return category;
+}
+
+/// Makes a redis_errc an std::error_code, which the system's codes compare with.
+inline std::error_code make_error_code(redis_errc e) noexcept { return {static_cast<int>(e), redis_category()}; }
+
+/// @}
+} // namespace grey::redis
+
+/// @cond
+template <>
+struct std::is_error_code_enum<grey::redis::redis_errc> : std::true_type {};
+/// @endcond

@@ -1,0 +1,34 @@
+#include <grey/greylist/redis_store.hpp>
+#include <grey/redis/error.hpp>
+#include <grey/redis/resp.hpp>
+
+#include <doctest/doctest.h>
+
+#include <string>
+#include <system_error>
+#include <type_traits>
+
+using namespace grey::redis;
+
+TEST_CASE("Commands are formatted as RESP arrays of bulk strings, binary-safe") {
+    CHECK(command("PING") == "*1\r\n$4\r\nPING\r\n");
+    CHECK(command("GET", "grey:t:k") == "*2\r\n$3\r\nGET\r\n$8\r\ngrey:t:k\r\n");
+    const std::string with_tab_and_nul("a\tb\0c", 5);
+    CHECK(command("SET", with_tab_and_nul, "") == "*3\r\n$3\r\nSET\r\n$5\r\n" + with_tab_and_nul + "\r\n$0\r\n\r\n");
+}
+
+TEST_CASE("Error replies name what Redis refused; other unexpected replies are unexpected_reply") {
+    CHECK(reply_error({REDIS_REPLY_ERROR, 0, "NOAUTH Authentication required.", {}}) == redis_errc::auth_required);
+    CHECK(reply_error({REDIS_REPLY_ERROR, 0, "WRONGPASS invalid username-password pair", {}}) == redis_errc::auth_failed);
+    CHECK(reply_error({REDIS_REPLY_ERROR, 0, "OOM command not allowed", {}}) == redis_errc::unexpected_reply);
+    CHECK(reply_error({REDIS_REPLY_INTEGER, 1, {}, {}}) == redis_errc::unexpected_reply);
+}
+
+TEST_CASE("The Redis errors keep their category and messages under both namespaces") {
+    static_assert(std::is_same_v<grey::greylist::redis_errc, grey::redis::redis_errc>);
+    const std::error_code e = grey::greylist::redis_errc::connection_lost;
+    CHECK(e.category().name() == std::string("grey.redis"));
+    CHECK(&e.category() == &grey::greylist::redis_category());
+    CHECK(e.message() == "connection to Redis lost");
+    CHECK(e != std::error_code(static_cast<int>(redis_errc::connection_lost), std::generic_category()));
+}
