@@ -24,7 +24,7 @@
 #include <asio/ssl/context.hpp>
 
 #include "../detail/asio.hpp"
-#include "../greylist/redis_settings.hpp"
+#include "settings.hpp"
 #include "../result.hpp"
 #include "../tls/context.hpp"
 #include "connection.hpp"
@@ -42,7 +42,7 @@ class client {
   public:
     /// Throws std::invalid_argument for settings that cannot work, std::runtime_error for a
     /// password file or TLS file that cannot be read: a client that cannot log in must not start.
-    explicit client(greylist::redis_settings settings)
+    explicit client(redis_settings settings)
         : settings_(checked(std::move(settings))), backoff_(settings_.reconnect_min, settings_.reconnect_max),
           tls_context_(make_tls_context(settings_)), thread_([this] { ioc_.run(); }) {}
 
@@ -63,7 +63,7 @@ class client {
     client& operator=(const client&) = delete;
 
     /// The settings it runs with.
-    const greylist::redis_settings& settings() const noexcept { return settings_; }
+    const redis_settings& settings() const noexcept { return settings_; }
 
     /// Runs `op` on the client's thread; the caller resumes on its own executor.
     template <class T>
@@ -105,14 +105,14 @@ class client {
     }
 
   private:
-    static greylist::redis_settings checked(greylist::redis_settings s) {
-        if (auto e = greylist::check_redis_settings(s); !e.empty()) throw std::invalid_argument("Redis: " + e);
+    static redis_settings checked(redis_settings s) {
+        if (auto e = check_redis_settings(s); !e.empty()) throw std::invalid_argument("Redis: " + e);
         if (!s.password_file.empty() && !read_password_file(s.password_file))
             throw std::runtime_error("Redis: cannot read the password file " + s.password_file);
         return s;
     }
 
-    static std::shared_ptr<asio::ssl::context> make_tls_context(const greylist::redis_settings& s) {
+    static std::shared_ptr<asio::ssl::context> make_tls_context(const redis_settings& s) {
         if (!s.tls) return nullptr;
         auto ctx = tls::make_client_context(
             {s.tls_verify ? tls::upstream_policy::verify : tls::upstream_policy::encrypt, s.tls_ca_file, {}});
@@ -183,7 +183,7 @@ class client {
         co_return std::error_code{};
     }
 
-    greylist::redis_settings settings_;
+    redis_settings settings_;
     reconnect_backoff backoff_;                       // used on the client's thread only
     std::shared_ptr<asio::ssl::context> tls_context_;  // with rediss://
     asio::io_context ioc_;

@@ -22,7 +22,7 @@
 
 #include "../detail/asio.hpp"
 #include "../diagnostics.hpp"
-#include "../greylist/redis_settings.hpp"
+#include "settings.hpp"
 #include "../result.hpp"
 #include "../stream.hpp"
 #include "error.hpp"
@@ -50,7 +50,7 @@ class connection : public std::enable_shared_from_this<connection> {
     connection& operator=(const connection&) = delete;
 
     /// Connects (and shakes hands, for TLS), then starts reading.
-    asio::awaitable<std::error_code> open(const greylist::redis_settings& s, asio::ssl::context* tls) {
+    asio::awaitable<std::error_code> open(const redis_settings& s, asio::ssl::context* tls) {
         std::error_code ec;
         if (s.is_unix()) {
             unix_ = true;
