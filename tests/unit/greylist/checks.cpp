@@ -17,25 +17,15 @@
 #include <string>
 #include <vector>
 
+#include "../run_to_completion.hpp"
+
 using namespace grey;
 using namespace grey::greylist;
 using namespace std::chrono_literals;
 
 namespace {
 
-/// Runs `op` to completion on a private io_context.
-template <class T>
-T run(asio::awaitable<T> op) {
-    asio::io_context ioc;
-    std::optional<T> out;
-    asio::co_spawn(ioc, std::move(op), [&](std::exception_ptr e, T value) {
-        if (e) std::rethrow_exception(e);
-        out = std::move(value);
-    });
-    ioc.run();
-    REQUIRE(out);
-    return std::move(*out);
-}
+using grey_test::run;
 
 /// A store whose every call fails, as Redis or SQLite do while they are down: no real store
 /// fails on demand.

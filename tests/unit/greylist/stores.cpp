@@ -15,24 +15,14 @@
 #include <thread>
 #include <unistd.h>
 
+#include "../run_to_completion.hpp"
+
 using namespace grey::greylist;
 using grey::result;
 using namespace std::chrono_literals;
 
 namespace {
-/// Runs one store call to completion on a private io_context.
-template <class T>
-T run(asio::awaitable<T> op) {
-    asio::io_context ioc;
-    std::optional<T> out;
-    asio::co_spawn(ioc, std::move(op), [&](std::exception_ptr e, T value) {
-        if (e) std::rethrow_exception(e);
-        out.emplace(std::move(value));
-    });
-    ioc.run();
-    REQUIRE(out.has_value());
-    return std::move(*out);
-}
+using grey_test::run;
 
 const clock::time_point t0 = clock::time_point{} + 1000 * 24h;
 const triplet bob{"192.0.2.0/24", "alice@example.org", "bob@example.com"};
