@@ -9,6 +9,10 @@
 // complete, validated lines straight out of the read buffer, one chunk per read: the next read
 // starts only when the hook is done with the chunk, so a slow consumer slows the client down
 // (back-pressure) and memory does not grow with the message.
+//
+// Why it is longer than a header should be: BDAT's receiving loop (dispatch_bdat, take_chunk)
+// still lives here beside DATA's. It is to become a sans-I/O receiver in smtp/, returning
+// events as the DATA codec does, with message data reaching the hooks in one typed form.
 #pragma once
 
 #include <cassert>

@@ -22,6 +22,11 @@
 // the octets up to it, and the checks run in the order of the octets, so a prefix is refused
 // exactly when every input that starts with it is, with the same error, and a header is
 // complete on its last octet.
+//
+// Why one header of this length: it is one specification with two wire forms, and the strict
+// textual address readers v1 needs (getaddrinfo-style parsers accept what §2.1 forbids) serve
+// nothing else; split, the rule that a prefix is judged as every input that starts with it
+// would be kept in several places.
 #pragma once
 
 #include <array>

@@ -9,6 +9,10 @@
 // and async_stop() never block, and signals are left to the program unless it asks. Either way
 // a stop is graceful: listening ends, idle sessions get 421 at once, sessions inside a
 // transaction may finish until the drain deadline and then get 421.
+//
+// Its length is the stop's: every task the server runs (accept loops, PROXY header waits,
+// sessions, the upstream service's) is counted under one mutex so that the last one to end,
+// and no other, completes async_stop().
 #pragma once
 
 #include <algorithm>
