@@ -59,8 +59,7 @@ class MailHandler {
     /// Takes the accepted connection and what the server shares with its sessions; the
     /// session starts with run().
     explicit MailHandler(session_context ctx)
-        : peer(ctx.client.address_text), peerport(ctx.client.port), local(ctx.client.local_text),
-          localport(ctx.client.local_port), stream_(ctx.socket), config_(ctx.config),
+        : stream_(ctx.socket), config_(ctx.config),
           deadline_(ctx.deadline), tls_(ctx.tls), client_leaving_(std::move(ctx.client_leaving)),
           client_(std::move(ctx.client)) {
         // Reads are tried without blocking once the socket is readable (read_some); Asio's own
@@ -74,11 +73,12 @@ class MailHandler {
             const auto local_ep = ctx.local.port() ? ctx.local : ctx.socket.local_endpoint(local_ec);
             client_ = grey::peer::accepted(peer_ec ? asio::ip::tcp::endpoint{} : peer_ep,
                                            local_ec ? asio::ip::tcp::endpoint{} : local_ep);
-            peer = client_.address_text;
-            peerport = client_.port;
-            local = client_.local_text;
-            localport = client_.local_port;
         }
+        // The seed's names for the peer's facts, as text once.
+        if (client_.known()) peer = client_.address.to_string();
+        peerport = client_.port;
+        if (client_.local_port) local = client_.local_address.to_string();
+        localport = client_.local_port;
     }
 
     MailHandler(const MailHandler&) = delete;

@@ -338,8 +338,7 @@ class ServerCore {
     void admit(asio::ip::tcp::socket socket, const endpoints& ends, std::size_t worker) {
         const asio::any_io_executor& executor = workers_[worker].executor;
         auto slot = std::make_shared<session_slot>(executor);
-        grey::peer client = grey::peer::accepted(ends.peer, ends.local, ends.proxied_by);
-        switch (admission_.admit(slot, client.address_text)) {
+        switch (admission_.admit(slot, unmapped(ends.peer.address()).to_string())) {
         case server::refusal::none: break;
         case server::refusal::shutting_down:
             return refuse(socket, smtp::replies::shutting_down, metrics::refusal::shutting_down);
@@ -357,7 +356,7 @@ class ServerCore {
             m->sessions_open.add(1);
         }
         const upstream::share* relay = upstream_ ? &upstream_->for_worker(worker) : nullptr;
-        launch(executor, session(std::move(socket), ends, std::move(client), slot, relay), [this, slot] {
+        launch(executor, session(std::move(socket), ends, slot, relay), [this, slot] {
             admission_.release(*slot);
             if (config_.metrics) config_.metrics->sessions_open.add(-1);
         });
@@ -374,13 +373,15 @@ class ServerCore {
         socket.close(ec);
     }
 
-    asio::awaitable<void> session(asio::ip::tcp::socket socket, endpoints ends, grey::peer client,
-                                  std::shared_ptr<session_slot> slot, const upstream::share* relay) {
+    asio::awaitable<void> session(asio::ip::tcp::socket socket, endpoints ends, std::shared_ptr<session_slot> slot,
+                                  const upstream::share* relay) {
         asio::error_code ec;
         socket.set_option(asio::ip::tcp::no_delay(true), ec);
         if constexpr (protocol<Protocol>) {  // else a static_assert has said why
+            // The peer is built in this one expression, moved into the Protocol and not kept
+            // in the coroutine's frame: an idle connection pays for one copy of it.
             Protocol session(session_context{socket, config_, slot->deadline, tls_.get(), relay, ends.peer, ends.local,
-                                             std::move(client),
+                                             grey::peer::accepted(ends.peer, ends.local, ends.proxied_by),
                                              [this, raw = slot.get()] { admission_.release(*raw); }});
             // Any Protocol's client socket is bounded by the drain deadline of a stop, and its
             // deadline ends with the session even if run() throws.

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -25,37 +26,31 @@ struct tls_info;
 struct peer {
     asio::ip::address address{};        ///< the client's address, un-mapped
     std::uint16_t port = 0;             ///< its port; 0 when not known
-    std::string address_text{};         ///< `address` as text, made once ("" when not known)
     asio::ip::address local_address{};  ///< the address it reached (un-mapped)
     std::uint16_t local_port = 0;       ///< the port it reached
-    std::string local_text{};           ///< `local_address` as text, made once
     /// The load balancer whose PROXY header named the client; none when it came straight.
     std::optional<asio::ip::tcp::endpoint> proxied_by{};
     std::string helo{};                 ///< the name claimed at the latest accepted HELO/EHLO
     const tls_info* tls = nullptr;      ///< what TLS negotiated; null while in plain text
-    std::optional<dns::client_names> names{};  ///< once looked up (look_up_names)
+    /// Once looked up (look_up_names); shared, not copied, by the copies of the record a
+    /// session makes, and small while not looked up: an idle connection pays a pointer.
+    std::shared_ptr<const dns::client_names> names{};
 
     /// The client of a connection accepted from `client` on `local` (either may be unknown: an
     /// endpoint with port 0 and no address).
     static peer accepted(const asio::ip::tcp::endpoint& client, const asio::ip::tcp::endpoint& local,
                          std::optional<asio::ip::tcp::endpoint> proxied_by = std::nullopt) {
         peer p;
-        if (client.port() || !client.address().is_unspecified()) {
-            p.address = unmapped(client.address());
-            p.port = client.port();
-            p.address_text = p.address.to_string();
-        }
-        if (local.port() || !local.address().is_unspecified()) {
-            p.local_address = unmapped(local.address());
-            p.local_port = local.port();
-            p.local_text = p.local_address.to_string();
-        }
+        p.address = unmapped(client.address());
+        p.port = client.port();
+        p.local_address = unmapped(local.address());
+        p.local_port = local.port();
         p.proxied_by = proxied_by;
         return p;
     }
 
     /// Whether the client's address is known.
-    bool known() const noexcept { return !address_text.empty(); }
+    bool known() const noexcept { return port != 0 || !address.is_unspecified(); }
     /// The client's address and port.
     asio::ip::tcp::endpoint endpoint() const { return {address, port}; }
 };
@@ -65,10 +60,11 @@ struct peer {
 /// keyword (dns/client_names.hpp).
 inline asio::awaitable<const dns::client_names*> look_up_names(peer& p) {
     if (!p.names) {
-        if (p.known()) p.names = co_await dns::look_up_names(p.address);
-        else p.names = dns::client_names{std::string(dns::unavailable), std::string(dns::unavailable)};
+        dns::client_names found{std::string(dns::unavailable), std::string(dns::unavailable)};
+        if (p.known()) found = co_await dns::look_up_names(p.address);
+        p.names = std::make_shared<const dns::client_names>(std::move(found));
     }
-    co_return &*p.names;
+    co_return p.names.get();
 }
 
 /// @}

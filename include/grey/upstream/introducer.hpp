@@ -4,6 +4,7 @@
 // hear them, and the XCLIENT exchange, after which the connection speaks for that client.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,7 +33,7 @@ class introducer {
 
     /// For the client at `client` (no port: unknown), as a relay made outside a session knows it.
     introducer(const server_config& config, asio::ip::tcp::endpoint client)
-        : config_(config), own_(grey::peer::accepted(client, {})), client_(&own_) {}
+        : config_(config), own_(std::make_unique<grey::peer>(grey::peer::accepted(client, {}))), client_(own_.get()) {}
 
     introducer(const introducer&) = delete;
     introducer& operator=(const introducer&) = delete;
@@ -41,7 +42,7 @@ class introducer {
     /// greeted with `helo_name` by `protocol`; empty when the policy tells the upstream nothing.
     std::string key(std::string_view helo_name, std::string_view protocol) const {
         if (config_.upstream_identity == identity_policy::none) return {};
-        const std::string addr = client_->port ? identity_address(client_->address_text) : std::string(unavailable);
+        const std::string addr = client_->port ? identity_address(client_->address.to_string()) : std::string(unavailable);
         return identity_key(addr, helo_name.empty() ? unavailable : helo_name, protocol);
     }
 
@@ -52,7 +53,7 @@ class introducer {
             client_identity who;
             who.addr = who.name = who.reverse_name = std::string(unavailable);
             if (client_->port) {
-                who.addr = identity_address(client_->address_text);
+                who.addr = identity_address(client_->address.to_string());
                 who.port = client_->port;
                 const dns::client_names* names = co_await look_up_names(*client_);
                 who.name = names->name;
@@ -89,7 +90,8 @@ class introducer {
 
   private:
     const server_config& config_;
-    grey::peer own_{};                         // when not given the session's
+    std::unique_ptr<grey::peer> own_;          // when not given the session's: on the heap, as
+                                               // a session's relay, idle or not, never needs one
     grey::peer* client_;                       // the session's client, or own_
     std::optional<client_identity> identity_;  // its identity, once needed
 };

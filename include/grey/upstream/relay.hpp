@@ -72,7 +72,7 @@ class relay {
           pool* idle = nullptr, asio::ssl::context* tls = nullptr, known_extensions* learned = nullptr,
           asio::ip::tcp::endpoint client = {}, failover* upstreams = nullptr)
         : config_(config), connector_(ex, limit, config, idle, tls, learned, upstreams), introducer_(config, client),
-          text_(config.timeouts), chunks_(config.timeouts) {}
+          text_(config.timeouts) {}
 
     /// A session's relay: `limit` is the session's deadline, `upstream` its worker's share of
     /// the server's upstream service (upstream/service.hpp; none when null), and `client` the
@@ -82,7 +82,7 @@ class relay {
         : config_(config),
           connector_(ex, limit, config, upstream ? upstream->idle : nullptr, upstream ? upstream->tls : nullptr,
                      upstream ? upstream->learned : nullptr, upstream ? upstream->upstreams : nullptr),
-          introducer_(config, client), text_(config.timeouts), chunks_(config.timeouts) {}
+          introducer_(config, client), text_(config.timeouts) {}
 
     /// What the upstream offered at its latest EHLO that this server has seen (any session's);
     /// nothing while none has been seen.
@@ -138,6 +138,7 @@ class relay {
         if (!mail_accepted()) co_return smtp::replies::upstream_failed;
         if (chunks) {
             assert(takes_chunks());
+            chunks_ = std::make_unique<chunk_writer>(config_.timeouts);
             state_ = state::in_chunks;
             co_return smtp::replies::start_data;
         }
@@ -151,12 +152,12 @@ class relay {
     /// For a chunked message, the octets as they came, in pieces of any size. Small messages
     /// are held back to leave with their end (data_writer.hpp).
     asio::awaitable<void> message_data(std::string_view wire) {
-        if (state_ != state::in_data && (state_ != state::in_chunks || chunks_.refused())) co_return;
+        if (state_ != state::in_data && (state_ != state::in_chunks || chunks_->refused())) co_return;
         if (metrics()) metrics()->bytes_relayed.add(wire.size());
         // Not one ?: expression: GCC 12 miscompiles co_await inside a conditional operator.
         std::error_code ec;
         if (state_ == state::in_data) ec = co_await text_.write(*client_, wire);
-        else ec = co_await chunks_.write(*client_, wire);
+        else ec = co_await chunks_->write(*client_, wire);
         if (ec) fail();
     }
 
@@ -177,7 +178,7 @@ class relay {
     /// The client ended the transaction (RSET, HELO/EHLO, or a refused DATA then RSET).
     void end_transaction() {
         text_.clear();
-        chunks_.clear();
+        chunks_.reset();
         if (mail_accepted()) state_ = state::needs_reset;
         // A connection taken from the pool while the transaction was lost is RSET before use.
         else if (state_ == state::broken) state_ = reused_ ? state::needs_reset : state::idle;
@@ -228,7 +229,7 @@ class relay {
         const bool chunked = state_ == state::in_chunks;
         state_ = state::idle;  // whatever the answer, the transaction is over
         result<smtp::reply> r = errc::upstream_protocol;
-        if (chunked) r = co_await chunks_.finish(*client_);
+        if (chunked) r = co_await chunks_->finish(*client_);
         else r = co_await text_.finish(*client_);
         if (!r) co_return fail();
         // RFC 3030 §2: a refused chunk fails the transaction, which the upstream ends at RSET.
@@ -368,7 +369,7 @@ class relay {
         if (client_) client_->close();
         client_.reset();
         text_.clear();
-        chunks_.clear();
+        chunks_.reset();
         state_ = state::idle;
         reused_ = false;
     }
@@ -380,7 +381,7 @@ class relay {
     state state_ = state::idle;
     bool reused_ = false;  // the connection came from the pool and has not been heard from yet
     text_writer text_;
-    chunk_writer chunks_;
+    std::unique_ptr<chunk_writer> chunks_;  // for a message in BDAT chunks only: most sessions never have one
     opening opening_;   // the commands that open a transaction, kept to compose the next
     std::string line_;  // a later RCPT, kept likewise
 };

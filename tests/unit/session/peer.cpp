@@ -11,9 +11,9 @@ asio::ip::tcp::endpoint at(const char* address, std::uint16_t port) { return {as
 TEST_CASE("An IPv4 client seen through a dual-stack socket is its IPv4 address, once, for everyone") {
     const grey::peer p = grey::peer::accepted(at("::ffff:192.0.2.7", 40312), at("::ffff:198.51.100.1", 25));
     CHECK(p.address.is_v4());
-    CHECK(p.address_text == "192.0.2.7");
+    CHECK(p.address.to_string() == "192.0.2.7");
     CHECK(p.port == 40312);
-    CHECK(p.local_text == "198.51.100.1");
+    CHECK(p.local_address.to_string() == "198.51.100.1");
     CHECK(p.local_port == 25);
     CHECK(p.endpoint() == at("192.0.2.7", 40312));
     CHECK_FALSE(p.proxied_by);
@@ -22,7 +22,7 @@ TEST_CASE("An IPv4 client seen through a dual-stack socket is its IPv4 address, 
 
 TEST_CASE("An IPv6 client stays IPv6, and the load balancer that named it is kept") {
     const grey::peer p = grey::peer::accepted(at("2001:db8::5", 1234), at("2001:db8::1", 25), at("10.0.0.1", 5555));
-    CHECK(p.address_text == "2001:db8::5");
+    CHECK(p.address.to_string() == "2001:db8::5");
     REQUIRE(p.proxied_by);
     CHECK(*p.proxied_by == at("10.0.0.1", 5555));
 }
