@@ -58,9 +58,6 @@ class service {
     /// The share of the sessions on worker `i` (in the order of the executors given).
     const share& for_worker(std::size_t i) const noexcept { return workers_[i]->view; }
 
-    /// What the upstream offered at the latest EHLO seen.
-    known_extensions& learned() noexcept { return learned_; }
-
     /// The service's own tasks, each with the executor it runs on: the probe, on `main`, and a
     /// sweep of idle connections per worker. The server runs and counts them as its own.
     std::vector<std::pair<asio::any_io_executor, asio::awaitable<void>>> tasks(const asio::any_io_executor& main) {
