@@ -18,7 +18,7 @@
 #include <fmt/format.h>
 
 #include <grey/mail_handler.hpp>
-#include <grey/smtp/data_codec.hpp>
+#include <grey/smtp/message_data.hpp>
 
 struct maildir_config : grey::server_config {
     std::filesystem::path maildir = "Maildir";
@@ -38,18 +38,24 @@ class MaildirSink : public grey::MailHandler<MaildirSink> {
         file_ = std::fopen(tmp_path_.c_str(), "wb");
         if (!file_) return {451, "4.3.0", "Cannot store the message now"};
         size_ = 0;
+        line_open_ = false;
         return grey::smtp::replies::start_data;
     }
 
-    void handleMessageData(std::string_view wire) {
-        grey::smtp::for_each_data_line(wire, [this](std::string_view content) {
+    void handleMessageData(grey::smtp::message_data data) {
+        grey::smtp::for_each_content(data, [this](std::string_view content) {
             std::fwrite(content.data(), 1, content.size(), file_);
-            std::fwrite("\r\n", 1, 2, file_);
-            size_ += content.size() + 2;
+            size_ += content.size();
+            line_open_ = content.back() != '\n';  // an LF here always ends a CRLF
         });
     }
 
     grey::smtp::reply handleEndOfData() {
+        // A message sent in chunks may end inside a line; a stored one ends with its line end.
+        if (line_open_) {
+            std::fwrite("\r\n", 1, 2, file_);
+            size_ += 2;
+        }
         // The 250 promises the message is stored: flush and fsync before saying it.
         const bool written = std::fflush(file_) == 0 && ::fsync(fileno(file_)) == 0;
         const bool closed = std::fclose(file_) == 0;
@@ -90,6 +96,7 @@ class MaildirSink : public grey::MailHandler<MaildirSink> {
     std::filesystem::path tmp_path_;
     std::FILE* file_ = nullptr;
     std::uint64_t size_ = 0;
+    bool line_open_ = false;  // the last octets written do not end a line
 };
 
 /// Creates tmp/, new/ and cur/ under `dir`. Throws std::filesystem::filesystem_error.

@@ -60,7 +60,9 @@ class ConcreteMailHandler : public MailHandler<Derived> {
     /// byte; otherwise as DATA text made from the chunks.
     asio::awaitable<smtp::reply> acceptMail() {
         const bool chunks = this->chunked() && relay_.takes_chunks();
-        if (chunks) this->take_raw_octets();
+        // A binary body has no DATA form: it goes on in chunks, or not at all.
+        if (this->mail_parameters.body == smtp::body_type::binary_mime && !chunks)
+            co_return smtp::replies::cannot_take_binary;
         co_return co_await relay_.data(chunks);
     }
     /// Defers the message and ends the session, as the seed does.
@@ -112,7 +114,7 @@ class ConcreteMailHandler : public MailHandler<Derived> {
         co_return co_await detail::await_hook([&] { return derived().acceptMail(); });
     }
     /// Passes the message text on to the upstream.
-    asio::awaitable<void> handleMessageData(std::string_view wire) { co_await relay_.message_data(wire); }
+    asio::awaitable<void> handleMessageData(smtp::message_data data) { co_await relay_.message_data(data); }
     /// Ends the message upstream: the client gets the upstream's answer.
     asio::awaitable<smtp::reply> handleEndOfData() { co_return co_await relay_.end_of_data(); }
     /// Makes sure the upstream does not deliver the message.

@@ -1,8 +1,10 @@
 // exercise_bdat(input): the fuzz checks of smtp/bdat.hpp, for a libFuzzer entry to call.
 // The input is a message's octets as BDAT chunks would carry them, fed to bdat_scanner in
-// pieces whose sizes come from the input's own bytes, once writing DATA text and once only
-// checking, and once whole. Any broken invariant aborts:
+// pieces whose sizes come from the input's own bytes, with dot_stuffer writing DATA text from
+// the checked pieces, once checking only, once whole, and once through bdat_receiver. Any
+// broken invariant aborts:
 // - the error is the same every way, and is the one a plain octet-by-octet reading finds;
+// - the receiver delivers every piece before the fault, aborts once at it, and skips the rest;
 // - without error, the DATA text is the same every way; it holds no NUL and no CR or LF
 //   outside CRLF; it ends in "\r\n.\r\n" or is ".\r\n" alone; no line before the end is a
 //   lone "."; every line is in canonical stuffed form, and decoding the lines gives back the
@@ -18,6 +20,7 @@
 #include <system_error>
 
 #include <grey/smtp/bdat.hpp>
+#include <grey/smtp/bdat_receiver.hpp>
 #include <grey/smtp/data_codec.hpp>
 
 namespace grey_fuzz_bdat {
@@ -50,10 +53,11 @@ inline std::error_code reference_error(std::string_view message, std::size_t max
 }
 
 /// Feeds `message` in pieces of sizes taken from `sizes` (cycled; 0 feeds an empty piece),
-/// then finishes. Returns the first error; `data_out` may be null.
+/// then finishes. Returns the first error; `data_out`, when not null, gets the DATA text.
 inline std::error_code scan(std::string_view message, std::string_view sizes, std::size_t max_line,
                             std::string* data_out) {
     grey::smtp::bdat_scanner scanner(max_line);
+    grey::smtp::dot_stuffer stuffer;
     std::error_code ec;
     std::size_t at = 0, k = 0, empty_run = 0;
     while (!ec && at < message.size()) {
@@ -61,16 +65,43 @@ inline std::error_code scan(std::string_view message, std::string_view sizes, st
         if (n == 0 && ++empty_run > 2) n = 1;
         if (n != 0) empty_run = 0;
         if (n > message.size() - at) n = message.size() - at;
-        ec = scanner.feed(message.substr(at, n), data_out);
+        ec = scanner.feed(message.substr(at, n));
+        if (!ec && data_out) stuffer.append(*data_out, message.substr(at, n));
         at += n;
         require(ec || scanner.octets() == at);
     }
-    if (!ec) ec = scanner.finish(data_out);
+    if (!ec) ec = scanner.finish();
     if (ec) {
         require(scanner.error() == ec);
-        require(scanner.feed("x", data_out) == ec);  // an error stays
+        require(scanner.feed("x") == ec);  // an error stays
+    } else if (data_out) {
+        data_out->append(stuffer.line_end_before_marker());
+        data_out->append(grey::smtp::end_of_data_marker);
     }
     return ec;
+}
+
+/// The same pieces through bdat_receiver: deliver until the fault, abort once, then skip.
+/// Returns whether the message ended delivered.
+inline bool receive(std::string_view message, std::string_view sizes, std::size_t max_line) {
+    using step = grey::smtp::bdat_receiver::step;
+    grey::smtp::bdat_receiver receiver(max_line, message.size(), false);
+    int aborts = 0;
+    bool failed = false;
+    std::size_t at = 0, k = 0;
+    while (at < message.size()) {
+        std::size_t n = sizes.empty() ? message.size() : 1 + static_cast<unsigned char>(sizes[k++ % sizes.size()]) % 23;
+        if (n > message.size() - at) n = message.size() - at;
+        const step s = receiver.take(message.substr(at, n));
+        at += n;
+            require(!failed || s == step::skip);
+        if (s == step::abort) ++aborts, failed = true;
+    }
+    const step end = receiver.finish();
+    if (end == step::abort) ++aborts, failed = true;
+    require(aborts == (failed ? 1 : 0));
+    require(failed == receiver.failure().has_value());
+    return !failed;
 }
 
 inline void check_data(std::string_view message, std::string_view data, std::size_t max_line) {
@@ -139,6 +170,7 @@ inline void exercise_bdat(std::string_view input) {
     const std::error_code checked_error = scan(message, input.substr(input.size() / 2), max_line, nullptr);
     const std::error_code whole_error = scan(message, {}, max_line, &whole_data);
     require(split_error == checked_error && split_error == whole_error);
+    require(receive(message, input, max_line) == !split_error);
     require(split_error == reference_error(message, max_line));
     if (split_error) return;
     require(split_data == whole_data);

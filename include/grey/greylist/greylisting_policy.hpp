@@ -72,8 +72,10 @@ class GreyListingPolicy : public ConcreteMailHandler<Derived> {
     asio::awaitable<smtp::reply> acceptMail() {
         smtp::reply r = co_await base::acceptMail();
         if (r.code == 354 && settings().add_header && delayed_) {
-            co_await this->relay().message_data(x_greylist_header(*delayed_, this->servername, settings().now()) +
-                                                "\r\n");
+            // A header line is the same octets in either framing; it goes as the message comes.
+            const std::string line = x_greylist_header(*delayed_, this->servername, settings().now()) + "\r\n";
+            co_await this->relay().message_data(
+                {line, this->chunked() ? smtp::framing::chunk_octets : smtp::framing::data_text});
         }
         co_return r;
     }

@@ -4,8 +4,9 @@
 // "BDAT <chunk-size> [LAST]" is followed by exactly chunk-size octets of message, with no
 // dot-stuffing and no end marker; LAST ends the message (RFC 3030 §2). parse_bdat reads the
 // argument. bdat_scanner takes the message octets in whatever pieces they arrive, across
-// chunk boundaries, checks them and, when asked, writes the same message as DATA wire text
-// (RFC 5321 §4.5.2), so a relay can pass it on as BDAT or as DATA.
+// chunk boundaries, and checks them, so that a relay can pass them on as BDAT or, through
+// smtp::dot_stuffer, as DATA (RFC 5321 §4.5.2). bdat_receiver.hpp builds the session's
+// receiving of a chunked message on it.
 //
 // A BDAT message gets the framing rules of a DATA message. Chunk sizes make an end marker
 // needless, but the message may go out as DATA, and the next MTA may read CR or LF alone as
@@ -16,7 +17,7 @@
 // Errors are the ones line_reader gives for DATA, at the same octets.
 //
 // A BINARYMIME body (RFC 3030 §3) may hold any octet and has no lines: a scanner made for one
-// only counts its octets, and it can never become DATA text. It may only go on in BDAT chunks
+// only counts its octets, and must never become DATA text. It may only go on in BDAT chunks
 // to an upstream that offers BINARYMIME, where no end marker exists to be smuggled.
 //
 // After an error the scanner keeps answering it. The session must still take the rest of
@@ -28,11 +29,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <string>
 #include <string_view>
 
 #include "../result.hpp"
-#include "data_codec.hpp"
 
 namespace grey::smtp {
 /// @addtogroup group_smtp
@@ -68,13 +67,11 @@ inline result<bdat_command> parse_bdat(std::string_view argument) noexcept {
     return bdat_command{size, true};
 }
 
-/// Checks a message's octets as they arrive and optionally writes them as DATA text.
+/// Checks a message's octets as they arrive.
 ///
 /// feed() each piece of chunk octets, in order, in any sizes; finish() after the LAST chunk.
-/// With a non-null `data_out`, the checked octets are appended there dot-stuffed (RFC 5321
-/// §4.5.2), CRLFs kept; a CR at the end of a piece is held back until the next piece says
-/// whether it starts a CRLF, so what has been appended is always valid DATA text. finish()
-/// appends the end of data. Without `data_out` the octets are only checked.
+/// A CR at the end of a piece is judged by the first octet of the next piece, or is bare
+/// when the message ends there.
 ///
 /// The outcome never depends on how the octets were split: the error reported is the one of
 /// the first octet that breaks a rule, and a CR is judged by the octet after it (a CR that
@@ -98,16 +95,14 @@ class bdat_scanner {
         return s;
     }
 
-    /// Made by binary(): the octets are only counted, and feed() and finish() take no `data_out`.
+    /// Made by binary(): the octets are only counted.
     bool is_binary() const noexcept { return binary_; }
 
-    /// Checks `bytes`, the next octets of the message; appends them as DATA text to
-    /// `*data_out` when it is not null. Returns bare_cr, bare_lf, nul_byte or line_too_long
-    /// when the message breaks the framing, then again on every later call; the message is
-    /// refused then, and what this piece appended to `*data_out` is to be dropped with it.
-    std::error_code feed(std::string_view bytes, std::string* data_out = nullptr) {
+    /// Checks `bytes`, the next octets of the message. Returns bare_cr, bare_lf, nul_byte or
+    /// line_too_long when the message breaks the framing, then again on every later call;
+    /// the message is refused then.
+    std::error_code feed(std::string_view bytes) {
         assert(!finished_);
-        assert(!(binary_ && data_out));
         if (error_) return error_;
         octets_ += bytes.size();
         if (binary_) return {};
@@ -119,18 +114,10 @@ class bdat_scanner {
             pending_cr_ = false;
             line_length_ = 0;
             ++p;
-            if (data_out) data_out->append("\r\n");
         }
         // NUL is rare: one search over the piece spares one per line.
         const auto* nul = static_cast<const char*>(std::memchr(p, '\0', static_cast<std::size_t>(end - p)));
-        const char* run = p;  // octets checked and not yet appended to data_out
         while (p < end) {
-            if (line_length_ == 0 && *p == '.' && data_out) {
-                // RFC 5321 §4.5.2: a line that begins with a dot gets one more.
-                data_out->append(run, static_cast<std::size_t>(p - run));
-                data_out->push_back('.');
-                run = p;
-            }
             const auto* lf = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
             const char* const stop = lf ? lf : end;
             const std::size_t n = static_cast<std::size_t>(stop - p);
@@ -150,30 +137,19 @@ class bdat_scanner {
                 p = end;
             }
         }
-        if (data_out) data_out->append(run, static_cast<std::size_t>(end - run) - (pending_cr_ ? 1 : 0));
         return {};
     }
 
-    /// The message has ended (BDAT LAST). Appends to `*data_out`, when not null, a CRLF if
-    /// the message's last line lacks one, since DATA cannot carry a message whose last line
-    /// does not end in CRLF (RFC 5321 §4.1.1.4: the end of data is CRLF "." CRLF), then the
-    /// final ".\r\n". An empty message ("BDAT 0 LAST" alone) becomes ".\r\n" alone: after the
-    /// DATA command's own CRLF, that is DATA's empty message (the first CRLF of the end
-    /// marker "ends the DATA command itself" when there is no mail data, §4.1.1.4).
-    std::error_code finish(std::string* data_out = nullptr) {
+    /// The message has ended (BDAT LAST): a CR that ends it is bare.
+    std::error_code finish() {
         assert(!finished_);
-        assert(!(binary_ && data_out));
         if (error_) return error_;
         if (pending_cr_) return fail(errc::bare_cr);
         finished_ = true;
-        if (data_out) {
-            if (line_length_ > 0) data_out->append("\r\n");
-            data_out->append(end_of_data_marker);
-        }
         return {};
     }
 
-    /// Message octets fed so far, as the client sent them (before any stuffing or added CRLF):
+    /// Message octets fed so far, as the client sent them:
     /// what counts against the message size limit.
     std::uint64_t octets() const noexcept { return octets_; }
 

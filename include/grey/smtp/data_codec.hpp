@@ -5,7 +5,8 @@
 // adds one to any line that begins with a dot. encode(decode(raw)) is raw itself, or raw
 // without its first byte when a client put a dot before a line that did not need one
 // (".x" means "x"): canonical_data_line says which, as a view into raw, so a relay sends
-// exactly the framing it recomputed without copying the text.
+// exactly the framing it recomputed without copying the text. dot_stuffer encodes a message
+// that came in BDAT chunks, whose pieces need not end at a line end.
 #pragma once
 
 #include <cassert>
@@ -63,6 +64,40 @@ void for_each_data_line(std::string_view wire, F&& f) {
         wire.remove_prefix(eol + 2);
     }
 }
+
+/// DATA's text made from a message's octets as they came in BDAT chunks (RFC 3030), in
+/// pieces cut anywhere: each line that begins with a dot gets one more (RFC 5321 §4.5.2).
+/// The octets must already have passed smtp::bdat_scanner, so every CR is followed by an LF
+/// and every LF follows a CR: a line ends at an LF, even one that starts the next piece.
+class dot_stuffer {
+  public:
+    /// Appends `octets`, the next piece of the message, to `out` as DATA text.
+    void append(std::string& out, std::string_view octets) {
+        while (!octets.empty()) {
+            if (at_line_start_ && octets.front() == '.') out.push_back('.');
+            const std::size_t lf = octets.find('\n');
+            if (lf == std::string_view::npos) {
+                out.append(octets);
+                at_line_start_ = false;
+                return;
+            }
+            out.append(octets.substr(0, lf + 1));
+            octets.remove_prefix(lf + 1);
+            at_line_start_ = true;
+        }
+    }
+
+    /// What goes between the last piece and the end of data: a CRLF when the message's last
+    /// line lacks one, since DATA carries only whole lines (§4.1.1.4). An empty message needs
+    /// none: after the DATA command's own CRLF, ".\r\n" alone is DATA's empty message.
+    std::string_view line_end_before_marker() const noexcept { return at_line_start_ ? "" : "\r\n"; }
+
+    /// Ready for the next message.
+    void reset() noexcept { at_line_start_ = true; }
+
+  private:
+    bool at_line_start_ = true;
+};
 
 /// @}
 } // namespace grey::smtp

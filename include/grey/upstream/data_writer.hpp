@@ -2,7 +2,8 @@
 // framing:
 //
 //   text_writer    DATA (RFC 5321 §4.1.1.4): whole dot-stuffed lines as MailHandler passes
-//                  them on (data_codec.hpp recomputed the stuffing: P2), then the final dot.
+//                  them on (data_codec.hpp recomputed the stuffing: P2), or a chunked
+//                  message's octets stuffed on the way (smtp::dot_stuffer), then the final dot.
 //   chunk_writer   BDAT (RFC 3030), to an upstream that offers CHUNKING: the octets as the
 //                  client sent them, in chunks of the writer's own sizes, each chunk's reply
 //                  read before the next chunk is sent, and "BDAT n LAST" at the end.
@@ -26,6 +27,7 @@
 #include "../result.hpp"
 #include "../smtp/command_format.hpp"
 #include "../smtp/data_codec.hpp"
+#include "../smtp/message_data.hpp"
 #include "../smtp/reply.hpp"
 #include "client.hpp"
 
@@ -44,32 +46,50 @@ class text_writer {
     /// A writer whose waits are bounded by `t`'s upstream DATA timeouts (`t` must outlive it).
     explicit text_writer(const timeouts& t) noexcept : timeouts_(t) {}
 
-    /// Holds `wire` back, or writes it with what was held. An error when the connection failed.
-    asio::awaitable<std::error_code> write(client& upstream, std::string_view wire) {
-        if (held_.size() + wire.size() <= held_limit) {
-            held_.append(wire);
+    /// Holds the piece back, or writes it with what was held. DATA text goes as it is; a
+    /// chunked message's octets are dot-stuffed into what is held first. An error when the
+    /// connection failed.
+    asio::awaitable<std::error_code> write(client& upstream, smtp::message_data data) {
+        if (data.framing == smtp::framing::chunk_octets) {
+            stuffer_.append(held_, data.octets);
+            if (held_.size() <= held_limit) co_return std::error_code{};
+            co_return co_await write_held(upstream);
+        }
+        if (held_.size() + data.octets.size() <= held_limit) {
+            held_.append(data.octets);
             co_return std::error_code{};
         }
-        const std::error_code ec = co_await upstream.write(held_, wire, timeouts_.upstream_data_block);
+        const std::error_code ec = co_await upstream.write(held_, data.octets, timeouts_.upstream_data_block);
         held_.clear();
         co_return ec;
     }
 
     /// What is held and the final dot, then the upstream's answer to the message.
     asio::awaitable<result<smtp::reply>> finish(client& upstream) {
+        held_.append(stuffer_.line_end_before_marker());
         const std::error_code ec =
             co_await upstream.write(held_, smtp::end_of_data_marker, timeouts_.upstream_data_block);
-        held_.clear();
+        clear();
         if (ec) co_return ec;
         co_return co_await upstream.read_reply(timeouts_.upstream_data_term);
     }
 
     /// Forgets what is held: the message will not be sent on this connection.
-    void clear() noexcept { held_.clear(); }
+    void clear() noexcept {
+        held_.clear();
+        stuffer_.reset();
+    }
 
   private:
+    asio::awaitable<std::error_code> write_held(client& upstream) {
+        const std::error_code ec = co_await upstream.write(held_, timeouts_.upstream_data_block);
+        held_.clear();
+        co_return ec;
+    }
+
     const timeouts& timeouts_;
     std::string held_;  // text not yet written; its capacity is kept for the next message
+    smtp::dot_stuffer stuffer_;  // where a chunked message's line starts are
 };
 
 /// A message in BDAT chunks. RFC 3030 §2: once the upstream refuses a chunk the transaction

@@ -34,6 +34,7 @@
 #include "../metrics/server_metrics.hpp"
 #include "../smtp/command.hpp"
 #include "../smtp/command_format.hpp"
+#include "../smtp/message_data.hpp"
 #include "../smtp/reply.hpp"
 #include "client.hpp"
 #include "connector.hpp"
@@ -133,7 +134,7 @@ class relay {
 
     /// The client's DATA, or the first BDAT of its message. Only a 354 lets the text through.
     /// With `chunks` (takes_chunks() must hold) nothing is asked: BDAT carries its length, and
-    /// message_data then takes the octets as the client sent them.
+    /// message_data then sends the octets on as chunks.
     asio::awaitable<smtp::reply> data(bool chunks = false) {
         if (!mail_accepted()) co_return smtp::replies::upstream_failed;
         if (chunks) {
@@ -148,16 +149,18 @@ class relay {
         co_return decorate(std::move(*r));
     }
 
-    /// Whole lines, CRLF-terminated and dot-stuffed: sent as they are (see data_codec.hpp).
-    /// For a chunked message, the octets as they came, in pieces of any size. Small messages
-    /// are held back to leave with their end (data_writer.hpp).
-    asio::awaitable<void> message_data(std::string_view wire) {
+    /// The next piece of the message, framed as it came: in BDAT chunks it goes on as it came;
+    /// after DATA, DATA text goes as it is (data_codec.hpp recomputed the stuffing) and a
+    /// chunked message's octets are stuffed on the way. Small messages are held back to leave
+    /// with their end (data_writer.hpp).
+    asio::awaitable<void> message_data(smtp::message_data data) {
         if (state_ != state::in_data && (state_ != state::in_chunks || chunks_->refused())) co_return;
-        if (metrics()) metrics()->bytes_relayed.add(wire.size());
+        assert(state_ == state::in_data || data.framing == smtp::framing::chunk_octets);
+        if (metrics()) metrics()->bytes_relayed.add(data.octets.size());
         // Not one ?: expression: GCC 12 miscompiles co_await inside a conditional operator.
         std::error_code ec;
-        if (state_ == state::in_data) ec = co_await text_.write(*client_, wire);
-        else ec = co_await chunks_->write(*client_, wire);
+        if (state_ == state::in_data) ec = co_await text_.write(*client_, data);
+        else ec = co_await chunks_->write(*client_, data.octets);
         if (ec) fail();
     }
 

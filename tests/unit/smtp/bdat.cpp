@@ -1,4 +1,5 @@
 #include <grey/smtp/bdat.hpp>
+#include <grey/smtp/data_codec.hpp>
 
 #include <doctest/doctest.h>
 
@@ -51,23 +52,24 @@ struct outcome {
 /// once writing DATA text, which must agree on the error.
 outcome scan(std::string_view message, const std::vector<std::size_t>& cuts) {
     outcome o;
-    bdat_scanner checker, converter;
-    std::error_code check_error, convert_error;
+    bdat_scanner checker;
+    grey::smtp::dot_stuffer stuffer;
     std::size_t at = 0;
-    for (std::size_t i = 0; i <= cuts.size(); ++i) {
+    for (std::size_t i = 0; i <= cuts.size() && !o.error; ++i) {
         const std::size_t to = i < cuts.size() ? cuts[i] : message.size();
         const std::string_view piece = message.substr(at, to - at);
-        if (!check_error) check_error = checker.feed(piece);
-        if (!convert_error) convert_error = converter.feed(piece, &o.data);
+        o.error = checker.feed(piece);
+        if (!o.error) stuffer.append(o.data, piece);  // only checked octets become DATA text
         at = to;
     }
-    if (!check_error) check_error = checker.finish();
-    if (!convert_error) convert_error = converter.finish(&o.data);
-    CHECK(check_error == convert_error);
-    o.error = convert_error;
-    o.octets = converter.octets();
-    CHECK(checker.octets() == o.octets);
-    if (o.error) o.data.clear();
+    if (!o.error) o.error = checker.finish();
+    o.octets = checker.octets();
+    if (o.error) {
+        o.data.clear();
+        return o;
+    }
+    o.data.append(stuffer.line_end_before_marker());
+    o.data.append(grey::smtp::end_of_data_marker);
     return o;
 }
 
@@ -140,14 +142,17 @@ TEST_CASE("A bare CR inside a chunk is refused, never taken as a line end") {
 }
 
 TEST_CASE("A CR at the end of one piece and an LF at the start of the next make a CRLF") {
-    // every_split cuts between them too; here the cut is spelled out, with the CR held back.
+    // every_split cuts between them too; here the cut is spelled out.
     bdat_scanner s;
+    grey::smtp::dot_stuffer stuffer;
     std::string data;
-    CHECK_FALSE(s.feed("line\r", &data));
-    CHECK(data == "line");  // the CR waits for the octet that judges it
-    CHECK_FALSE(s.feed("\n.next\r\n", &data));
-    CHECK_FALSE(s.finish(&data));
-    CHECK(data == "line\r\n..next\r\n.\r\n");
+    CHECK_FALSE(s.feed("line\r"));  // the CR waits for the octet that judges it
+    stuffer.append(data, "line\r");
+    CHECK_FALSE(s.feed("\n.next\r\n"));
+    stuffer.append(data, "\n.next\r\n");  // the dot starts a line: it gets one more
+    CHECK_FALSE(s.finish());
+    CHECK(data == "line\r\n..next\r\n");
+    CHECK(stuffer.line_end_before_marker().empty());
     CHECK(s.octets() == 13);
     expect_data("line\r\n.next\r\n", "line\r\n..next\r\n.\r\n");
 }
@@ -198,29 +203,34 @@ TEST_CASE("An empty message (BDAT 0 LAST) becomes the end of data alone") {
     // After the DATA command's CRLF, ".\r\n" is DATA's empty message (RFC 5321 §4.1.1.4).
     expect_data("", ".\r\n");
     bdat_scanner s;
-    std::string data;
-    CHECK_FALSE(s.feed("", &data));
-    CHECK_FALSE(s.finish(&data));
-    CHECK(data == ".\r\n");
+    CHECK_FALSE(s.feed(""));
+    CHECK_FALSE(s.finish());
     CHECK(s.octets() == 0);
+    CHECK(grey::smtp::dot_stuffer().line_end_before_marker().empty());
 }
 
 TEST_CASE("Octets are counted as the client sent them, before stuffing") {
     bdat_scanner s;
-    std::string data;
-    CHECK_FALSE(s.feed(".a\r\n", &data));
-    CHECK_FALSE(s.feed(".b", &data));
+    CHECK_FALSE(s.feed(".a\r\n"));
+    CHECK_FALSE(s.feed(".b"));
     CHECK(s.octets() == 6);
-    CHECK_FALSE(s.finish(&data));
-    CHECK(data == "..a\r\n..b\r\n.\r\n");
+    CHECK_FALSE(s.finish());
     CHECK(s.octets() == 6);
+    expect_data(".a\r\n.b", "..a\r\n..b\r\n.\r\n");
 }
 
 TEST_CASE("DATA text is appended to what the output already holds") {
-    bdat_scanner s;
+    grey::smtp::dot_stuffer stuffer;
     std::string data = "kept";
-    CHECK_FALSE(s.feed("a\r\n", &data));
-    CHECK(data == "kepta\r\n");
+    stuffer.append(data, ".a\r\n");
+    CHECK(data == "kept..a\r\n");
+    stuffer.append(data, "b.");
+    CHECK(data == "kept..a\r\nb.");  // a dot inside a line is content
+    CHECK(stuffer.line_end_before_marker() == "\r\n");
+    stuffer.reset();
+    data.clear();
+    stuffer.append(data, ".");
+    CHECK(data == "..");  // a new message starts at a line start
 }
 
 TEST_CASE("A BINARYMIME body is counted, whatever its octets, and never judged by lines") {

@@ -72,15 +72,18 @@ struct fixture {
 // One octet more than a writer holds back: it leaves at once.
 const std::string big(held_limit + 1, 'x');
 
+grey::smtp::message_data text(std::string_view wire) { return {wire, grey::smtp::framing::data_text}; }
+grey::smtp::message_data octets(std::string_view piece) { return {piece, grey::smtp::framing::chunk_octets}; }
+
 } // namespace
 
 TEST_CASE("A small DATA message is held back and leaves with its final dot") {
     fixture f;
     text_writer w(f.timeouts);
     f.run([&]() -> asio::awaitable<void> {
-        std::error_code ec = co_await w.write(f.up, "Subject: small\r\n");
+        std::error_code ec = co_await w.write(f.up, text("Subject: small\r\n"));
         CHECK_FALSE(ec);
-        ec = co_await w.write(f.up, "..a stuffed line\r\n");
+        ec = co_await w.write(f.up, text("..a stuffed line\r\n"));
         CHECK_FALSE(ec);
         CHECK(f.waiting() == 0);
         co_await f.replies("250 2.0.0 queued\r\n");
@@ -98,10 +101,10 @@ TEST_CASE("Past the held limit DATA text leaves as it comes, after what was held
     fixture f;
     text_writer w(f.timeouts);
     f.run([&]() -> asio::awaitable<void> {
-        std::error_code ec = co_await w.write(f.up, "first\r\n");
+        std::error_code ec = co_await w.write(f.up, text("first\r\n"));
         CHECK_FALSE(ec);
         CHECK(f.waiting() == 0);
-        ec = co_await w.write(f.up, big);
+        ec = co_await w.write(f.up, text(big));
         CHECK_FALSE(ec);
         std::string got = co_await f.received(7 + big.size());
         CHECK(got == "first\r\n" + big);
@@ -111,6 +114,51 @@ TEST_CASE("Past the held limit DATA text leaves as it comes, after what was held
         CHECK(r->code == 554);  // the upstream's answer, whatever it is
         got = co_await f.received(3);
         CHECK(got == ".\r\n");
+    });
+}
+
+TEST_CASE("A chunked message sent as DATA is stuffed on the way, and its last line ended") {
+    fixture f;
+    text_writer w(f.timeouts);
+    f.run([&]() -> asio::awaitable<void> {
+        // Cut inside a CRLF: the dot after it still starts a line.
+        std::error_code ec = co_await w.write(f.up, octets(".a\r"));
+        CHECK_FALSE(ec);
+        ec = co_await w.write(f.up, octets("\n.\r\nno end"));
+        CHECK_FALSE(ec);
+        CHECK(f.waiting() == 0);
+        co_await f.replies("250 2.0.0 queued\r\n");
+        const auto r = co_await w.finish(f.up);
+        REQUIRE(r.has_value());
+        CHECK(r->code == 250);
+        constexpr std::string_view sent = "..a\r\n..\r\nno end\r\n.\r\n";
+        const std::string got = co_await f.received(sent.size());
+        CHECK(got == sent);
+        // The next message starts at a line start, with nothing held.
+        ec = co_await w.write(f.up, octets("."));
+        CHECK_FALSE(ec);
+        co_await f.replies("250 2.0.0 queued\r\n");
+        const auto again = co_await w.finish(f.up);
+        REQUIRE(again.has_value());
+        const std::string second = co_await f.received(7);
+        CHECK(second == "..\r\n.\r\n");
+    });
+}
+
+TEST_CASE("A large chunked message sent as DATA leaves as it comes, stuffed") {
+    fixture f;
+    text_writer w(f.timeouts);
+    f.run([&]() -> asio::awaitable<void> {
+        const std::string line = "." + std::string(98, 'y') + "\r\n";  // 101 octets, stuffed to 102
+        std::string message;
+        while (message.size() <= held_limit) message += line;
+        const std::error_code ec = co_await w.write(f.up, octets(message));
+        CHECK_FALSE(ec);
+        const std::size_t lines = message.size() / line.size();
+        const std::string got = co_await f.received(message.size() + lines);
+        CHECK(got.starts_with(".." + std::string(98, 'y') + "\r\n.."));
+        CHECK(got.size() == message.size() + lines);
+        w.clear();
     });
 }
 
