@@ -8,6 +8,7 @@
 // defers every message ("451 4.7.1 Please try again later") and disconnects.
 #pragma once
 
+#include <cassert>
 #include <string>
 
 #include "config.hpp"
@@ -34,7 +35,7 @@ class ConcreteMailHandler : public MailHandler<Derived> {
           serverid(ctx.config.serverid),
           smtp_ip(ctx.config.smtp_ip),
           smtp_port(ctx.config.smtp_port),
-          relay_(ctx.socket.get_executor(), ctx.deadline, ctx.config, ctx.upstream, this->client_record()) {}
+          relay_(ctx.socket.get_executor(), ctx.deadline, relayed_by(ctx), this->client_record()) {}
 
     /// Tells ServerCore to keep an upstream service (upstream/service.hpp) for its sessions:
     /// the pool, failover, the probe that learns the upstream's extensions at start.
@@ -134,6 +135,13 @@ class ConcreteMailHandler : public MailHandler<Derived> {
     upstream::relay& relay() noexcept { return relay_; }
 
   private:
+    /// The upstream service's share for this session: ServerCore gives one to every session of
+    /// a Protocol with `relays_upstream`.
+    static const upstream::share& relayed_by(const session_context& ctx) noexcept {
+        assert(ctx.upstream && "ConcreteMailHandler runs in a ServerCore, which gives it the upstream service");
+        return *ctx.upstream;
+    }
+
     upstream::relay relay_;
 };
 

@@ -27,6 +27,7 @@
 #include "failover.hpp"
 #include "known_extensions.hpp"
 #include "pool.hpp"
+#include "share.hpp"
 
 namespace grey::upstream {
 /// @addtogroup group_upstream
@@ -35,15 +36,12 @@ namespace grey::upstream {
 /// Opens a session's upstream connections, or takes them from the pool.
 class connector {
   public:
-    /// For one session: `ex` and `limit` are the session's; `idle` the pool of its thread
-    /// (none when null); `tls` the context towards the upstream (null when config.upstream_tls's
-    /// policy is none); `learned` where the upstream's extensions are shared (none when null);
-    /// `upstreams` the server's failover state (when null, config's upstreams are tried in
-    /// order, none ever skipped). All must outlive the connector.
-    connector(const asio::any_io_executor& ex, deadline& limit, const server_config& config, pool* idle,
-              asio::ssl::context* tls, known_extensions* learned, failover* upstreams)
-        : executor_(ex), limit_(limit), config_(config), pool_(idle), tls_(tls), learned_(learned),
-          upstreams_(upstreams) {}
+    /// For one session: `ex` and `limit` are the session's; `upstream` its worker's share of
+    /// the upstream service (settings, pool, TLS context, what the upstream offers, failover),
+    /// which must outlive the connector.
+    connector(const asio::any_io_executor& ex, deadline& limit, const share& upstream)
+        : executor_(ex), limit_(limit), settings_(*upstream.settings), pool_(upstream.idle), tls_(upstream.tls),
+          learned_(upstream.learned), upstreams_(upstream.upstreams) {}
 
     /// What the upstream offered at its latest EHLO that this server has seen (any session's).
     smtp::extensions upstream_extensions() const noexcept { return learned_ ? learned_->get() : smtp::extensions{}; }
@@ -70,7 +68,7 @@ class connector {
     /// the server's name when it is empty, or when the connection is to be pooled: it will
     /// carry many clients' mail).
     asio::awaitable<result<std::unique_ptr<client>>> open(std::string_view helo_name) {
-        if (pool_ || helo_name.empty()) helo_name = config_.servername;
+        if (pool_ || helo_name.empty()) helo_name = settings_.helo_name;
         const std::string name(helo_name);
         result<std::unique_ptr<client>> opened = errc::upstream_unavailable;
         if (upstreams_) {
@@ -85,7 +83,7 @@ class connector {
                 upstreams_->failed(i, failure_);
             }
         } else {
-            const std::vector<endpoint> all = config_.upstream_endpoints();
+            const std::vector<endpoint>& all = settings_.endpoints;
             for (const endpoint& where : all) {
                 opened = co_await open_to(where, name);
                 if (opened) break;
@@ -100,17 +98,17 @@ class connector {
     }
 
   private:
-    metrics::server_metrics* metrics() const noexcept { return config_.metrics; }
+    metrics::server_metrics* metrics() const noexcept { return settings_.metrics; }
 
     /// A new connection to `where`, with TLS as the policy asks: under `may`, a failed
     /// handshake is followed by a plain connection. On failure failure_ says why.
     asio::awaitable<result<std::unique_ptr<client>>> open_to(const endpoint& where, const std::string& helo_name) {
-        auto c = std::make_unique<client>(executor_, limit_, config_.timeouts);
+        auto c = std::make_unique<client>(executor_, limit_, settings_.timeouts);
         result<void> opened = co_await open(*c, where, helo_name, tls_ != nullptr);
         if (!opened && opened.error() == errc::upstream_tls_failed &&
-            config_.upstream_tls.policy == tls::upstream_policy::may) {
+            settings_.tls.policy == tls::upstream_policy::may) {
             c->close();
-            c = std::make_unique<client>(executor_, limit_, config_.timeouts);
+            c = std::make_unique<client>(executor_, limit_, settings_.timeouts);
             opened = co_await open(*c, where, helo_name, false);
         }
         if (metrics()) (opened ? metrics()->upstream_connects : metrics()->upstream_connect_failures).add();
@@ -140,7 +138,7 @@ class connector {
         learn(c);
         if (!secure) co_return result<void>{};
 
-        const tls::client_settings& s = config_.upstream_tls;
+        const tls::client_settings& s = settings_.tls;
         if (!c.caps().has(smtp::extension::starttls)) {
             if (s.policy == tls::upstream_policy::may) co_return result<void>{};
             diagnostics::report(diagnostics::level::error, "upstream",
@@ -169,7 +167,7 @@ class connector {
 
     asio::any_io_executor executor_;
     deadline& limit_;
-    const server_config& config_;
+    const upstream::settings& settings_;
     pool* pool_;
     asio::ssl::context* tls_;    // towards the upstream; null when its policy is none
     known_extensions* learned_;  // shared by the server's sessions; may be null

@@ -4,20 +4,19 @@
 // hear them, and the XCLIENT exchange, after which the connection speaks for that client.
 #pragma once
 
-#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include <fmt/format.h>
 
-#include "../config.hpp"
 #include "../detail/asio.hpp"
 #include "../diagnostics.hpp"
 #include "../result.hpp"
 #include "../session/peer.hpp"
 #include "client.hpp"
 #include "identity.hpp"
+#include "settings.hpp"
 
 namespace grey::upstream {
 /// @addtogroup group_upstream
@@ -27,13 +26,9 @@ namespace grey::upstream {
 class introducer {
   public:
     /// For the session's client (session/peer.hpp), whose names it looks up at most once for
-    /// the whole session, shared with the greylist; told as `config`'s identity policy asks.
-    /// Both must outlive the introducer.
-    introducer(const server_config& config, grey::peer& client) : config_(config), client_(&client) {}
-
-    /// For the client at `client` (no port: unknown), as a relay made outside a session knows it.
-    introducer(const server_config& config, asio::ip::tcp::endpoint client)
-        : config_(config), own_(std::make_unique<grey::peer>(grey::peer::accepted(client, {}))), client_(own_.get()) {}
+    /// the whole session, shared with the greylist; told as `s`'s identity policy asks. Both
+    /// must outlive the introducer.
+    introducer(const upstream::settings& s, grey::peer& client) : settings_(s), client_(&client) {}
 
     introducer(const introducer&) = delete;
     introducer& operator=(const introducer&) = delete;
@@ -41,7 +36,7 @@ class introducer {
     /// The key of the identity the client would give a connection (identity.hpp), having
     /// greeted with `helo_name` by `protocol`; empty when the policy tells the upstream nothing.
     std::string key(std::string_view helo_name, std::string_view protocol) const {
-        if (config_.upstream_identity == identity_policy::none) return {};
+        if (settings_.identity == identity_policy::none) return {};
         const std::string addr = client_->port ? identity_address(client_->address.to_string()) : std::string(unavailable);
         return identity_key(addr, helo_name.empty() ? unavailable : helo_name, protocol);
     }
@@ -72,7 +67,7 @@ class introducer {
     /// refused (logged); an error when the connection failed.
     asio::awaitable<result<bool>> take(client& upstream, const client_identity& who, std::string_view helo_name) {
         for (const std::string& line : identity_commands(identity_method::xclient, who, upstream.caps())) {
-            auto r = co_await upstream.command(line, config_.timeouts.upstream_command);
+            auto r = co_await upstream.command(line, settings_.timeouts.upstream_command);
             if (!r) co_return r.error();
             if (!r->completion()) {
                 diagnostics::report(diagnostics::level::error, "upstream",
@@ -81,7 +76,7 @@ class introducer {
                 co_return false;
             }
         }
-        auto hello = co_await upstream.hello(helo_name.empty() ? std::string_view(config_.servername) : helo_name);
+        auto hello = co_await upstream.hello(helo_name.empty() ? std::string_view(settings_.helo_name) : helo_name);
         if (!hello) co_return hello.error();
         if (!hello->completion()) co_return false;
         upstream.set_identity(who.key());
@@ -89,10 +84,8 @@ class introducer {
     }
 
   private:
-    const server_config& config_;
-    std::unique_ptr<grey::peer> own_;          // when not given the session's: on the heap, as
-                                               // a session's relay, idle or not, never needs one
-    grey::peer* client_;                       // the session's client, or own_
+    const upstream::settings& settings_;
+    grey::peer* client_;                       // the session's client
     std::optional<client_identity> identity_;  // its identity, once needed
 };
 

@@ -42,7 +42,8 @@
 #include "failover.hpp"
 #include "identity.hpp"
 #include "introducer.hpp"
-#include "service.hpp"
+#include "settings.hpp"
+#include "share.hpp"
 #include "known_extensions.hpp"
 #include "opening.hpp"
 #include "pool.hpp"
@@ -63,27 +64,13 @@ struct envelope {
 /// the first accepted recipient, and the transactions it carries while the client waits.
 class relay {
   public:
-    /// A relay with no connection yet, for one session: `ex` and `limit` are the session's;
-    /// `idle` the pool of its thread (none when null); `tls` the context towards the upstream
-    /// (null when config.upstream_tls's policy is none); `learned` where the upstream's
-    /// extensions are shared (none when null); `client` the client's address, for XCLIENT and
-    /// XFORWARD; `upstreams` the server's failover state (when null, config's upstreams are
-    /// tried in order, none ever skipped). All but `client` must outlive the relay.
-    relay(const asio::any_io_executor& ex, deadline& limit, const server_config& config,
-          pool* idle = nullptr, asio::ssl::context* tls = nullptr, known_extensions* learned = nullptr,
-          asio::ip::tcp::endpoint client = {}, failover* upstreams = nullptr)
-        : config_(config), connector_(ex, limit, config, idle, tls, learned, upstreams), introducer_(config, client),
-          text_(config.timeouts) {}
-
-    /// A session's relay: `limit` is the session's deadline, `upstream` its worker's share of
-    /// the server's upstream service (upstream/service.hpp; none when null), and `client` the
-    /// session's peer, whose names the relay looks up at most once, shared with the greylist.
-    relay(const asio::any_io_executor& ex, deadline& limit, const server_config& config, const share* upstream,
-          grey::peer& client)
-        : config_(config),
-          connector_(ex, limit, config, upstream ? upstream->idle : nullptr, upstream ? upstream->tls : nullptr,
-                     upstream ? upstream->learned : nullptr, upstream ? upstream->upstreams : nullptr),
-          introducer_(config, client), text_(config.timeouts) {}
+    /// A session's relay, with no connection yet: `limit` is the session's deadline, `upstream`
+    /// its worker's share of the server's upstream service (upstream/service.hpp), which must
+    /// outlive it, and `client` the session's peer, whose names the relay looks up at most
+    /// once, shared with the greylist.
+    relay(const asio::any_io_executor& ex, deadline& limit, const share& upstream, grey::peer& client)
+        : settings_(*upstream.settings), connector_(ex, limit, upstream), introducer_(settings_, client),
+          text_(settings_.timeouts) {}
 
     /// What the upstream offered at its latest EHLO that this server has seen (any session's);
     /// nothing while none has been seen.
@@ -123,7 +110,7 @@ class relay {
             co_return smtp::replies::upstream_lost_extension;
         line_.clear();
         smtp::append_rcpt(line_, recipient.forward_path.mailbox, recipient.parameters);
-        auto r = co_await client_->command(line_, config_.timeouts.upstream_command);
+        auto r = co_await client_->command(line_, settings_.timeouts.upstream_command);
         if (!r) co_return fail();
         co_return decorate(std::move(*r));
     }
@@ -139,11 +126,11 @@ class relay {
         if (!mail_accepted()) co_return smtp::replies::upstream_failed;
         if (chunks) {
             assert(takes_chunks());
-            chunks_ = std::make_unique<chunk_writer>(config_.timeouts);
+            chunks_ = std::make_unique<chunk_writer>(settings_.timeouts);
             state_ = state::in_chunks;
             co_return smtp::replies::start_data;
         }
-        auto r = co_await client_->command(smtp::command_lines::data, config_.timeouts.upstream_data_init);
+        auto r = co_await client_->command(smtp::command_lines::data, settings_.timeouts.upstream_data_init);
         if (!r) co_return fail();
         if (r->code == 354) state_ = state::in_data;
         co_return decorate(std::move(*r));
@@ -221,7 +208,7 @@ class relay {
     /// Whether the upstream is taking a message's text.
     bool in_message() const noexcept { return state_ == state::in_data || state_ == state::in_chunks; }
 
-    metrics::server_metrics* metrics() const noexcept { return config_.metrics; }
+    metrics::server_metrics* metrics() const noexcept { return settings_.metrics; }
 
     /// The final dot (or "BDAT n LAST") and the upstream's answer to the message.
     asio::awaitable<smtp::reply> finish_message() {
@@ -246,7 +233,7 @@ class relay {
     /// is answered 503 and that answer is moot. A pooled connection found dead before anything
     /// was accepted is replaced, and the transaction opened again on the next.
     asio::awaitable<smtp::reply> open_transaction(const envelope& env, const smtp::rcpt_command& recipient) {
-        const auto timeout = config_.timeouts.upstream_command;
+        const auto timeout = settings_.timeouts.upstream_command;
         for (;;) {
             const std::string key = introducer_.key(env.helo_name, env.protocol);
             if (!client_) {
@@ -256,7 +243,7 @@ class relay {
                 if (!connected) co_return smtp::replies::upstream_unavailable;
             }
             // The names are looked up only for an upstream that will hear them.
-            const identity_method method = choose(config_.upstream_identity, client_->caps());
+            const identity_method method = choose(settings_.identity, client_->caps());
             const client_identity* who = nullptr;
             if (method != identity_method::none) who = co_await introducer_.who(env.helo_name, env.protocol);
             if (method == identity_method::xclient && client_->identity() != key) {
@@ -334,7 +321,7 @@ class relay {
     /// The reply to `line`: with PIPELINING it was written with the others and its reply is
     /// the next; without, it is written now.
     asio::awaitable<result<smtp::reply>> exchange(std::string_view line, bool pipelined) {
-        const auto timeout = config_.timeouts.upstream_command;
+        const auto timeout = settings_.timeouts.upstream_command;
         if (pipelined) co_return co_await client_->read_reply(timeout);
         co_return co_await client_->command(line, timeout);
     }
@@ -342,7 +329,7 @@ class relay {
     /// XCLIENT (introducer.hpp), outside any transaction: one left open upstream is RSET first.
     asio::awaitable<result<bool>> take_identity(const client_identity& who, std::string_view helo_name) {
         if (state_ == state::needs_reset) {
-            auto r = co_await client_->command(smtp::command_lines::rset, config_.timeouts.upstream_command);
+            auto r = co_await client_->command(smtp::command_lines::rset, settings_.timeouts.upstream_command);
             if (!r) co_return r.error();
             state_ = state::idle;
         }
@@ -377,7 +364,7 @@ class relay {
         reused_ = false;
     }
 
-    const server_config& config_;
+    const upstream::settings& settings_;
     connector connector_;
     introducer introducer_;
     std::unique_ptr<client> client_;

@@ -24,19 +24,12 @@
 #include "failover.hpp"
 #include "known_extensions.hpp"
 #include "pool.hpp"
+#include "settings.hpp"
+#include "share.hpp"
 
 namespace grey::upstream {
 /// @addtogroup group_upstream
 /// @{
-
-/// One worker's view of the upstream service, for the sessions that run on it: all but `idle`
-/// are shared by every worker. Pointers, since a session keeps them no longer than it lives.
-struct share {
-    pool* idle = nullptr;                      ///< this worker's idle connections; null when not pooling
-    asio::ssl::context* tls = nullptr;         ///< towards the upstream; null when its policy is none
-    known_extensions* learned = nullptr;       ///< what the upstream offers, as last seen
-    failover* upstreams = nullptr;             ///< the upstreams in order, and which are down
-};
 
 /// The upstream side of a relaying server; see the header's comment.
 class service {
@@ -44,12 +37,11 @@ class service {
     /// For a server with `config`, whose sessions run on `executors` (one pool each). Throws
     /// when the upstream TLS settings cannot be loaded (a CA file that is not there).
     service(const server_config& config, const std::vector<asio::any_io_executor>& executors)
-        : config_(config),
-          tls_(config.upstream_tls.policy == tls::upstream_policy::none ? nullptr
-                                                                        : tls::make_client_context(config.upstream_tls)),
-          upstreams_(config.upstream_endpoints(), config.upstream_retry, config.metrics) {
-        for (const auto& ex : executors) workers_.push_back(std::make_unique<worker>(ex, config));
-        for (auto& w : workers_) w->view = share{w->idle.get(), tls_.get(), &learned_, &upstreams_};
+        : settings_(upstream::of(config)),
+          tls_(settings_.tls.policy == tls::upstream_policy::none ? nullptr : tls::make_client_context(settings_.tls)),
+          upstreams_(settings_.endpoints, settings_.retry, settings_.metrics) {
+        for (const auto& ex : executors) workers_.push_back(std::make_unique<worker>(ex, settings_));
+        for (auto& w : workers_) w->view = share{&settings_, w->idle.get(), tls_.get(), &learned_, &upstreams_};
     }
 
     service(const service&) = delete;
@@ -81,9 +73,8 @@ class service {
 
   private:
     struct worker {
-        worker(asio::any_io_executor ex, const server_config& config) : executor(std::move(ex)), sweep(executor) {
-            if (config.upstream_pool_size > 0)
-                idle = std::make_unique<pool>(config.upstream_pool_size, config.upstream_idle_timeout);
+        worker(asio::any_io_executor ex, const upstream::settings& s) : executor(std::move(ex)), sweep(executor) {
+            if (s.pool_size > 0) idle = std::make_unique<pool>(s.pool_size, s.idle_timeout);
         }
         asio::any_io_executor executor;
         asio::steady_timer sweep;
@@ -119,12 +110,12 @@ class service {
         const std::vector<std::size_t> order = upstreams_.order();
         for (const std::size_t i : order) {
             if (stopping_) break;
-            client c(main, *limit, config_.timeouts);
+            client c(main, *limit, settings_.timeouts);
             const endpoint& where = upstreams_.at(i);
             auto greeting = co_await c.connect(where.host, where.port);
             std::string failure;
             if (greeting && greeting->code == 220) {
-                auto hello = co_await c.hello(config_.servername);
+                auto hello = co_await c.hello(settings_.helo_name);
                 if (hello && hello->completion()) learned_.learn(c.caps());
                 else failure = failure_text("EHLO", hello);
                 auto bye = co_await c.command("QUIT\r\n", std::chrono::seconds(10));
@@ -143,7 +134,7 @@ class service {
         limit->stop();
     }
 
-    const server_config& config_;
+    upstream::settings settings_;
     std::shared_ptr<asio::ssl::context> tls_;
     known_extensions learned_;
     failover upstreams_;
