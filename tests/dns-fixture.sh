@@ -28,6 +28,8 @@ server:
     do-not-query-localhost: no
     module-config: "iterator"
     local-zone: "test." static
+    local-zone: "2.0.192.in-addr.arpa." static
+    local-zone: "8.b.d.0.1.0.0.2.ip6.arpa." static
     local-data: "test. 3600 IN SOA ns.test. hostmaster.test. 1 3600 600 86400 30"
     local-data: "host.test. 300 IN A 192.0.2.10"
     local-data: "host.test. 300 IN A 192.0.2.11"
