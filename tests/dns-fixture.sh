@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Starts or stops the loopback unbound that serves the resolver's tests their own zone, test.,
-# so that no test asks the internet. The zone is static: a name it does not list is NXDOMAIN.
+# Starts or stops the loopback unbound that serves the resolver's tests their own zone,
+# grey-test., so that no test asks the internet (not RFC 6761's test.: libunbound answers that
+# one itself, as it does the documentation prefixes' reverse zones, so the PTR records are
+# for 198.18.0.0/15 and 3fff::/20). The zones are static: a name they do not list is NXDOMAIN.
 #   dns-fixture.sh start PORT DIR [UNBOUND]   — returns once it answers a query
 #   dns-fixture.sh stop PORT DIR
 set -euo pipefail
@@ -27,34 +29,34 @@ server:
     access-control: 127.0.0.0/8 allow
     do-not-query-localhost: no
     module-config: "iterator"
-    local-zone: "test." static
-    local-zone: "2.0.192.in-addr.arpa." static
-    local-zone: "8.b.d.0.1.0.0.2.ip6.arpa." static
-    local-data: "test. 3600 IN SOA ns.test. hostmaster.test. 1 3600 600 86400 30"
-    local-data: "host.test. 300 IN A 192.0.2.10"
-    local-data: "host.test. 300 IN A 192.0.2.11"
-    local-data: "host.test. 300 IN AAAA 2001:db8::10"
-    local-data: "mail.test. 300 IN A 192.0.2.25"
-    local-data: "test. 300 IN MX 10 mail.test."
-    local-data: "test. 300 IN MX 20 backup.mail.test."
-    local-data: 'spf.test. 300 IN TXT "v=spf1 " "ip4:192.0.2.0/24 " "-all"'
-    local-data: 'long.test. 300 IN TXT "$long" "b"'
-    local-data: 'two.test. 300 IN TXT "first"'
-    local-data: 'two.test. 300 IN TXT "second"'
-    local-data: "nodata.test. 300 IN A 192.0.2.99"
-    local-data: "alias.test. 300 IN CNAME host.test."
-    local-data-ptr: "192.0.2.10 host.test."
-    local-data-ptr: "2001:db8::10 host.test."
+    local-zone: "grey-test." static
+    local-zone: "0.18.198.in-addr.arpa." static
+    local-zone: "f.f.f.3.ip6.arpa." static
+    local-data: "grey-test. 3600 IN SOA ns.grey-test. hostmaster.grey-test. 1 3600 600 86400 30"
+    local-data: "host.grey-test. 300 IN A 192.0.2.10"
+    local-data: "host.grey-test. 300 IN A 192.0.2.11"
+    local-data: "host.grey-test. 300 IN AAAA 2001:db8::10"
+    local-data: "mail.grey-test. 300 IN A 192.0.2.25"
+    local-data: "grey-test. 300 IN MX 10 mail.grey-test."
+    local-data: "grey-test. 300 IN MX 20 backup.mail.grey-test."
+    local-data: 'spf.grey-test. 300 IN TXT "v=spf1 " "ip4:192.0.2.0/24 " "-all"'
+    local-data: 'long.grey-test. 300 IN TXT "$long" "b"'
+    local-data: 'two.grey-test. 300 IN TXT "first"'
+    local-data: 'two.grey-test. 300 IN TXT "second"'
+    local-data: "nodata.grey-test. 300 IN A 192.0.2.99"
+    local-data: "alias.grey-test. 300 IN CNAME host.grey-test."
+    local-data-ptr: "198.18.0.10 host.grey-test."
+    local-data-ptr: "3fff::10 host.grey-test."
 remote-control:
     control-enable: no
 END
     "$unbound" -d -c "$dir/unbound.conf" >"$dir/unbound.log" 2>&1 &
     echo $! >"$dir/fixture.pid"
-    # Ready once it answers: a DNS query for host.test. A over UDP, with a one-second wait.
+    # Ready once it answers: a DNS query for host.grey-test. A over UDP, with a one-second wait.
     for _ in $(seq 1 100); do
         if python3 - "$port" <<'END' 2>/dev/null; then exit 0; fi
 import socket, sys
-q = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x04host\x04test\x00\x00\x01\x00\x01"
+q = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x04host\x09grey-test\x00\x00\x01\x00\x01"
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.settimeout(1)
 s.sendto(q, ("127.0.0.1", int(sys.argv[1])))

@@ -2,8 +2,9 @@
 // resolves, from the root or through the servers named (settings.hpp); its file descriptor is
 // waited on by Asio, and ub_process() hands each answer to the coroutine that asked, as a typed
 // result (answer.hpp) read by Grey's own parser (message.hpp). Nothing here blocks the thread:
-// libunbound's one worker per resolver (a process it forks, or a thread) does the network, and
-// no thread is started per query. A query ends by its timeout or its decision's budget
+// libunbound's one worker thread per resolver does the network, and no thread is started per
+// query. libunbound answers some names itself, forwarding or not (its default local zones:
+// RFC 6761's test., invalid., localhost., the private and documentation reverse zones). A query ends by its timeout or its decision's budget
 // (budget.hpp), whichever comes first; answers are kept for their TTL (cache.hpp).
 //
 // Threading: a resolver belongs to one thread, its executor's (an io_context run by one
@@ -132,8 +133,7 @@ class resolver {
             asio::error_code ignored;
             fd.cancel(ignored);
             (void)fd.release();  // libunbound owns the descriptor and closes it
-            // Stops libunbound's worker: a forked one is told to quit and waited for, which
-            // takes as long as it needs to read that.
+            // Stops libunbound's worker thread: told to quit, and joined.
             ub_ctx_delete(ctx);
         }
 
@@ -143,7 +143,11 @@ class resolver {
         }
 
         void configure() {
-            if (settings.worker_thread) ub_ctx_async(ctx, 1);
+            // One worker thread per resolver. libunbound's default worker is a process it forks,
+            // which leaves by exit(): it would run the program's exit handlers and flush its
+            // stdio buffers a second time.
+            if (const int err = ub_ctx_async(ctx, 1))
+                throw std::runtime_error(std::string("libunbound: async: ") + ub_strerror(err));
             if (settings.trust_anchor_file.empty()) {
                 set("module-config:", "iterator");  // no validator: no trust anchor to load
             } else if (const int err = ub_ctx_add_ta_file(ctx, settings.trust_anchor_file.c_str())) {
@@ -186,6 +190,7 @@ class resolver {
 
         void readable(asio::error_code ec) {
             waiting = false;
+            if (ec == asio::error::operation_aborted) return wait_readable();  // a query may have come since
             if (ec) return;
             processing = this;
             const int err = ub_process(ctx);
@@ -264,6 +269,12 @@ class resolver {
                 break;
             }
             ++stats.timeouts;
+            // Nothing left to wait for: an idle resolver keeps no operation pending, so that
+            // its io_context can run out of work.
+            if (in_flight.empty() && waiting) {
+                asio::error_code ignored;
+                fd.cancel(ignored);
+            }
         }
 
         resolver_settings settings;
@@ -299,7 +310,7 @@ class resolver {
             const auto timeout = std::chrono::duration_cast<answer_cache::clock::duration>(c->settings.query_timeout);
             p->wake.expires_at(b.until - now > timeout ? now + timeout : b.until);
         }
-        auto [ec] = co_await p->wake.async_wait(detail::use_nothrow);
+        auto [ec] = co_await p->wake.async_wait(grey::detail::use_nothrow);
         (void)ec;  // why it woke is in p->result: an answer, the resolver's end, or none (time)
         if (p->result) co_return std::move(*p->result);
         if (const auto c = weak.lock()) c->give_up(p);

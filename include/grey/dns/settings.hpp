@@ -36,9 +36,6 @@ struct resolver_settings {
     std::chrono::seconds max_negative_ttl{900};
     /// NXDOMAIN and NODATA without an SOA are kept this long.
     std::chrono::seconds negative_ttl{60};
-    /// libunbound's worker: false, a process it forks (its default); true, a thread it starts.
-    /// Either way one per resolver, never one per query.
-    bool worker_thread = false;
 };
 
 /// "HOST:PORT" or "[v6]:PORT" (config.hpp's parse_endpoint(), HOST an IP address) as libunbound

@@ -1,4 +1,4 @@
-// The resolver against a real unbound on loopback serving the zone test. (tests/dns-fixture.sh,
+// The resolver against a real unbound on loopback serving the zone grey-test. (tests/dns-fixture.sh,
 // started by ctest: GREY_TEST_DNS=HOST:PORT), and against a server that never answers.
 #include <doctest/doctest.h>
 
@@ -55,32 +55,32 @@ struct black_hole {
 
 TEST_CASE("Addresses, names, texts and exchangers are read from the server's answers") {
     with_resolver(fixture(), [](resolver& r) -> asio::awaitable<void> {
-        const auto a = co_await r.lookup_a("host.test");
+        const auto a = co_await r.lookup_a("host.grey-test");
         REQUIRE(a.found());
         REQUIRE(a.values.size() == 2);
         CHECK((a.values[0] == asio::ip::make_address("192.0.2.10") || a.values[1] == asio::ip::make_address("192.0.2.10")));
         CHECK((a.values[0] == asio::ip::make_address("192.0.2.11") || a.values[1] == asio::ip::make_address("192.0.2.11")));
 
-        const auto aaaa = co_await r.lookup_aaaa("HOST.test.");
+        const auto aaaa = co_await r.lookup_aaaa("HOST.grey-test.");
         REQUIRE(aaaa.found());
         REQUIRE(aaaa.values.size() == 1);
         CHECK(aaaa.values[0] == asio::ip::make_address("2001:db8::10"));
 
-        const auto ptr4 = co_await r.lookup_ptr(asio::ip::make_address("192.0.2.10"));
+        const auto ptr4 = co_await r.lookup_ptr(asio::ip::make_address("198.18.0.10"));
         REQUIRE(ptr4.found());
         REQUIRE(ptr4.values.size() == 1);
-        CHECK(ptr4.values[0] == "host.test");
-        const auto ptr6 = co_await r.lookup_ptr(asio::ip::make_address("2001:db8::10"));
+        CHECK(ptr4.values[0] == "host.grey-test");
+        const auto ptr6 = co_await r.lookup_ptr(asio::ip::make_address("3fff::10"));
         REQUIRE(ptr6.found());
-        CHECK(ptr6.values.at(0) == "host.test");
+        CHECK(ptr6.values.at(0) == "host.grey-test");
 
-        const auto mx = co_await r.lookup_mx("test");
+        const auto mx = co_await r.lookup_mx("grey-test");
         REQUIRE(mx.found());
         REQUIRE(mx.values.size() == 2);
-        CHECK((mx.values[0] == grey::dns::mx{10, "mail.test"} || mx.values[1] == grey::dns::mx{10, "mail.test"}));
-        CHECK((mx.values[0] == grey::dns::mx{20, "backup.mail.test"} || mx.values[1] == grey::dns::mx{20, "backup.mail.test"}));
+        CHECK((mx.values[0] == grey::dns::mx{10, "mail.grey-test"} || mx.values[1] == grey::dns::mx{10, "mail.grey-test"}));
+        CHECK((mx.values[0] == grey::dns::mx{20, "backup.mail.grey-test"} || mx.values[1] == grey::dns::mx{20, "backup.mail.grey-test"}));
 
-        const auto alias = co_await r.lookup_a("alias.test");
+        const auto alias = co_await r.lookup_a("alias.grey-test");
         REQUIRE(alias.found());
         CHECK(alias.values.size() == 2);
     });
@@ -88,16 +88,16 @@ TEST_CASE("Addresses, names, texts and exchangers are read from the server's ans
 
 TEST_CASE("A TXT record of several strings is their concatenation; two records stay two") {
     with_resolver(fixture(), [](resolver& r) -> asio::awaitable<void> {
-        const auto spf = co_await r.lookup_txt("spf.test");
+        const auto spf = co_await r.lookup_txt("spf.grey-test");
         REQUIRE(spf.found());
         REQUIRE(spf.values.size() == 1);
         CHECK(spf.values[0] == "v=spf1 ip4:192.0.2.0/24 -all");
 
-        const auto long_txt = co_await r.lookup_txt("long.test");
+        const auto long_txt = co_await r.lookup_txt("long.grey-test");
         REQUIRE(long_txt.found());
         CHECK(long_txt.values.at(0) == std::string(255, 'a') + "b");
 
-        const auto two = co_await r.lookup_txt("two.test");
+        const auto two = co_await r.lookup_txt("two.grey-test");
         REQUIRE(two.found());
         CHECK(two.values.size() == 2);
     });
@@ -105,25 +105,25 @@ TEST_CASE("A TXT record of several strings is their concatenation; two records s
 
 TEST_CASE("NXDOMAIN and NODATA are told apart, and from failures") {
     with_resolver(fixture(), [](resolver& r) -> asio::awaitable<void> {
-        const auto missing = co_await r.lookup_a("missing.test");
+        const auto missing = co_await r.lookup_a("missing.grey-test");
         CHECK(missing.status == outcome::nxdomain);
         CHECK(missing.values.empty());
-        const auto nodata = co_await r.lookup_aaaa("nodata.test");
+        const auto nodata = co_await r.lookup_aaaa("nodata.grey-test");
         CHECK(nodata.status == outcome::nodata);
-        const auto no_mx = co_await r.lookup_mx("host.test");
+        const auto no_mx = co_await r.lookup_mx("host.grey-test");
         CHECK(no_mx.status == outcome::nodata);
-        const auto no_ptr = co_await r.lookup_ptr(asio::ip::make_address("192.0.2.200"));
+        const auto no_ptr = co_await r.lookup_ptr(asio::ip::make_address("198.18.0.200"));
         CHECK(no_ptr.status == outcome::nxdomain);
     });
 }
 
 TEST_CASE("A question asked again is answered from the cache, facts negative ones included") {
     with_resolver(fixture(), [](resolver& r) -> asio::awaitable<void> {
-        const auto first = co_await r.lookup_a("host.test");
-        const auto missing = co_await r.lookup_a("missing.test");
+        const auto first = co_await r.lookup_a("host.grey-test");
+        const auto missing = co_await r.lookup_a("missing.grey-test");
         REQUIRE(r.stats().queries == 2);
-        const auto again = co_await r.lookup_a("Host.Test.");
-        const auto missing_again = co_await r.lookup_a("missing.test");
+        const auto again = co_await r.lookup_a("Host.Grey-Test.");
+        const auto missing_again = co_await r.lookup_a("missing.grey-test");
         CHECK(r.stats().queries == 2);
         CHECK(r.stats().cache_hits == 2);
         CHECK(again.values == first.values);
@@ -142,8 +142,8 @@ TEST_CASE("A server that never answers costs a query its timeout, and nothing is
     std::vector<answer> got;
     const auto started = std::chrono::steady_clock::now();
     asio::co_spawn(ioc, [&]() -> asio::awaitable<void> {
-        got.push_back(co_await r.query("host.test", rr_type::a));
-        got.push_back(co_await r.query("host.test", rr_type::a));
+        got.push_back(co_await r.query("host.grey-test", rr_type::a));
+        got.push_back(co_await r.query("host.grey-test", rr_type::a));
         silent.socket.close();
     }, asio::detached);
     ioc.run();
@@ -167,9 +167,9 @@ TEST_CASE("A query ends when its decision's budget does, before its own timeout"
     std::vector<answer> got;
     asio::co_spawn(ioc, [&]() -> asio::awaitable<void> {
         const budget b = budget::after(100ms);
-        got.push_back(co_await r.query("host.test", rr_type::a, b));
+        got.push_back(co_await r.query("host.grey-test", rr_type::a, b));
         // Spent: the next look-up of the decision is not even asked.
-        got.push_back(co_await r.query("other.test", rr_type::a, b));
+        got.push_back(co_await r.query("other.grey-test", rr_type::a, b));
         silent.socket.close();
     }, asio::detached);
     ioc.run();
@@ -190,7 +190,7 @@ TEST_CASE("Destroying the resolver ends its queries in flight as aborted") {
     std::vector<answer> got;
     for (int i = 0; i < 3; ++i)
         asio::co_spawn(ioc, [&, i]() -> asio::awaitable<void> {
-            got.push_back(co_await r->query("q" + std::to_string(i) + ".test", rr_type::a));
+            got.push_back(co_await r->query("q" + std::to_string(i) + ".grey-test", rr_type::a));
         }, asio::detached);
     asio::steady_timer later(ioc, 100ms);
     later.async_wait([&](asio::error_code) {
