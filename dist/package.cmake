@@ -63,8 +63,11 @@ endif()
 if(GREY_HAVE_PCRE2)
     string(APPEND dev_depends ", libpcre2-dev")
 endif()
-if(GREY_HAVE_REDIS OR GREY_HAVE_PCRE2)
-    string(APPEND dev_depends ", pkg-config")  # greyConfig.cmake finds both through it
+if(GREY_HAVE_DNS)
+    string(APPEND dev_depends ", libunbound-dev")
+endif()
+if(GREY_HAVE_REDIS OR GREY_HAVE_PCRE2 OR GREY_HAVE_DNS)
+    string(APPEND dev_depends ", pkg-config")  # greyConfig.cmake finds them through it
 endif()
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS "${dev_depends}")
 set(CPACK_DEBIAN_DEV_DESCRIPTION

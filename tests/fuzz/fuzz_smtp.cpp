@@ -8,7 +8,8 @@
 // policy client sends, through the policy request parser (policy_exercise.hpp). What MAIL,
 // RCPT and BDAT arguments parse to is composed again as Grey would send it upstream and read
 // back (command_format_exercise.hpp), for lines as line_reader frames them and for the whole
-// input as one command, CR and LF included. Any broken invariant aborts.
+// input as one command, CR and LF included. The same bytes, as a DNS response, go through the
+// DNS message parser (dns_exercise.hpp). Any broken invariant aborts.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -23,6 +24,7 @@
 
 #include "bdat_exercise.hpp"
 #include "command_format_exercise.hpp"
+#include "dns_exercise.hpp"
 #include "policy_exercise.hpp"
 #include "proxy_exercise.hpp"
 
@@ -149,6 +151,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     exercise_bdat(std::string_view(reinterpret_cast<const char*>(data), size));
     // The same bytes as what a connection delivers before SMTP (proxy_exercise.hpp).
     exercise_proxy(std::string_view(reinterpret_cast<const char*>(data), size));
+    // The same bytes as a DNS response (dns_exercise.hpp).
+    exercise_dns(std::string_view(reinterpret_cast<const char*>(data), size));
     // The same bytes as requests on a policy service connection (policy_exercise.hpp).
     exercise_policy(std::string_view(reinterpret_cast<const char*>(data), size));
     // The rest as one command line that no line_reader framed: whatever it holds, what is
