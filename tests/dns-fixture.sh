@@ -7,6 +7,9 @@
 #   dns-fixture.sh stop PORT DIR
 set -euo pipefail
 action=$1 port=$2 dir=$3 unbound=${4:-unbound}
+# Each group of tests keeps its own zones in dns-zones/*.conf (server: clauses of local-zone and
+# local-data), served beside grey-test. by the same unbound.
+zones=$(cd "$(dirname "$0")/dns-zones" && pwd)
 mkdir -p "$dir"
 case "$action" in
 start)
@@ -47,6 +50,7 @@ server:
     local-data: "alias.grey-test. 300 IN CNAME host.grey-test."
     local-data-ptr: "198.18.0.10 host.grey-test."
     local-data-ptr: "3fff::10 host.grey-test."
+include: "$zones/*.conf"
 remote-control:
     control-enable: no
 END
