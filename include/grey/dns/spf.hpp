@@ -188,11 +188,11 @@ inline asio::awaitable<term_outcome> include(check_state& s, const std::string& 
     case result::neutral:
         break;
     case result::temperror:
-        t = stop(result::temperror, "include of " + target + ": " + inner.why);
-        break;
     case result::permerror:
     case result::none:
-        t = stop(result::permerror, "include of " + target + ": " + inner.why);
+        // A loop of includes would repeat "include of" ten times: the innermost one says it.
+        t = stop(inner.value == result::temperror ? result::temperror : result::permerror,
+                 inner.why.starts_with("include of ") ? inner.why : "include of " + target + ": " + inner.why);
         break;
     }
     co_return t;
@@ -370,37 +370,45 @@ inline asio::awaitable<std::string> explain(check_state& s, const std::string& s
     co_return text;
 }
 
-} // namespace detail
-
-/// RFC 7208's check_host(): whether `ip` may send mail for `domain`, `sender` being the
-/// identity checked ("local@domain"; a missing local part reads as "postmaster") and `helo`
-/// the client's HELO name. An IPv4-mapped IPv6 address is checked as the IPv4 address it is.
-/// Every look-up spends `b`; nothing throws: failures are results.
-inline asio::awaitable<spf_result> check_host(resolver& dns, const asio::ip::address& ip, std::string_view domain,
-                                             std::string_view sender, std::string_view helo, budget b = {}) {
-    detail::check_state s{dns, b, detail::unmapped(ip), std::string(sender), {}, {}, std::string(helo)};
+// check_host() with every argument its own: the coroutine may start after its caller's
+// strings are gone.
+inline asio::awaitable<spf_result> run_check(resolver& dns, asio::ip::address ip, std::string domain, std::string sender,
+                                             std::string helo, budget b) {
+    check_state s{dns, b, unmapped(ip), sender, {}, {}, std::move(helo)};
     const std::size_t at = sender.rfind('@');
-    s.local_part = at == std::string_view::npos || at == 0 ? "postmaster" : std::string(sender.substr(0, at));
-    s.sender_domain = std::string(at == std::string_view::npos ? sender : sender.substr(at + 1));
+    s.local_part = at == std::string::npos || at == 0 ? "postmaster" : sender.substr(0, at);
+    s.sender_domain = at == std::string::npos ? sender : sender.substr(at + 1);
     spf_result out;
-    out.domain = std::string(domain);
+    out.domain = domain;
     if (!out.domain.empty() && out.domain.back() == '.') out.domain.pop_back();
-    detail::verdict v;
+    verdict v;
     try {
-        v = co_await detail::evaluate(s, std::string(domain), true);
-        if (v.value == result::fail && !v.exp_spec.empty())
-            out.explanation = co_await detail::explain(s, v.exp_spec, v.exp_domain);
+        v = co_await evaluate(s, std::move(domain), true);
+        if (v.value == result::fail && !v.exp_spec.empty()) out.explanation = co_await explain(s, v.exp_spec, v.exp_domain);
     } catch (const std::exception& e) {
-        v = detail::conclude(result::temperror, std::string("SPF check failed: ") + e.what());
+        v = conclude(result::temperror, std::string("SPF check failed: ") + e.what());
     }
     out.value = v.value;
     out.why = std::move(v.why);
     co_return out;
 }
 
+} // namespace detail
+
+/// RFC 7208's check_host(): whether `ip` may send mail for `domain`, `sender` being the
+/// identity checked ("local@domain"; a missing local part reads as "postmaster") and `helo`
+/// the client's HELO name. An IPv4-mapped IPv6 address is checked as the IPv4 address it is.
+/// Every look-up spends `b`; nothing throws: failures are results. The arguments are copied,
+/// so the coroutine may be started later.
+inline asio::awaitable<spf_result> check_host(resolver& dns, const asio::ip::address& ip, std::string_view domain,
+                                             std::string_view sender, std::string_view helo, budget b = {}) {
+    return detail::run_check(dns, ip, std::string(domain), std::string(sender), std::string(helo), b);
+}
+
 /// The SPF check of an SMTP transaction's MAIL FROM identity (§2.4): `mail_from` the
 /// reverse-path's mailbox without angle brackets, "" for the null sender, which is then
 /// checked as "postmaster@" the HELO name; a sender without a local part as "postmaster".
+/// The arguments are copied, as check_host()'s are.
 inline asio::awaitable<spf_result> evaluate_sender(resolver& dns, const asio::ip::address& ip, std::string_view mail_from,
                                                   std::string_view helo, budget b = {}) {
     std::string sender;
@@ -409,9 +417,8 @@ inline asio::awaitable<spf_result> evaluate_sender(resolver& dns, const asio::ip
     else if (at == std::string_view::npos) sender = "postmaster@" + std::string(mail_from);
     else if (at == 0) sender = "postmaster" + std::string(mail_from);
     else sender = std::string(mail_from);
-    const std::string domain = sender.substr(sender.rfind('@') + 1);
-    spf_result r = co_await check_host(dns, ip, domain, sender, helo, b);
-    co_return r;
+    std::string domain = sender.substr(sender.rfind('@') + 1);
+    return detail::run_check(dns, ip, std::move(domain), std::move(sender), std::string(helo), b);
 }
 
 /// @}
