@@ -88,7 +88,7 @@ constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
 }
 
 // Terms quoted in reasons are cut short: a record may be long, a log line should not be.
-inline std::string quoted(std::string_view term) {
+inline std::string quote_term(std::string_view term) {
     constexpr std::size_t most = 64;
     return "\"" + std::string(term.substr(0, most)) + (term.size() > most ? "...\"" : "\"");
 }
@@ -170,9 +170,9 @@ inline bool parse_directive(std::string_view term, mechanism& m, std::string& er
             m.kind = k.kind;
             found = true;
         }
-    if (!found) return error = "unknown mechanism " + quoted(m.text), false;
+    if (!found) return error = "unknown mechanism " + quote_term(m.text), false;
 
-    const auto bad = [&](std::string_view why) { return error = std::string(why) + " in " + quoted(m.text), false; };
+    const auto bad = [&](std::string_view why) { return error = std::string(why) + " in " + quote_term(m.text), false; };
     switch (m.kind) {
     case mechanism_kind::all:
         if (!rest.empty()) return bad("arguments to all");
@@ -272,11 +272,11 @@ inline parsed_record parse_record(std::string_view text) {
             if (redirect || exp) {
                 std::optional<std::string>& slot = redirect ? r.redirect : r.explanation;
                 if (slot) return fail("more than one " + std::string(redirect ? "redirect" : "exp") + " modifier");
-                if (!valid_domain_spec(value, why)) return fail(why + " in " + detail::quoted(term));
+                if (!valid_domain_spec(value, why)) return fail(why + " in " + detail::quote_term(term));
                 slot = std::string(value);
             } else if (!valid_macro_string(value, macro_context::explanation, why)) {
                 // Any letter may stand in a value nobody expands; the grammar still holds.
-                return fail(why + " in " + detail::quoted(term));
+                return fail(why + " in " + detail::quote_term(term));
             }
             continue;
         }
