@@ -5,6 +5,7 @@
 //   greylist_admin whitelist 192.0.2.7 alice@example.org bob@example.com
 //   greylist_admin remove    192.0.2.7 alice@example.org bob@example.com
 //   greylist_admin purge                                  forget expired records now
+//   greylist_admin spf 192.0.2.7 alice@example.org mx.example.org   RFC 7208's result and why
 //
 // It reads the same configuration as greylist_server (--config grey.toml), so addresses are
 // grouped and senders normalised exactly as the server does; --store overrides the store.
@@ -12,6 +13,7 @@
 #include <chrono>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include <fmt/chrono.h>
 #include <fmt/format.h>
@@ -19,6 +21,9 @@
 #include <CLI/CLI.hpp>
 
 #include <grey/greylist/open_store.hpp>
+#ifdef GREY_WITH_DNS
+#include <grey/dns/spf.hpp>
+#endif
 
 #include "../greylist_server/settings.hpp"  // the configuration file, read as the server reads it
 
@@ -59,10 +64,44 @@ void print(const std::vector<grey::greylist::entry>& entries) {
     fmt::print("{} {}\n", entries.size(), entries.size() == 1 ? "entry" : "entries");
 }
 
+#ifdef GREY_WITH_DNS
+/// The spf command: evaluate_sender() through a resolver of its own, the result printed as
+/// RFC 7208 names it. Any result is a success; only bad arguments are not (2).
+int check_spf(const std::string& address, const std::string& sender, const std::string& helo,
+              const std::vector<std::string>& servers) {
+    asio::error_code ec;
+    const auto ip = asio::ip::make_address(address, ec);
+    if (ec) {
+        fmt::print(stderr, "greylist_admin: spf: \"{}\" is not an IP address\n", address);
+        return 2;
+    }
+    for (const std::string& server : servers)
+        if (!grey::dns::unbound_server(server)) {
+            fmt::print(stderr, "greylist_admin: spf: --resolver \"{}\" is not IP:PORT\n", server);
+            return 2;
+        }
+    asio::io_context ioc;
+    grey::dns::resolver_settings settings;
+    settings.servers = servers;
+    grey::dns::resolver dns(ioc.get_executor(), settings);
+    grey::dns::spf_result r;
+    // RFC 7208 §4.6.4 asks that a check be allowed at least 20 seconds.
+    asio::co_spawn(ioc, grey::dns::spf::evaluate_sender(dns, ip, sender, helo, grey::dns::budget::after(std::chrono::seconds(20))),
+                   [&](std::exception_ptr e, grey::dns::spf_result value) {
+                       if (e) std::rethrow_exception(e);
+                       r = std::move(value);
+                   });
+    ioc.run();
+    fmt::print("{} ({})\n", grey::dns::spf::to_string(r.value), r.why);
+    if (!r.explanation.empty()) fmt::print("explanation: {}\n", r.explanation);
+    return 0;
+}
+#endif
+
 } // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"greylist_admin: list, search, whitelist, remove and purge greylist entries"};
+    CLI::App app{"greylist_admin: list, search, whitelist, remove and purge greylist entries; check SPF"};
     app.require_subcommand(1);
     std::string config_file, store;
     app.add_option("--config", config_file, "greylist_server's TOML configuration")->check(CLI::ExistingFile);
@@ -83,7 +122,28 @@ int main(int argc, char** argv) {
     auto* remove = app.add_subcommand("remove", "Forget a triplet");
     triplet_args(remove);
     auto* purge = app.add_subcommand("purge", "Forget every expired record now");
-    CLI11_PARSE(app, argc, argv);
+#ifdef GREY_WITH_DNS
+    auto* spf = app.add_subcommand("spf", "Print the SPF result (RFC 7208) of ADDRESS sending as SENDER");
+    std::string spf_address, spf_sender, spf_helo;
+    std::vector<std::string> resolvers;
+    spf->add_option("address", spf_address, "Client IP address")->required();
+    spf->add_option("sender", spf_sender, "Envelope sender (\"\" for the null sender: postmaster@HELO)")->required();
+    spf->add_option("helo", spf_helo, "The client's HELO name");
+    spf->add_option("--resolver", resolvers, "DNS server to ask, IP:PORT (repeatable; default: resolve from the root)");
+#endif
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        const int code = app.exit(e);
+#ifdef GREY_WITH_DNS
+        if (code != 0 && spf->parsed()) return 2;
+#endif
+        return code;
+    }
+#ifdef GREY_WITH_DNS
+    // No store: the check reads only the DNS.
+    if (spf->parsed()) return check_spf(spf_address, spf_sender, spf_helo, resolvers);
+#endif
 
     greylist_server::settings s;
     try {

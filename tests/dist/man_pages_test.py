@@ -17,8 +17,8 @@ PROGRAMS = {
 }
 
 
-def help_text(program):
-    return subprocess.run([PROGRAMS[program], "--help"], capture_output=True, text=True, timeout=30,
+def help_text(program, *subcommand):
+    return subprocess.run([PROGRAMS[program], *subcommand, "--help"], capture_output=True, text=True, timeout=30,
                           check=True).stdout
 
 
@@ -46,6 +46,9 @@ class ManPages(unittest.TestCase):
     def check(self, program):
         text, roff = help_text(program), page(program)
         in_help, in_page = help_options(text), page_options(roff)
+        # A subcommand's own options (greylist_admin spf --resolver) are the program's too.
+        for sub in help_subcommands(text):
+            in_help |= help_options(help_text(program, sub))
         self.assertTrue(in_help, "no options found in --help: has its format changed?")
         self.assertEqual(sorted(in_help - in_page), [],
                          f"options of {program} --help missing from dist/man/{program}.8")
