@@ -21,11 +21,14 @@
 #include <CLI/CLI.hpp>
 
 #include <grey/greylist/open_store.hpp>
+
+#include "../greylist_server/settings.hpp"  // the configuration file, read as the server reads it
+
+// After settings.hpp: dns/message.hpp's grey::dns::detail would hide grey::detail from
+// dns/name_lookup.hpp, which settings.hpp includes.
 #ifdef GREY_WITH_DNS
 #include <grey/dns/spf.hpp>
 #endif
-
-#include "../greylist_server/settings.hpp"  // the configuration file, read as the server reads it
 
 namespace {
 

@@ -129,10 +129,12 @@ TEST_CASE("ptr matches a reverse name that resolves back to the client, within t
     CHECK(value("3fff:1::1", "ptr.spf-test") == result::pass);
     CHECK(value("198.18.1.2", "ptr.spf-test") == result::fail);  // liar.spf-test is another address
     CHECK(value("198.18.1.3", "ptr.spf-test") == result::fail);  // no PTR record
+    // Without a domain-spec, the names must lie within the domain checked.
+    CHECK(value("198.18.1.1", "names.spf-test") == result::pass);
 }
 
 TEST_CASE("ptr considers ten of the client's names, and ignores the rest") {
-    // 198.18.1.4 has eleven names under spf-test., none of which resolves: the TXT record, the
+    // 198.18.1.4 has eleven names under names.spf-test., none of which resolves: the TXT record, the
     // PTR records and ten address look-ups are asked, never an eleventh.
     const checked c = check_with_stats("198.18.1.4", "ptr.spf-test");
     CHECK(c.r.value == result::fail);
