@@ -96,6 +96,7 @@ inline bool same_name(std::string_view a, std::string_view b) {
 inline bool within(std::string_view name, std::string_view domain) {
     if (!name.empty() && name.back() == '.') name.remove_suffix(1);
     if (!domain.empty() && domain.back() == '.') domain.remove_suffix(1);
+    if (domain.empty()) return false;  // a target that expanded to nothing holds no name
     if (same_name(name, domain)) return true;
     return name.size() > domain.size() && name[name.size() - domain.size() - 1] == '.' &&
            iequals(name.substr(name.size() - domain.size()), domain);
