@@ -3,11 +3,10 @@
 //
 // It listens on TCP and unix-domain endpoints, admits connections within max_connections, and
 // runs each as a policy::session. As ServerCore does, each of N threads runs an io_context of
-// its own and a connection stays on the one that took it, so a session's state needs no lock;
-// a mutex guards only admission. SIGINT/SIGTERM (or stop()) start a graceful stop: listening
+// its own and a connection stays on the one that took it, so a session's state needs no lock. SIGINT/SIGTERM (or stop()) start a graceful stop: listening
 // ends, idle connections close at once, a request that has begun is answered, and past the
-// drain deadline whatever is left is stopped. It stands on the same listening, worker and
-// admission code as ServerCore (server/).
+// drain deadline whatever is left is stopped. It stands on the same listening, worker,
+// admission and stop code as ServerCore (server/).
 #pragma once
 
 #include <algorithm>
@@ -37,6 +36,7 @@
 #include "../greylist/judge.hpp"
 #include "../metrics/server_metrics.hpp"
 #include "../server/admission.hpp"
+#include "../server/lifecycle.hpp"
 #include "../server/listener.hpp"
 #include "../server/workers.hpp"
 #include "session.hpp"
@@ -93,7 +93,8 @@ class server {
            std::filesystem::perms socket_mode = std::filesystem::perms(0666))
         : greylist_(std::move(greylisting)), settings_(std::move(s)), listen_(std::move(listen)),
           socket_mode_(socket_mode), workers_(grey::server::workers::own(greylist_.threads)),
-          main_(workers_.main()), listener_(main_), admission_({settings_.max_connections}), drain_timer_(main_) {}
+          main_(workers_.main()), listener_(main_), admission_({settings_.max_connections}),
+          lifecycle_(workers_, "policy session") {}
 
     server(const server&) = delete;
     server& operator=(const server&) = delete;
@@ -132,10 +133,11 @@ class server {
     void run(bool with_signals = true) {
         listen();
         if (with_signals) handle_signals();
-        for (auto& door : listener_.tcp())
-            asio::co_spawn(main_, accept_loop(door.acceptor), diagnostics::reported{"policy"});
-        for (auto& door : listener_.unix_domain())
-            asio::co_spawn(main_, accept_loop(door.acceptor), diagnostics::reported{"policy"});
+        const std::size_t doors = listener_.tcp().size() + listener_.unix_domain().size();
+        if (lifecycle_.enter(doors, [] { return true; })) {
+            for (auto& door : listener_.tcp()) lifecycle_.launch(main_, accept_loop(door.acceptor));
+            for (auto& door : listener_.unix_domain()) lifecycle_.launch(main_, accept_loop(door.acceptor));
+        }
         workers_.run();
     }
 
@@ -207,43 +209,24 @@ class server {
             m->connections_accepted.add();
             m->sessions_open.add(1);
         }
-        {
-            std::lock_guard lock(crowding_);
-            ++running_;
-        }
-        asio::co_spawn(sl->executor, session<Socket>::run(std::move(s)), [this, sl](std::exception_ptr e) {
-            if (e) diagnostics::report_exception("policy session", e);
+        if (!lifecycle_.enter()) {  // the stop began since admission said yes
             admission_.release(*sl);
             if (greylist_.metrics) greylist_.metrics->sessions_open.add(-1);
-            std::lock_guard lock(crowding_);
-            if (--running_ == 0 && stopping_) finish();
+            return;
+        }
+        lifecycle_.launch(sl->executor, session<Socket>::run(std::move(s)), [this, sl] {
+            admission_.release(*sl);
+            if (greylist_.metrics) greylist_.metrics->sessions_open.add(-1);
         });
     }
 
     void begin_stop() {
-        std::lock_guard lock(crowding_);
-        if (stopping_) return;
-        stopping_ = true;
-        asio::error_code ignored;
-        if (signals_) signals_->cancel(ignored);
-        listener_.close();
         const auto deadline = clock::now() + greylist_.drain;
-        admission_.stop(deadline);
-        if (running_ == 0) {
-            finish();
-            return;
-        }
-        drain_timer_.expires_at(deadline + std::chrono::seconds(10));
-        drain_timer_.async_wait([this](asio::error_code ec) {
-            if (!ec) workers_.stop_owned();
-        });
-    }
-
-    /// The last connection has ended after a stop: the io_contexts may run out of work.
-    void finish() {
-        asio::post(main_, [this] {
-            drain_timer_.cancel();
-            workers_.release();
+        lifecycle_.stop(deadline, [&] {
+            asio::error_code ignored;
+            if (signals_) signals_->cancel(ignored);
+            listener_.close();
+            admission_.stop(deadline);
         });
     }
 
@@ -256,11 +239,10 @@ class server {
     grey::server::listener<> listener_;
     grey::server::admission<slot> admission_;
     std::optional<asio::signal_set> signals_;  // once handle_signals() is called
-    asio::steady_timer drain_timer_;
-    std::mutex crowding_;  // guards what follows
-    std::size_t running_ = 0;  // sessions not yet ended
-    bool stopping_ = false;
+    std::mutex crowding_;  // guards crowded_
     bool crowded_ = false;
+    /// After workers_ and the rest: its completions run while they still exist.
+    grey::server::lifecycle lifecycle_;
 };
 
 /// @}
