@@ -87,12 +87,13 @@ class server {
     using clock = std::chrono::steady_clock;     ///< for the drain deadline
     using local = asio::local::stream_protocol;  ///< unix-domain stream sockets
 
-    /// `greylisting` is the same configuration the proxy takes: store, lists, timing,
-    /// normalisation, log, report, servername (in X-Greylist), threads and drain.
-    server(greylist::greylist_config greylisting, settings s, std::vector<listen_address> listen,
+    /// `greylisting` is the same greylisting the proxy takes (store, lists, timing,
+    /// normalisation, pipeline, log, report); `s` the service's own settings (threads, drain,
+    /// limits, texts, metrics).
+    server(greylist::greylist_settings greylisting, settings s, std::vector<listen_address> listen,
            std::filesystem::perms socket_mode = std::filesystem::perms(0666))
         : greylist_(std::move(greylisting)), settings_(std::move(s)), listen_(std::move(listen)),
-          socket_mode_(socket_mode), workers_(grey::server::workers::own(greylist_.threads)),
+          socket_mode_(socket_mode), workers_(grey::server::workers::own(settings_.threads)),
           main_(workers_.main()), listener_(main_), admission_({settings_.max_connections}),
           lifecycle_(workers_, "policy session") {}
 
@@ -191,8 +192,8 @@ class server {
                                      fmt::format("policy: {} connections, the limit: more are closed",
                                                  settings_.max_connections));
                 crowded_ = !stopping;
-                if (greylist_.metrics)
-                    greylist_.metrics->refused(stopping ? metrics::refusal::shutting_down
+                if (settings_.metrics)
+                    settings_.metrics->refused(stopping ? metrics::refusal::shutting_down
                                                         : metrics::refusal::connection_limit);
                 asio::error_code ignored;
                 socket.close(ignored);
@@ -205,23 +206,23 @@ class server {
         sl->stop = [weak = std::weak_ptr<session<Socket>>(s)](clock::time_point deadline) {
             if (auto live = weak.lock()) live->stop(deadline);
         };
-        if (auto* m = greylist_.metrics) {
+        if (auto* m = settings_.metrics) {
             m->connections_accepted.add();
             m->sessions_open.add(1);
         }
         if (!lifecycle_.enter()) {  // the stop began since admission said yes
             admission_.release(*sl);
-            if (greylist_.metrics) greylist_.metrics->sessions_open.add(-1);
+            if (settings_.metrics) settings_.metrics->sessions_open.add(-1);
             return;
         }
         lifecycle_.launch(sl->executor, session<Socket>::run(std::move(s)), [this, sl] {
             admission_.release(*sl);
-            if (greylist_.metrics) greylist_.metrics->sessions_open.add(-1);
+            if (settings_.metrics) settings_.metrics->sessions_open.add(-1);
         });
     }
 
     void begin_stop() {
-        const auto deadline = clock::now() + greylist_.drain;
+        const auto deadline = clock::now() + settings_.drain;
         lifecycle_.stop(deadline, [&] {
             asio::error_code ignored;
             if (signals_) signals_->cancel(ignored);
@@ -230,7 +231,7 @@ class server {
         });
     }
 
-    greylist::greylist_config greylist_;
+    greylist::greylist_settings greylist_;
     settings settings_;
     std::vector<listen_address> listen_;
     std::filesystem::perms socket_mode_;
