@@ -82,7 +82,8 @@ struct dnsbl_gather {
 };
 
 // One list's look-up as a task of its own. The query was made by the caller, so a task that
-// outlives it never touches the resolver (the awaitable holds it weakly).
+// outlives it never touches the resolver (the awaitable holds it weakly). It is spawned
+// detached: the resolver reports every failure as a value, so nothing is thrown to be lost.
 inline asio::awaitable<void> dnsbl_ask(std::shared_ptr<dnsbl_gather> g, std::size_t i,
                                        asio::awaitable<lookup<asio::ip::address>> query) {
     g->answers[i] = co_await std::move(query);
