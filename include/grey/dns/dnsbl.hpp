@@ -90,14 +90,9 @@ inline asio::awaitable<void> dnsbl_ask(std::shared_ptr<dnsbl_gather> g, std::siz
     if (--g->left == 0) g->done.cancel();
 }
 
-} // namespace detail
-
-/// The score of `address` on the lists of `sites` (dnsbl_query_name(): an IPv4-mapped IPv6
-/// address as IPv4). Each domain is asked once, all at once, each look-up on a task of its own
-/// on the caller's executor (the resolver's), within `b`. An entry counts when a reply of its
-/// list passes its filter, once however many replies do. No sites: a score of 0.
-inline asio::awaitable<dnsbl_score> score(resolver& r, asio::ip::address address, const std::vector<dnsbl_site>& sites,
-                                          budget b = {}) {
+// The score itself, owning its sites: an awaitable starts only when awaited.
+inline asio::awaitable<dnsbl_score> score(resolver& r, asio::ip::address address, std::vector<dnsbl_site> sites,
+                                          budget b) {
     std::vector<std::string> domains;  // each once, in the sites' order
     for (const dnsbl_site& s : sites)
         if (std::find(domains.begin(), domains.end(), s.domain) == domains.end()) domains.push_back(s.domain);
@@ -105,9 +100,9 @@ inline asio::awaitable<dnsbl_score> score(resolver& r, asio::ip::address address
     dnsbl_score result;
     if (domains.empty()) co_return result;
     const auto ex = co_await asio::this_coro::executor;
-    const auto g = std::make_shared<detail::dnsbl_gather>(ex, domains.size());
+    const auto g = std::make_shared<dnsbl_gather>(ex, domains.size());
     for (std::size_t i = 0; i < domains.size(); ++i)
-        asio::co_spawn(ex, detail::dnsbl_ask(g, i, r.lookup_a(dnsbl_query_name(address, domains[i]), b)), asio::detached);
+        asio::co_spawn(ex, dnsbl_ask(g, i, r.lookup_a(dnsbl_query_name(address, domains[i]), b)), asio::detached);
     while (g->left > 0) {
         auto [ec] = co_await g->done.async_wait(grey::detail::use_nothrow);
         (void)ec;  // the last task cancels the wait; `left` says whether all are in
@@ -145,6 +140,17 @@ inline asio::awaitable<dnsbl_score> score(resolver& r, asio::ip::address address
         }
     }
     co_return result;
+}
+
+} // namespace detail
+
+/// The score of `address` on the lists of `sites` (dnsbl_query_name(): an IPv4-mapped IPv6
+/// address as IPv4). Each domain is asked once, all at once, each look-up on a task of its own
+/// on the caller's executor (the resolver's), within `b`. An entry counts when a reply of its
+/// list passes its filter, once however many replies do. No sites: a score of 0.
+inline asio::awaitable<dnsbl_score> score(resolver& r, const asio::ip::address& address,
+                                          const std::vector<dnsbl_site>& sites, budget b = {}) {
+    return detail::score(r, address, sites, b);
 }
 
 /// @}

@@ -71,17 +71,10 @@ inline bool is_helo_name(std::string_view name) {
     return !all_numeric;
 }
 
-} // namespace detail
-
-/// Checks `helo` against `client` (an IPv4-mapped IPv6 address as the IPv4 address it maps).
-/// A name is resolved in the client's family first (A for IPv4, AAAA for IPv6): an answer
-/// holding the client is ok, one without it a mismatch; with no address there, the other
-/// family tells a mismatch (it resolves elsewhere) from a failure (no address at all). A look-up
-/// that fails leaves it unknown. A final dot and case do not matter. Both look-ups share `b`.
-inline asio::awaitable<helo_result> check_helo(resolver& r, std::string_view helo, asio::ip::address client,
-                                               budget b = {}) {
+// The check itself, owning its name: an awaitable starts only when awaited, after a view
+// given to it may have ended.
+inline asio::awaitable<helo_result> check_helo(resolver& r, std::string name, asio::ip::address client, budget b) {
     client = unmapped(client);
-    std::string name(helo);
     if (name.size() >= 2 && name.front() == '[' && name.back() == ']') {
         std::string inner = name.substr(1, name.size() - 2);
         std::string tag = inner.substr(0, 5);
@@ -95,7 +88,7 @@ inline asio::awaitable<helo_result> check_helo(resolver& r, std::string_view hel
         co_return helo_result{helo_status::mismatch, "literal"};
     }
     while (!name.empty() && name.back() == '.') name.pop_back();
-    if (!detail::is_helo_name(name)) co_return helo_result{helo_status::fail, "not-a-name"};
+    if (!is_helo_name(name)) co_return helo_result{helo_status::fail, "not-a-name"};
 
     lookup<asio::ip::address> own;
     if (client.is_v4()) own = co_await r.lookup_a(name, b);
@@ -114,6 +107,18 @@ inline asio::awaitable<helo_result> check_helo(resolver& r, std::string_view hel
         co_return helo_result{helo_status::unknown, std::string(failed)};
     if (other.found()) co_return helo_result{helo_status::mismatch, ""};
     co_return helo_result{helo_status::fail, "no-address"};
+}
+
+} // namespace detail
+
+/// Checks `helo` against `client` (an IPv4-mapped IPv6 address as the IPv4 address it maps).
+/// A name is resolved in the client's family first (A for IPv4, AAAA for IPv6): an answer
+/// holding the client is ok, one without it a mismatch; with no address there, the other
+/// family tells a mismatch (it resolves elsewhere) from a failure (no address at all). A look-up
+/// that fails leaves it unknown. A final dot and case do not matter. Both look-ups share `b`.
+inline asio::awaitable<helo_result> check_helo(resolver& r, std::string_view helo, const asio::ip::address& client,
+                                               budget b = {}) {
+    return detail::check_helo(r, std::string(helo), client, b);
 }
 
 /// @}
