@@ -12,7 +12,7 @@ packages=(
     libpcre2-dev postgrey                             # Postgrey's whitelist files: their regexes; Debian's files for the tests
     libhiredis-dev redis-server                       # the Redis store, and a Redis for its tests
     libssl-dev openssl                                # STARTTLS, the privacy mode; test certificates
-    libunbound-dev libevent-dev unbound libpsl-dev    # the DNS resolver (grey::dns; libunbound.pc names libevent), an unbound for its tests; the public suffix list (next)
+    libunbound-dev libevent-dev unbound libpsl-dev    # the DNS resolver (grey::dns; libunbound.pc names libevent), an unbound for its tests; the public suffix list (grey::psl)
     python3 swaks libnet-ssleay-perl postfix          # test peers: smtplib, swaks (with TLS), smtp-sink/-source
     python3-aiosmtpd                                  # an upstream that speaks STARTTLS
     haproxy                                           # a load balancer sending the PROXY protocol

@@ -81,7 +81,14 @@ std::string describe_sources(const std::string& config_file, const greylist_serv
 /// The Postfix policy service on s.policy_listen, until SIGINT/SIGTERM. Returns the exit code.
 /// `listening` runs once it listens, before it serves; false stops it there.
 int serve_policy(const greylist_server::settings& s, const examples::on_listening& listening) {
-    grey::policy::server server(s.server, s.policy, s.policy_listen, s.policy_socket_mode);
+    // The service takes the server's settings that apply to it: [server] threads and drain,
+    // the name in X-Greylist, the metrics.
+    grey::policy::settings policy = s.policy;
+    policy.servername = s.server.servername;
+    policy.threads = s.server.threads;
+    policy.drain = s.server.drain;
+    policy.metrics = s.server.metrics;
+    grey::policy::server server(s.server, std::move(policy), s.policy_listen, s.policy_socket_mode);
     return examples::serve(server, [&server] { return server.local_addresses(); }, "policy service listening on",
                            "policy service on", listening);
 }

@@ -11,8 +11,8 @@
 // transaction may finish until the drain deadline and then get 421.
 //
 // Its length is the stop's: every task the server runs (accept loops, PROXY header waits,
-// sessions, the upstream service's) is counted under one mutex so that the last one to end,
-// and no other, completes async_stop().
+// sessions, the upstream service's) is counted by its lifecycle (server/lifecycle.hpp, which
+// the policy server shares), so that the last one to end, and no other, completes async_stop().
 #pragma once
 
 #include <algorithm>
@@ -40,6 +40,7 @@
 #include "protocol.hpp"
 #include "proxy_protocol.hpp"
 #include "server/admission.hpp"
+#include "server/lifecycle.hpp"
 #include "server/listener.hpp"
 #include "server/proxy_header.hpp"
 #include "server/workers.hpp"
@@ -118,13 +119,9 @@ class ServerCore {
         std::vector<std::pair<asio::any_io_executor, asio::awaitable<void>>> tasks;
         if (upstream_) tasks = upstream_->tasks(main_);
         for (auto& door : listener_.tcp()) tasks.emplace_back(main_, accept_loop(door.acceptor, door.tag));
-        {
-            std::lock_guard lock(mutex_);
-            if (started_ || stopping_) return;
-            started_ = true;
-            tasks_ += tasks.size();
-        }
-        for (auto& [ex, task] : tasks) launch(ex, std::move(task));
+        // A server serves once: start() after a stop, or a second time, does nothing.
+        if (!lifecycle_.enter(tasks.size(), [this] { return !std::exchange(started_, true); })) return;
+        for (auto& [ex, task] : tasks) lifecycle_.launch(ex, std::move(task));
     }
 
     /// Stand-alone: serves until stop() or SIGINT/SIGTERM (SIGHUP reloads the TLS certificate),
@@ -167,16 +164,8 @@ class ServerCore {
         return asio::async_initiate<CompletionToken, void()>(
             [this](auto handler) {
                 auto held = std::make_shared<decltype(handler)>(std::move(handler));
-                std::function<void()> complete = [held, ex = main_] { asio::post(ex, std::move(*held)); };
-                {
-                    std::lock_guard lock(mutex_);
-                    if (!stopped_) {
-                        on_stopped_.push_back(std::move(complete));
-                        complete = nullptr;
-                    }
-                }
-                if (complete) complete();
-                else stop();
+                lifecycle_.when_stopped([held, ex = main_] { asio::post(ex, std::move(*held)); });
+                stop();
             },
             token);
     }
@@ -197,25 +186,12 @@ class ServerCore {
           main_(workers_.main()),
           listener_(main_),
           admission_({config_.limits.max_connections, config_.limits.max_connections_per_ip}),
-          drain_timer_(main_) {
+          lifecycle_(workers_, "session") {
         if constexpr (relays) {
             std::vector<asio::any_io_executor> executors;
             for (auto& w : workers_) executors.push_back(w.executor);
             upstream_ = std::make_unique<upstream::service>(config_, executors);
         }
-    }
-
-    /// Runs one of the server's tasks, already counted in tasks_ by the caller under mutex_ (so
-    /// that a stop cannot see the last task end in between), and not under it: co_spawn may run
-    /// the task, even to its end, before it returns. `ended` runs first when the task ends.
-    template <class Ended = void (*)()>
-    void launch(const asio::any_io_executor& ex, asio::awaitable<void> task, Ended ended = [] {}) {
-        asio::co_spawn(ex, std::move(task), [this, ended = std::move(ended)](std::exception_ptr e) mutable {
-            if (e) diagnostics::report_exception("session", e);
-            ended();
-            std::lock_guard lock(mutex_);
-            if (--tasks_ == 0 && stopping_) finish_locked();
-        });
     }
 
     void wait_for_signal() {
@@ -255,7 +231,7 @@ class ServerCore {
         asio::ip::tcp::socket socket;
         asio::steady_timer deadline;
         std::array<char, proxy::default_max_v2_length> buffer;
-        typename header_wait_list::iterator where;  // guarded by mutex_
+        typename header_wait_list::iterator where;  // guarded by the lifecycle's lock
     };
 
     asio::awaitable<void> accept_loop(asio::ip::tcp::acceptor& acceptor, const std::vector<network>& proxy_from) {
@@ -284,13 +260,12 @@ class ServerCore {
                 }
                 // Registered before it runs, so that a stop finds it (co_spawn may run it at once).
                 auto wait = std::make_shared<header_wait>(std::move(socket));
-                {
-                    std::lock_guard lock(mutex_);
-                    if (stopping_) return;
-                    wait->where = header_waits_.insert(header_waits_.end(), wait);
-                    ++tasks_;
-                }
-                launch(workers_[worker].executor, read_proxy_header(std::move(wait), ends, worker));
+                if (!lifecycle_.enter(1, [&] {
+                        wait->where = header_waits_.insert(header_waits_.end(), wait);
+                        return true;
+                    }))
+                    return;
+                lifecycle_.launch(workers_[worker].executor, read_proxy_header(std::move(wait), ends, worker));
             });
     }
 
@@ -305,10 +280,7 @@ class ServerCore {
             asio::error_code ignored;
             if (!ec) state->socket.close(ignored);
         });
-        const auto done = [this, &state] {
-            std::lock_guard lock(mutex_);
-            header_waits_.erase(state->where);
-        };
+        const auto done = [this, &state] { lifecycle_.locked([&] { header_waits_.erase(state->where); }); };
         const std::optional<proxy::header> header = co_await server::read_proxy_header(state->socket, state->buffer);
         if (header) {
             if (header->has_addresses()) ends.proxied_by = ends.peer;
@@ -323,12 +295,7 @@ class ServerCore {
         asio::error_code ignored;
         state->socket.close(ignored);
         done();
-        if (!stopping()) count(metrics::refusal::proxy_header);
-    }
-
-    bool stopping() {
-        std::lock_guard lock(mutex_);
-        return stopping_;
+        if (!lifecycle_.stopping()) count(metrics::refusal::proxy_header);
     }
 
     void count(metrics::refusal why) {
@@ -347,16 +314,16 @@ class ServerCore {
         case server::refusal::per_address_limit:
             return refuse(socket, smtp::replies::too_many_from_peer, metrics::refusal::per_address_limit);
         }
-        {
-            std::lock_guard lock(mutex_);
-            ++tasks_;
+        if (!lifecycle_.enter()) {  // the stop began since admission said yes
+            admission_.release(*slot);
+            return refuse(socket, smtp::replies::shutting_down, metrics::refusal::shutting_down);
         }
         if (auto* m = config_.metrics) {
             m->connections_accepted.add();
             m->sessions_open.add(1);
         }
         const upstream::share* relay = upstream_ ? &upstream_->for_worker(worker) : nullptr;
-        launch(executor, session(std::move(socket), ends, slot, relay), [this, slot] {
+        lifecycle_.launch(executor, session(std::move(socket), ends, slot, relay), [this, slot] {
             admission_.release(*slot);
             if (config_.metrics) config_.metrics->sessions_open.add(-1);
         });
@@ -398,47 +365,18 @@ class ServerCore {
     /// On the first executor: stop(), async_stop() and the signals post it there.
     void begin_stop() {
         const auto deadline = deadline::clock::now() + config_.drain;
-        std::lock_guard lock(mutex_);
-        if (stopping_) return;
-        stopping_ = true;
-        asio::error_code ignored;
-        if (signals_) signals_->cancel(ignored);
-        listener_.close();
-        if (upstream_) upstream_->stop();
-        for (auto& weak : header_waits_)
-            if (auto wait = weak.lock())
-                asio::post(wait->socket.get_executor(), [wait] {
-                    asio::error_code ignored;
-                    wait->socket.close(ignored);
-                });
-        admission_.stop(deadline);
-        if (tasks_ == 0) {
-            finish_locked();
-            return;
-        }
-        // Sessions that ignore their 421 still end: the deadline closes their sockets. Past a
-        // grace period, a stand-alone server stops its io_contexts; a guest's belong to the
-        // program, which is told.
-        drain_timer_.expires_at(deadline + std::chrono::seconds(10));
-        drain_timer_.async_wait([this](asio::error_code ec) {
-            if (ec) return;
-            if (!workers_.owned()) {
-                diagnostics::report(diagnostics::level::warning, "server",
-                                    "sessions still running past the drain deadline");
-                return;
-            }
-            workers_.stop_owned();
-        });
-    }
-
-    /// The last task has ended after a stop: the stand-alone io_contexts may run out of work,
-    /// and async_stop() completes.
-    void finish_locked() {
-        if (std::exchange(stopped_, true)) return;
-        asio::post(main_, [this, waiting = std::move(on_stopped_)] {
-            drain_timer_.cancel();
-            workers_.release();
-            for (const auto& complete : waiting) complete();
+        lifecycle_.stop(deadline, [&] {
+            asio::error_code ignored;
+            if (signals_) signals_->cancel(ignored);
+            listener_.close();
+            if (upstream_) upstream_->stop();
+            for (auto& weak : header_waits_)
+                if (auto wait = weak.lock())
+                    asio::post(wait->socket.get_executor(), [wait] {
+                        asio::error_code ignored;
+                        wait->socket.close(ignored);
+                    });
+            admission_.stop(deadline);
         });
     }
 
@@ -451,14 +389,10 @@ class ServerCore {
     server::listener<std::vector<network>> listener_;  // each door's PROXY sources
     server::admission<session_slot> admission_;
     std::optional<asio::signal_set> signals_;
-    asio::steady_timer drain_timer_;
-    std::mutex mutex_;  // guards what follows
-    header_wait_list header_waits_;
-    std::size_t tasks_ = 0;  // coroutines of the server still running, sessions included
-    bool started_ = false;
-    bool stopping_ = false;
-    bool stopped_ = false;
-    std::vector<std::function<void()>> on_stopped_;  // async_stop()'s completions
+    header_wait_list header_waits_;  // guarded by the lifecycle's lock
+    bool started_ = false;           // guarded by the lifecycle's lock
+    /// After workers_ and the rest: its completions run while they still exist.
+    server::lifecycle lifecycle_;
 };
 
 /// @}

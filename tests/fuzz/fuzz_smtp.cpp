@@ -9,8 +9,10 @@
 // RCPT and BDAT arguments parse to is composed again as Grey would send it upstream and read
 // back (command_format_exercise.hpp), for lines as line_reader frames them and for the whole
 // input as one command, CR and LF included. The same bytes, as a DNS response, go through the
-// DNS message parser (dns_exercise.hpp), and, as an SPF record and a macro-string, through the
-// SPF parser and macro expander (spf_exercise.hpp). Any broken invariant aborts.
+// DNS message parser (dns_exercise.hpp), as a DNS list's entry and a host name, through the
+// reputation evidence that needs no I/O (reputation_exercise.hpp), and, as an SPF record and a
+// macro-string, through the SPF parser and macro expander (spf_exercise.hpp). Any broken
+// invariant aborts.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -28,6 +30,7 @@
 #include "dns_exercise.hpp"
 #include "policy_exercise.hpp"
 #include "proxy_exercise.hpp"
+#include "reputation_exercise.hpp"
 #include "spf_exercise.hpp"
 
 namespace {
@@ -155,6 +158,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     exercise_proxy(std::string_view(reinterpret_cast<const char*>(data), size));
     // The same bytes as a DNS response (dns_exercise.hpp).
     exercise_dns(std::string_view(reinterpret_cast<const char*>(data), size));
+    // The same bytes as a DNSBL site entry and a host name (reputation_exercise.hpp).
+    exercise_reputation(std::string_view(reinterpret_cast<const char*>(data), size));
     // The same bytes as an SPF record and as a macro-string (spf_exercise.hpp).
     exercise_spf(std::string_view(reinterpret_cast<const char*>(data), size));
     // The same bytes as requests on a policy service connection (policy_exercise.hpp).

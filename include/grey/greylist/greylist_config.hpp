@@ -1,7 +1,7 @@
-// grey/greylist/greylist_config.hpp — greylisting's configuration, shared by the proxy
-// (GreyListingPolicy) and the Postfix policy server: the server's settings, the greylist's
-// timings and store, the lists (replaced whole on reload), and the pipeline of checks that
-// decides each recipient.
+// grey/greylist/greylist_config.hpp — greylisting's settings, shared by the proxy
+// (GreyListingPolicy) and the Postfix policy server: the greylist's timings and store, the
+// lists (replaced whole on reload), and the pipeline of checks that decides each recipient;
+// and the proxy's configuration, composed of an SMTP server's and greylisting's.
 #pragma once
 
 #include <atomic>
@@ -36,9 +36,9 @@ class shared_lists {
     std::atomic<std::shared_ptr<const lists>> current_;
 };
 
-/// Greylisting's configuration: the server's, and what the greylist needs. The proxy
-/// (GreyListingPolicy) and the policy server take the same one.
-struct greylist_config : server_config {
+/// What greylisting needs, whichever front asks: the proxy (in greylist_config) and the policy
+/// server (beside its own policy::settings) take the same.
+struct greylist_settings {
     greylist::timing timing = timing::postgrey();  ///< the greylist's delay and lifetimes
     greylist::grouping grouping{};                 ///< how client addresses are grouped
     greylist::normalisation normalisation{};       ///< how senders are normalised
@@ -65,6 +65,10 @@ struct greylist_config : server_config {
     /// The clock greylisting reads: replaced in tests to move time without sleeping.
     std::function<clock::time_point()> now = [] { return clock::now(); };
 };
+
+/// The greylisting proxy's configuration (GreyListingPolicy's config_type): an SMTP server's
+/// and greylisting's, each read by its own side.
+struct greylist_config : server_config, greylist_settings {};
 
 /// @}
 } // namespace grey::greylist

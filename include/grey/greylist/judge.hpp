@@ -71,13 +71,18 @@ inline metrics::verdict_kind kind_of(const judgement& j) noexcept {
 } // namespace judging
 
 /// The decision for `q`, from the lists `l` and the store and settings in `s`: the checks of
-/// s.pipeline, or of default_pipeline() when it has none; counted in s.metrics when there are
-/// metrics.
-inline asio::awaitable<judgement> judge(const greylist_config& s, const lists& l, const question& q) {
+/// s.pipeline, or of default_pipeline() when it has none; counted in `m` when not null.
+inline asio::awaitable<judgement> judge(const greylist_settings& s, metrics::server_metrics* m, const lists& l,
+                                        const question& q) {
     static const pipeline standard = default_pipeline();  // built once: the checks hold no state
-    judgement j = co_await (s.pipeline ? *s.pipeline : standard).run(s, l, q);
-    if (s.metrics) s.metrics->recipient(judging::kind_of(j));
+    judgement j = co_await (s.pipeline ? *s.pipeline : standard).run(s, m, l, q);
+    if (m) m->recipient(judging::kind_of(j));
     co_return j;
+}
+
+/// The proxy's decision: judge() with its configuration's greylisting and metrics.
+inline asio::awaitable<judgement> judge(const greylist_config& c, const lists& l, const question& q) {
+    return judge(c, c.metrics, l, q);
 }
 
 /// @}

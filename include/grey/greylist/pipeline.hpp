@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "../detail/asio.hpp"
+#include "../metrics/server_metrics.hpp"
 #include "judgement.hpp"
 #include "lists.hpp"
 
@@ -33,14 +34,15 @@ namespace grey::greylist {
 /// @addtogroup group_greylist
 /// @{
 
-struct greylist_config;  // greylist_config.hpp: it holds a pipeline, and checks read it
+struct greylist_settings;  // greylist_config.hpp: it holds a pipeline, and checks read it
 
 /// What a check is shown: the question, what it is judged by, and what came before.
 struct inquiry {
-    const greylist_config& settings;             ///< the store, timings and metrics
+    const greylist_settings& settings;           ///< the store, timings, lists and the rest
     const greylist::lists& lists;                ///< the session's snapshot of the lists
     const greylist::question& question;          ///< the recipient being judged
     std::span<const greylist::evidence> so_far;  ///< what the checks before this one said
+    metrics::server_metrics* metrics = nullptr;  ///< where checks count; none when null
 };
 
 /// What a check says of an inquiry: its evidence, and the decision when it makes one.
@@ -102,14 +104,15 @@ struct pipeline {
         return std::ranges::find(checks, name, &check::name);
     }
 
-    /// Runs the checks in order on `q` until one decides, recording what each said. When none
+    /// Runs the checks in order on `q` until one decides, counting in `m` (none when null), recording what each said. When none
     /// decides, the recipient is deferred as greylisted: Grey passes only what a check vouched
     /// for (the default pipeline's last check always decides).
-    asio::awaitable<judgement> run(const greylist_config& s, const lists& l, const question& q) const {
+    asio::awaitable<judgement> run(const greylist_settings& s, metrics::server_metrics* m, const lists& l,
+                                   const question& q) const {
         judgement j;
         j.evidence.reserve(checks.size());
         for (const check& c : checks) {
-            const inquiry in{s, l, q, j.evidence};
+            const inquiry in{s, l, q, j.evidence, m};
             check_answer a;
             if (c.immediate_)
                 a = c.immediate_(in);

@@ -3,11 +3,10 @@
 //
 // It listens on TCP and unix-domain endpoints, admits connections within max_connections, and
 // runs each as a policy::session. As ServerCore does, each of N threads runs an io_context of
-// its own and a connection stays on the one that took it, so a session's state needs no lock;
-// a mutex guards only admission. SIGINT/SIGTERM (or stop()) start a graceful stop: listening
+// its own and a connection stays on the one that took it, so a session's state needs no lock. SIGINT/SIGTERM (or stop()) start a graceful stop: listening
 // ends, idle connections close at once, a request that has begun is answered, and past the
-// drain deadline whatever is left is stopped. It stands on the same listening, worker and
-// admission code as ServerCore (server/).
+// drain deadline whatever is left is stopped. It stands on the same listening, worker,
+// admission and stop code as ServerCore (server/).
 #pragma once
 
 #include <algorithm>
@@ -37,6 +36,7 @@
 #include "../greylist/judge.hpp"
 #include "../metrics/server_metrics.hpp"
 #include "../server/admission.hpp"
+#include "../server/lifecycle.hpp"
 #include "../server/listener.hpp"
 #include "../server/workers.hpp"
 #include "session.hpp"
@@ -87,13 +87,15 @@ class server {
     using clock = std::chrono::steady_clock;     ///< for the drain deadline
     using local = asio::local::stream_protocol;  ///< unix-domain stream sockets
 
-    /// `greylisting` is the same configuration the proxy takes: store, lists, timing,
-    /// normalisation, log, report, servername (in X-Greylist), threads and drain.
-    server(greylist::greylist_config greylisting, settings s, std::vector<listen_address> listen,
+    /// `greylisting` is the same greylisting the proxy takes (store, lists, timing,
+    /// normalisation, pipeline, log, report); `s` the service's own settings (threads, drain,
+    /// limits, texts, metrics).
+    server(greylist::greylist_settings greylisting, settings s, std::vector<listen_address> listen,
            std::filesystem::perms socket_mode = std::filesystem::perms(0666))
         : greylist_(std::move(greylisting)), settings_(std::move(s)), listen_(std::move(listen)),
-          socket_mode_(socket_mode), workers_(grey::server::workers::own(greylist_.threads)),
-          main_(workers_.main()), listener_(main_), admission_({settings_.max_connections}), drain_timer_(main_) {}
+          socket_mode_(socket_mode), workers_(grey::server::workers::own(settings_.threads)),
+          main_(workers_.main()), listener_(main_), admission_({settings_.max_connections}),
+          lifecycle_(workers_, "policy session") {}
 
     server(const server&) = delete;
     server& operator=(const server&) = delete;
@@ -132,10 +134,11 @@ class server {
     void run(bool with_signals = true) {
         listen();
         if (with_signals) handle_signals();
-        for (auto& door : listener_.tcp())
-            asio::co_spawn(main_, accept_loop(door.acceptor), diagnostics::reported{"policy"});
-        for (auto& door : listener_.unix_domain())
-            asio::co_spawn(main_, accept_loop(door.acceptor), diagnostics::reported{"policy"});
+        const std::size_t doors = listener_.tcp().size() + listener_.unix_domain().size();
+        if (lifecycle_.enter(doors, [] { return true; })) {
+            for (auto& door : listener_.tcp()) lifecycle_.launch(main_, accept_loop(door.acceptor));
+            for (auto& door : listener_.unix_domain()) lifecycle_.launch(main_, accept_loop(door.acceptor));
+        }
         workers_.run();
     }
 
@@ -189,8 +192,8 @@ class server {
                                      fmt::format("policy: {} connections, the limit: more are closed",
                                                  settings_.max_connections));
                 crowded_ = !stopping;
-                if (greylist_.metrics)
-                    greylist_.metrics->refused(stopping ? metrics::refusal::shutting_down
+                if (settings_.metrics)
+                    settings_.metrics->refused(stopping ? metrics::refusal::shutting_down
                                                         : metrics::refusal::connection_limit);
                 asio::error_code ignored;
                 socket.close(ignored);
@@ -203,51 +206,32 @@ class server {
         sl->stop = [weak = std::weak_ptr<session<Socket>>(s)](clock::time_point deadline) {
             if (auto live = weak.lock()) live->stop(deadline);
         };
-        if (auto* m = greylist_.metrics) {
+        if (auto* m = settings_.metrics) {
             m->connections_accepted.add();
             m->sessions_open.add(1);
         }
-        {
-            std::lock_guard lock(crowding_);
-            ++running_;
-        }
-        asio::co_spawn(sl->executor, session<Socket>::run(std::move(s)), [this, sl](std::exception_ptr e) {
-            if (e) diagnostics::report_exception("policy session", e);
+        if (!lifecycle_.enter()) {  // the stop began since admission said yes
             admission_.release(*sl);
-            if (greylist_.metrics) greylist_.metrics->sessions_open.add(-1);
-            std::lock_guard lock(crowding_);
-            if (--running_ == 0 && stopping_) finish();
+            if (settings_.metrics) settings_.metrics->sessions_open.add(-1);
+            return;
+        }
+        lifecycle_.launch(sl->executor, session<Socket>::run(std::move(s)), [this, sl] {
+            admission_.release(*sl);
+            if (settings_.metrics) settings_.metrics->sessions_open.add(-1);
         });
     }
 
     void begin_stop() {
-        std::lock_guard lock(crowding_);
-        if (stopping_) return;
-        stopping_ = true;
-        asio::error_code ignored;
-        if (signals_) signals_->cancel(ignored);
-        listener_.close();
-        const auto deadline = clock::now() + greylist_.drain;
-        admission_.stop(deadline);
-        if (running_ == 0) {
-            finish();
-            return;
-        }
-        drain_timer_.expires_at(deadline + std::chrono::seconds(10));
-        drain_timer_.async_wait([this](asio::error_code ec) {
-            if (!ec) workers_.stop_owned();
+        const auto deadline = clock::now() + settings_.drain;
+        lifecycle_.stop(deadline, [&] {
+            asio::error_code ignored;
+            if (signals_) signals_->cancel(ignored);
+            listener_.close();
+            admission_.stop(deadline);
         });
     }
 
-    /// The last connection has ended after a stop: the io_contexts may run out of work.
-    void finish() {
-        asio::post(main_, [this] {
-            drain_timer_.cancel();
-            workers_.release();
-        });
-    }
-
-    greylist::greylist_config greylist_;
+    greylist::greylist_settings greylist_;
     settings settings_;
     std::vector<listen_address> listen_;
     std::filesystem::perms socket_mode_;
@@ -256,11 +240,10 @@ class server {
     grey::server::listener<> listener_;
     grey::server::admission<slot> admission_;
     std::optional<asio::signal_set> signals_;  // once handle_signals() is called
-    asio::steady_timer drain_timer_;
-    std::mutex crowding_;  // guards what follows
-    std::size_t running_ = 0;  // sessions not yet ended
-    bool stopping_ = false;
+    std::mutex crowding_;  // guards crowded_
     bool crowded_ = false;
+    /// After workers_ and the rest: its completions run while they still exist.
+    grey::server::lifecycle lifecycle_;
 };
 
 /// @}

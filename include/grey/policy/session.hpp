@@ -30,6 +30,7 @@
 #include "../detail/asio.hpp"
 #include "../diagnostics.hpp"
 #include "../greylist/judge.hpp"
+#include "../metrics/server_metrics.hpp"
 #include "../smtp/address.hpp"
 #include "request.hpp"
 #include "response.hpp"
@@ -40,8 +41,15 @@ namespace grey::policy {
 
 using namespace std::chrono_literals;
 
-/// The policy server's own settings; the greylisting ones are greylist::greylist_config's.
+/// The policy server's own settings; the greylisting ones are greylist::greylist_settings.
 struct settings {
+    std::string servername = "localhost";  ///< the name in the X-Greylist header
+    unsigned threads = 0;                  ///< 0: one per core, each with its own io_context
+    /// On SIGINT/SIGTERM, a request that has begun has this long to be answered.
+    std::chrono::steady_clock::duration drain = 30s;
+    /// Where the service counts its connections and decisions (metrics/server_metrics.hpp);
+    /// none when null. It must outlive the server.
+    metrics::server_metrics* metrics = nullptr;
     /// The text of a greylisting deferral; %r is the recipient's domain, %s the seconds until a
     /// retry can pass. Postfix answers "450 4.7.1 <rcpt>: Recipient address rejected: TEXT".
     std::string greylist_text = "Greylisted, please try again later";
@@ -83,7 +91,7 @@ class responder {
   public:
     /// Judges with `g` and answers with `s`, both kept by reference; `client` names the peer
     /// in warnings.
-    responder(const greylist::greylist_config& g, const settings& s, std::string client)
+    responder(const greylist::greylist_settings& g, const settings& s, std::string client)
         : greylist_(g), settings_(s), client_(std::move(client)) {}
 
     /// The answer to one request: a RCPT is judged and logged; anything else gets DUNNO.
@@ -106,7 +114,7 @@ class responder {
         const std::string_view name = r.client_name == "unknown" ? std::string_view{} : std::string_view(r.client_name);
         const greylist::question q{r.client_address, r.helo_name, r.sender, r.recipient, r.recipient_domain(),
                                    /*relay_control=*/false, name};
-        const greylist::judgement j = co_await greylist::judge(greylist_, *lists, q);
+        const greylist::judgement j = co_await greylist::judge(greylist_, settings_.metrics, *lists, q);
         if (greylist_.log)
             greylist_.log(greylist::log_line(std::chrono::system_clock::now(), r.helo_name, r.client_address, r.sender,
                                              fmt::format("{} {}", r.recipient, j.describe()), "policy"));
@@ -114,7 +122,7 @@ class responder {
         // Postfix sends every request about one message, with one instance, on one connection.
         if (j.why == greylist::finding::passed && greylist_.add_header &&
             (r.instance.empty() || r.instance != prepended_for_)) {
-            header = greylist::x_greylist_header(j.delayed, greylist_.servername, greylist_.now());
+            header = greylist::x_greylist_header(j.delayed, settings_.servername, greylist_.now());
             prepended_for_ = r.instance;
         }
         co_return respond(j, r, settings_, header);
@@ -126,7 +134,7 @@ class responder {
     }
 
   private:
-    const greylist::greylist_config& greylist_;
+    const greylist::greylist_settings& greylist_;
     const settings& settings_;
     std::string client_;
     std::string prepended_for_;
@@ -140,7 +148,7 @@ class session {
     using clock = std::chrono::steady_clock;  ///< for the deadlines
 
     /// `client` names the peer in warnings: "127.0.0.1:40312", "unix:/run/grey/policy".
-    session(Socket socket, const greylist::greylist_config& g, const settings& s, std::string client)
+    session(Socket socket, const greylist::greylist_settings& g, const settings& s, std::string client)
         : socket_(std::move(socket)), deadline_(socket_.get_executor()), settings_(s),
           responder_(g, s, std::move(client)) {
         deadline_.guard(socket_);

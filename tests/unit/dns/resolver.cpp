@@ -3,19 +3,24 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <memory>
 #include <string>
 
 #include <grey/dns/resolver.hpp>
-
-#include "dns_fixture.hpp"
 
 using namespace grey::dns;
 using namespace std::chrono_literals;
 
 namespace {
 
-resolver_settings fixture() { return grey_test::dns_fixture(); }
+resolver_settings fixture() {
+    const char* where = std::getenv("GREY_TEST_DNS");
+    REQUIRE_MESSAGE(where, "GREY_TEST_DNS must name the test unbound (ctest sets it)");
+    resolver_settings s;
+    s.servers = {where};
+    return s;
+}
 
 // Runs `body(resolver&)` to its end on an io_context of its own, the resolver on it too.
 template <class Body>
@@ -31,7 +36,20 @@ void with_resolver(const resolver_settings& s, Body body) {
     CHECK(done);
 }
 
-using grey_test::black_hole;
+// A UDP socket on loopback that reads queries and drops them: a server that never answers.
+struct black_hole {
+    explicit black_hole(asio::io_context& ioc) : socket(ioc, asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
+        drop();
+    }
+    void drop() {
+        socket.async_receive(asio::buffer(buffer), [this](asio::error_code ec, std::size_t) {
+            if (!ec) drop();
+        });
+    }
+    std::string where() const { return "127.0.0.1:" + std::to_string(socket.local_endpoint().port()); }
+    asio::ip::udp::socket socket;
+    char buffer[512];
+};
 
 } // namespace
 

@@ -10,7 +10,7 @@
 
 #include <grey/dns/spf.hpp>
 
-#include "dns_fixture.hpp"
+#include "fixture.hpp"
 
 using namespace grey::dns;
 using namespace std::chrono_literals;
@@ -280,7 +280,7 @@ TEST_CASE("evaluate_sender checks the MAIL FROM domain, postmaster@HELO for the 
 
 TEST_CASE("A server that never answers is a temperror within the budget, with its reason") {
     asio::io_context ioc;
-    grey_test::black_hole silent(ioc);
+    grey_test::silent_server silent(ioc);
     resolver_settings s;
     s.servers = {silent.where()};
     s.query_timeout = 60s;

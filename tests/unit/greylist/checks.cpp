@@ -66,7 +66,7 @@ struct fixture {
 
     template <class Check>
     check_answer ask(const Check& c, const question& q) {
-        const inquiry in{config, lists, q, {}};
+        const inquiry in{config, lists, q, {}, config.metrics};
         if constexpr (immediate_check<Check>)
             return c(in);
         else

@@ -43,7 +43,7 @@ struct fixture {
     }
 
     judgement judge(const question& q) { return run(greylist::judge(config, lists, q)); }
-    judgement run_pipeline(const pipeline& p, const question& q) { return run(p.run(config, lists, q)); }
+    judgement run_pipeline(const pipeline& p, const question& q) { return run(p.run(config, config.metrics, lists, q)); }
     std::size_t stored() {
         auto found = run(config.store->find(""));
         REQUIRE(found);

@@ -80,17 +80,17 @@ class uncounting_store final : public greylist::store {
     greylist::memory_store inner_;
 };
 
-/// greylist_config with a memory store, a clock the test moves, and what is logged and reported.
+/// greylist_settings with a memory store, a clock the test moves, and what is logged and reported.
 struct fixture {
     greylist::clock::time_point now = greylist::clock::time_point{} + 20000 * 24h;
     std::vector<std::string> logged, reported;
-    greylist::greylist_config config;
+    greylist::greylist_settings config;
     policy::settings settings;
 
     fixture() {
         config.timing.delay = 300s;
         config.auto_whitelist_after = 0;
-        config.servername = "mx.example";
+        settings.servername = "mx.example";
         config.store = std::make_shared<greylist::memory_store>();
         config.now = [this] { return now; };
         config.log = [this](const std::string& line) { logged.push_back(line); };

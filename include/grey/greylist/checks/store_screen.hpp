@@ -30,7 +30,7 @@ namespace grey::greylist {
 /// Tells the store's shared health how a call went, which reports the start or end of an
 /// outage; true when the call answered.
 template <class T>
-bool note_store_health(const greylist_config& s, const result<T>& r) {
+bool note_store_health(const greylist_settings& s, const result<T>& r) {
     if (auto line = s.store->health().note(r.error()); line && s.report) s.report(*line);
     return r.has_value();
 }
@@ -42,7 +42,8 @@ struct store_screen {
     /// auto_whitelisted ("auto-whitelist"); greylisted ("first seen", "too soon", "restarted");
     /// passed ("passed"); known ("known"); or store_unavailable ("unavailable").
     asio::awaitable<check_answer> operator()(const inquiry& in) const {
-        const greylist_config& s = in.settings;
+        const greylist_settings& s = in.settings;
+        metrics::server_metrics* const m = in.metrics;
         const question& q = in.question;
         std::string group = client_group(q.client_address, s.grouping);
         triplet key = make_triplet(q.client_address, q.sender, q.recipient, s.grouping, s.normalisation);
@@ -53,13 +54,13 @@ struct store_screen {
         const clock::time_point now = s.now();
         const auto started = std::chrono::steady_clock::now();
         auto screened = co_await s.store->screen(group, key, s.timing, now, s.auto_whitelist_after);
-        if (s.metrics) s.metrics->store_seconds.observe(std::chrono::steady_clock::now() - started);
+        if (m) m->store_seconds.observe(std::chrono::steady_clock::now() - started);
         if (!note_store_health(s, screened)) co_return check_answer{"unavailable", finding::store_unavailable};
         // A lost count only delays auto-whitelisting: the decision stands, the outage is reported.
         if (screened->uncounted) note_store_health(s, result<void>(screened->uncounted));
         if (screened->auto_whitelisted()) co_return check_answer{"auto-whitelist", finding::auto_whitelisted};
         const decision& d = *screened->checked;
-        if (s.metrics && d.why == outcome::first_seen) s.metrics->greylist_first_seen.add();
+        if (m && d.why == outcome::first_seen) m->greylist_first_seen.add();
         if (!d.pass()) {
             const auto waited = std::chrono::duration_cast<std::chrono::seconds>(now - d.updated.first_seen);
             co_return check_answer{std::string(said(d.why)), finding::greylisted, {},
