@@ -54,11 +54,14 @@ include: "$zones/*.conf"
 remote-control:
     control-enable: no
 END
+    # A server left by an earlier run in this directory would answer in place of this one.
+    if [ -f "$dir/fixture.pid" ]; then kill "$(cat "$dir/fixture.pid")" 2>/dev/null || true; fi
     "$unbound" -d -c "$dir/unbound.conf" >"$dir/unbound.log" 2>&1 &
     echo $! >"$dir/fixture.pid"
-    # Ready once it answers: a DNS query for host.grey-test. A over UDP, with a one-second wait.
     for _ in $(seq 1 100); do
-        if python3 - "$port" <<'END' 2>/dev/null; then exit 0; fi
+        # Ready once it answers, and still running: an answer from another server on the port
+        # (one this run did not start) while this one failed to bind is no fixture.
+        if python3 - "$port" <<'END' 2>/dev/null && sleep 0.2 && kill -0 "$(cat "$dir/fixture.pid")" 2>/dev/null; then exit 0; fi
 import socket, sys
 q = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x04host\x09grey-test\x00\x00\x01\x00\x01"
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

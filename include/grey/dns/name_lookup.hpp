@@ -36,9 +36,9 @@ inline asio::thread_pool& name_lookup_threads() {
 inline std::pair<client_names, bool> resolve_client_names(const asio::ip::address& address) {
     client_names found{std::string(unavailable), std::string(unavailable)};
     bool lasting = true;
-    detail::tcp::resolver resolver(name_lookup_threads());
+    grey::detail::tcp::resolver resolver(name_lookup_threads());  // in full: dns::detail would hide it
     asio::error_code ec;
-    const auto reverse = resolver.resolve(detail::tcp::endpoint(address, 0), ec);
+    const auto reverse = resolver.resolve(grey::detail::tcp::endpoint(address, 0), ec);
     if (ec == asio::error::host_not_found_try_again) {
         found = {std::string(temporarily_unavailable), std::string(temporarily_unavailable)};
         lasting = false;

@@ -6,6 +6,10 @@
 // include and redirect loops, whose recursion is therefore at most eleven deep. Every look-up
 // spends the decision's budget; a DNS failure is a temperror with its reason, never a throw.
 // Link grey::dns (libunbound) to use it.
+//
+// Why it is longer than a header should be: each mechanism's look-ups and the limits they
+// share are one evaluation's state (check_state), which the terms update in turn; split over
+// files, the count of look-ups that ends a loop would have no single owner.
 #pragma once
 
 #include <algorithm>
