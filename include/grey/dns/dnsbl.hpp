@@ -30,45 +30,6 @@ namespace grey::dns {
 /// @addtogroup group_dns
 /// @{
 
-/// A site entry whose list counted the client.
-struct dnsbl_hit {
-    std::string domain;         ///< the list's domain
-    asio::ip::address_v4 reply; ///< the list's reply that passed the entry's filter
-    int weight = 0;             ///< the entry's weight, added to the score
-
-    /// `dnsbl=zen.spamhaus.org:127.0.0.2`, or `dnswl=` for a negative weight (an allowlist).
-    std::string reason() const { return (weight < 0 ? "dnswl=" : "dnsbl=") + domain + ":" + reply.to_string(); }
-};
-
-/// A list that gave no answer to count on.
-struct dnsbl_failure {
-    std::string domain;      ///< the list's domain
-    std::string why;         ///< "timeout", "servfail"…, "refused:127.255.255.254", "bad-reply:192.0.2.1"
-    bool allowlist = false;  ///< every entry naming the list has a negative weight
-
-    /// `dnsbl=bl.example:unknown:timeout` (`dnswl=` for an allowlist).
-    std::string reason() const { return (allowlist ? "dnswl=" : "dnsbl=") + domain + ":unknown:" + why; }
-};
-
-/// A client's score on the lists.
-struct dnsbl_score {
-    int total = 0;                        ///< the weights of the entries that counted, summed
-    bool allowlisted = false;             ///< an entry of negative weight counted
-    std::vector<dnsbl_hit> hits;          ///< the entries that counted, in the sites' order
-    std::vector<dnsbl_failure> failures;  ///< the lists that failed, once each, in the sites' order
-
-    /// Whether every list answered.
-    bool complete() const noexcept { return failures.empty(); }
-
-    /// The evidence for a log line: `dnsbl-score=3`, then each hit and failure, space-separated.
-    std::string reason() const {
-        std::string text = "dnsbl-score=" + std::to_string(total);
-        for (const dnsbl_hit& h : hits) text += " " + h.reason();
-        for (const dnsbl_failure& f : failures) text += " " + f.reason();
-        return text;
-    }
-};
-
 namespace detail {
 
 // The answers of one score's look-ups, as each task ends; the last one wakes the caller.

@@ -20,32 +20,6 @@ namespace grey::dns {
 /// @addtogroup group_dns
 /// @{
 
-/// How a forward-confirmed reverse DNS check ended.
-enum class fcrdns_status {
-    ok,       ///< a name of the address resolves back to it
-    fail,     ///< the address has no name, or none of its names resolves back to it
-    unknown,  ///< a look-up failed for now: no evidence either way
-};
-
-/// A forward-confirmed reverse DNS check's result.
-struct fcrdns_result {
-    fcrdns_status status = fcrdns_status::unknown;  ///< how it ended
-    std::string name;                 ///< when ok: the confirmed name, lowercase
-    std::vector<std::string> names;   ///< the address's names considered (PTR), lowercase
-    std::string why;                  ///< when not ok: "no-ptr", "not-confirmed", or the look-up and its failure ("ptr:timeout")
-
-    /// The evidence for a log line: `fcrdns=ok:mail.example.com`, `fcrdns=fail:no-ptr`,
-    /// `fcrdns=fail:not-confirmed`, `fcrdns=unknown:ptr:timeout`.
-    std::string reason() const {
-        switch (status) {
-        case fcrdns_status::ok: return "fcrdns=ok:" + name;
-        case fcrdns_status::fail: return "fcrdns=fail:" + why;
-        case fcrdns_status::unknown: break;
-        }
-        return "fcrdns=unknown:" + why;
-    }
-};
-
 /// The most PTR names of one address checked: a long list is no better evidence, and each
 /// name costs a query.
 inline constexpr std::size_t max_fcrdns_names = 10;

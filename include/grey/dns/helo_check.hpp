@@ -18,35 +18,6 @@ namespace grey::dns {
 /// @addtogroup group_dns
 /// @{
 
-/// How a HELO check ended.
-enum class helo_status {
-    ok,          ///< the name resolves to the client's address
-    ok_literal,  ///< an address literal, the client's own address
-    mismatch,    ///< the name resolves, to other addresses only; or a literal of another address
-    fail,        ///< the name does not exist, has no address, or is no name at all
-    unknown,     ///< a look-up failed for now: no evidence either way
-};
-
-/// A HELO check's result.
-struct helo_result {
-    helo_status status = helo_status::unknown;  ///< how it ended
-    std::string why;  ///< detail: "literal", "nxdomain", "no-address", "not-a-name", "bad-literal", a failure ("timeout")
-
-    /// The evidence for a log line: `helo=ok`, `helo=ok-literal`, `helo=mismatch`,
-    /// `helo=fail:nxdomain`, `helo=unknown:timeout`.
-    std::string reason() const {
-        std::string text;
-        switch (status) {
-        case helo_status::ok: text = "helo=ok"; break;
-        case helo_status::ok_literal: text = "helo=ok-literal"; break;
-        case helo_status::mismatch: text = "helo=mismatch"; break;
-        case helo_status::fail: text = "helo=fail"; break;
-        case helo_status::unknown: text = "helo=unknown"; break;
-        }
-        return why.empty() ? text : text + ":" + why;
-    }
-};
-
 namespace detail {
 
 // A name the DNS could hold: letters, digits, '-', '_' in dot-separated labels. Anything else

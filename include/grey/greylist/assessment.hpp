@@ -22,10 +22,8 @@
 #include <string_view>
 #include <vector>
 
-#include "../dns/dnsbl.hpp"
-#include "../dns/fcrdns.hpp"
+#include "../dns/evidence.hpp"
 #include "../dns/generic_name.hpp"
-#include "../dns/helo_check.hpp"
 #include "../dns/spf_result.hpp"
 
 namespace grey::greylist {
@@ -96,6 +94,8 @@ struct assessment {
     /// The client's identity for the triplet and the auto-whitelist: "spf:example.com",
     /// "rdns:example.net"; empty: the client's address group, as without DNS.
     std::string identity;
+    /// The least delay its tier asks (tier_settings::suspicious_delay); 0: the greylist's own.
+    std::chrono::seconds delay{0};
     bool complete = true;              ///< every look-up answered
     std::vector<std::string> reasons;  ///< the evidence, `name=value` each
 
@@ -171,6 +171,7 @@ inline assessment assess(const client_evidence& client, const sender_evidence* s
         a.tier = tier::trusted;
     } else if (a.score >= t.suspicious_threshold) {
         a.tier = tier::suspicious;
+        a.delay = t.suspicious_delay;
     }
     if (!a.complete) a.reasons.push_back("dns=incomplete");
     return a;

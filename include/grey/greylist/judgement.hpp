@@ -7,7 +7,10 @@
 #include <chrono>
 #include <string>
 #include <string_view>
+#include <optional>
 #include <vector>
+
+#include "assessment.hpp"
 
 namespace grey::greylist {
 /// @addtogroup group_greylist
@@ -56,6 +59,9 @@ struct judgement {
     std::chrono::seconds wait{};        ///< for `greylisted`: how long until a retry can pass
     /// What each check that ran said, in the order they ran; the last one decided.
     std::vector<greylist::evidence> evidence{};
+    /// What judging first concluded, when a check of the pipeline judged the client (its
+    /// identity and tier then key and time the greylist: checks/store_screen.hpp).
+    std::optional<greylist::assessment> assessed{};
 
     /// True when the recipient may go on: relays anywhere, whitelisted, passed or known.
     bool accepted() const noexcept {

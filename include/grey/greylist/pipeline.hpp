@@ -43,6 +43,8 @@ struct inquiry {
     const greylist::question& question;          ///< the recipient being judged
     std::span<const greylist::evidence> so_far;  ///< what the checks before this one said
     metrics::server_metrics* metrics = nullptr;  ///< where checks count; none when null
+    /// What judging first concluded, when a check before this one did; null otherwise.
+    const greylist::assessment* assessed = nullptr;
 };
 
 /// What a check says of an inquiry: its evidence, and the decision when it makes one.
@@ -51,6 +53,9 @@ struct check_answer {
     std::optional<finding> decides{};  ///< set: the decision is made, and no later check runs
     std::chrono::seconds delayed{};    ///< with `passed`: how long the mail was held back
     std::chrono::seconds wait{};       ///< with `greylisted`: how long until a retry can pass
+    /// Set by a check that judges the client first: later checks read it (inquiry::assessed),
+    /// and the judgement keeps it.
+    std::optional<greylist::assessment> assessed{};
 };
 
 /// A callable that answers at once, with no I/O.
@@ -112,13 +117,14 @@ struct pipeline {
         judgement j;
         j.evidence.reserve(checks.size());
         for (const check& c : checks) {
-            const inquiry in{s, l, q, j.evidence, m};
+            const inquiry in{s, l, q, j.evidence, m, j.assessed ? &*j.assessed : nullptr};
             check_answer a;
             if (c.immediate_)
                 a = c.immediate_(in);
             else
                 a = co_await c.awaited_(in);
             j.evidence.push_back(evidence{c.name_, std::move(a.said)});
+            if (a.assessed) j.assessed = std::move(a.assessed);
             if (a.decides) {
                 j.why = *a.decides;
                 j.delayed = a.delayed;

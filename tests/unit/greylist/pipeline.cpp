@@ -116,6 +116,48 @@ TEST_CASE("judge() records what each check said, in order, up to the one that de
     }
 }
 
+TEST_CASE("A client judged first is greylisted under its identity, and a suspicious one waits longer") {
+    fixture f;
+    // Stands in for the reputation check: the same identity whatever the address (a big
+    // sender's pool), suspicious for the mail of one sender.
+    pipeline p = default_pipeline();
+    p.checks.insert(p.find("store_screen"), check("judged", [](const inquiry& in) {
+                        assessment a;
+                        a.identity = "spf:pool.example";
+                        if (in.question.sender == "sloppy@example.org") {
+                            a.tier = tier::suspicious;
+                            a.delay = 1200s;
+                        }
+                        return check_answer{a.describe(), {}, {}, {}, a};
+                    }));
+    f.config.pipeline = std::make_shared<const pipeline>(std::move(p));
+
+    const judgement first = f.judge(to());
+    CHECK(first.why == finding::greylisted);
+    CHECK(first.wait == 300s);
+    REQUIRE(first.assessed);
+    CHECK(first.assessed->identity == "spf:pool.example");
+
+    // The retry comes from another address of the pool, in another /24: the same client.
+    f.now += 301s;
+    question retry = to();
+    retry.client_address = "198.51.100.200";
+    const judgement passed = f.judge(retry);
+    CHECK(passed.why == finding::passed);
+    CHECK(passed.delayed == 301s);
+
+    // Suspicious: the tier's delay, not the greylist's, and a retry after 301 s is too soon.
+    question sloppy = to();
+    sloppy.sender = "sloppy@example.org";
+    const judgement held = f.judge(sloppy);
+    CHECK(held.why == finding::greylisted);
+    CHECK(held.wait == 1200s);
+    f.now += 301s;
+    CHECK(f.judge(sloppy).why == finding::greylisted);
+    f.now += 900s;
+    CHECK(f.judge(sloppy).why == finding::passed);
+}
+
 TEST_CASE("judge() counts each recipient's verdict in the metrics") {
     fixture f;
     metrics::server_metrics m;

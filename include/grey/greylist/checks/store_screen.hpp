@@ -47,13 +47,20 @@ struct store_screen {
         const question& q = in.question;
         std::string group = client_group(q.client_address, s.grouping);
         triplet key = make_triplet(q.client_address, q.sender, q.recipient, s.grouping, s.normalisation);
+        timing times = s.timing;
+        if (const assessment* a = in.assessed) {
+            // Judged first: a retry from any address of the same identity is the same client,
+            // and the auto-whitelist learns the identity; a suspicious one waits longer.
+            if (!a->identity.empty()) group = key.client = a->identity;
+            times.delay = std::max(times.delay, a->delay);
+        }
         if (s.transform) {
             key = s.transform(std::move(key));
             group = s.transform(triplet{group, {}, {}}).client;
         }
         const clock::time_point now = s.now();
         const auto started = std::chrono::steady_clock::now();
-        auto screened = co_await s.store->screen(group, key, s.timing, now, s.auto_whitelist_after);
+        auto screened = co_await s.store->screen(group, key, times, now, s.auto_whitelist_after);
         if (m) m->store_seconds.observe(std::chrono::steady_clock::now() - started);
         if (!note_store_health(s, screened)) co_return check_answer{"unavailable", finding::store_unavailable};
         // A lost count only delays auto-whitelisting: the decision stands, the outage is reported.
@@ -64,7 +71,7 @@ struct store_screen {
         if (!d.pass()) {
             const auto waited = std::chrono::duration_cast<std::chrono::seconds>(now - d.updated.first_seen);
             co_return check_answer{std::string(said(d.why)), finding::greylisted, {},
-                                   std::max(s.timing.delay - waited, std::chrono::seconds{0})};
+                                   std::max(times.delay - waited, std::chrono::seconds{0})};
         }
         if (d.why == outcome::passed) co_return check_answer{"passed", finding::passed, d.delayed};
         co_return check_answer{"known", finding::known};
