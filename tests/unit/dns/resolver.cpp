@@ -9,48 +9,16 @@
 
 #include <grey/dns/resolver.hpp>
 
+#include "fixture.hpp"
+
 using namespace grey::dns;
 using namespace std::chrono_literals;
 
+using grey_test::silent_server;
+using grey_test::with_resolver;
+
 namespace {
-
-resolver_settings fixture() {
-    const char* where = std::getenv("GREY_TEST_DNS");
-    REQUIRE_MESSAGE(where, "GREY_TEST_DNS must name the test unbound (ctest sets it)");
-    resolver_settings s;
-    s.servers = {where};
-    return s;
-}
-
-// Runs `body(resolver&)` to its end on an io_context of its own, the resolver on it too.
-template <class Body>
-void with_resolver(const resolver_settings& s, Body body) {
-    asio::io_context ioc;
-    resolver r(ioc.get_executor(), s);
-    bool done = false;
-    asio::co_spawn(ioc, [&]() -> asio::awaitable<void> {
-        co_await body(r);
-        done = true;
-    }, [](std::exception_ptr e) { if (e) std::rethrow_exception(e); });
-    ioc.run();
-    CHECK(done);
-}
-
-// A UDP socket on loopback that reads queries and drops them: a server that never answers.
-struct black_hole {
-    explicit black_hole(asio::io_context& ioc) : socket(ioc, asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
-        drop();
-    }
-    void drop() {
-        socket.async_receive(asio::buffer(buffer), [this](asio::error_code ec, std::size_t) {
-            if (!ec) drop();
-        });
-    }
-    std::string where() const { return "127.0.0.1:" + std::to_string(socket.local_endpoint().port()); }
-    asio::ip::udp::socket socket;
-    char buffer[512];
-};
-
+resolver_settings fixture() { return grey_test::dns_fixture(); }
 } // namespace
 
 TEST_CASE("Addresses, names, texts and exchangers are read from the server's answers") {
@@ -134,7 +102,7 @@ TEST_CASE("A question asked again is answered from the cache, facts negative one
 
 TEST_CASE("A server that never answers costs a query its timeout, and nothing is cached") {
     asio::io_context ioc;
-    black_hole silent(ioc);
+    silent_server silent(ioc);
     resolver_settings s;
     s.servers = {silent.where()};
     s.query_timeout = 200ms;
@@ -159,7 +127,7 @@ TEST_CASE("A server that never answers costs a query its timeout, and nothing is
 
 TEST_CASE("A query ends when its decision's budget does, before its own timeout") {
     asio::io_context ioc;
-    black_hole silent(ioc);
+    silent_server silent(ioc);
     resolver_settings s;
     s.servers = {silent.where()};
     s.query_timeout = 60s;
@@ -182,7 +150,7 @@ TEST_CASE("A query ends when its decision's budget does, before its own timeout"
 
 TEST_CASE("Destroying the resolver ends its queries in flight as aborted") {
     asio::io_context ioc;
-    black_hole silent(ioc);
+    silent_server silent(ioc);
     resolver_settings s;
     s.servers = {silent.where()};
     s.query_timeout = 60s;
