@@ -68,7 +68,7 @@ class command_line {
         app.add_option("--allow-threshold", allow_threshold_, "A score at or under this: trusted, not greylisted (default -1)");
         app.add_option("--suspicious-threshold", suspicious_threshold_,
                        "A score at or over this: suspicious, greylisted longer (default 1)");
-        app.add_option("--refuse-threshold", refuse_threshold_, "A score at or over this: refused with 5xx (default: never)");
+        app.add_option("--refuse-threshold", refuse_threshold_, "The DNS lists' score at or over this: refused with 5xx (default: never)");
         app.add_option("--suspicious-delay", suspicious_delay_, "Seconds before a suspicious client's retry passes (default 1200)");
         app.add_option("--dns-budget", dns_budget_ms_, "Milliseconds all DNS look-ups of one decision may take (default 3000)");
         app.add_option("--user", user, "Started as root: make files at start as this user, and become it once listening")

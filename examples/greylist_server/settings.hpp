@@ -2,7 +2,10 @@
 // (grey.toml documents every option), and checks that name the offending line.
 #pragma once
 
+#include <cerrno>
 #include <cstdint>
+#include <cstdio>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 #include <filesystem>
@@ -248,6 +251,14 @@ inline void load_file(const std::string& path, settings& s) {
         grey::tls::server_settings& tls = c.tls;
         r.get(*t, "tls", "certificate", tls.certificate_chain_file);
         r.get(*t, "tls", "key", tls.private_key_file);
+        // A file that cannot be read is named with its line here; one that does not load as a
+        // certificate or key is named when TLS is set up, before the server listens.
+        for (auto [key, file] : {std::pair{"certificate", &tls.certificate_chain_file}, std::pair{"key", &tls.private_key_file}}) {
+            if (file->empty()) continue;
+            std::FILE* f = std::fopen(file->c_str(), "rb");
+            if (!f) r.fail(*t->get(key), fmt::format("'tls.{}': cannot read {}: {}", key, *file, std::strerror(errno)));
+            std::fclose(f);
+        }
         r.get(*t, "tls", "required", tls.required);
         r.get_seconds(*t, "tls", "handshake_timeout", tls.handshake_timeout);
         r.get(*t, "tls", "ciphers", tls.ciphers);
@@ -340,9 +351,11 @@ inline void load_file(const std::string& path, settings& s) {
     }
     if (const toml::table* t = section("reputation")) {
         r.only(*t, "reputation", {"enabled", "dnsbl_sites", "local_networks", "allow_threshold", "suspicious_threshold",
-                                  "refuse_threshold", "suspicious_delay", "check_helo", "check_spf", "weights"});
+                                  "refuse_threshold", "suspicious_delay", "identity_whitelist_after", "check_helo",
+                                  "check_spf", "weights"});
         r.get(*t, "reputation", "enabled", rep.enabled);
         r.get(*t, "reputation", "check_helo", rep.check_helo);
+        r.get(*t, "reputation", "identity_whitelist_after", rep.identity_whitelist_after);
         r.get(*t, "reputation", "check_spf", rep.check_spf);
         std::vector<std::string> sites;
         r.get(*t, "reputation", "dnsbl_sites", sites);

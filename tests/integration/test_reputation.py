@@ -148,7 +148,7 @@ class PolicyServiceJudgesFirst(unittest.TestCase):
             self.assertIn(reason, line)
 
     def test_over_the_refuse_threshold_the_client_is_refused(self):
-        self.start("--resolver", DNS, *LISTS, "--refuse-threshold", "4")
+        self.start("--resolver", DNS, *LISTS, "--refuse-threshold", "2")
         answer = policy_request(self.port, **pool("198.18.5.200", "bot.pool-test", sender="spam@forged.pool-test"))
         self.assertRegex(answer, r"^action=550 5\.7\.1 ")
         self.assertIn("refused (tier=refused", self.log_lines()[0])
@@ -157,7 +157,7 @@ class PolicyServiceJudgesFirst(unittest.TestCase):
         self.start("--resolver", DNS, *LISTS, "--local-network", "198.18.5.0/24")
         answer = policy_request(self.port, **pool("198.18.5.2", "mail-2.out.big.pool-test"))
         self.assertTrue(answer.startswith("action=DEFER_IF_PERMIT"), answer)
-        self.assertTrue(self.log_lines()[0].endswith("| bob@example.com greylisted | policy"), self.log_lines()[0])
+        self.assertTrue(self.log_lines()[0].endswith("| bob@example.com greylisted (first seen) | policy"), self.log_lines()[0])
 
     def test_a_dns_server_that_never_answers_costs_the_budget_and_falls_back_to_plain_greylisting(self):
         silent = SilentDns()
@@ -278,7 +278,7 @@ class ExplainCommand(unittest.TestCase):
         with open(self.config, "w") as f:
             f.write('[greylist]\nstore = "sqlite:%s/greylist.db"\ndelay = 60\n'
                     '[reputation]\ndnsbl_sites = ["bl.pool-test*2", "wl.pool-test=127.0.[0..255].[1..3]*-5"]\n'
-                    'refuse_threshold = 6\n'
+                    'refuse_threshold = 2\n'
                     '[dns]\nresolvers = ["%s"]\n' % (self.dir, DNS))
 
     def explain(self, *args):

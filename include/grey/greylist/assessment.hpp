@@ -66,7 +66,7 @@ struct evidence_weights {
 struct tier_settings {
     int allow_threshold = -1;      ///< a score at or under this: trusted
     int suspicious_threshold = 1;  ///< a score at or over this: suspicious
-    std::optional<int> refuse_threshold{};  ///< a score at or over this: refused; none by default
+    std::optional<int> refuse_threshold{};  ///< the DNS lists' score at or over this: refused; none by default
     std::chrono::seconds suspicious_delay = 20min;  ///< the delay of a suspicious client
     evidence_weights weights{};   ///< Grey's own weights
 };
@@ -169,8 +169,11 @@ inline assessment assess(const client_evidence& client, const sender_evidence* s
     // held longer for its missing PTR), and a low score is no pass. What the DNS lists answered
     // still counts either way: an allowlist's answer is an answer, and a listing is not the
     // client's to hide by making its own zones slow.
-    const int weighed = a.complete ? a.score : (client.lists ? client.lists->total : 0);
-    if (t.refuse_threshold && weighed >= *t.refuse_threshold) {
+    const int listed = client.lists ? client.lists->total : 0;
+    const int weighed = a.complete ? a.score : listed;
+    // Only the DNS lists refuse: Grey's own signs (no name, a pool name, a bad HELO, SPF)
+    // make a client wait longer, never bounce its mail.
+    if (t.refuse_threshold && listed >= *t.refuse_threshold) {
         a.tier = tier::refused;
     } else if (allowlisted || (a.complete && a.score <= t.allow_threshold)) {
         a.tier = tier::trusted;

@@ -40,6 +40,11 @@ struct reputation_settings {
     std::vector<network> local_networks{*network::parse("127.0.0.0/8"), *network::parse("::1/128")};
     /// All the look-ups of one decision together; what has not answered by then is unknown.
     std::chrono::milliseconds budget{3000};
+    /// Passed deliveries before a client known by its identity (its SPF-authorised or
+    /// confirmed domain) skips the greylist: a sender that retried properly once is a mail
+    /// server; 0: greylist_settings::auto_whitelist_after, as for an address group. A
+    /// suspicious client is never let in on history.
+    unsigned identity_whitelist_after = 1;
     bool check_helo = true;  ///< whether the HELO name is checked against the client
     bool check_spf = true;   ///< whether SPF is checked for the sender (or the HELO's, for the null sender)
 

@@ -123,6 +123,16 @@ TEST_CASE("An allowlist trusts; a blocklist over the refuse threshold refuses, o
     greylist::tier_settings t;
     t.refuse_threshold = 3;
     CHECK(assess(c, nullptr, t).tier == tier::refused);
+
+    // Only the lists refuse: Grey's own signs, however many, make a client wait longer.
+    client_evidence sloppy;
+    sloppy.fcrdns = dns::fcrdns_result{dns::fcrdns_status::fail, {}, {}, "no-ptr"};
+    sloppy.helo = dns::helo_result{dns::helo_status::fail, "nxdomain"};
+    sloppy.lists = dns::dnsbl_score{};
+    const sender_evidence failed = spf(dns::spf::result::fail);
+    const greylist::assessment s = assess(sloppy, &failed, t);
+    CHECK(s.score == 4);
+    CHECK(s.tier == tier::suspicious);
 }
 
 TEST_CASE("A look-up that failed is no evidence: it never trusts, and the decision stays a greylisting") {

@@ -106,7 +106,7 @@ TEST_CASE("a listed client with a pool name is suspicious and waits the longer d
     CHECK(why.find("generic") != std::string::npos);
     CHECK(why.find("spf=fail") != std::string::npos);
 
-    f.config.reputation.tiers.refuse_threshold = 4;
+    f.config.reputation.tiers.refuse_threshold = 2;  // the lists' score: bl.pool-test*2
     const judgement refused = f.ask(from("198.18.5.200", "spam@forged.pool-test", "bot.pool-test"));
     INFO(refused.explain());
     CHECK(refused.why == finding::reputation_refused);
