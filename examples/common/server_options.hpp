@@ -11,6 +11,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -317,13 +318,18 @@ using on_listening = std::function<bool(const std::string& where)>;
 
 /// Listens, prints `announce` and each address it listens on, serves until SIGINT/SIGTERM;
 /// `listening` is told `status` and the addresses. Any server with listen(), handle_signals()
-/// and run() (a ServerCore, the policy server); `addresses()` names where it listens.
+/// and run() (a ServerCore, the policy server); `addresses()` names where it listens. An
+/// address already in use is reported with `in_use`, when given: who else may hold it.
 /// Returns the exit code.
 template <class Server, class Addresses>
 int serve(Server& server, Addresses addresses, std::string_view announce, std::string_view status,
-          const on_listening& listening) {
+          const on_listening& listening, std::string_view in_use = {}) {
     try {
         server.listen();
+    } catch (const std::system_error& e) {
+        const bool taken = e.code() == asio::error::address_in_use && !in_use.empty();
+        fmt::print(stderr, "error: {}{}{}\n", e.what(), taken ? " " : "", taken ? in_use : "");
+        return 1;
     } catch (const std::exception& e) {
         fmt::print(stderr, "error: {}\n", e.what());
         return 1;

@@ -90,7 +90,8 @@ int serve_policy(const greylist_server::settings& s, const examples::on_listenin
     policy.metrics = s.server.metrics;
     grey::policy::server server(s.server, std::move(policy), s.policy_listen, s.policy_socket_mode);
     return examples::serve(server, [&server] { return server.local_addresses(); }, "policy service listening on",
-                           "policy service on", listening);
+                           "policy service on", listening,
+                           "(Postgrey's policy service listens on 10023 too: stop it, or give --policy another address)");
 }
 
 /// Whether accepted mail goes to the Maildir sink in this process: no upstream, and an SMTP
@@ -104,7 +105,16 @@ int main(int argc, char** argv) {
     s.server.port = 2525;
     CLI::App app{"greylist_server: a greylisting SMTP proxy"};
     const greylist_server::command_line flags(app, s);
-    CLI11_PARSE(app, argc, argv);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ValidationError& e) {
+        // A value that will not do (a file that does not exist): a configuration error, said
+        // as the file's are. Usage errors keep CLI11's answer and its hint.
+        fmt::print(stderr, "greylist_server: {}\n", e.what());
+        return 1;
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e);
+    }
 
     std::optional<session_log> log;
     std::optional<examples::metrics_service> metrics;
@@ -136,7 +146,10 @@ int main(int argc, char** argv) {
         if (embedded_sink(s)) make_maildir(s.maildir);
         privs->as_root();  // to bind
     } catch (const CLI::Error& e) {
-        return app.exit(e);
+        // A flag's value that will not do (a certificate that does not load): a configuration
+        // error, said as the file's are, not a usage error.
+        fmt::print(stderr, "greylist_server: {}\n", e.what());
+        return 1;
     } catch (const std::exception& e) {
         fmt::print(stderr, "greylist_server: {}\n", e.what());
         return 1;

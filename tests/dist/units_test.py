@@ -16,8 +16,7 @@ UNITS = ("grey.service", "grey-policy.service")
 REQUIRED = [
     "Type=notify", "ExecReload=/bin/kill -HUP $MAINPID", "User=grey", "Group=grey", "StateDirectory=grey",
     "WorkingDirectory=/var/lib/grey", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
-    "NoNewPrivileges=yes", "AmbientCapabilities=CAP_NET_BIND_SERVICE", "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
-    "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX", "SystemCallFilter=@system-service",
+    "NoNewPrivileges=yes", "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX", "SystemCallFilter=@system-service",
     "WantedBy=multi-user.target",
 ]
 
@@ -60,6 +59,17 @@ class Units(unittest.TestCase):
             lines = settings(os.path.join(self.unitdir, unit))
             for setting in REQUIRED:
                 self.assertIn(setting, lines, f"{unit}: {setting}")
+
+    def test_only_the_proxy_may_bind_a_low_port(self):
+        proxy = settings(os.path.join(self.unitdir, "grey.service"))
+        self.assertIn("AmbientCapabilities=CAP_NET_BIND_SERVICE", proxy)
+        self.assertIn("CapabilityBoundingSet=CAP_NET_BIND_SERVICE", proxy)
+        policy = settings(os.path.join(self.unitdir, "grey-policy.service"))
+        self.assertFalse([l for l in policy if l.startswith("AmbientCapabilities=")], "port 10023 needs no capability")
+        self.assertIn("CapabilityBoundingSet=", policy)
+
+    def test_the_policy_service_and_postgreys_are_alternatives(self):
+        self.assertIn("Conflicts=postgrey.service", settings(os.path.join(self.unitdir, "grey-policy.service")))
 
     def test_systemd_analyze_verify_finds_nothing(self):
         r = subprocess.run(["systemd-analyze", "verify", "--man=no",

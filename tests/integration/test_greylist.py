@@ -262,7 +262,7 @@ class Greylisting(unittest.TestCase):
         fields = [f.strip() for f in lines[0].split("|")]
         self.assertRegex(fields[0], r"^\d{14}$")
         self.assertEqual(fields[1:], ["client.example", "127.0.0.1", "alice@example.org",
-                                      "bob@example.com greylisted", "no message"])
+                                      "bob@example.com greylisted (first seen)", "no message"])
 
 
 class Administration(unittest.TestCase):
@@ -433,7 +433,7 @@ class StoreUnavailable(unittest.TestCase):
         self.assertEqual(self.rcpts(["carol@example.com"]), [(451, b"4.7.1 Please try again later")])
         self.s.stop()
         # Sessions on different threads may write their lines in either order.
-        self.assertTrue(any(l.rstrip().endswith("carol@example.com greylisted | no message")
+        self.assertTrue(any(l.rstrip().endswith("carol@example.com greylisted (first seen) | no message")
                             for l in self.session_lines()), self.session_lines())
         reported = [l for l in self.s.errors().splitlines() if l.startswith("grey: ")]
         self.assertEqual(len(reported), 2, reported)
@@ -514,6 +514,27 @@ class BadConfiguration(unittest.TestCase):
         code, err = self.run_with('[upstream_tls]\npolicy = "sometimes"\n')
         self.assertNotEqual(code, 0)
         self.assertRegex(err, r"grey\.toml:2: 'upstream_tls\.policy' must be one of encrypt, may, none, verify")
+
+    def test_a_certificate_that_cannot_be_read_is_a_configuration_error_like_the_others(self):
+        code, err = self.run_with('[tls]\ncertificate = "/nonexistent/cert.pem"\nkey = "/nonexistent/key.pem"\n')
+        self.assertEqual(code, 1)
+        self.assertRegex(err, r"^greylist_server: \S*grey\.toml:2: 'tls\.certificate': cannot read /nonexistent/cert\.pem: "
+                              r"No such file or directory\n$")
+        code, err = self.run_with("", "--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/key.pem")
+        self.assertEqual(code, 1)
+        self.assertRegex(err, r"^greylist_server: --tls-cert: File does not exist: /nonexistent/cert\.pem\n$")
+        self.assertNotIn("--help", err)
+
+    def test_reputation_settings_are_checked_with_their_lines(self):
+        code, err = self.run_with('[reputation]\ndnsbl_sites = ["zen.example*x"]\n')
+        self.assertEqual(code, 1)
+        self.assertRegex(err, r"grey\.toml:2: 'reputation\.dnsbl_sites': 'zen\.example\*x' is not DOMAIN")
+        code, err = self.run_with('[dns]\nresolvers = ["dns.example"]\n')
+        self.assertEqual(code, 1)
+        self.assertRegex(err, r"grey\.toml:2: 'dns\.resolvers': 'dns\.example' is not IP:PORT")
+        code, err = self.run_with("", "--dnsbl", "bad site")
+        self.assertEqual(code, 1)
+        self.assertRegex(err, r"^greylist_server: --dnsbl: 'bad site' is not SITE")
 
     def test_the_shipped_grey_toml_is_accepted_as_it_is(self):
         shipped = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "greylist_server", "grey.toml")

@@ -1,9 +1,11 @@
 """Metrics in Prometheus' text format (`--metrics HOST:PORT`, GET /metrics): what the server,
 the sessions, the relay and greylisting counted, checked against what the test did, and the
 whole exposition accepted by Prometheus' own `promtool check metrics`."""
+import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import unittest
 import urllib.error
@@ -33,6 +35,7 @@ class Metrics(unittest.TestCase):
         self.assertEqual(checked.returncode, 0, checked.stdout + checked.stderr)
 
     def test_the_proxy_counts_what_its_sessions_did(self):
+        started = time.monotonic()
         sink = MaildirSink()
         self.addCleanup(sink.cleanup)
         port = free_port()
@@ -58,7 +61,45 @@ class Metrics(unittest.TestCase):
         self.assertEqual(metric_value(text, "grey_upstream_pool_misses_total"), 1)
         self.assertGreaterEqual(metric_value(text, "grey_upstream_connects_total"), 1)
         self.assertGreaterEqual(metric_value(text, "grey_upstream_reply_seconds_count"), 4, "MAIL, RCPT, DATA, the dot")
+        # Every reply, the greeting of each upstream connection included, was timed within this
+        # test: no sample is longer than the test itself.
+        wall = time.monotonic() - started
+        count = metric_value(text, "grey_upstream_reply_seconds_count")
+        self.assertLessEqual(metric_value(text, "grey_upstream_reply_seconds_sum"), wall * count)
+        self.assertEqual(metric_value(text, "grey_upstream_reply_seconds_bucket", '{le="10"}'), count,
+                         "no sample over 10 s in a test that took " + f"{wall:.1f} s")
         self.assertEqual(sessions_open_once_settled(port), 0)
+
+    def test_a_recipient_grey_accepted_but_the_upstream_could_not_take_is_not_counted_accepted(self):
+        closed = free_port()  # nothing listens there: the upstream is down
+        port = free_port()
+        d = tempfile.mkdtemp(prefix="grey-metrics-")
+        self.addCleanup(shutil.rmtree, d, True)
+        config, log = os.path.join(d, "grey.toml"), os.path.join(d, "grey.log")
+        with open(config, "w") as f:
+            f.write('[relay]\nallowed_senders = ["127.0.0.1"]\n')  # not greylisted: straight to the upstream
+        proxy = Program("greylist_server", "--config", config, "--upstream", f"127.0.0.1:{closed}", "--store", "memory",
+                        "--metrics", f"127.0.0.1:{port}", "--log", log)
+        self.addCleanup(proxy.cleanup)
+        c = Client(proxy.port)
+        c.command("EHLO client.example")
+        c.command("MAIL FROM:<alice@example.org>")
+        code, enhanced, _ = c.command("RCPT TO:<bob@example.com>")
+        self.assertEqual((code, enhanced), (451, "4.4.1"))
+        c.command("QUIT")
+        c.close()
+        _, scraped = scrape(port)
+        self.promtool(scraped)
+        self.assertEqual(metric_value(scraped, "grey_recipients_total", '{verdict="upstream_unavailable"}'), 1)
+        self.assertEqual(metric_value(scraped, "grey_recipients_total", '{verdict="accepted"}'), 0)
+        self.assertEqual(metric_value(scraped, "grey_decisions_total", '{reason="relays_anywhere"}'), 1)
+        deadline = time.monotonic() + 10
+        line = ""
+        while time.monotonic() < deadline and "bob@example.com" not in line:
+            time.sleep(0.1)
+            with open(log) as f:
+                line = f.read()
+        self.assertRegex(line, r"\| bob@example\.com tempfail \(upstream unavailable: 451 4\.4\.1; allowed sender\) \| no message")
 
     def test_greylisting_verdicts_and_store_latency(self):
         sink = MaildirSink()

@@ -56,7 +56,7 @@ class PostgreyWhitelists(unittest.TestCase):
         s.stop()
         lines = s.log_lines()
         self.assertEqual(len(lines), 8, s.lines)
-        self.assertTrue(lines[0].endswith("| bob@example.com accepted | policy"), lines[0])
+        self.assertTrue(lines[0].endswith("| bob@example.com accepted (client name) | policy"), lines[0])
         self.assertRegex(lines[5], r"\| bob@example\.com greylisted \(first seen; tier=normal [^|]*\) \| policy$")
 
     def test_the_files_are_named_in_grey_toml_and_reloaded_on_sighup(self):

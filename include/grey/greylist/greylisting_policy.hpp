@@ -114,13 +114,40 @@ class GreyListingPolicy : public ConcreteMailHandler<Derived> {
         return r;
     }
 
-    /// judge()'s decision as a verdict: accepted, relay_denied, greylist_unavailable, or
-    /// smtp::replies::try_again_later while greylisted. Noted for the log line.
+    /// judge()'s decision as a verdict (verdict_of()). A refusal is noted for the log line and
+    /// counted at once; an acceptance once the upstream has answered the recipient (handleRcpt).
     asio::awaitable<verdict> shouldWeAcceptRecipient(const smtp::rcpt_command& rcpt) {
         const judgement j = co_await decide(rcpt.forward_path);
-        note(rcpt.forward_path.mailbox, j.log_text());
         if (j.why == finding::passed) delayed_ = j.delayed;
+        if (j.accepted()) {
+            accepted_ = accepted_recipient{j.log_text(), j.explain()};
+        } else {
+            note(rcpt.forward_path.mailbox, j.log_text());
+            count(judging::kind_of(j));
+        }
         co_return verdict_of(j);
+    }
+
+    /// ConcreteMailHandler's answer. A recipient Grey accepted is logged and counted as what it
+    /// became: accepted when the upstream took it too; else deferred or refused by the upstream
+    /// ("tempfail (upstream: 451 4.4.1 ...)"), never "accepted" for mail that did not go on.
+    asio::awaitable<smtp::reply> handleRcpt(const smtp::rcpt_command& c) {
+        accepted_.reset();
+        smtp::reply r = co_await base::handleRcpt(c);
+        if (!accepted_) co_return r;
+        if (r.positive()) {
+            note(c.forward_path.mailbox, accepted_->log_text);
+            count(metrics::verdict_kind::accepted);
+        } else {
+            const bool ours = r.enhanced.starts_with("4.4.");  // Grey's own: the upstream unreachable or lost
+            note(c.forward_path.mailbox, fmt::format("{} ({} {}{}; {})", r.transient() ? "tempfail" : "refused",
+                                                    ours ? "upstream unavailable:" : "upstream answered", r.code,
+                                                    r.enhanced.empty() ? "" : " " + r.enhanced, accepted_->why));
+            count(ours || r.transient() ? metrics::verdict_kind::upstream_unavailable
+                                        : metrics::verdict_kind::upstream_refused);
+        }
+        accepted_.reset();
+        co_return r;
     }
 
     /// True: every recipient has been judged already.
@@ -177,7 +204,11 @@ class GreyListingPolicy : public ConcreteMailHandler<Derived> {
 #if GREY_JUDGES_FIRST
         if (reputation_) q.reputation = &*reputation_;
 #endif
-        co_return co_await judge(settings(), *lists_, q);
+        co_return co_await judge_uncounted(settings(), settings().metrics, *lists_, q);
+    }
+
+    void count(metrics::verdict_kind v) const {
+        if (settings().metrics) settings().metrics->recipient(v);
     }
 
     void note_helo([[maybe_unused]] std::string_view name) {
@@ -200,6 +231,11 @@ class GreyListingPolicy : public ConcreteMailHandler<Derived> {
     std::optional<std::string> client_name_;  ///< once looked up
     std::string status_;
     std::optional<std::chrono::seconds> delayed_;
+    struct accepted_recipient {
+        std::string log_text;  // as the log says it when the upstream takes it too
+        std::string why;       // Grey's reason, kept when it does not
+    };
+    std::optional<accepted_recipient> accepted_;  ///< a recipient accepted, until the upstream answers
 #if GREY_JUDGES_FIRST
     std::optional<connection_reputation> reputation_;  ///< none: the client is not judged first
 #endif

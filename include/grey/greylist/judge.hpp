@@ -62,6 +62,30 @@ inline std::string x_greylist_header(std::chrono::seconds delayed, std::string_v
                        delayed.count(), host, fmt::gmtime(clock::to_time_t(now)));
 }
 
+/// Why `j` was decided, as grey_decisions_total names it: the finding, with the whitelist
+/// files told from the configuration's whitelists and a greylisting told apart by the store's
+/// word (store_screen.hpp): "first_seen", "early_retry", "restarted".
+inline std::string_view decision_reason(const judgement& j) noexcept {
+    const std::string_view decider = j.evidence.empty() ? std::string_view{} : j.evidence.back().check;
+    const std::string_view said = j.evidence.empty() ? std::string_view{} : std::string_view(j.evidence.back().said);
+    switch (j.why) {
+    case finding::relays_anywhere: return "relays_anywhere";
+    case finding::relay_denied: return "relay_denied";
+    case finding::whitelisted: return decider == file_whitelists::name ? "whitelist_file" : "whitelisted";
+    case finding::auto_whitelisted: return "auto_whitelisted";
+    case finding::trusted: return "trusted";
+    case finding::reputation_refused: return "reputation_refused";
+    case finding::greylisted:
+        if (said.starts_with("early retry")) return "early_retry";
+        if (said.starts_with("restarted")) return "restarted";
+        return "first_seen";
+    case finding::passed: return "passed";
+    case finding::known: return "known";
+    case finding::store_unavailable: return "store_unavailable";
+    }
+    return "first_seen";
+}
+
 namespace judging {
 inline metrics::verdict_kind kind_of(const judgement& j) noexcept {
     if (j.accepted()) return metrics::verdict_kind::accepted;
@@ -75,11 +99,21 @@ inline metrics::verdict_kind kind_of(const judgement& j) noexcept {
 } // namespace judging
 
 /// The decision for `q`, from the lists `l` and the store and settings in `s`: the checks of
-/// s.pipeline, or of default_pipeline() when it has none; counted in `m` when not null.
-inline asio::awaitable<judgement> judge(const greylist_settings& s, metrics::server_metrics* m, const lists& l,
-                                        const question& q) {
+/// s.pipeline, or of default_pipeline() when it has none, which count what they count in `m`
+/// (none when null); the decision itself is counted by reason, the recipient's verdict not:
+/// for a caller that learns more before the verdict is final (the proxy, from the upstream).
+inline asio::awaitable<judgement> judge_uncounted(const greylist_settings& s, metrics::server_metrics* m, const lists& l,
+                                                  const question& q) {
     static const pipeline standard = default_pipeline();  // built once: the checks hold no state
     judgement j = co_await (s.pipeline ? *s.pipeline : standard).run(s, m, l, q);
+    if (m) m->decision(decision_reason(j));
+    co_return j;
+}
+
+/// judge_uncounted(), the recipient's verdict counted in `m` when not null.
+inline asio::awaitable<judgement> judge(const greylist_settings& s, metrics::server_metrics* m, const lists& l,
+                                        const question& q) {
+    judgement j = co_await judge_uncounted(s, m, l, q);
     if (m) m->recipient(judging::kind_of(j));
     co_return j;
 }

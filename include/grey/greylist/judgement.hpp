@@ -81,7 +81,7 @@ struct judgement {
         return why == finding::greylisted ? "greylisted" : "refused";
     }
     /// Why, in a few words for a log line: what the check that decided said ("first seen",
-    /// "auto-whitelist", "listed"), then, when a check judged the client first and another
+    /// "auto-whitelisted client", "listed"), then, when a check judged the client first and another
     /// decided, the assessment: "first seen; tier=suspicious score=1 fcrdns=fail:no-ptr".
     std::string explain() const {
         std::string out = evidence.empty() ? std::string() : evidence.back().said;
@@ -91,11 +91,15 @@ struct judgement {
         }
         return out;
     }
-    /// What a log line says of the recipient: describe(), and, for a client judged first,
-    /// explain() in parentheses: "greylisted (first seen; tier=suspicious score=1 ...)".
+    /// What a log line says of the recipient: describe(), and why, explain(), in parentheses:
+    /// "greylisted (early retry (120 s missing))", "accepted (passed after 301 s)",
+    /// "greylisted (first seen; tier=suspicious score=1 ...)".
     std::string log_text() const {
         std::string out(describe());
-        if (assessed) out += " (" + explain() + ")";
+        // "tempfail (store unavailable)" says why already.
+        const std::string reason =
+            why == finding::store_unavailable ? (assessed ? assessed->describe() : std::string()) : explain();
+        if (!reason.empty()) out += " (" + reason + ")";
         return out;
     }
     /// The evidence as one line, `check=said` for each check that ran, separated by spaces:

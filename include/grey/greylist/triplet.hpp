@@ -25,7 +25,7 @@ struct normalisation {
     bool unwrap_batv = true;       ///< `prvs=1234abcdef=user@d`, `btv1==…==user@d` → `user@d`
     bool unwrap_srs = true;        ///< `SRS0=h=tt=orig.example=user@fwd` → `user@orig.example`
     bool strip_extension = true;   ///< `user+tag@d` → `user@d`
-    bool fold_digits = true;       ///< `bounce-12345@d` → `bounce-#@d` (VERP)
+    bool fold_digits = true;       ///< `bounce-12345@d` → `bounce-#@d` (VERP): numbers standing alone, as Postgrey
 };
 
 /// How much of the client's address makes its group: a pool of hosts that retry for each other.
@@ -166,16 +166,23 @@ inline bool unwrap_srs(std::string_view local, std::string& out_local, std::stri
     return true;
 }
 
+// Postgrey's `s/\b\d+\b/#/g`: a number standing alone (its neighbours no letter, digit or
+// '_') becomes '#'; digits inside a word stay, so that s1@ and s9@ are two senders.
 inline std::string fold_digit_runs(std::string_view s) {
+    const auto word = [](char c) { return smtp::detail::is_digit(c) || c == '_' || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z'); };
     std::string out;
     out.reserve(s.size());
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        if (smtp::detail::is_digit(s[i])) {
-            while (i + 1 < s.size() && smtp::detail::is_digit(s[i + 1])) ++i;
-            out.push_back('#');
-        } else {
-            out.push_back(s[i]);
+    for (std::size_t i = 0; i < s.size();) {
+        if (!smtp::detail::is_digit(s[i])) {
+            out.push_back(s[i++]);
+            continue;
         }
+        std::size_t end = i;
+        while (end < s.size() && smtp::detail::is_digit(s[end])) ++end;
+        const bool alone = (i == 0 || !word(s[i - 1])) && (end == s.size() || !word(s[end]));
+        if (alone) out.push_back('#');
+        else out.append(s.substr(i, end - i));
+        i = end;
     }
     return out;
 }

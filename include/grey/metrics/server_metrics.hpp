@@ -20,7 +20,15 @@ namespace grey::metrics {
 enum class refusal : std::size_t { connection_limit, per_address_limit, shutting_down, proxy_untrusted, proxy_header };
 /// What became of a recipient: the values of grey_recipients_total's "verdict" label, in the
 /// same order.
-enum class verdict_kind : std::size_t { accepted, greylisted, refused, relay_denied, store_unavailable };
+enum class verdict_kind : std::size_t {
+    accepted,
+    greylisted,
+    refused,
+    relay_denied,
+    store_unavailable,
+    upstream_unavailable,  ///< accepted by Grey, then deferred: the upstream could not be reached or failed
+    upstream_refused,      ///< accepted by Grey, refused by the upstream (an unknown user, say)
+};
 
 /// Everything Grey's own components count, each metric registered under its grey_* name as
 /// this is made. Counted into from any thread; neither copied nor moved, since the registry
@@ -36,7 +44,13 @@ struct server_metrics {
     /// Commands refused, by the reply code they got (500 syntax, 503 sequence, 554 policy…).
     labeled<10> commands_refused{"code", {"500", "501", "502", "503", "530", "550", "552", "553", "554", "555"}};
     /// grey_recipients_total: recipients, by verdict (verdict_kind).
-    labeled<5> recipients{"verdict", {"accepted", "greylisted", "refused", "relay_denied", "store_unavailable"}};
+    labeled<7> recipients{"verdict", {"accepted", "greylisted", "refused", "relay_denied", "store_unavailable",
+                                      "upstream_unavailable", "upstream_refused"}};
+    /// grey_decisions_total: greylisting decisions, by reason (decision_reason() in
+    /// greylist/judge.hpp).
+    labeled<13> decisions{"reason", {"relays_anywhere", "relay_denied", "whitelisted", "whitelist_file",
+                                     "auto_whitelisted", "trusted", "reputation_refused", "first_seen", "early_retry",
+                                     "restarted", "passed", "known", "store_unavailable"}};
     /// grey_reputation_decisions_total: clients judged first, by the tier they were given
     /// (greylist::tier's order).
     labeled<4> reputation_tiers{"tier", {"trusted", "normal", "suspicious", "refused"}};
@@ -94,6 +108,11 @@ struct server_metrics {
     void refused(refusal r) noexcept { connections_refused[static_cast<std::size_t>(r)].add(); }
     /// Counts a recipient's verdict.
     void recipient(verdict_kind v) noexcept { recipients[static_cast<std::size_t>(v)].add(); }
+    /// Counts a decision for the reason named `reason` (a value of decisions' label).
+    void decision(std::string_view reason) noexcept {
+        for (std::size_t i = 0; i < decisions.size(); ++i)
+            if (decisions.value_name(i) == reason) return decisions[i].add();
+    }
     /// Counts a client judged first into tier number `tier` (greylist::tier).
     void judged(std::size_t tier) noexcept {
         if (tier < reputation_tiers.size()) reputation_tiers[tier].add();
@@ -124,6 +143,7 @@ struct server_metrics {
         r.add("grey_sessions_open", "SMTP sessions open now.", sessions_open);
         r.add("grey_commands_refused_total", "Client commands refused, by reply code.", commands_refused);
         r.add("grey_recipients_total", "Recipients, by verdict.", recipients);
+        r.add("grey_decisions_total", "Greylisting decisions, by reason.", decisions);
         r.add("grey_reputation_decisions_total", "Clients judged first, by tier.", reputation_tiers);
         r.add("grey_reputation_reasons_total", "Evidence judged clients were found with, by kind.", reputation_reasons);
         r.add("grey_dns_query_seconds", "Time of a DNS query the resolver sent, by type.", dns_seconds);

@@ -67,6 +67,7 @@ class client {
         // Each command is one small write answered by the server: Nagle would hold it back.
         socket_.set_option(detail::tcp::no_delay(true), ec);
         socket_.non_blocking(true, ec);  // TLS runs on the socket by readiness (stream.hpp)
+        sent_ = deadline::clock::now();  // the greeting is timed from the connection's start
         co_return co_await read_reply(timeouts_.upstream_greeting);
     }
 

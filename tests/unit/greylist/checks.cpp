@@ -175,13 +175,13 @@ TEST_CASE("The store screen greylists a first sight, passes a retry after the de
     f.now += 100s;
     const check_answer early = f.ask(store_screen{}, to());
     CHECK(early.decides == finding::greylisted);
-    CHECK(early.said == "too soon");
+    CHECK(early.said == "early retry (200 s missing)");
     CHECK(early.wait == 200s);
 
     f.now += 201s;
     const check_answer passed = f.ask(store_screen{}, to());
     CHECK(passed.decides == finding::passed);
-    CHECK(passed.said == "passed");
+    CHECK(passed.said == "passed after 301 s");
     CHECK(passed.delayed == 301s);
 
     const check_answer known = f.ask(store_screen{}, to());
@@ -202,7 +202,7 @@ TEST_CASE("The store screen passes a client group that has passed often enough")
     q.client_address = "192.0.2.99";
     const check_answer a = f.ask(store_screen{}, q);
     CHECK(a.decides == finding::auto_whitelisted);
-    CHECK(a.said == "auto-whitelist");
+    CHECK(a.said == "auto-whitelisted client");
 }
 
 TEST_CASE("The store screen gives store_unavailable when the store does not answer, reported once") {

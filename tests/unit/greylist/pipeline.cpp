@@ -103,7 +103,7 @@ TEST_CASE("judge() records what each check said, in order, up to the one that de
     const judgement passed = f.judge(to());
     CHECK(passed.why == finding::passed);
     CHECK(passed.delayed == 301s);
-    CHECK(passed.reasons().ends_with("store_screen=passed"));
+    CHECK(passed.reasons().ends_with("store_screen=passed after 301 s"));
 
     SUBCASE("a whitelisted triple stops before the store, which never hears of it") {
         f.lists.whitelisted_triples = {{"192.0.2.7", "alice@example.org", "carol@example.com"}};

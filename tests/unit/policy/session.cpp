@@ -136,8 +136,9 @@ TEST_CASE("A first RCPT is deferred; a retry after the delay passes; then it is 
     CHECK(f.ask(r, rcpt()) == "action=DUNNO\n\n");  // add_header is off
     CHECK(f.ask(r, rcpt()) == "action=DUNNO\n\n");
     REQUIRE(f.logged.size() == 4);
-    CHECK(f.logged[0].substr(14) == " | client.example | 192.0.2.7 | alice@example.org | bob@example.com greylisted | policy");
-    CHECK(f.logged[2].substr(14) == " | client.example | 192.0.2.7 | alice@example.org | bob@example.com accepted | policy");
+    CHECK(f.logged[0].substr(14) == " | client.example | 192.0.2.7 | alice@example.org | bob@example.com greylisted (first seen) | policy");
+    CHECK(f.logged[1].substr(14) == " | client.example | 192.0.2.7 | alice@example.org | bob@example.com greylisted (early retry (1 s missing)) | policy");
+    CHECK(f.logged[2].substr(14) == " | client.example | 192.0.2.7 | alice@example.org | bob@example.com accepted (passed after 301 s) | policy");
     CHECK(f.reported.empty());
 }
 
@@ -360,5 +361,5 @@ TEST_CASE("Postgrey's whitelist files pass a client by client_name, never by 'un
     unknown.client_name = "unknown";  // Postfix's word for no verified name: no name to match
     CHECK(f.ask(r, unknown) == "action=DEFER_IF_PERMIT Greylisted, please try again later\n\n");
     REQUIRE(f.logged.size() == 3);
-    CHECK(f.logged[0].substr(14) == " | client.example | 192.0.2.7 | alice@example.org | bob@example.com accepted | policy");
+    CHECK(f.logged[0].substr(14) == " | client.example | 192.0.2.7 | alice@example.org | bob@example.com accepted (client name) | policy");
 }
