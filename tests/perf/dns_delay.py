@@ -5,8 +5,9 @@ timer, so the proxy adds latency without queueing queries behind each other.
 
     python3 dns_delay.py --listen PORT --upstream PORT --delay-ms 50
 
-On SIGUSR1 it prints `queries N answers M` (counted since it started) on standard output; on
-SIGTERM or SIGINT the same, and it exits."""
+On SIGUSR1 it prints `queries N answers M most_in_flight K` on standard output: the queries and
+answers counted since it started, and the most queries it held at once (received, not yet
+answered) since the last report; on SIGTERM or SIGINT the same, and it exits."""
 import argparse
 import asyncio
 import signal
@@ -18,6 +19,7 @@ class Proxy:
         self.pending = {}  # our query ID -> (the client's ID, the client's address)
         self.next_id = 0
         self.queries = self.answers = 0
+        self.most_in_flight = 0
         self.to_clients = self.to_upstream = None
 
     def query(self, data, addr):
@@ -31,6 +33,7 @@ class Proxy:
                 break
         our = self.next_id
         self.pending[our] = (data[:2], addr)
+        self.most_in_flight = max(self.most_in_flight, len(self.pending))
         asyncio.get_running_loop().call_later(self.delay, self.forward, our.to_bytes(2, "big") + data[2:])
 
     def forward(self, data):
@@ -43,6 +46,10 @@ class Proxy:
         if entry:
             self.answers += 1
             self.to_clients.sendto(entry[0] + data[2:], entry[1])
+
+    def report(self):
+        print(f"queries {self.queries} answers {self.answers} most_in_flight {self.most_in_flight}", flush=True)
+        self.most_in_flight = len(self.pending)
 
 
 class _Clients(asyncio.DatagramProtocol):
@@ -70,11 +77,10 @@ async def serve(port, upstream, delay_ms):
     stop = asyncio.Event()
     for s in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(s, stop.set)
-    loop.add_signal_handler(signal.SIGUSR1, lambda: print(f"queries {proxy.queries} answers {proxy.answers}",
-                                                          flush=True))
+    loop.add_signal_handler(signal.SIGUSR1, proxy.report)
     print("ready", flush=True)
     await stop.wait()
-    print(f"queries {proxy.queries} answers {proxy.answers}", flush=True)
+    proxy.report()
 
 
 def main():

@@ -431,9 +431,9 @@ class Population:
         lines = [f'    local-zone: "{TLD}." static',
                  '    local-zone: "18.198.in-addr.arpa." static',
                  '    local-zone: "19.198.in-addr.arpa." static',
-                 f'    local-data: "{TLD}. 3600 IN SOA ns.{TLD}. hostmaster.{TLD}. 1 3600 600 86400 30"',
-                 '    local-data: "18.198.in-addr.arpa. 3600 IN SOA ns.pop-test. hostmaster.pop-test. 1 3600 600 86400 30"',
-                 '    local-data: "19.198.in-addr.arpa. 3600 IN SOA ns.pop-test. hostmaster.pop-test. 1 3600 600 86400 30"']
+                 f'    local-data: "{TLD}. 300 IN SOA ns.{TLD}. hostmaster.{TLD}. 1 3600 600 86400 300"',
+                 '    local-data: "18.198.in-addr.arpa. 300 IN SOA ns.pop-test. hostmaster.pop-test. 1 3600 600 86400 300"',
+                 '    local-data: "19.198.in-addr.arpa. 300 IN SOA ns.pop-test. hostmaster.pop-test. 1 3600 600 86400 300"']
         lines += [f"    local-data: '{r}'" for r in self.records]
         lines += [f'    local-data-ptr: "{a} {n}."' for a, n in self.ptrs]
         return "\n".join(lines) + "\n"
@@ -522,13 +522,13 @@ class DnsDelay(peers.Process):
             self.stop()
             raise RuntimeError(f"dns_delay.py did not start: {output[-2000:]}")
 
-    def queries(self):
-        """Queries forwarded since it started."""
+    def counters(self):
+        """(queries received since it started, the most held at once since the last call)."""
         before = len(self.output())
         os.kill(self.proc.pid, signal.SIGUSR1)
         peers.wait_until(lambda: len(self.output()) > before and self.output().endswith("\n"), 5)
-        counts = re.findall(r"queries (\d+)", self.output())
-        return int(counts[-1]) if counts else 0
+        counts = re.findall(r"queries (\d+) answers \d+ most_in_flight (\d+)", self.output())
+        return (int(counts[-1][0]), int(counts[-1][1])) if counts else (0, 0)
 
 
 REPUTATION_FLAGS = ["--resolver", "--dnsbl", "--reputation", "--suspicious-delay", "--refuse-threshold"]
@@ -778,15 +778,17 @@ def _dur(seconds):
 
 
 def tiers_by_class(population, log):
-    """From Grey's decision log, how often each tier was decided per class of sender (the log
-    line of a policy decision carries the request's instance, which names the message)."""
-    by_id = {f"{m.id:x}": m.cls for m in population.messages}
+    """From Grey's decision log, how often each tier was decided per class of sender. A log
+    line is `time | HELO | address | sender | recipient outcome (...; tier=T ...) | policy`;
+    every address belongs to one class."""
+    senders = {id(m.sender): m.sender for m in population.messages}.values()
+    by_address = {h.address: s.cls for s in senders for h in s.hosts}
     counts = {}
     for line in log.splitlines():
-        inst = re.search(r"\binstance=([0-9a-f]+)\.[0-9a-f]+\.pop\b", line)
+        fields = line.split(" | ")
         tier = re.search(r"\btier=(\w+)", line)
-        if inst and tier and inst.group(1) in by_id:
-            per = counts.setdefault(by_id[inst.group(1)], {})
+        if len(fields) > 3 and tier and fields[2] in by_address:
+            per = counts.setdefault(by_address[fields[2]], {})
             per[tier.group(1)] = per.get(tier.group(1), 0) + 1
     return counts
 
@@ -831,17 +833,20 @@ class Requests:
                 f"recipient_count=0\nqueue_id=\ninstance=load.{n:x}\nsize=0\n\n").encode()
 
 
-async def policy_load(port, requests, mode, connections, seconds):
-    """`connections` policy connections, one request in flight on each, for `seconds`.
-    Returns decisions/s, latency percentiles, the actions, and the client's CPU share."""
+async def policy_load(port, requests, mode, connections, seconds, count=None):
+    """`connections` policy connections, one request in flight on each, for `seconds` (or
+    `count` requests in all). Returns decisions/s, latency percentiles, the actions, and the
+    client's CPU share."""
     loop = asyncio.get_running_loop()
     latencies, actions = [], {}
     conns = [await asyncio.open_connection("127.0.0.1", port) for _ in range(connections)]
     start_cpu, start = time.process_time(), loop.time()
-    deadline = start + seconds
+    deadline = start + seconds if seconds else math.inf
+    left = [count if count is not None else math.inf]
 
     async def one(reader, writer):
-        while loop.time() < deadline:
+        while loop.time() < deadline and left[0] > 0:
+            left[0] -= 1
             data = requests.make(mode)
             t = loop.time()
             writer.write(data)
@@ -874,16 +879,20 @@ def dns_load(args, population, unbound, program, say):
             grey = GreyPolicy(program, "--delay", str(args.delay), "--resolver", f"127.0.0.1:{proxy.port}",
                               *GREY_LISTS, log=False)
             for mode in ("cached", "uncached"):
-                if mode == "cached":  # fill Grey's cache with the 256 clients' answers
-                    asyncio.run(policy_load(grey.port, requests, mode, 16, 1.0 + delay / 100))
+                if mode == "cached":  # fill Grey's cache with the clients' answers: one pass over them
+                    asyncio.run(policy_load(grey.port, requests, mode, 16, None, len(requests.messages)))
                 for connections in args.dns_connections:
-                    q0 = proxy.queries()
+                    q0, _ = proxy.counters()
+                    cpu0 = peers.cpu_seconds(grey.pid)
                     run = asyncio.run(policy_load(grey.port, requests, mode, connections, args.dns_seconds))
-                    run["dns_queries_per_decision"] = (proxy.queries() - q0) / max(run["decisions"], 1)
+                    run["server_cpu_us"] = (peers.cpu_seconds(grey.pid) - cpu0) / max(run["decisions"], 1) * 1e6
+                    q1, run["dns_most_in_flight"] = proxy.counters()
+                    run["dns_queries_per_decision"] = (q1 - q0) / max(run["decisions"], 1)
                     figures.setdefault(f"{delay:g} ms", {}).setdefault(mode, {})[str(connections)] = run
                     say(f"  DNS +{delay:g} ms {mode:8} x {connections:<3} {run['decisions_per_s']:8.0f} decisions/s, "
                         f"p50 {run['p50_ms']:7.1f} ms, p99 {run['p99_ms']:7.1f} ms, "
-                        f"{run['dns_queries_per_decision']:.2f} queries/decision, client {run['client_cpu']:.2f} core, "
+                        f"{run['dns_queries_per_decision']:.2f} queries/decision, at most {run['dns_most_in_flight']} "
+                        f"in flight, server {run['server_cpu_us']:.0f} us/decision, client {run['client_cpu']:.2f} core, "
                         f"{run['actions']}")
         finally:
             if grey:
@@ -1074,15 +1083,18 @@ def table(f):
         lines += ["", "Grey's policy decisions with DNS in the loop (--resolver -> dns_delay.py -> unbound), one request",
                   "in flight per connection: decisions/s, latency p50 / p99 ms, DNS queries per decision;",
                   "cached: 256 known clients again and again; uncached: a new address and HELO name per request",
+                  "then the server's CPU per decision, the most DNS queries in flight at the proxy, the client's CPU,",
+                  "and decisions/s as a multiple of one connection's",
                   f"{'DNS delay':10}{'mode':10}{'conns':>6}{'decisions/s':>13}{'p50 ms':>9}{'p99 ms':>9}"
-                  f"{'queries':>9}{'client CPU':>12}{'x serial':>10}"]
+                  f"{'queries':>9}{'CPU us':>8}{'in flight':>10}{'client CPU':>12}{'x serial':>10}"]
         for delay, modes in d.items():
             for mode, runs in modes.items():
                 serial = runs.get("1", {}).get("decisions_per_s")
                 for c, r in runs.items():
                     gain = f"{r['decisions_per_s'] / serial:.1f}" if serial else "-"
                     lines.append(f"{delay:10}{mode:10}{c:>6}{r['decisions_per_s']:13.0f}{r['p50_ms']:9.1f}"
-                                 f"{r['p99_ms']:9.1f}{r['dns_queries_per_decision']:9.2f}{r['client_cpu']:12.2f}"
+                                 f"{r['p99_ms']:9.1f}{r['dns_queries_per_decision']:9.2f}{r['server_cpu_us']:8.0f}"
+                                 f"{r['dns_most_in_flight']:10}{r['client_cpu']:12.2f}"
                                  f"{gain:>10}")
         slow = d.get("50 ms", {}).get("uncached", {})
         if slow:
