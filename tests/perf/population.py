@@ -1096,7 +1096,7 @@ def table(f):
             for i, (server, v) in enumerate(f["servers"].items()):
                 c = v["classes"][cls]
                 lost = c["not_accepted"]
-                lines.append(f"{cls if i == 0 else '':16}{server:14}{c['messages']:6}{c['accepted']:10}"
+                lines.append(f"{cls if i == 0 else '':18}{server:14}{c['messages']:6}{c['accepted']:10}"
                              f"{c['delayed']:9}{lost:9} {_share(lost, c['messages']):>4}{c['refused']:10}"
                              f"{_dur(c['delay_median_s']):>9}{_dur(c['delay_p95_s']):>9}{_dur(c['delay_max_s']):>9}"
                              f"{c['attempts']:10}")
