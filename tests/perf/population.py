@@ -906,8 +906,12 @@ def dns_load(args, population, unbound, program, say):
             grey = GreyPolicy(program, "--delay", str(args.delay), "--resolver", f"127.0.0.1:{proxy.port}",
                               *GREY_LISTS, log=False)
             for mode in ("cached", "uncached"):
-                if mode == "cached":  # fill Grey's cache with the clients' answers: one pass over them
-                    asyncio.run(policy_load(grey.port, requests, mode, 16, None, len(requests.messages)))
+                if mode == "cached":
+                    # Fill Grey's caches with the clients' answers. Each of its threads has a
+                    # resolver and a cache of its own, and a connection stays on one thread:
+                    # eight passes over the clients, on 16 connections, leave few unseen by
+                    # either thread.
+                    asyncio.run(policy_load(grey.port, requests, mode, 16, None, 8 * len(requests.messages)))
                 for connections in args.dns_connections:
                     q0, _ = proxy.counters()
                     cpu0 = peers.cpu_seconds(grey.pid)
