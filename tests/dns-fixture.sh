@@ -32,6 +32,9 @@ server:
     access-control: 127.0.0.0/8 allow
     do-not-query-localhost: no
     module-config: "iterator"
+    # Nothing leaves loopback: a name outside the zones below is refused at once, never
+    # resolved from the root.
+    local-zone: "." refuse
     local-zone: "grey-test." static
     local-zone: "0.18.198.in-addr.arpa." static
     local-zone: "f.f.f.3.ip6.arpa." static

@@ -6,6 +6,8 @@
 //   greylist_admin remove    192.0.2.7 alice@example.org bob@example.com
 //   greylist_admin purge                                  forget expired records now
 //   greylist_admin spf 192.0.2.7 alice@example.org mx.example.org   RFC 7208's result and why
+//   greylist_admin explain 192.0.2.7 alice@example.org bob@example.com mx.example.org
+//                                                         the evidence, and the server's decision
 //
 // It reads the same configuration as greylist_server (--config grey.toml), so addresses are
 // grouped and senders normalised exactly as the server does; --store overrides the store.
@@ -23,6 +25,7 @@
 #include <grey/greylist/open_store.hpp>
 
 #include "../greylist_server/settings.hpp"  // the configuration file, read as the server reads it
+#include "explain.hpp"
 
 // After settings.hpp: dns/message.hpp's grey::dns::detail would hide grey::detail from
 // dns/name_lookup.hpp, which settings.hpp includes.
@@ -104,7 +107,7 @@ int check_spf(const std::string& address, const std::string& sender, const std::
 } // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"greylist_admin: list, search, whitelist, remove and purge greylist entries; check SPF"};
+    CLI::App app{"greylist_admin: list, search, whitelist, remove and purge greylist entries; check SPF; explain a decision"};
     app.require_subcommand(1);
     std::string config_file, store;
     app.add_option("--config", config_file, "greylist_server's TOML configuration")->check(CLI::ExistingFile);
@@ -125,6 +128,16 @@ int main(int argc, char** argv) {
     auto* remove = app.add_subcommand("remove", "Forget a triplet");
     triplet_args(remove);
     auto* purge = app.add_subcommand("purge", "Forget every expired record now");
+    auto* explain = app.add_subcommand("explain", "Print what DNS says of a client and sender, and what the server "
+                                                  "would decide for the recipient now (the store is only read)");
+    std::string helo;
+    std::vector<std::string> explain_resolvers;
+    explain->add_option("client", client, "Client IP address")->required();
+    explain->add_option("sender", sender, "Envelope sender (\"\" for the null sender)")->required();
+    explain->add_option("recipient", recipient)->required();
+    explain->add_option("helo", helo, "The client's HELO name");
+    explain->add_option("--resolver", explain_resolvers,
+                        "DNS server to ask, IP:PORT (repeatable; default: the configuration's [dns] resolvers)");
 #ifdef GREY_WITH_DNS
     auto* spf = app.add_subcommand("spf", "Print the SPF result (RFC 7208) of ADDRESS sending as SENDER");
     std::string spf_address, spf_sender, spf_helo;
@@ -138,6 +151,7 @@ int main(int argc, char** argv) {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
         const int code = app.exit(e);
+        if (code != 0 && explain->parsed()) return 2;
 #ifdef GREY_WITH_DNS
         if (code != 0 && spf->parsed()) return 2;
 #endif
@@ -152,6 +166,25 @@ int main(int argc, char** argv) {
     try {
         if (!config_file.empty()) greylist_server::load_file(config_file, s);
         if (!store.empty()) s.store = store;
+        if (explain->parsed()) {
+            asio::error_code ec;
+            (void)asio::ip::make_address(client, ec);
+            if (ec) {
+                fmt::print(stderr, "greylist_admin: explain: \"{}\" is not an IP address\n", client);
+                return 2;
+            }
+            for (const std::string& server : explain_resolvers)
+                if (!grey::dns::unbound_server(server)) {
+                    fmt::print(stderr, "greylist_admin: explain: --resolver \"{}\" is not IP:PORT\n", server);
+                    return 2;
+                }
+            if (!explain_resolvers.empty()) s.server.reputation.resolver.servers = explain_resolvers;
+            // A store that does not exist yet is an empty one: opening it would make it.
+            std::shared_ptr<grey::greylist::store> db;
+            const bool missing_file = s.store.starts_with("sqlite:") && !std::filesystem::exists(s.store.substr(7));
+            if (s.store != "memory" && !missing_file) db = grey::greylist::open_store(s.store, {.redis = s.redis});
+            return greylist_admin::explain(s, db, client, sender, recipient, helo);
+        }
         if (s.store == "memory")
             throw greylist_server::config_error("a memory store lives inside its server: there is nothing to administer");
         const auto db = grey::greylist::open_store(s.store, {.redis = s.redis});

@@ -53,6 +53,24 @@ class command_line {
                        "Postgrey's whitelist_recipients file (user@domain, user@, domain, /regex/), repeatable; "
                        "reloaded on SIGHUP")
             ->type_name("FILE");
+        app.add_option("--reputation", reputation_, "Judge clients first on what DNS says of them (default on)")
+            ->check(CLI::IsMember({"on", "off"}))
+            ->type_name("on|off");
+        app.add_option("--resolver", resolvers_,
+                       "Send every DNS query to this server, repeatable (default: resolve from the root)")
+            ->type_name("IP:PORT");
+        app.add_option("--dnsbl", dnsbl_sites_,
+                       "A DNS list and its weight, postscreen's syntax, repeatable; a negative weight for an allowlist")
+            ->type_name("SITE[=FILTER][*WEIGHT]");
+        app.add_option("--local-network", local_networks_,
+                       "Clients never judged, greylisted as without DNS, repeatable (default 127.0.0.0/8 and ::1)")
+            ->type_name("CIDR");
+        app.add_option("--allow-threshold", allow_threshold_, "A score at or under this: trusted, not greylisted (default -1)");
+        app.add_option("--suspicious-threshold", suspicious_threshold_,
+                       "A score at or over this: suspicious, greylisted longer (default 1)");
+        app.add_option("--refuse-threshold", refuse_threshold_, "A score at or over this: refused with 5xx (default: never)");
+        app.add_option("--suspicious-delay", suspicious_delay_, "Seconds before a suspicious client's retry passes (default 1200)");
+        app.add_option("--dns-budget", dns_budget_ms_, "Milliseconds all DNS look-ups of one decision may take (default 3000)");
         app.add_option("--user", user, "Started as root: make files at start as this user, and become it once listening")
             ->type_name("NAME");
         app.add_option("--group", group, "With --user: this group instead of the user's own")->type_name("NAME");
@@ -86,6 +104,7 @@ class command_line {
                 s.policy_listen.push_back(*a);
             }
         }
+        apply_reputation(s.server.reputation);
         if (greylist_text_) {
             if (auto bad = bad_policy_text(*greylist_text_); !bad.empty())
                 throw CLI::ValidationError("--greylist-text " + bad);
@@ -94,7 +113,48 @@ class command_line {
     }
 
   private:
+    /// The judging-first flags that were given, over the file's [dns] and [reputation].
+    void apply_reputation(grey::greylist::reputation_settings& r) const {
+        if (reputation_) r.enabled = *reputation_ == "on";
+        for (const auto& server : resolvers_)
+            if (!grey::dns::unbound_server(server))
+                throw CLI::ValidationError(fmt::format("--resolver: '{}' is not IP:PORT or [IPv6]:PORT", server));
+        if (!resolvers_.empty()) r.resolver.servers = resolvers_;
+        if (!dnsbl_sites_.empty()) {
+            r.dnsbl_sites.clear();
+            for (const auto& text : dnsbl_sites_) {
+                auto site = grey::dns::parse_dnsbl_site(text);
+                if (!site) throw CLI::ValidationError(fmt::format("--dnsbl: '{}' is not SITE[=FILTER][*WEIGHT]", text));
+                r.dnsbl_sites.push_back(*site);
+            }
+        }
+        if (!local_networks_.empty()) {
+            r.local_networks.clear();
+            for (const auto& text : local_networks_) {
+                auto n = grey::network::parse(text);
+                if (!n) throw CLI::ValidationError(fmt::format("--local-network: '{}' is not a network in CIDR notation", text));
+                r.local_networks.push_back(*n);
+            }
+        }
+        if (allow_threshold_) r.tiers.allow_threshold = *allow_threshold_;
+        if (suspicious_threshold_) r.tiers.suspicious_threshold = *suspicious_threshold_;
+        if (refuse_threshold_) r.tiers.refuse_threshold = *refuse_threshold_;
+        if (suspicious_delay_) r.tiers.suspicious_delay = std::chrono::seconds(*suspicious_delay_);
+        if (dns_budget_ms_) {
+            if (*dns_budget_ms_ == 0) throw CLI::ValidationError("--dns-budget must be at least 1");
+            r.budget = std::chrono::milliseconds(*dns_budget_ms_);
+        }
+        if (r.tiers.allow_threshold >= r.tiers.suspicious_threshold)
+            throw CLI::ValidationError("the allow threshold must be below the suspicious threshold");
+        if (r.tiers.refuse_threshold && *r.tiers.refuse_threshold <= r.tiers.allow_threshold)
+            throw CLI::ValidationError("the refuse threshold must be above the allow threshold");
+    }
+
     examples::server_options shared_;
+    std::optional<std::string> reputation_;
+    std::vector<std::string> resolvers_, dnsbl_sites_, local_networks_;
+    std::optional<int> allow_threshold_, suspicious_threshold_, refuse_threshold_;
+    std::optional<unsigned> suspicious_delay_, dns_budget_ms_;
     std::string store_, metrics_;
     unsigned delay_seconds_ = 0;
     CLI::Option* delay_ = nullptr;

@@ -126,6 +126,7 @@ int main(int argc, char** argv) {
         if (!s.metrics.empty()) {
             metrics.emplace(examples::endpoint_or_throw(s.metrics));
             s.server.metrics = &metrics->metrics();
+            s.server.reputation.resolver.metrics = s.server.metrics;
             fmt::print("metrics on http://{}/metrics\n", grey::ServerCore<GreylistHandler>::format(metrics->local_endpoint()));
         }
         log.emplace(s.log_file);

@@ -15,6 +15,8 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include <grey/dns/dnsbl_site.hpp>
+#include <grey/dns/settings.hpp>
 #include <grey/greylist/greylisting_policy.hpp>
 #include <grey/greylist/postgrey_whitelists.hpp>
 #include <grey/greylist/privacy.hpp>
@@ -115,6 +117,12 @@ class reader {
             auto v = n->value<bool>();
             if (!v) fail(*n, fmt::format("'{}' must be true or false", name));
             out = *v;
+        } else if constexpr (std::is_integral_v<T> && std::is_signed_v<T>) {
+            auto v = n->value<std::int64_t>();
+            if (!v || *v < std::numeric_limits<T>::min() || *v > std::numeric_limits<T>::max())
+                fail(*n, fmt::format("'{}' must be a whole number from {} to {}", name, std::numeric_limits<T>::min(),
+                                     std::numeric_limits<T>::max()));
+            out = static_cast<T>(*v);
         } else if constexpr (std::is_integral_v<T>) {
             auto v = n->value<std::int64_t>();
             if (!v || *v < 0 || static_cast<std::uint64_t>(*v) > std::numeric_limits<T>::max())
@@ -161,7 +169,7 @@ inline void load_file(const std::string& path, settings& s) {
     }
     const detail::reader r(path);
     r.only(root, "", {"server", "tls", "upstream_tls", "greylist", "relay", "whitelist", "whitelist_nonstandard", "log", "maildir",
-                      "policy"});
+                      "policy", "dns", "reputation"});
     auto section = [&](std::string_view name) -> const toml::table* {
         const toml::node* n = root.get(name);
         if (!n) return nullptr;
@@ -311,6 +319,77 @@ inline void load_file(const std::string& path, settings& s) {
         }
     }
 
+    grey::greylist::reputation_settings& rep = g.reputation;
+    if (const toml::table* t = section("dns")) {
+        r.only(*t, "dns", {"resolvers", "query_timeout_ms", "budget_ms"});
+        std::vector<std::string> resolvers;
+        r.get(*t, "dns", "resolvers", resolvers);
+        for (std::size_t i = 0; i < resolvers.size(); ++i)
+            if (!grey::dns::unbound_server(resolvers[i]))
+                r.fail((*t->get("resolvers")->as_array())[i],
+                       fmt::format("'dns.resolvers': '{}' is not IP:PORT or [IPv6]:PORT", resolvers[i]));
+        if (t->get("resolvers")) rep.resolver.servers = resolvers;
+        unsigned timeout_ms = static_cast<unsigned>(rep.resolver.query_timeout.count());
+        unsigned budget_ms = static_cast<unsigned>(rep.budget.count());
+        r.get(*t, "dns", "query_timeout_ms", timeout_ms);
+        r.get(*t, "dns", "budget_ms", budget_ms);
+        if (timeout_ms == 0) r.fail(*t->get("query_timeout_ms"), "'dns.query_timeout_ms' must be at least 1");
+        if (budget_ms == 0) r.fail(*t->get("budget_ms"), "'dns.budget_ms' must be at least 1");
+        rep.resolver.query_timeout = std::chrono::milliseconds(timeout_ms);
+        rep.budget = std::chrono::milliseconds(budget_ms);
+    }
+    if (const toml::table* t = section("reputation")) {
+        r.only(*t, "reputation", {"enabled", "dnsbl_sites", "local_networks", "allow_threshold", "suspicious_threshold",
+                                  "refuse_threshold", "suspicious_delay", "check_helo", "check_spf", "weights"});
+        r.get(*t, "reputation", "enabled", rep.enabled);
+        r.get(*t, "reputation", "check_helo", rep.check_helo);
+        r.get(*t, "reputation", "check_spf", rep.check_spf);
+        std::vector<std::string> sites;
+        r.get(*t, "reputation", "dnsbl_sites", sites);
+        if (t->get("dnsbl_sites")) rep.dnsbl_sites.clear();
+        for (std::size_t i = 0; i < sites.size(); ++i) {
+            auto site = grey::dns::parse_dnsbl_site(sites[i]);
+            if (!site)
+                r.fail((*t->get("dnsbl_sites")->as_array())[i],
+                       fmt::format("'reputation.dnsbl_sites': '{}' is not DOMAIN[=FILTER][*WEIGHT]", sites[i]));
+            rep.dnsbl_sites.push_back(*site);
+        }
+        std::vector<std::string> nets;
+        r.get(*t, "reputation", "local_networks", nets);
+        if (t->get("local_networks")) rep.local_networks.clear();
+        for (std::size_t i = 0; i < nets.size(); ++i) {
+            auto n = grey::network::parse(nets[i]);
+            if (!n)
+                r.fail((*t->get("local_networks")->as_array())[i],
+                       fmt::format("'reputation.local_networks': '{}' is not a network in CIDR notation", nets[i]));
+            rep.local_networks.push_back(*n);
+        }
+        grey::greylist::tier_settings& tiers = rep.tiers;
+        r.get(*t, "reputation", "allow_threshold", tiers.allow_threshold);
+        r.get(*t, "reputation", "suspicious_threshold", tiers.suspicious_threshold);
+        if (t->get("refuse_threshold")) {
+            int refuse = 0;
+            r.get(*t, "reputation", "refuse_threshold", refuse);
+            tiers.refuse_threshold = refuse;
+        }
+        r.get_seconds(*t, "reputation", "suspicious_delay", tiers.suspicious_delay);
+        if (const toml::node* n = t->get("weights")) {
+            const toml::table* wt = n->as_table();
+            if (!wt) r.fail(*n, "'reputation.weights' must be a table");
+            r.only(*wt, "reputation.weights", {"no_fcrdns", "generic_name", "helo_unknown", "spf_fail", "spf_softfail"});
+            grey::greylist::evidence_weights& w = tiers.weights;
+            r.get(*wt, "reputation.weights", "no_fcrdns", w.no_fcrdns);
+            r.get(*wt, "reputation.weights", "generic_name", w.generic_name);
+            r.get(*wt, "reputation.weights", "helo_unknown", w.helo_unknown);
+            r.get(*wt, "reputation.weights", "spf_fail", w.spf_fail);
+            r.get(*wt, "reputation.weights", "spf_softfail", w.spf_softfail);
+        }
+        if (tiers.allow_threshold >= tiers.suspicious_threshold)
+            r.fail(*t, "'reputation.allow_threshold' must be below 'reputation.suspicious_threshold'");
+        if (tiers.refuse_threshold && *tiers.refuse_threshold <= tiers.allow_threshold)
+            r.fail(*t->get("refuse_threshold"), "'reputation.refuse_threshold' must be above 'reputation.allow_threshold'");
+    }
+
     grey::greylist::lists& l = s.lists;
     if (const toml::table* t = section("relay")) {
         r.only(*t, "relay", {"allowed_domains", "allowed_senders", "allowed_sender_nets"});
@@ -360,7 +439,7 @@ inline void load_file(const std::string& path, settings& s) {
     });
 
     if (const toml::table* t = section("policy")) {
-        r.only(*t, "policy", {"listen", "greylist_text", "unavailable_text", "socket_mode", "idle_timeout",
+        r.only(*t, "policy", {"listen", "greylist_text", "unavailable_text", "refused_text", "socket_mode", "idle_timeout",
                               "request_timeout", "max_connections", "max_line", "max_attributes", "max_request"});
         grey::policy::settings& p = s.policy;
         std::vector<std::string> listen;
@@ -373,7 +452,8 @@ inline void load_file(const std::string& path, settings& s) {
                        fmt::format("'policy.listen': '{}' is not inet:HOST:PORT or unix:PATH", listen[i]));
             s.policy_listen.push_back(*a);
         }
-        for (auto [key, text] : {std::pair{"greylist_text", &p.greylist_text}, std::pair{"unavailable_text", &p.unavailable_text}}) {
+        for (auto [key, text] : {std::pair{"greylist_text", &p.greylist_text}, std::pair{"unavailable_text", &p.unavailable_text},
+                                  std::pair{"refused_text", &p.refused_text}}) {
             r.get(*t, "policy", key, *text);
             if (auto bad = bad_policy_text(*text); !bad.empty()) r.fail(*t->get(key), fmt::format("'policy.{}' {}", key, bad));
         }

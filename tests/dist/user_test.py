@@ -125,7 +125,7 @@ class RunAsUser(unittest.TestCase):
 
     def test_the_policy_service_gives_root_up_too(self):
         port = free_port()
-        self.start("--policy", f"inet:127.0.0.1:{port}")
+        self.start("--policy", f"inet:127.0.0.1:{port}", "--reputation", "off")
         self.assert_runs_as_user()
         with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
             s.sendall(b"request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=192.0.2.7\n"

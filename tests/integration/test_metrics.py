@@ -81,7 +81,8 @@ class Metrics(unittest.TestCase):
     def test_the_policy_server_counts_its_verdicts_too(self):
         policy_port, port = free_port(), free_port()
         server = subprocess.Popen([PROGRAMS["greylist_server"], "--policy", f"inet:127.0.0.1:{policy_port}",
-                                   "--store", "memory", "--metrics", f"127.0.0.1:{port}", "--log", "/dev/null"],
+                                   "--store", "memory", "--metrics", f"127.0.0.1:{port}", "--log", "/dev/null",
+                                   "--reputation", "off"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.addCleanup(server.wait, 10)
         self.addCleanup(server.terminate)

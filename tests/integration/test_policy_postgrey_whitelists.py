@@ -57,7 +57,7 @@ class PostgreyWhitelists(unittest.TestCase):
         lines = s.log_lines()
         self.assertEqual(len(lines), 8, s.lines)
         self.assertTrue(lines[0].endswith("| bob@example.com accepted | policy"), lines[0])
-        self.assertTrue(lines[5].endswith("| bob@example.com greylisted | policy"), lines[5])
+        self.assertRegex(lines[5], r"\| bob@example\.com greylisted \(first seen; tier=normal [^|]*\) \| policy$")
 
     def test_the_files_are_named_in_grey_toml_and_reloaded_on_sighup(self):
         d = self.scratch()

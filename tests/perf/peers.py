@@ -212,8 +212,10 @@ class GreylistPolicy(Process):
 
     def __init__(self, store):
         port = free_port()
+        # Decisions without DNS, as Postgrey's are: judging first, with DNS in the loop, is
+        # population.py's to measure (its clients' addresses would be looked up from the root).
         super().__init__([grey_program("greylist_server"), "--policy", f"inet:127.0.0.1:{port}",
-                          "--store", store, "--log", "/dev/null"], port)
+                          "--store", store, "--log", "/dev/null", "--reputation", "off"], port)
 
 
 class Postgrey(Process):

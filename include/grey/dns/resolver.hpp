@@ -3,8 +3,9 @@
 // waited on by Asio, and ub_process() hands each answer to the coroutine that asked, as a typed
 // result (answer.hpp) read by Grey's own parser (message.hpp). Nothing here blocks the thread:
 // libunbound's one worker thread per resolver does the network, and no thread is started per
-// query. libunbound answers some names itself, forwarding or not (its default local zones:
-// RFC 6761's test., invalid., localhost., the private and documentation reverse zones). A query ends by its timeout or its decision's budget
+// query. libunbound answers some names itself when it resolves from the root (its default local
+// zones: RFC 6761's test., invalid., the private and documentation reverse zones); with servers
+// named it asks them everything but the host's own names (localhost., 127.in-addr.arpa.). A query ends by its timeout or its decision's budget
 // (budget.hpp), whichever comes first; answers are kept for their TTL (cache.hpp).
 //
 // Threading: a resolver belongs to one thread, its executor's (an io_context run by one
@@ -30,6 +31,7 @@
 #include <vector>
 
 #include "../detail/asio.hpp"
+#include "../metrics/server_metrics.hpp"
 #include "answer.hpp"
 #include "budget.hpp"
 #include "cache.hpp"
@@ -162,7 +164,25 @@ class resolver {
             if (!settings.servers.empty()) {
                 // A forwarder named is one to ask, on loopback too (a local unbound, the tests').
                 set("do-not-query-localhost:", "no");
+                // ...and to ask everything: a site's own resolver serves its private reverse
+                // zones (10.in-addr.arpa...), and a test's may serve test. or TEST-NET's; the
+                // zones libunbound answers itself by default stay only for the host itself.
+                for (const std::string& zone : forwarded_default_zones()) set("local-zone:", (zone + " nodefault").c_str());
             }
+        }
+
+        // libunbound's default local zones (unbound.conf(5), "Default zones") but the host's
+        // own (localhost., 127.in-addr.arpa., ::1's).
+        static std::vector<std::string> forwarded_default_zones() {
+            std::vector<std::string> zones = {
+                "home.arpa.", "onion.", "test.", "invalid.", "10.in-addr.arpa.", "168.192.in-addr.arpa.",
+                "0.in-addr.arpa.", "254.169.in-addr.arpa.", "2.0.192.in-addr.arpa.", "100.51.198.in-addr.arpa.",
+                "113.0.203.in-addr.arpa.", "255.255.255.255.in-addr.arpa.",
+                "0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa.", "d.f.ip6.arpa.",
+                "8.e.f.ip6.arpa.", "9.e.f.ip6.arpa.", "a.e.f.ip6.arpa.", "b.e.f.ip6.arpa.", "8.b.d.0.1.0.0.2.ip6.arpa."};
+            for (int i = 16; i <= 31; ++i) zones.push_back(std::to_string(i) + ".172.in-addr.arpa.");   // RFC 1918
+            for (int i = 64; i <= 127; ++i) zones.push_back(std::to_string(i) + ".100.in-addr.arpa.");  // RFC 6598
+            return zones;
         }
 
         // Hands the query to libunbound; the serial, not a pointer, is its callback's argument,
@@ -219,9 +239,19 @@ class resolver {
             in_flight.erase(it);
             answer a = to_answer(err, r);
             remember(p->key, a);
+            if (a.status != outcome::temporary_failure || a.why != failure::resolver) unanswered = 0;  // DNS is there
             p->result = std::move(a);
             p->wake.cancel();
         }
+
+        // A query went unanswered for its whole timeout. A few in a row with no answer between
+        // them: DNS is unreachable, and for failure_ttl every query not in the cache fails at
+        // once instead of costing each decision its budget; then queries go out again.
+        void note_unanswered(answer_cache::clock::time_point now) {
+            if (++unanswered >= unreachable_after && settings.failure_ttl > std::chrono::seconds::zero())
+                unreachable_until = now + settings.failure_ttl;
+        }
+        bool unreachable(answer_cache::clock::time_point now) const { return now < unreachable_until; }
 
         answer to_answer(int err, const ub_result* r) const {
             if (err != 0 || !r) return temporary(failure::resolver);
@@ -254,9 +284,15 @@ class resolver {
             return a;
         }
 
-        // Facts are kept; failures are not, so that the next decision asks again.
+        // Facts are kept for their TTL; a server's failure for failure_ttl; a malformed answer
+        // and a resolver's own trouble not at all.
         void remember(const std::string& key, const answer& a) {
-            if (a.status == outcome::temporary_failure || a.status == outcome::malformed) return;
+            if (a.status == outcome::malformed) return;
+            if (a.status == outcome::temporary_failure) {
+                if (a.why == failure::server || a.why == failure::timeout)
+                    cache.put(key, a, settings.failure_ttl, answer_cache::clock::now());
+                return;
+            }
             cache.put(key, a, std::chrono::seconds(a.ttl), answer_cache::clock::now());
         }
 
@@ -283,6 +319,9 @@ class resolver {
         asio::posix::stream_descriptor fd;
         ub_ctx* ctx;
         bool waiting = false;
+        static constexpr unsigned unreachable_after = 3;
+        unsigned unanswered = 0;  // queries in a row that timed out, no answer between
+        answer_cache::clock::time_point unreachable_until{};
         std::uint64_t last_serial = 0;
         std::unordered_map<std::uint64_t, std::shared_ptr<pending>> in_flight;
         static inline thread_local core* processing = nullptr;
@@ -292,6 +331,7 @@ class resolver {
     // wait it touches the core only if it still exists.
     static asio::awaitable<answer> ask(std::weak_ptr<core> weak, std::string name, rr_type type, budget b) {
         std::shared_ptr<pending> p;
+        bool full_timeout = false;
         {
             const auto c = weak.lock();
             if (!c) co_return temporary(failure::aborted);
@@ -301,20 +341,44 @@ class resolver {
                 ++c->stats.cache_hits;
                 co_return std::move(*hit);
             }
-            if (b.spent(now)) {
+            if (b.spent(now) || c->unreachable(now)) {
                 ++c->stats.timeouts;
                 co_return temporary(failure::timeout);
             }
             p = c->start(name, type, std::move(key));
             if (!p) co_return temporary(failure::resolver);
             const auto timeout = std::chrono::duration_cast<answer_cache::clock::duration>(c->settings.query_timeout);
-            p->wake.expires_at(b.until - now > timeout ? now + timeout : b.until);
+            full_timeout = b.until - now > timeout;
+            p->wake.expires_at(full_timeout ? now + timeout : b.until);
         }
+        const auto sent = answer_cache::clock::now();
         auto [ec] = co_await p->wake.async_wait(grey::detail::use_nothrow);
         (void)ec;  // why it woke is in p->result: an answer, the resolver's end, or none (time)
+        if (const auto c = weak.lock(); c && c->settings.metrics)
+            c->settings.metrics->dns_query(type_name(type), answer_cache::clock::now() - sent);
         if (p->result) co_return std::move(*p->result);
-        if (const auto c = weak.lock()) c->give_up(p);
-        co_return temporary(failure::timeout);
+        answer late = temporary(failure::timeout);
+        if (const auto c = weak.lock()) {
+            c->give_up(p);
+            // Unanswered for its whole timeout: the server is slow or gone, which the next
+            // decision need not learn again. A query cut short by its budget proves nothing.
+            if (full_timeout) {
+                c->remember(p->key, late);
+                c->note_unanswered(answer_cache::clock::now());
+            }
+        }
+        co_return late;
+    }
+
+    static std::string_view type_name(rr_type t) noexcept {
+        switch (t) {
+        case rr_type::a: return "A";
+        case rr_type::aaaa: return "AAAA";
+        case rr_type::ptr: return "PTR";
+        case rr_type::txt: return "TXT";
+        case rr_type::mx: return "MX";
+        default: return "other";
+        }
     }
 
     template <class T, class F>

@@ -14,6 +14,10 @@
 #include "../config.hpp"
 #include "../result.hpp"
 
+namespace grey::metrics {
+struct server_metrics;
+}
+
 namespace grey::dns {
 /// @addtogroup group_dns
 /// @{
@@ -36,6 +40,15 @@ struct resolver_settings {
     std::chrono::seconds max_negative_ttl{900};
     /// NXDOMAIN and NODATA without an SOA are kept this long.
     std::chrono::seconds negative_ttl{60};
+    /// A server failure (SERVFAIL, REFUSED) or a query that went unanswered for its whole
+    /// timeout is kept this long (RFC 2308 §7 allows up to five minutes): while a zone or the
+    /// resolver is down, each decision costs its budget once, not every time; 0 keeps none.
+    std::chrono::seconds failure_ttl{30};
+    /// Where the queries it sends are timed, by type (grey_dns_query_seconds); none when null.
+    metrics::server_metrics* metrics = nullptr;
+
+    /// Equal field by field: a resolver made with one serves the other.
+    friend bool operator==(const resolver_settings&, const resolver_settings&) = default;
 };
 
 /// "HOST:PORT" or "[v6]:PORT" (config.hpp's parse_endpoint(), HOST an IP address) as libunbound

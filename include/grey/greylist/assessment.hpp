@@ -7,7 +7,8 @@
 // forward-confirmed name, a name that looks like an ISP's pool, a HELO name that does not exist,
 // SPF fail or softfail. Evidence that could not be had ("unknown": a timeout, a SERVFAIL) adds
 // nothing and trusts nothing: a client is trusted only on what was answered, so a look-up
-// failure never lets mail through unjudged, and the decision falls back to plain greylisting.
+// failure never lets mail through unjudged, and the decision falls back to plain greylisting
+// (only what the DNS lists answered still moves it).
 //
 // The identity is the ladder of DESIGN §10: the registered domain SPF authorises when SPF
 // passes; else the registered domain of a forward-confirmed name that does not look generic;
@@ -163,13 +164,17 @@ inline assessment assess(const client_evidence& client, const sender_evidence* s
     }
     if (a.identity.empty() && confirmed_plain_name && client.name_domain) a.identity = "rdns:" + *client.name_domain;
 
-    if (t.refuse_threshold && a.score >= *t.refuse_threshold) {
+    // With a look-up unanswered, the decision falls back to plain greylisting: Grey's own
+    // signs weigh only on a complete picture (a client whose HELO or SPF zone times out is not
+    // held longer for its missing PTR), and a low score is no pass. What the DNS lists answered
+    // still counts either way: an allowlist's answer is an answer, and a listing is not the
+    // client's to hide by making its own zones slow.
+    const int weighed = a.complete ? a.score : (client.lists ? client.lists->total : 0);
+    if (t.refuse_threshold && weighed >= *t.refuse_threshold) {
         a.tier = tier::refused;
     } else if (allowlisted || (a.complete && a.score <= t.allow_threshold)) {
-        // An allowlist's answer is an answer, whatever else failed; a low score is not one
-        // when a look-up that might have raised it did not answer.
         a.tier = tier::trusted;
-    } else if (a.score >= t.suspicious_threshold) {
+    } else if (weighed >= t.suspicious_threshold) {
         a.tier = tier::suspicious;
         a.delay = t.suspicious_delay;
     }

@@ -14,6 +14,7 @@
 #include "engine.hpp"
 #include "lists.hpp"
 #include "pipeline.hpp"
+#include "reputation.hpp"
 #include "store.hpp"
 #include "triplet.hpp"
 
@@ -44,6 +45,8 @@ struct greylist_settings {
     greylist::normalisation normalisation{};       ///< how senders are normalised
     unsigned auto_whitelist_after = 5;  ///< passed deliveries before a client skips the greylist; 0: off
     bool add_header = false;            ///< prepend X-Greylist to mail that was held back
+    /// Judging first: which clients are judged on what DNS says of them, and how (reputation.hpp).
+    greylist::reputation_settings reputation{};
     /// Applied to each triplet (and client group) before it reaches the store; privacy mode
     /// sets it to greylist::hashed (privacy.hpp).
     std::function<triplet(triplet)> transform;

@@ -33,6 +33,7 @@
 
 #include "../concrete_mail_handler.hpp"
 #include "judge.hpp"
+#include "judges_first.hpp"
 
 namespace grey::greylist {
 /// @addtogroup group_greylist
@@ -42,6 +43,28 @@ namespace grey::greylist {
 inline const smtp::reply relay_denied{550, "5.7.1", "Relaying denied"};
 /// The answer while the store does not answer: deferred, never passed.
 inline const smtp::reply greylist_unavailable{451, "4.3.0", "Greylist temporarily unavailable, try again later"};
+
+/// The answer to a recipient of a client refused on its reputation (a refuse threshold set).
+inline const smtp::reply refused_on_reputation{550, "5.7.1", "Service unavailable; client refused on its reputation"};
+
+/// The answer while greylisted: the seed's "Please try again later", and when a retry can
+/// pass, so that a person reading a bounce knows how long.
+inline smtp::reply greylisted_reply(std::chrono::seconds wait) {
+    smtp::reply r = smtp::replies::try_again_later;
+    if (wait.count() > 0 && !r.lines.empty()) r.lines.front() += fmt::format(" (greylisted: retry in {} s)", wait.count());
+    return r;
+}
+
+/// What the proxy answers a recipient judged `j`: accepted (relayed on), relay_denied,
+/// greylist_unavailable, refused_on_reputation, or, greylisted, the seed's reply, which tells a
+/// client judged first when its tier lets a retry pass (greylisted_reply()).
+inline verdict verdict_of(const judgement& j) {
+    if (j.accepted()) return true;
+    if (j.why == finding::relay_denied) return relay_denied;
+    if (j.why == finding::store_unavailable) return greylist_unavailable;
+    if (j.why == finding::reputation_refused) return refused_on_reputation;
+    return greylisted_reply(j.assessed ? j.wait : std::chrono::seconds{0});
+}
 
 /// The seed's greylisting proxy: a ConcreteMailHandler whose recipients are decided by judge().
 /// Derived is the final class (CRTP); ServerCore<Derived> runs it with a greylist_config.
@@ -53,16 +76,51 @@ class GreyListingPolicy : public ConcreteMailHandler<Derived> {
     /// Tells ServerCore to take a greylist_config; settings() reads it back.
     using config_type = greylist_config;
 
-    /// Takes the lists of this moment: a reload does not change them under a session.
-    explicit GreyListingPolicy(session_context ctx) : base(ctx), lists_(settings().lists->load()) {}
+    /// Takes the lists of this moment: a reload does not change them under a session. Starts
+    /// asking DNS about a client it will judge.
+    explicit GreyListingPolicy(session_context ctx) : base(ctx), lists_(settings().lists->load()) {
+#if GREY_JUDGES_FIRST
+        const reputation_settings& r = settings().reputation;
+        const grey::peer& client = this->client();
+        if (r.enabled && client.known() && !r.local(client.address)) {
+            try {
+                reputation_.emplace(ctx.socket.get_executor(), r, client.address);
+            } catch (const std::exception& e) {
+                // A resolver libunbound refuses: greylisted as without DNS, and said once.
+                static std::atomic_flag reported;
+                if (!reported.test_and_set()) diagnostics::report(diagnostics::level::error, "dns", e.what());
+            }
+        }
+#endif
+    }
+
+    /// MailHandler's answer; the HELO name is checked against the client from now.
+    smtp::reply handleHelo(const smtp::helo_command& c) {
+        note_helo(c.domain);
+        return base::handleHelo(c);
+    }
+    /// ConcreteMailHandler's answer; the EHLO name is checked against the client from now.
+    smtp::reply handleEhlo(const smtp::helo_command& c) {
+        note_helo(c.domain);
+        return base::handleEhlo(c);
+    }
+    /// MailHandler's answer; SPF is checked for the sender from now, so that it is known, or
+    /// on its way, by the first recipient.
+    smtp::reply handleMail(const smtp::mail_command& m) {
+        smtp::reply r = base::handleMail(m);
+#if GREY_JUDGES_FIRST
+        if (reputation_ && r.completion()) reputation_->mail(m.reverse_path.mailbox, this->remotename);
+#endif
+        return r;
+    }
 
     /// judge()'s decision as a verdict: accepted, relay_denied, greylist_unavailable, or
     /// smtp::replies::try_again_later while greylisted. Noted for the log line.
     asio::awaitable<verdict> shouldWeAcceptRecipient(const smtp::rcpt_command& rcpt) {
         const judgement j = co_await decide(rcpt.forward_path);
-        note(rcpt.forward_path.mailbox, j.describe());
+        note(rcpt.forward_path.mailbox, j.log_text());
         if (j.why == finding::passed) delayed_ = j.delayed;
-        co_return to_verdict(j);
+        co_return verdict_of(j);
     }
 
     /// True: every recipient has been judged already.
@@ -114,22 +172,24 @@ class GreyListingPolicy : public ConcreteMailHandler<Derived> {
         if (!client_name_ && lists_->wants_client_name() &&
             !lists_->whitelisted_by_files(this->peer, {}, recipient.mailbox))
             client_name_ = co_await look_up_client_name();
-        co_return co_await judge(settings(), *lists_,
-                                 question{this->peer, this->remotename, this->sender, recipient.mailbox, recipient.domain,
-                                          /*relay_control=*/true, client_name_ ? *client_name_ : std::string_view{}});
+        question q{this->peer, this->remotename, this->sender, recipient.mailbox, recipient.domain,
+                   /*relay_control=*/true, client_name_ ? *client_name_ : std::string_view{}};
+#if GREY_JUDGES_FIRST
+        if (reputation_) q.reputation = &*reputation_;
+#endif
+        co_return co_await judge(settings(), *lists_, q);
+    }
+
+    void note_helo([[maybe_unused]] std::string_view name) {
+#if GREY_JUDGES_FIRST
+        if (reputation_) reputation_->helo(name);
+#endif
     }
 
     /// The client's verified host name, "" when it has none: what Postfix's client_name is.
     asio::awaitable<std::string> look_up_client_name() {
         const dns::client_names* names = co_await this->client_names();
         co_return std::string(names->verified());
-    }
-
-    static verdict to_verdict(const judgement& j) {
-        if (j.accepted()) return true;
-        if (j.why == finding::relay_denied) return relay_denied;
-        if (j.why == finding::store_unavailable) return greylist_unavailable;
-        return smtp::replies::try_again_later;
     }
 
     void note(std::string_view mailbox, std::string_view what) { noted_.push_back(fmt::format("{} {}", mailbox, what)); }
@@ -140,6 +200,9 @@ class GreyListingPolicy : public ConcreteMailHandler<Derived> {
     std::optional<std::string> client_name_;  ///< once looked up
     std::string status_;
     std::optional<std::chrono::seconds> delayed_;
+#if GREY_JUDGES_FIRST
+    std::optional<connection_reputation> reputation_;  ///< none: the client is not judged first
+#endif
 };
 
 /// @}

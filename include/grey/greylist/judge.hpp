@@ -9,7 +9,10 @@
 //   2. whitelisted triples and non-standard triples pass (checks/whitelists.hpp), and so do the
 //      clients and recipients of the whitelist files (checks/file_whitelists.hpp: Postgrey's
 //      whitelist_clients and whitelist_recipients);
-//   3. the store (checks/store_screen.hpp): an auto-whitelisted client group passes; else the
+//   3. judging first (checks/reputation.hpp): what DNS says of the client and sender makes it
+//      trusted (not greylisted), refused (only with a refuse threshold), or greylisted, keyed
+//      by its identity and, when suspicious, held longer;
+//   4. the store (checks/store_screen.hpp): an auto-whitelisted client group passes; else the
 //      greylist defers until a retry passes; a store that cannot answer gives store_unavailable.
 #pragma once
 
@@ -24,6 +27,7 @@
 #include "../metrics/server_metrics.hpp"
 #include "checks/file_whitelists.hpp"
 #include "checks/relay_control.hpp"
+#include "checks/reputation.hpp"
 #include "checks/store_screen.hpp"
 #include "checks/whitelists.hpp"
 #include "engine.hpp"
@@ -36,10 +40,10 @@ namespace grey::greylist {
 /// @addtogroup group_greylist
 /// @{
 
-/// Today's checks, in today's order: relay control, the whitelists, the whitelist files, the
-/// store. A start for a pipeline of one's own (greylist_config::pipeline).
+/// The standard checks, in order: relay control, the whitelists, the whitelist files, judging
+/// first, the store. A start for a pipeline of one's own (greylist_config::pipeline).
 inline pipeline default_pipeline() {
-    return pipeline{{relay_control{}, whitelists{}, file_whitelists{}, store_screen{}}};
+    return pipeline{{relay_control{}, whitelists{}, file_whitelists{}, reputation{}, store_screen{}}};
 }
 
 /// The seed's log line: timestamp | remotename | peer | sender | recipients | status

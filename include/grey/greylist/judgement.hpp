@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "assessment.hpp"
+#include "reputation.hpp"
 
 namespace grey::greylist {
 /// @addtogroup group_greylist
@@ -27,6 +28,9 @@ struct question {
     /// The client's verified host name; "" when it has none or nobody looked it up (only the
     /// whitelist files' name entries read it).
     std::string_view client_name{};
+    /// Where the reputation check asks what DNS says of the client and sender; null: nobody
+    /// gathers it (a local client, judging first off, or a build without the resolver).
+    evidence_source* reputation = nullptr;
 };
 
 /// Why judge() accepted, refused or deferred a recipient.
@@ -35,6 +39,8 @@ enum class finding {
     relay_denied,       ///< a recipient outside allowed_domains
     whitelisted,        ///< a whitelisted triple or non-standard triple, or in the whitelist files
     auto_whitelisted,   ///< a client group that has passed often enough
+    trusted,            ///< judged first, trusted: not greylisted
+    reputation_refused, ///< judged first, refused: over the refuse threshold
     greylisted,         ///< deferred: first seen, too soon, or started over
     passed,             ///< passed now, after being held back
     known,              ///< passed: a triplet that passed before
@@ -66,13 +72,31 @@ struct judgement {
     /// True when the recipient may go on: relays anywhere, whitelisted, passed or known.
     bool accepted() const noexcept {
         return why == finding::relays_anywhere || why == finding::whitelisted || why == finding::auto_whitelisted ||
-               why == finding::passed || why == finding::known;
+               why == finding::trusted || why == finding::passed || why == finding::known;
     }
     /// What the seed's log line says of the recipient.
     std::string_view describe() const noexcept {
         if (accepted()) return "accepted";
         if (why == finding::store_unavailable) return "tempfail (store unavailable)";
         return why == finding::greylisted ? "greylisted" : "refused";
+    }
+    /// Why, in a few words for a log line: what the check that decided said ("first seen",
+    /// "auto-whitelist", "listed"), then, when a check judged the client first and another
+    /// decided, the assessment: "first seen; tier=suspicious score=1 fcrdns=fail:no-ptr".
+    std::string explain() const {
+        std::string out = evidence.empty() ? std::string() : evidence.back().said;
+        if (assessed && (evidence.empty() || evidence.back().said != assessed->describe())) {
+            if (!out.empty()) out += "; ";
+            out += assessed->describe();
+        }
+        return out;
+    }
+    /// What a log line says of the recipient: describe(), and, for a client judged first,
+    /// explain() in parentheses: "greylisted (first seen; tier=suspicious score=1 ...)".
+    std::string log_text() const {
+        std::string out(describe());
+        if (assessed) out += " (" + explain() + ")";
+        return out;
     }
     /// The evidence as one line, `check=said` for each check that ran, separated by spaces:
     /// "relay_control=relayed whitelists=not listed ...".

@@ -17,6 +17,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -153,18 +154,21 @@ class histogram {
     }
 
     /// Writes the `name`_bucket lines (cumulative, as the format has them), `name`_sum and
-    /// `name`_count through the output iterator `out`.
+    /// `name`_count through the output iterator `out`; `labels` (`type="PTR"`), when given, go
+    /// on every line.
     template <class Out>
-    void write(Out& out, std::string_view name) const {
+    void write(Out& out, std::string_view name, std::string_view labels = {}) const {
+        const std::string_view comma = labels.empty() ? "" : ",";
+        const std::string own = labels.empty() ? std::string() : "{" + std::string(labels) + "}";
         std::uint64_t cumulative = 0;
         for (std::size_t i = 0; i < buckets_; ++i) {
             cumulative += counts_[i].load(std::memory_order_relaxed);
-            fmt::format_to(out, "{}_bucket{{le=\"{}\"}} {}\n", name, bounds_[i], cumulative);
+            fmt::format_to(out, "{}_bucket{{{}{}le=\"{}\"}} {}\n", name, labels, comma, bounds_[i], cumulative);
         }
         cumulative += counts_[buckets_].load(std::memory_order_relaxed);
-        fmt::format_to(out, "{}_bucket{{le=\"+Inf\"}} {}\n", name, cumulative);
-        fmt::format_to(out, "{}_sum {}\n", name, static_cast<double>(sum_ns_.load(std::memory_order_relaxed)) / 1e9);
-        fmt::format_to(out, "{}_count {}\n", name, cumulative);
+        fmt::format_to(out, "{}_bucket{{{}{}le=\"+Inf\"}} {}\n", name, labels, comma, cumulative);
+        fmt::format_to(out, "{}_sum{} {}\n", name, own, static_cast<double>(sum_ns_.load(std::memory_order_relaxed)) / 1e9);
+        fmt::format_to(out, "{}_count{} {}\n", name, own, cumulative);
     }
 
   private:
@@ -177,6 +181,32 @@ class histogram {
 /// Latencies of a network round trip or a store call: 0.1 ms to 10 s.
 inline histogram latency_histogram() { return histogram{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
                                                         0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10}; }
+
+/// A latency_histogram() for each value of one label, the values fixed at construction.
+template <std::size_t N>
+class labeled_histograms {
+  public:
+    /// `label` is the label's name, `values` its values by index; both kept as views.
+    labeled_histograms(std::string_view label, std::array<std::string_view, N> values)
+        : label_(label), values_(values), histograms_(make(std::make_index_sequence<N>{})) {}
+    /// The histogram of value `i`.
+    histogram& operator[](std::size_t i) noexcept { return histograms_[i]; }
+    /// The histogram of value `i`, read-only.
+    const histogram& operator[](std::size_t i) const noexcept { return histograms_[i]; }
+    /// The label's name.
+    std::string_view label() const noexcept { return label_; }
+    /// Value `i` as written in the exposition.
+    std::string_view value_name(std::size_t i) const noexcept { return values_[i]; }
+
+  private:
+    template <std::size_t... I>
+    static std::array<histogram, N> make(std::index_sequence<I...>) {
+        return {((void)I, latency_histogram())...};
+    }
+    std::string_view label_;
+    std::array<std::string_view, N> values_;
+    std::array<histogram, N> histograms_;
+};
 
 /// Where a program's metrics are, by name, for the scrape. The metrics must outlive it.
 class registry {
@@ -215,6 +245,15 @@ class registry {
         add_writer(std::move(name), std::move(help), "histogram", [&h](std::string& out, std::string_view n) {
             auto it = std::back_inserter(out);
             h.write(it, n);
+        });
+    }
+    /// Registers `h` as the histogram `name`, one series per value of its label.
+    template <std::size_t N>
+    void add(std::string name, std::string help, const labeled_histograms<N>& h) {
+        add_writer(std::move(name), std::move(help), "histogram", [&h](std::string& out, std::string_view n) {
+            auto it = std::back_inserter(out);
+            for (std::size_t i = 0; i < N; ++i)
+                h[i].write(it, n, fmt::format("{}=\"{}\"", h.label(), h.value_name(i)));
         });
     }
     /// A value computed at scrape time (a store's record count, say).

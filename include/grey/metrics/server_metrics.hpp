@@ -4,8 +4,10 @@
 // one, points server_config::metrics at it, and serves registry() (http_endpoint.hpp).
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <iterator>
+#include <string_view>
 
 #include "registry.hpp"
 
@@ -35,6 +37,18 @@ struct server_metrics {
     labeled<10> commands_refused{"code", {"500", "501", "502", "503", "530", "550", "552", "553", "554", "555"}};
     /// grey_recipients_total: recipients, by verdict (verdict_kind).
     labeled<5> recipients{"verdict", {"accepted", "greylisted", "refused", "relay_denied", "store_unavailable"}};
+    /// grey_reputation_decisions_total: clients judged first, by the tier they were given
+    /// (greylist::tier's order).
+    labeled<4> reputation_tiers{"tier", {"trusted", "normal", "suspicious", "refused"}};
+    /// grey_reputation_reasons_total: the evidence judged clients were found with, by kind
+    /// (reputation_reason's order); one judgement counts each kind it holds.
+    labeled<18> reputation_reasons{"reason", {"fcrdns_ok", "fcrdns_fail", "fcrdns_unknown", "generic_name",
+                                              "helo_ok", "helo_mismatch", "helo_fail", "helo_unknown", "dnsbl_listed",
+                                              "dnswl_listed", "dnsbl_unknown", "spf_pass", "spf_fail", "spf_softfail",
+                                              "spf_neutral", "spf_none", "spf_permerror", "spf_temperror"}};
+    /// grey_dns_query_seconds: time of a DNS query the resolver sent (not one answered from its
+    /// cache), by type, timeouts included.
+    labeled_histograms<5> dns_seconds{"type", {"A", "AAAA", "PTR", "TXT", "MX"}};
     /// grey_messages_relayed_total: messages the upstream accepted.
     counter messages_relayed;
     /// grey_messages_failed_total: messages the upstream refused, or that failed on the way.
@@ -80,6 +94,21 @@ struct server_metrics {
     void refused(refusal r) noexcept { connections_refused[static_cast<std::size_t>(r)].add(); }
     /// Counts a recipient's verdict.
     void recipient(verdict_kind v) noexcept { recipients[static_cast<std::size_t>(v)].add(); }
+    /// Counts a client judged first into tier number `tier` (greylist::tier).
+    void judged(std::size_t tier) noexcept {
+        if (tier < reputation_tiers.size()) reputation_tiers[tier].add();
+    }
+    /// Counts evidence of the kind named `reason` (a value of reputation_reasons' label);
+    /// a name it does not list is not counted.
+    void reputation_reason(std::string_view reason) noexcept {
+        for (std::size_t i = 0; i < reputation_reasons.size(); ++i)
+            if (reputation_reasons.value_name(i) == reason) return reputation_reasons[i].add();
+    }
+    /// Times a DNS query of type `type` ("A", "AAAA", "PTR", "TXT", "MX"); others are not timed.
+    void dns_query(std::string_view type, std::chrono::steady_clock::duration took) noexcept {
+        for (std::size_t i = 0; i < 5; ++i)
+            if (dns_seconds.value_name(i) == type) return dns_seconds[i].observe(took);
+    }
     /// Counts a command refused with reply `code`; a code the label does not list is not counted.
     void command_refused(int code) noexcept {
         static constexpr int codes[] = {500, 501, 502, 503, 530, 550, 552, 553, 554, 555};
@@ -95,6 +124,9 @@ struct server_metrics {
         r.add("grey_sessions_open", "SMTP sessions open now.", sessions_open);
         r.add("grey_commands_refused_total", "Client commands refused, by reply code.", commands_refused);
         r.add("grey_recipients_total", "Recipients, by verdict.", recipients);
+        r.add("grey_reputation_decisions_total", "Clients judged first, by tier.", reputation_tiers);
+        r.add("grey_reputation_reasons_total", "Evidence judged clients were found with, by kind.", reputation_reasons);
+        r.add("grey_dns_query_seconds", "Time of a DNS query the resolver sent, by type.", dns_seconds);
         r.add("grey_messages_relayed_total", "Messages the upstream accepted.", messages_relayed);
         r.add("grey_messages_failed_total", "Messages the upstream refused or that failed on the way.", messages_failed);
         r.add("grey_relayed_bytes_total", "Octets of message text relayed upstream.", bytes_relayed);

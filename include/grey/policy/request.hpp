@@ -42,6 +42,7 @@ struct request {
     std::string recipient;       ///< forward-path without <>
     std::string client_address;  ///< the SMTP client's IP address
     std::string client_name;     ///< its verified name, or "unknown"
+    std::string reverse_client_name;  ///< the name its address resolves to, verified or not, or "unknown"
     std::string instance;        ///< the same for every request about one message
     std::size_t attributes = 0;  ///< lines received, those ignored included
 
@@ -118,6 +119,7 @@ class request_parser {
         if (name == "recipient") return &current_.recipient;
         if (name == "client_address") return &current_.client_address;
         if (name == "client_name") return &current_.client_name;
+        if (name == "reverse_client_name") return &current_.reverse_client_name;
         if (name == "instance") return &current_.instance;
         return nullptr;
     }

@@ -43,6 +43,10 @@ inline std::string dunno() { return "action=DUNNO\n\n"; }
 /// A temporary refusal, unless something later refuses for good: Postgrey's greylisting answer.
 inline std::string defer_if_permit(std::string_view text) { return grey::detail::policy_action("DEFER_IF_PERMIT", text); }
 
+/// A refusal for good, `text` starting with its enhanced status code ("5.7.1 ..."): Postfix
+/// answers the client 550 and `text`.
+inline std::string reject(std::string_view text) { return grey::detail::policy_action("550", text); }
+
 /// Accept as far as this check goes, with `header` ("Name: value") prepended to the message.
 inline std::string prepend(std::string_view header) { return grey::detail::policy_action("PREPEND", header); }
 

@@ -30,6 +30,7 @@
 #include "../detail/asio.hpp"
 #include "../diagnostics.hpp"
 #include "../greylist/judge.hpp"
+#include "../greylist/judges_first.hpp"
 #include "../metrics/server_metrics.hpp"
 #include "../smtp/address.hpp"
 #include "request.hpp"
@@ -56,6 +57,9 @@ struct settings {
     /// The text when the store does not answer; its leading 4.3.0 becomes Postfix's enhanced
     /// status code, as the proxy's "451 4.3.0" does.
     std::string unavailable_text = "4.3.0 Greylist temporarily unavailable, try again later";
+    /// The text of a refusal on the client's reputation (only with a refuse threshold set):
+    /// Postfix answers 550 and this.
+    std::string refused_text = "5.7.1 Service unavailable; client refused on its reputation";
     request_limits limits{};  ///< what one request may hold
     /// Between requests. Postfix closes a connection idle for smtpd_policy_service_max_idle
     /// (300 s) itself: the server's limit is longer, so it rarely closes one Postfix is about
@@ -80,6 +84,7 @@ struct settings {
 inline std::string respond(const greylist::judgement& j, const request& r, const settings& s,
                            std::string_view header) {
     if (j.why == greylist::finding::store_unavailable) return defer_if_permit(s.unavailable_text);
+    if (j.why == greylist::finding::reputation_refused) return reject(s.refused_text);
     if (!j.accepted()) return defer_if_permit(expand_text(s.greylist_text, r.recipient_domain(), j.wait));
     if (j.why == greylist::finding::passed && !header.empty()) return prepend(header);
     return dunno();
@@ -112,12 +117,19 @@ class responder {
         const std::shared_ptr<const greylist::lists> lists = greylist_.lists->load();
         // Postfix's "unknown" is a client with no verified name: nothing for a name to match.
         const std::string_view name = r.client_name == "unknown" ? std::string_view{} : std::string_view(r.client_name);
-        const greylist::question q{r.client_address, r.helo_name, r.sender, r.recipient, r.recipient_domain(),
-                                   /*relay_control=*/false, name};
+        greylist::question q{r.client_address, r.helo_name, r.sender, r.recipient, r.recipient_domain(),
+                             /*relay_control=*/false, name};
+#if GREY_JUDGES_FIRST
+        std::optional<greylist::request_reputation> reputation;
+        if (greylist_.reputation.enabled) {
+            reputation.emplace(greylist_.reputation, r.client_name, r.reverse_client_name);
+            q.reputation = &*reputation;
+        }
+#endif
         const greylist::judgement j = co_await greylist::judge(greylist_, settings_.metrics, *lists, q);
         if (greylist_.log)
             greylist_.log(greylist::log_line(std::chrono::system_clock::now(), r.helo_name, r.client_address, r.sender,
-                                             fmt::format("{} {}", r.recipient, j.describe()), "policy"));
+                                             fmt::format("{} {}", r.recipient, j.log_text()), "policy"));
         std::string header;
         // Postfix sends every request about one message, with one instance, on one connection.
         if (j.why == greylist::finding::passed && greylist_.add_header &&

@@ -100,12 +100,14 @@ TEST_CASE("A question asked again is answered from the cache, facts negative one
     });
 }
 
-TEST_CASE("A server that never answers costs a query its timeout, and nothing is cached") {
+TEST_CASE("A server that never answers costs a query its timeout, and the failure is kept for failure_ttl") {
     asio::io_context ioc;
     silent_server silent(ioc);
     resolver_settings s;
     s.servers = {silent.where()};
     s.query_timeout = 200ms;
+    SUBCASE("kept") {}
+    SUBCASE("not kept") { s.failure_ttl = 0s; }
     resolver r(ioc.get_executor(), s);
     std::vector<answer> got;
     const auto started = std::chrono::steady_clock::now();
@@ -120,9 +122,39 @@ TEST_CASE("A server that never answers costs a query its timeout, and nothing is
         CHECK(a.status == outcome::temporary_failure);
         CHECK(a.why == failure::timeout);
     }
-    CHECK(r.stats().queries == 2);  // a failure is not kept: the second asked again
-    CHECK(r.stats().timeouts == 2);
+    if (s.failure_ttl > 0s) {
+        CHECK(r.stats().queries == 1);  // the second was answered from the cache, at once
+        CHECK(r.stats().cache_hits == 1);
+        CHECK(r.stats().timeouts == 1);
+    } else {
+        CHECK(r.stats().queries == 2);
+        CHECK(r.stats().timeouts == 2);
+    }
     CHECK(std::chrono::steady_clock::now() - started < 5s);  // not libunbound's own, longer, timeouts
+}
+
+TEST_CASE("After three queries in a row go unanswered, DNS is unreachable for failure_ttl: queries fail at once") {
+    asio::io_context ioc;
+    silent_server silent(ioc);
+    resolver_settings s;
+    s.servers = {silent.where()};
+    s.query_timeout = 100ms;
+    resolver r(ioc.get_executor(), s);
+    std::vector<answer> got;
+    std::chrono::steady_clock::duration last{};
+    asio::co_spawn(ioc, [&]() -> asio::awaitable<void> {
+        for (const char* name : {"a.grey-test", "b.grey-test", "c.grey-test"})
+            got.push_back(co_await r.query(name, rr_type::a));
+        const auto started = std::chrono::steady_clock::now();
+        got.push_back(co_await r.query("d.grey-test", rr_type::a));
+        last = std::chrono::steady_clock::now() - started;
+        silent.socket.close();
+    }, asio::detached);
+    ioc.run();
+    REQUIRE(got.size() == 4);
+    for (const answer& a : got) CHECK(a.why == failure::timeout);
+    CHECK(r.stats().queries == 3);  // the fourth was never sent
+    CHECK(last < 90ms);
 }
 
 TEST_CASE("A query ends when its decision's budget does, before its own timeout") {

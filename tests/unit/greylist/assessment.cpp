@@ -142,6 +142,22 @@ TEST_CASE("A look-up that failed is no evidence: it never trusts, and the decisi
     a = assess(mail_server(), &s, t);
     CHECK(a.tier == tier::normal);
     CHECK_FALSE(a.complete);
+
+    // Grey's own signs weigh only on a complete picture: no PTR, with SPF unanswered, is plain
+    // greylisting; answered as none, it is suspicious.
+    client_evidence no_name;
+    no_name.fcrdns = dns::fcrdns_result{dns::fcrdns_status::fail, {}, {}, "no-ptr"};
+    a = assess(no_name, &s, {});
+    CHECK(a.score == 1);
+    CHECK(a.tier == tier::normal);
+    const sender_evidence none = spf(dns::spf::result::none);
+    CHECK(assess(no_name, &none, {}).tier == tier::suspicious);
+
+    // What a DNS list answered still counts.
+    no_name.lists = dns::dnsbl_score{3, false, {{"bl.example", asio::ip::make_address_v4("127.0.0.2"), 3}}, {}};
+    greylist::tier_settings refusing;
+    refusing.refuse_threshold = 3;
+    CHECK(assess(no_name, &s, refusing).tier == tier::refused);
 }
 
 TEST_CASE("A HELO name that does not exist weighs; one that resolves elsewhere does not") {

@@ -80,9 +80,9 @@ std::vector<std::string_view> names(const pipeline& p) {
 
 } // namespace
 
-TEST_CASE("The default pipeline is relay control, the whitelists, the whitelist files, then the store") {
+TEST_CASE("The default pipeline is relay control, the whitelists, the whitelist files, judging first, then the store") {
     CHECK(names(default_pipeline()) ==
-          std::vector<std::string_view>{"relay_control", "whitelists", "file_whitelists", "store_screen"});
+          std::vector<std::string_view>{"relay_control", "whitelists", "file_whitelists", "reputation", "store_screen"});
 }
 
 TEST_CASE("judge() records what each check said, in order, up to the one that decided") {
@@ -93,9 +93,11 @@ TEST_CASE("judge() records what each check said, in order, up to the one that de
     CHECK(first.evidence == std::vector<evidence>{{"relay_control", "relayed"},
                                                   {"whitelists", "not listed"},
                                                   {"file_whitelists", "no files"},
+                                                  {"reputation", "unjudged"},
                                                   {"store_screen", "first seen"}});
-    CHECK(first.reasons() ==
-          "relay_control=relayed whitelists=not listed file_whitelists=no files store_screen=first seen");
+    CHECK(first.reasons() == "relay_control=relayed whitelists=not listed file_whitelists=no files reputation=unjudged "
+                             "store_screen=first seen");
+    CHECK(first.explain() == "first seen");
 
     f.now += 301s;
     const judgement passed = f.judge(to());
@@ -278,7 +280,7 @@ TEST_CASE("A check of one's own in the configuration's pipeline decides for the 
         q.sender = "spammer@example.org";
         const judgement j = f.judge(q);
         CHECK(j.why == finding::relay_denied);
-        CHECK(j.reasons() == "relay_control=relayed whitelists=not listed file_whitelists=no files house_rule=refused");
+        CHECK(j.reasons() == "relay_control=relayed whitelists=not listed file_whitelists=no files reputation=unjudged house_rule=refused");
         CHECK(f.judge(to()).reasons().ends_with("house_rule=ok store_screen=first seen"));
         CHECK(*calls == 2);
         CHECK(f.stored() == 1);

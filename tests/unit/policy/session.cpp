@@ -95,6 +95,7 @@ struct fixture {
         config.now = [this] { return now; };
         config.log = [this](const std::string& line) { logged.push_back(line); };
         config.report = [this](const std::string& line) { reported.push_back(line); };
+        config.reputation.enabled = false;  // judging first has its own tests (greylist/reputation.cpp)
         settings.report = [this](diagnostics::level, const std::string& line) { reported.push_back(line); };
     }
 
