@@ -889,7 +889,7 @@ async def policy_load(port, requests, mode, connections, seconds, count=None):
         for _, w in conns:
             w.close()
     elapsed = loop.time() - start
-    return {"decisions": len(latencies), "decisions_per_s": len(latencies) / elapsed,
+    return {"decisions": len(latencies), "decisions_per_s": len(latencies) / elapsed, "seconds": elapsed,
             "p50_ms": percentile(latencies, 50) * 1e3, "p99_ms": percentile(latencies, 99) * 1e3,
             "actions": actions, "client_cpu": (time.process_time() - start_cpu) / elapsed}
 
@@ -914,9 +914,10 @@ def dns_load(args, population, unbound, program, say):
                     asyncio.run(policy_load(grey.port, requests, mode, 16, None, 8 * len(requests.messages)))
                 for connections in args.dns_connections:
                     q0, _ = proxy.counters()
-                    cpu0 = peers.cpu_seconds(grey.pid)
+                    cpu0, proxy_cpu0 = peers.cpu_seconds(grey.pid), peers.cpu_seconds(proxy.pid)
                     run = asyncio.run(policy_load(grey.port, requests, mode, connections, args.dns_seconds))
                     run["server_cpu_us"] = (peers.cpu_seconds(grey.pid) - cpu0) / max(run["decisions"], 1) * 1e6
+                    run["proxy_cpu"] = (peers.cpu_seconds(proxy.pid) - proxy_cpu0) / run["seconds"]
                     q1, run["dns_most_in_flight"] = proxy.counters()
                     run["dns_queries_per_decision"] = (q1 - q0) / max(run["decisions"], 1)
                     figures.setdefault(f"{delay:g} ms", {}).setdefault(mode, {})[str(connections)] = run
@@ -924,6 +925,7 @@ def dns_load(args, population, unbound, program, say):
                         f"p50 {run['p50_ms']:7.1f} ms, p99 {run['p99_ms']:7.1f} ms, "
                         f"{run['dns_queries_per_decision']:.2f} queries/decision, at most {run['dns_most_in_flight']} "
                         f"in flight, server {run['server_cpu_us']:.0f} us/decision, client {run['client_cpu']:.2f} core, "
+                        f"DNS proxy {run['proxy_cpu']:.2f} core, "
                         f"{run['actions']}")
         finally:
             if grey:
@@ -1122,10 +1124,10 @@ def table(f):
         lines += ["", "Grey's policy decisions with DNS in the loop (--resolver -> dns_delay.py -> unbound), one request",
                   "in flight per connection: decisions/s, latency p50 / p99 ms, DNS queries per decision;",
                   "cached: 256 known clients again and again; uncached: a new address and HELO name per request",
-                  "then the server's CPU per decision, the most DNS queries in flight at the proxy, the client's CPU,",
-                  "and decisions/s as a multiple of one connection's",
+                  "then Grey's CPU per decision, the most DNS queries in flight at the proxy, the client's and the",
+                  "proxy's share of a core (both Python), and decisions/s as a multiple of one connection's",
                   f"{'DNS delay':10}{'mode':10}{'conns':>6}{'decisions/s':>13}{'p50 ms':>9}{'p99 ms':>9}"
-                  f"{'queries':>9}{'CPU us':>8}{'in flight':>10}{'client CPU':>12}{'x serial':>10}"]
+                  f"{'queries':>9}{'CPU us':>8}{'in flight':>10}{'client':>8}{'proxy':>7}{'x serial':>10}"]
         for delay, modes in d.items():
             for mode, runs in modes.items():
                 serial = runs.get("1", {}).get("decisions_per_s")
@@ -1133,7 +1135,7 @@ def table(f):
                     gain = f"{r['decisions_per_s'] / serial:.1f}" if serial else "-"
                     lines.append(f"{delay:10}{mode:10}{c:>6}{r['decisions_per_s']:13.0f}{r['p50_ms']:9.1f}"
                                  f"{r['p99_ms']:9.1f}{r['dns_queries_per_decision']:9.2f}{r['server_cpu_us']:8.0f}"
-                                 f"{r['dns_most_in_flight']:10}{r['client_cpu']:12.2f}"
+                                 f"{r['dns_most_in_flight']:10}{r['client_cpu']:8.2f}{r.get('proxy_cpu', math.nan):7.2f}"
                                  f"{gain:>10}")
         slow = d.get("50 ms", {}).get("uncached", {})
         if slow:
