@@ -311,11 +311,12 @@ class Population:
             users = [f"{rng.choice(['anna', 'ben', 'carla', 'dev', 'eve', 'finance', 'info', 'jobs', 'li', 'sales'])}"
                      f"{k}@{domain}" for k in range(rng.randint(2, 20))]
             self.orgs.append((Sender("mta", [h], "fixed", software[n % len(software)], rng.uniform(0, 1800)), users))
-        # Sloppy: 198.18.200-201; no PTR, or a PTR whose name has no address; SPF that lists
-        # only their provider's relays (~all: softfail); HELO a bare or local name.
+        # Sloppy: small servers on ISP lines and cheap hosting, each in a /24 of its own
+        # (198.18.200-224); no PTR, or a PTR whose name has no address; SPF that lists only
+        # their provider's relays (~all: softfail); HELO a bare or local name, or their domain.
         self.sloppy = []
         for n in range(25):
-            address = self._address(f"198.18.{200 + n // 20}", 3 + 11 * (n % 20))
+            address = self._address(f"198.18.{200 + n}", 3 + 11 * (n % 20))
             domain = f"shop{n}.{TLD}"
             ptr = None if n % 5 < 3 else f"host-{address.replace('.', '-')}.hosting-like.{TLD}"
             h = self.host(address, ptr, confirmed=False,
