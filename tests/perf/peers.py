@@ -224,11 +224,12 @@ class Postgrey(Process):
     BerkeleyDB in a fresh directory of its own, its log on standard error (the service sends
     it to syslog). Only our instance is measured: the package's own service, if the package
     started one, listens on port 10023 and is never asked. As root Postgrey drops to its
-    user, which must own the directory; otherwise it runs as whoever starts it."""
+    user, which must own the directory; otherwise it runs as whoever starts it. `delay` is
+    --delay and `program` the script, for population.py's scaled time."""
 
     name = "postgrey"
 
-    def __init__(self, without_sync=False):
+    def __init__(self, without_sync=False, delay=300, program="postgrey"):
         if not shutil.which("postgrey"):
             raise Missing("postgrey is not installed (apt-get install postgrey)")
         # BerkeleyDB commits every new triplet with fdatasync: Postgrey's rate is then the disk's.
@@ -247,8 +248,8 @@ class Postgrey(Process):
         else:
             who = [f"--user={pwd.getpwuid(os.getuid()).pw_name}", f"--group={grp.getgrgid(os.getgid()).gr_name}"]
         try:
-            super().__init__([*wrapper, "postgrey", f"--inet=127.0.0.1:{port}", f"--dbdir={self.dir}",
-                              f"--pidfile={self.dir}/postgrey.pid", "--delay=300", *who], port, ready_timeout=30)
+            super().__init__([*wrapper, program, f"--inet=127.0.0.1:{port}", f"--dbdir={self.dir}",
+                              f"--pidfile={self.dir}/postgrey.pid", f"--delay={delay}", *who], port, ready_timeout=30)
         except Exception:
             shutil.rmtree(self.dir, ignore_errors=True)
             raise
