@@ -291,10 +291,16 @@ class Dashboard(unittest.TestCase):
         self.assertLessEqual({"job", "instance"}, set(variables))
         shown = list(panels(d))
         self.assertGreater(len(shown), 10)
-        ids = [p["id"] for p in d["panels"]] + [p["id"] for p in shown if p not in d["panels"]]
+        ids = [p["id"] for p in d["panels"]] + [c["id"] for p in d["panels"] for c in p.get("panels", [])]
         self.assertEqual(len(ids), len(set(ids)), "panel ids are unique")
         for p in [*shown, *variables.values()]:
             self.assertEqual(p["datasource"], {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}, p.get("title"))
+        boxes = [p["gridPos"] for p in d["panels"]]
+        for i, a in enumerate(boxes):
+            for b in boxes[i + 1:]:
+                apart = (a["x"] + a["w"] <= b["x"] or b["x"] + b["w"] <= a["x"] or a["y"] + a["h"] <= b["y"]
+                         or b["y"] + b["h"] <= a["y"])
+                self.assertTrue(apart, f"panels overlap at {a} and {b}")
         for p in shown:
             self.assertTrue(p.get("title") and p.get("description"), p)
             self.assertLessEqual(p["gridPos"]["x"] + p["gridPos"]["w"], 24, p["title"])
