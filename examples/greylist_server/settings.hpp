@@ -389,13 +389,15 @@ inline void load_file(const std::string& path, settings& s) {
         if (const toml::node* n = t->get("weights")) {
             const toml::table* wt = n->as_table();
             if (!wt) r.fail(*n, "'reputation.weights' must be a table");
-            r.only(*wt, "reputation.weights", {"no_fcrdns", "generic_name", "helo_unknown", "spf_fail", "spf_softfail"});
+            r.only(*wt, "reputation.weights", {"no_fcrdns", "generic_name", "helo_unknown", "spf_fail", "spf_softfail",
+                                                       "spf_pass"});
             grey::greylist::evidence_weights& w = tiers.weights;
             r.get(*wt, "reputation.weights", "no_fcrdns", w.no_fcrdns);
             r.get(*wt, "reputation.weights", "generic_name", w.generic_name);
             r.get(*wt, "reputation.weights", "helo_unknown", w.helo_unknown);
             r.get(*wt, "reputation.weights", "spf_fail", w.spf_fail);
             r.get(*wt, "reputation.weights", "spf_softfail", w.spf_softfail);
+            r.get(*wt, "reputation.weights", "spf_pass", w.spf_pass);
         }
         if (tiers.allow_threshold >= tiers.suspicious_threshold)
             r.fail(*t, "'reputation.allow_threshold' must be below 'reputation.suspicious_threshold'");

@@ -114,8 +114,16 @@ class PolicyServiceJudgesFirst(unittest.TestCase):
         with open(self.log) as f:
             return f.read().splitlines()
 
-    def test_a_pools_retry_from_another_24_passes_as_the_same_sender(self):
+    def test_a_mail_servers_first_message_is_not_greylisted(self):
         self.start("--resolver", DNS, *LISTS)
+        answer = policy_request(self.port, **pool("198.18.5.1", "mail-1.out.big.pool-test"))
+        self.assertEqual(answer, "action=DUNNO")
+        self.assertIn("accepted (tier=trusted score=-1 fcrdns=ok:mail-1.out.big.pool-test spf=pass:big.pool-test)",
+                      self.log_lines()[0])
+
+    def test_a_pools_retry_from_another_24_passes_as_the_same_sender(self):
+        # Greylisting mail servers too (a confirmed name and SPF pass score -1): the pool waits once.
+        self.start("--resolver", DNS, *LISTS, "--allow-threshold", "-2")
         first = policy_request(self.port, **pool("198.18.5.1", "mail-1.out.big.pool-test"))
         self.assertTrue(first.startswith("action=DEFER_IF_PERMIT"), first)
         time.sleep(2.5)
@@ -132,7 +140,7 @@ class PolicyServiceJudgesFirst(unittest.TestCase):
                                 reverse_client_name="mail-2.out.big.pool-test",
                                 **pool("198.18.5.2", "mail-2.out.big.pool-test"))
         self.assertEqual(answer, "action=DUNNO")
-        self.assertRegex(self.log_lines()[0], r"accepted \(tier=trusted score=-5 dnsbl-score=-5 dnswl=wl\.pool-test:127\.0\.5\.1")
+        self.assertRegex(self.log_lines()[0], r"accepted \(tier=trusted score=-6 dnsbl-score=-5 dnswl=wl\.pool-test:127\.0\.5\.1")
 
     def test_a_listed_pool_host_waits_the_suspicious_delay(self):
         self.start("--resolver", DNS, *LISTS, "--suspicious-delay", "5")
@@ -212,7 +220,7 @@ class ProxyJudgesFirst(unittest.TestCase):
         self.port = free_port()
         server = Program("greylist_server", "--proxy-listen", f"127.0.0.1:{self.port}", "--proxy-from", "127.0.0.1",
                          "--upstream", f"127.0.0.1:{self.sink.port}", "--store", "memory", "--log", self.log,
-                         "--delay", "2", "--resolver", DNS, *LISTS, cwd=self.dir)
+                         "--delay", "2", "--resolver", DNS, *LISTS, "--allow-threshold", "-2", cwd=self.dir)
         self.addCleanup(server.cleanup)
         wait_for_port(self.port)
 
@@ -285,14 +293,17 @@ class ExplainCommand(unittest.TestCase):
         return subprocess.run([PROGRAMS["greylist_admin"], "--config", self.config, "explain", *args],
                               capture_output=True, text=True, timeout=30)
 
-    def test_a_pool_sender_is_explained_with_its_identity_and_the_delay(self):
+    def test_a_pool_sender_is_explained_with_its_identity_and_its_tier(self):
         r = self.explain("198.18.5.1", "alice@big.pool-test", "bob@example.com", "mail-1.out.big.pool-test")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("fcrdns=ok:mail-1.out.big.pool-test", r.stdout)
         self.assertIn("spf=pass (ip4:198.18.5.0/25 matched in big.pool-test)", r.stdout)
         self.assertIn("identity: spf:big.pool-test", r.stdout)
-        self.assertIn("decision: greylisted (first seen; tier=normal score=0", r.stdout)
-        self.assertIn("reply: 451 4.7.1 Please try again later (greylisted: retry in 60 s)", r.stdout)
+        self.assertIn("decision: accepted (tier=trusted score=-1", r.stdout)
+        self.assertIn("reply: relayed to the upstream", r.stdout)
+        nameless = self.explain("198.18.5.99", "alice@big.pool-test", "bob@example.com", "mail-1.out.big.pool-test")
+        self.assertIn("decision: greylisted (first seen; tier=normal score=0 fcrdns=fail:no-ptr", nameless.stdout)
+        self.assertIn("reply: 451 4.7.1 Please try again later (greylisted: retry in 60 s)", nameless.stdout)
         # Explaining is not seeing: the store was never made.
         self.assertFalse(os.path.exists(os.path.join(self.dir, "greylist.db")))
 

@@ -59,10 +59,14 @@ struct evidence_weights {
     int helo_unknown = 1;   ///< the HELO name does not exist, has no address, or is no name
     int spf_fail = 2;       ///< SPF fail for the sender
     int spf_softfail = 1;   ///< SPF softfail for the sender
+    /// SPF pass for the sender: with a confirmed name that is no pool's, the score of a mail
+    /// server, trusted at the default allow threshold, so that its first message does not wait.
+    int spf_pass = -1;
 };
 
 /// Where the tiers begin. Defaults that need no DNS list: a client with one sign against it
-/// (no confirmed name, a pool name) is greylisted longer; only an allowlist trusts.
+/// (no confirmed name, a pool name) is greylisted longer; a mail server (a confirmed name
+/// that is no pool's, SPF passing for its sender) or an allowlisted client is trusted.
 struct tier_settings {
     int allow_threshold = -1;      ///< a score at or under this: trusted
     int suspicious_threshold = 1;  ///< a score at or over this: suspicious
@@ -159,6 +163,7 @@ inline assessment assess(const client_evidence& client, const sender_evidence* s
         note(std::move(spf));
         if (r == dns::spf::result::fail) a.score += w.spf_fail;
         if (r == dns::spf::result::softfail) a.score += w.spf_softfail;
+        if (r == dns::spf::result::pass) a.score += w.spf_pass;
         if (r == dns::spf::result::temperror) a.complete = false;
         if (r == dns::spf::result::pass && sender->spf_domain) a.identity = "spf:" + *sender->spf_domain;
     }

@@ -70,12 +70,24 @@ TEST_CASE("A mail server with a confirmed name is greylisted as usual, under its
     CHECK(a.describe() == "tier=normal score=0 fcrdns=ok:mail.example.net");
 }
 
-TEST_CASE("SPF pass gives the identity of the authorising domain, above the name's") {
+TEST_CASE("SPF pass gives the identity of the authorising domain, above the name's, and trusts a mail server") {
     const sender_evidence s = spf(dns::spf::result::pass, "example.com");
-    const auto a = assess(mail_server(), &s, {});
+    auto a = assess(mail_server(), &s, {});
     CHECK(a.identity == "spf:example.com");
+    CHECK(a.tier == tier::trusted);  // a confirmed name and SPF pass: its first message does not wait
+    CHECK(a.describe() == "tier=trusted score=-1 fcrdns=ok:mail.example.net spf=pass:example.com");
+
+    greylist::tier_settings t;
+    t.weights.spf_pass = 0;  // a site that greylists mail servers too
+    a = assess(mail_server(), &s, t);
     CHECK(a.tier == tier::normal);
-    CHECK(a.describe() == "tier=normal score=0 fcrdns=ok:mail.example.net spf=pass:example.com");
+    CHECK(a.identity == "spf:example.com");
+
+    client_evidence nameless;  // SPF pass without a confirmed name is no mail server's
+    nameless.fcrdns = dns::fcrdns_result{dns::fcrdns_status::fail, {}, {}, "no-ptr"};
+    a = assess(nameless, &s, {});
+    CHECK(a.score == 0);
+    CHECK(a.tier == tier::normal);
 }
 
 TEST_CASE("No confirmed name, or a pool name, makes a client suspicious and gives it no identity") {
