@@ -20,6 +20,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <utility>
 #include <string_view>
 #include <vector>
 
@@ -83,6 +84,9 @@ struct client_evidence {
     std::optional<std::string> name_domain;            ///< the confirmed name's registered domain
     std::optional<dns::helo_result> helo;              ///< the HELO name against the address
     std::optional<dns::dnsbl_score> lists;             ///< the DNS lists' score
+    /// When the lists did not count the client but count most of its identity's recent
+    /// addresses (identity_listings.hpp): the weight it inherits, and the identity.
+    std::optional<std::pair<std::string, int>> identity_listed{};
 };
 
 /// What SPF said of one sender (the HELO's, for the null sender), with the registered domain
@@ -174,7 +178,14 @@ inline assessment assess(const client_evidence& client, const sender_evidence* s
     // held longer for its missing PTR), and a low score is no pass. What the DNS lists answered
     // still counts either way: an allowlist's answer is an answer, and a listing is not the
     // client's to hide by making its own zones slow.
-    const int listed = client.lists ? client.lists->total : 0;
+    int listed = client.lists ? client.lists->total : 0;
+    if (client.identity_listed && client.identity_listed->second > 0 && !allowlisted) {
+        // Counted as the lists count the identity's other addresses: as listed, not as Grey's
+        // own sign, so it refuses where a listing would.
+        a.score += client.identity_listed->second;
+        listed += client.identity_listed->second;
+        note("identity-listed=" + client.identity_listed->first);
+    }
     const int weighed = a.complete ? a.score : listed;
     // Only the DNS lists refuse: Grey's own signs (no name, a pool name, a bad HELO, SPF)
     // make a client wait longer, never bounce its mail.

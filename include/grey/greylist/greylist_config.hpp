@@ -12,6 +12,7 @@
 #include "../config.hpp"
 #include "../diagnostics.hpp"
 #include "engine.hpp"
+#include "identity_listings.hpp"
 #include "lists.hpp"
 #include "pipeline.hpp"
 #include "reputation.hpp"
@@ -47,6 +48,9 @@ struct greylist_settings {
     bool add_header = false;            ///< prepend X-Greylist to mail that was held back
     /// Judging first: which clients are judged on what DNS says of them, and how (reputation.hpp).
     greylist::reputation_settings reputation{};
+    /// What the DNS lists said of each identity's recent addresses, shared by every session
+    /// of the process (identity_listings.hpp); null: an identity's listings are not kept.
+    std::shared_ptr<greylist::identity_listings> identity_listings = std::make_shared<greylist::identity_listings>();
     /// Applied to each triplet (and client group) before it reaches the store; privacy mode
     /// sets it to greylist::hashed (privacy.hpp).
     std::function<triplet(triplet)> transform;

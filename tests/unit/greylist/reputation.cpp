@@ -123,6 +123,48 @@ TEST_CASE("a listed client with a pool name is suspicious and waits the longer d
     CHECK_FALSE(refused.accepted());
 }
 
+TEST_CASE("an unlisted address of a sender most of whose addresses are listed counts as listed (snowshoe)") {
+    fixture f;
+    f.config.reputation.tiers.refuse_threshold = 2;
+    const auto host = [](int i) { return "198.18.7." + std::to_string(i); };
+    for (int i = 1; i <= 5; ++i) {
+        const judgement listed = f.ask(from(host(i), "news@snow.pool-test", "mx" + std::to_string(i) + ".snow.pool-test"));
+        CHECK(listed.why == finding::reputation_refused);
+    }
+    const judgement unlisted = f.ask(from(host(6), "news@snow.pool-test", "mx6.snow.pool-test"));
+    CHECK(unlisted.why == finding::reputation_refused);
+    CHECK(unlisted.explain().find("identity-listed=spf:snow.pool-test") != std::string::npos);
+
+    // With fewer listed addresses than identity_listings asks, an unlisted one is its own.
+    fixture fresh;
+    fresh.config.reputation.tiers.refuse_threshold = 2;
+    (void)fresh.ask(from(host(1), "news@snow.pool-test", "mx1.snow.pool-test"));
+    const judgement alone = fresh.ask(from(host(7), "news@snow.pool-test", "mx7.snow.pool-test"));
+    CHECK(alone.why == finding::trusted);  // a confirmed name and SPF pass
+}
+
+TEST_CASE("identity_listings: most of an identity's recent addresses listed, at least min_listed of them") {
+    identity_listings seen({.min_listed = 3, .share = 0.5, .window = 1h});
+    const clock::time_point t0 = clock::time_point{} + 20000 * 24h;
+    seen.note("spf:snow.example", "192.0.2.1", 3, t0);
+    seen.note("spf:snow.example", "192.0.2.2", 3, t0);
+    CHECK(seen.inherited("spf:snow.example", t0) == 0);  // two listed: not enough
+    seen.note("spf:snow.example", "192.0.2.3", 4, t0);
+    CHECK(seen.inherited("spf:snow.example", t0) == 4);  // the highest weight
+    seen.note("spf:snow.example", "192.0.2.2", 3, t0);   // seen again: counted once
+    for (int i = 10; i < 14; ++i) seen.note("spf:snow.example", "192.0.2." + std::to_string(i), 0, t0);
+    CHECK(seen.inherited("spf:snow.example", t0) == 0);  // 3 of 7: under half
+    CHECK(seen.inherited("spf:other.example", t0) == 0);
+    // A big sender with one listed address among many is never counted as listed.
+    for (int i = 0; i < 60; ++i) seen.note("spf:big.example", "198.51.100." + std::to_string(i), i == 7 ? 3 : 0, t0);
+    CHECK(seen.inherited("spf:big.example", t0) == 0);
+    // Old sightings lapse.
+    identity_listings lapsing({.min_listed = 1, .share = 0.5, .window = 1h});
+    lapsing.note("rdns:snow.example", "192.0.2.1", 2, t0);
+    CHECK(lapsing.inherited("rdns:snow.example", t0 + 30min) == 2);
+    CHECK(lapsing.inherited("rdns:snow.example", t0 + 2h) == 0);
+}
+
 TEST_CASE("local networks, and judging first turned off, are greylisted as without DNS") {
     fixture f;
     f.config.reputation.local_networks = {*network::parse("198.18.5.0/24")};

@@ -4,6 +4,9 @@
 // threshold is set) or hands the assessment on, so that the store keys the triplet by the
 // client's identity and holds a suspicious client longer (store_screen.hpp).
 //
+// An identity most of whose recent addresses the DNS lists count (a snowshoe sender's domain)
+// counts as listed for its unlisted addresses too (identity_listings.hpp).
+//
 // It runs after the whitelists, so a whitelisted client waits on no DNS. A local client, a
 // question with no source (judging first is off, or the front has no resolver) and a client
 // whose look-ups all failed are greylisted as without DNS: nothing unanswered is trusted.
@@ -11,6 +14,7 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "../../detail/asio.hpp"
 #include "../../metrics/server_metrics.hpp"
@@ -38,8 +42,21 @@ struct reputation {
         const auto address = asio::ip::make_address(in.question.client_address, ec);
         if (!ec && r.local(address)) co_return check_answer{"local"};
         if (!in.question.reputation) co_return check_answer{"unjudged"};
-        const reputation_evidence e = co_await in.question.reputation->evidence(in.question);
+        reputation_evidence e = co_await in.question.reputation->evidence(in.question);
         assessment a = assess(e.client, e.sender ? &*e.sender : nullptr, r.tiers);
+        if (!a.identity.empty() && in.settings.identity_listings) {
+            // A snowshoe sender's unlisted address counts as its listed ones do.
+            identity_listings& seen = *in.settings.identity_listings;
+            const clock::time_point now = in.settings.now();
+            const int own = listed_weight(e.client);
+            seen.note(a.identity, in.question.client_address, own, now);
+            if (own <= 0) {
+                if (const int inherited = seen.inherited(a.identity, now); inherited > 0) {
+                    e.client.identity_listed = std::pair{a.identity, inherited};
+                    a = assess(e.client, e.sender ? &*e.sender : nullptr, r.tiers);
+                }
+            }
+        }
         if (in.metrics) count(*in.metrics, e, a);
         check_answer answer{a.describe()};
         if (a.tier == tier::trusted) answer.decides = finding::trusted;
@@ -49,6 +66,15 @@ struct reputation {
     }
 
   private:
+    // What the lists counted against the client itself: its blocklists' weights.
+    static int listed_weight(const client_evidence& c) {
+        int weight = 0;
+        if (c.lists)
+            for (const dns::dnsbl_hit& h : c.lists->hits)
+                if (h.weight > 0) weight += h.weight;
+        return weight;
+    }
+
     static void count(metrics::server_metrics& m, const reputation_evidence& e, const assessment& a) {
         m.judged(static_cast<std::size_t>(a.tier));
         const client_evidence& c = e.client;
