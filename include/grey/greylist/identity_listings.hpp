@@ -22,21 +22,21 @@ namespace grey::greylist {
 /// @addtogroup group_greylist
 /// @{
 
+/// When an identity's unlisted addresses count as listed (identity_listings).
+struct identity_listing_settings {
+    std::size_t min_listed = 5;                            ///< at least this many of its addresses listed
+    double share = 0.5;                                    ///< and at least this share of those seen
+    std::chrono::seconds window = std::chrono::hours(24);  ///< seen within this long
+    std::size_t addresses_kept = 64;                       ///< the most recent addresses kept per identity
+    std::size_t max_identities = 100000;                   ///< all are forgotten when more are seen
+};
+
 /// The listings of each identity's recent addresses; see the header's comment. Safe to share
 /// between threads.
 class identity_listings {
   public:
-    /// When an identity's unlisted addresses count as listed.
-    struct settings {
-        std::size_t min_listed = 5;                    ///< at least this many of its addresses listed
-        double share = 0.5;                            ///< and at least this share of those seen
-        std::chrono::seconds window = std::chrono::hours(24);  ///< seen within this long
-        std::size_t addresses_kept = 64;               ///< the most recent addresses kept per identity
-        std::size_t max_identities = 100000;           ///< all are forgotten when more are seen
-    };
-
     /// Empty, with `s`.
-    explicit identity_listings(settings s = {}) : settings_(s) {}
+    explicit identity_listings(identity_listing_settings s = {}) : settings_(s) {}
 
     /// Notes that `identity` sent from `address` at `now`, which the DNS lists counted with
     /// `weight` (0 or less: not listed).
@@ -79,7 +79,7 @@ class identity_listings {
         int weight = 0;
         clock::time_point when{};
     };
-    settings settings_;
+    identity_listing_settings settings_;
     mutable std::mutex mutex_;
     std::unordered_map<std::string, std::vector<seen>> identities_;
 };
