@@ -96,6 +96,9 @@ struct server_metrics {
     histogram store_seconds = latency_histogram();
     /// grey_greylist_first_seen_total: triplets seen for the first time (new greylist records).
     counter greylist_first_seen;
+    /// grey_greylist_delay_seconds: how long mail that passed greylisting was held back, from
+    /// its triplet's first sight to the retry that passed: 1 minute to 2 days.
+    histogram greylist_delay_seconds{60, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 86400, 172800};
 
     server_metrics() { register_all(); }
     server_metrics(const server_metrics&) = delete;
@@ -144,6 +147,8 @@ struct server_metrics {
         r.add("grey_commands_refused_total", "Client commands refused, by reply code.", commands_refused);
         r.add("grey_recipients_total", "Recipients, by verdict.", recipients);
         r.add("grey_decisions_total", "Greylisting decisions, by reason.", decisions);
+        r.add("grey_greylist_delay_seconds", "How long mail that passed greylisting was held back.",
+              greylist_delay_seconds);
         r.add("grey_reputation_decisions_total", "Clients judged first, by tier.", reputation_tiers);
         r.add("grey_reputation_reasons_total", "Evidence judged clients were found with, by kind.", reputation_reasons);
         r.add("grey_dns_query_seconds", "Time of a DNS query the resolver sent, by type.", dns_seconds);

@@ -84,6 +84,7 @@ struct store_screen {
             if (d.why == outcome::too_soon) why = "early retry (" + std::to_string(missing.count()) + " s missing)";
             co_return check_answer{std::move(why), finding::greylisted, {}, missing};
         }
+        if (d.why == outcome::passed && m) m->greylist_delay_seconds.observe(d.delayed);
         if (d.why == outcome::passed)
             co_return check_answer{"passed after " + std::to_string(d.delayed.count()) + " s", finding::passed, d.delayed};
         co_return check_answer{"known", finding::known};
