@@ -23,6 +23,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+from harness import end_process, free_port, wait_for_port  # noqa: E402
+
 DASHBOARD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "dist", "grafana", "grey.json")
 SERVER = os.path.abspath(os.environ.get("GREY_GREYLIST_SERVER", "build/dev/examples/greylist_server"))
 
@@ -34,33 +37,6 @@ KEYWORDS = AGGREGATIONS | {"by", "without", "on", "ignoring", "group_left", "gro
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 NAME = r"[A-Za-z_:][A-Za-z0-9_:]*"
 MATCHER = re.compile(r'(\w+)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"')
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError(f"nothing listens on {port}")
-
-
-def end_process(proc, timeout=15):
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def load_dashboard():
