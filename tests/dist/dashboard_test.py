@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import smtplib
-import socket
 import socketserver
 import subprocess
 import sys
