@@ -13,6 +13,10 @@
 #include <filesystem>
 #include <memory>
 #include <thread>
+#include <csignal>
+#include <vector>
+
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../run_to_completion.hpp"
@@ -286,6 +290,78 @@ TEST_CASE("The SQLite store keeps its records across a restart") {
     const auto d = run(reopened.check(bob, t, t0 + 5min));
     CHECK(d->why == outcome::passed);
     CHECK(d->delayed == 300s);
+}
+
+TEST_CASE("The SQLite store has every first sighting it answered on disk when the process dies") {
+    temp_db db;
+    const timing t = timing::postgrey();
+    constexpr int answered = 200;
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        // Answers that were heard, then SIGKILL: no destructor, no checkpoint, no flush.
+        sqlite_store s(db.path.string());
+        asio::io_context ioc;
+        int heard = 0;
+        for (int i = 0; i < answered; ++i)
+            asio::co_spawn(
+                    ioc,
+                    [&, i]() -> asio::awaitable<void> {
+                        const triplet k{"198.51.100.0/24", "s" + std::to_string(i) + "@example.org", "r@example.com"};
+                        auto d = co_await s.screen(k.client, k, t, t0, 5);
+                        if (d && d->checked->why == outcome::first_seen && ++heard == answered) ::kill(::getpid(), SIGKILL);
+                    },
+                    asio::detached);
+        ioc.run();
+        ::_exit(1);  // not every answer was heard
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(WIFSIGNALED(status));
+    REQUIRE(WTERMSIG(status) == SIGKILL);
+    sqlite_store reopened(db.path.string());
+    const auto all = run(reopened.find(""));
+    REQUIRE(all.has_value());
+    CHECK(all->size() == answered);
+}
+
+TEST_CASE("The SQLite store answers screens from several threads, reading auto-whitelisted clients beside them") {
+    temp_db db;
+    sqlite_store s(db.path.string());
+    const timing t = timing::postgrey();
+    // One client group made auto-whitelisted: two passes of bob.
+    (void)run(s.screen(bob.client, bob, t, t0, 2));
+    REQUIRE(run(s.screen(bob.client, bob, t, t0 + 5min, 2))->checked->why == outcome::passed);
+    REQUIRE(run(s.screen(bob.client, bob, t, t0 + 6min, 2))->checked->why == outcome::known);
+
+    asio::io_context ioc;
+    std::atomic<int> whitelisted{0}, first_seen{0}, failed{0};
+    constexpr int per_thread = 300;
+    for (int w = 0; w < 4; ++w)
+        asio::co_spawn(
+                ioc,
+                [&, w]() -> asio::awaitable<void> {
+                    for (int i = 0; i < per_thread; ++i) {
+                        const triplet stranger{"203.0.113." + std::to_string(w) + "/32", "s" + std::to_string(i) + "@example.org",
+                                               "r@example.com"};
+                        const bool known_group = i % 2 == 0;
+                        const triplet& k = known_group ? carol : stranger;
+                        auto d = co_await s.screen(k.client, k, t, t0 + 7min, 2);
+                        if (!d) ++failed;
+                        else if (d->auto_whitelisted()) ++whitelisted;
+                        else if (d->checked->why == outcome::first_seen) ++first_seen;
+                    }
+                },
+                asio::detached);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 2; ++i) threads.emplace_back([&] { ioc.run(); });
+    ioc.run();
+    for (auto& th : threads) th.join();
+    CHECK(failed == 0);
+    CHECK(whitelisted == 4 * per_thread / 2);
+    CHECK(first_seen == 4 * per_thread / 2);
+    // The auto-whitelisted group's triplet was never written; every stranger's was.
+    CHECK(run(s.find(""))->size() == 1 + 4 * per_thread / 2);
 }
 
 TEST_CASE("The SQLite store refuses a path it cannot open") {

@@ -1,0 +1,74 @@
+// grey/greylist/sqlite/readers.hpp — read-only connections to a WAL database, lent to the
+// callers' own threads.
+//
+// In WAL mode readers never wait for the writer, nor it for them: a decision that only reads
+// (an auto-whitelisted client, a triplet that passed long ago: most of a known sender's mail)
+// is answered on the caller's thread without a hop to the writer and back. A connection is
+// lent to one caller at a time; there are as many as callers have ever read at once, which is
+// about one per event-loop thread.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "database.hpp"
+
+namespace grey::greylist::sqlite {
+/// @addtogroup group_greylist
+/// @{
+
+/// A pool of read-only connections to one database file.
+class readers {
+  public:
+    /// Connections to `path`, opened as they are first needed. The file must exist and be in
+    /// WAL mode (the writer's connection has made it so).
+    explicit readers(std::string path) : path_(std::move(path)) {}
+
+    /// A connection held until the lease ends.
+    class lease {
+      public:
+        lease(readers& pool, std::unique_ptr<database> db) : pool_(pool), db_(std::move(db)) {}
+        ~lease() { pool_.give_back(std::move(db_)); }
+        lease(const lease&) = delete;
+        lease& operator=(const lease&) = delete;
+        database& operator*() { return *db_; }
+        database* operator->() { return db_.get(); }
+
+      private:
+        readers& pool_;
+        std::unique_ptr<database> db_;
+    };
+
+    /// An idle connection, or a new one. Throws std::runtime_error when none can be opened.
+    lease borrow() {
+        {
+            std::lock_guard lock(mutex_);
+            if (!idle_.empty()) {
+                auto db = std::move(idle_.back());
+                idle_.pop_back();
+                return lease(*this, std::move(db));
+            }
+        }
+        auto db = std::make_unique<database>(path_, SQLITE_OPEN_READONLY);
+        // Each maps the file, so pages are shared through the page cache; a small cache of its own.
+        db->exec_or_throw("PRAGMA mmap_size=268435456");
+        db->exec_or_throw("PRAGMA cache_size=-8192");
+        return lease(*this, std::move(db));
+    }
+
+  private:
+    void give_back(std::unique_ptr<database> db) {
+        std::lock_guard lock(mutex_);
+        idle_.push_back(std::move(db));
+    }
+
+    const std::string path_;
+    std::mutex mutex_;
+    std::vector<std::unique_ptr<database>> idle_;  // under mutex_
+};
+
+/// @}
+} // namespace grey::greylist::sqlite
