@@ -158,6 +158,15 @@ def _policy_lines(p, skipped):
         for c, v in r.items():
             if "failed" in v:
                 lines.append(f"  {name} x {c} failed: {v['failed']}")
+    ceiling = p["peers"].get("dunno", {})
+    if any("requests_per_s" in v for v in ceiling.values()):
+        lines.append("  dunno: the ceiling, dunno_responder (C, epoll) answering DUNNO to every request unread; "
+                     "each peer's rate as a share of it:")
+        for name, r in p["peers"].items():
+            shares = [f"x {c} {r[c]['requests_per_s'] / ceiling[c]['requests_per_s']:.2f}" for c in connections
+                      if "requests_per_s" in r.get(c, {}) and "requests_per_s" in ceiling.get(c, {})]
+            if name != "dunno" and shares:
+                lines.append(f"    {name:16}" + ", ".join(shares))
     lines += [f"  {name} skipped: {why}" for name, why in skipped.items() if name.endswith("(policy)")]
     if p.get("postgrey_version"):
         lines.append(f"  postgrey: {p['postgrey_version']}")
@@ -224,6 +233,18 @@ def _policy_checks(p):
                 if ref.get("server_cpu_us") and v.get("server_cpu_us"):
                     what += f"; {ref['server_cpu_us'] / v['server_cpu_us']:.1f} x less CPU per request"
                 out.append((ratio >= times, what))
+    # Against the ceiling: what the protocol and the socket allow, at Postfix's usual 8 and more.
+    ceiling = own.get("dunno", {}).get("8", {})
+    sqlite = own.get("grey-sqlite", {}).get("8", {})
+    if "requests_per_s" in ceiling and "requests_per_s" in sqlite:
+        m = ceiling["requests_per_s"]
+        ratio = sqlite["requests_per_s"] / m
+        what = (f"policy grey-sqlite x 8: {sqlite['requests_per_s']:.0f} requests/s >= 0.7 x DUNNO ceiling {m:.0f} "
+                f"({ratio:.2f} x)")
+        memory = own.get("grey-memory", {}).get("8", {})
+        if "requests_per_s" in memory:
+            what += f"; grey-memory {memory['requests_per_s']:.0f} ({memory['requests_per_s'] / m:.2f} x)"
+        out.append((ratio >= 0.7, what))
     return out
 
 
