@@ -4,7 +4,7 @@ one large message over TLS, greylist decision rates, first-sight decisions of th
 policy service against Postgrey's, and what telling a Postfix upstream the client's identity
 (XCLIENT) costs. Every figure is the median of --repeat runs; every
 throughput run is checked against what the sink counted. Prints a table and writes the
-figures as JSON.
+figures as JSON, and draws them as SVG charts (charts.py).
 
 Started by tests/perf/run, which installs and builds what this needs."""
 import argparse
@@ -752,6 +752,10 @@ def main():
     parser.add_argument("--no-greylist", dest="greylist", action="store_false")
     parser.add_argument("--json", help="where the figures go (default results/latest.json, with --only "
                                          "results/latest-SECTION.json, so that a full run's stay)")
+    parser.add_argument("--charts", default=os.path.join(os.path.dirname(__file__), "charts"),
+                        help="where the SVG charts of the figures go (default tests/perf/charts; "
+                             "report.py --charts DIR JSON draws them again from the figures)")
+    parser.add_argument("--no-charts", dest="charts", action="store_const", const=None, help="no charts")
     args = parser.parse_args()
     if not args.json:
         args.json = os.path.join(os.path.dirname(__file__), "results",
@@ -766,6 +770,8 @@ def main():
     import report
     print(report.table(figures))
     say(f"figures written to {args.json}")
+    if args.charts:
+        report.write_charts(figures, args.charts)
 
 
 if __name__ == "__main__":

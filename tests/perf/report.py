@@ -1,7 +1,9 @@
-"""The figures of a benchmark run as a table, with each of the project's targets checked.
+"""The figures of a benchmark run as a table, with each of the project's targets checked; with
+--charts, drawn again as SVG charts into DIR (charts.py), without running anything.
 
-    python3 tests/perf/report.py [tests/perf/results/latest.json]
+    python3 tests/perf/report.py [--charts DIR] [tests/perf/results/latest.json]
 """
+import argparse
 import json
 import math
 import os
@@ -318,7 +320,28 @@ def checks(f):
     return out
 
 
+def write_charts(figures, directory):
+    """The charts of the figures into `directory`; says in one line what it wrote, or why it
+    drew nothing."""
+    import charts
+    try:
+        written = charts.draw(figures, directory)
+    except charts.Unavailable as e:
+        print(f"charts not drawn: {e}", file=sys.stderr)
+        return []
+    names = ", ".join(os.path.basename(p) for p in written) or "none (no figures to chart)"
+    print(f"charts written to {directory}: {names}", file=sys.stderr)
+    return written
+
+
 if __name__ == "__main__":
-    path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "results", "latest.json")
-    with open(path) as f:
-        print(table(json.load(f)))
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("json", nargs="?", default=os.path.join(os.path.dirname(__file__), "results", "latest.json"))
+    parser.add_argument("--charts", metavar="DIR", help="draw the charts into DIR too")
+    args = parser.parse_args()
+    with open(args.json) as f:
+        figures = json.load(f)
+    print(table(figures))
+    if args.charts:
+        write_charts(figures, args.charts)
