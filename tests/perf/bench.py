@@ -1,9 +1,9 @@
 """Grey side by side with the relays people use today, on loopback: throughput at several loads,
 added latency, memory per idle connection, one large message streamed, STARTTLS sessions and
 one large message over TLS, greylist decision rates, first-sight decisions of the Postfix
-policy service against Postgrey's, and what telling a Postfix upstream the client's identity
-(XCLIENT) costs. Every figure is the median of --repeat runs; every
-throughput run is checked against what the sink counted. Prints a table and writes the
+policy service against Postgrey's and a DUNNO-answering ceiling's, and what telling a Postfix
+upstream the client's identity (XCLIENT) costs. Every figure is the median of --repeat runs;
+every throughput run is checked against what the sink counted. Prints a table and writes the
 figures as JSON, and draws them as SVG charts (charts.py).
 
 Started by tests/perf/run, which installs and builds what this needs."""
