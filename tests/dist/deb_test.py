@@ -1,10 +1,11 @@
 """The Debian package end to end, from a build tree that is already built (ctest's own, so
 nothing is compiled again): cpack makes grey and libgrey-dev, lintian finds no error in either,
-dpkg -i installs them (postinst makes the grey user and /var/lib/grey), the installed
-greylist_server runs from the installed files with the installed /etc/grey/grey.toml — flags
-move it to loopback ports and a Postfix smtp-sink upstream — greylists a message, relays the
-retry, and greylist_admin reads the same store; then dpkg -P removes every file, the state
-directory and the units, and nothing of the package is left running.
+dpkg -i installs them (postinst makes the grey user and /var/lib/grey; the Grafana dashboard is
+in /usr/share/grey/grafana), the installed greylist_server runs from the installed files with
+the installed /etc/grey/grey.toml — flags move it to loopback ports and a Postfix smtp-sink
+upstream — greylists a message, relays the retry, and greylist_admin reads the same store;
+then dpkg -P removes every file, the state directory and the units, and nothing of the package
+is left running.
 
 Skipped (exit 77) unless root with dpkg, cpack, lintian and smtp-sink, in a sanitizer build
 (the package is tested from the dev build), or when a grey package is already installed (it
@@ -33,7 +34,9 @@ ADMIN = "/usr/sbin/greylist_admin"
 CONFIG = "/etc/grey/grey.toml"
 INSTALLED = [SERVER, ADMIN, CONFIG, "/lib/systemd/system/grey.service", "/lib/systemd/system/grey-policy.service",
              "/usr/share/man/man8/greylist_server.8.gz", "/usr/share/man/man8/greylist_admin.8.gz",
-             "/usr/share/doc/grey/copyright", "/usr/include/grey/grey.hpp", "/usr/lib/cmake/grey/greyConfig.cmake"]
+             "/usr/share/doc/grey/copyright", "/usr/include/grey/grey.hpp", "/usr/lib/cmake/grey/greyConfig.cmake",
+             "/usr/share/grey/grafana/grey.json"]
+DASHBOARD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "dist", "grafana", "grey.json")
 SKIP = 77
 
 
@@ -94,6 +97,9 @@ def build_packages(out):
         name = run("dpkg-deb", "-f", path, "Package").stdout.strip()
         debs[name] = path
     check(sorted(debs) == sorted(PACKAGES), f"cpack made {', '.join(sorted(debs))} in {time.time() - start:.0f}s")
+    listing = run("dpkg-deb", "-c", debs["grey"]).stdout
+    check(re.search(r" \./usr/share/grey/grafana/grey\.json$", listing, re.M),
+          "the grey package carries the Grafana dashboard, /usr/share/grey/grafana/grey.json")
     for name, path in sorted(debs.items()):
         print(run("dpkg-deb", "-I", path).stdout)
     return debs, r
@@ -193,6 +199,8 @@ def main():
         check(all(installed(p) for p in PACKAGES), "dpkg -i installed grey and libgrey-dev")
         for path in INSTALLED:
             check(os.path.exists(path), f"installed: {path}")
+        with open(DASHBOARD, "rb") as a, open("/usr/share/grey/grafana/grey.json", "rb") as b:
+            check(a.read() == b.read(), "the installed dashboard is dist/grafana/grey.json")
         conffiles = run("dpkg-query", "-W", "-f=${Conffiles}", "grey").stdout
         check(CONFIG in conffiles, f"{CONFIG} is a conffile")
         grey = pwd.getpwnam("grey")
@@ -207,7 +215,8 @@ def main():
 
         run("dpkg", "-P", *PACKAGES, timeout=300)
         check(not any(installed(p) for p in PACKAGES), "dpkg -P removed both packages")
-        for path in INSTALLED + ["/etc/grey", "/var/lib/grey", "/usr/include/grey", "/usr/lib/cmake/grey"]:
+        for path in INSTALLED + ["/etc/grey", "/var/lib/grey", "/usr/include/grey", "/usr/lib/cmake/grey",
+                                 "/usr/share/grey"]:
             check(not os.path.exists(path), f"gone: {path}")
         check(running_installed_programs() == [], "no installed program is left running")
     finally:

@@ -43,7 +43,8 @@ class Units(unittest.TestCase):
         for unit in UNITS:
             self.assertTrue(os.path.isfile(os.path.join(self.unitdir, unit)), unit)
         for path in ("sbin/greylist_server", "sbin/greylist_admin", "etc/grey/grey.toml",
-                     "share/man/man8/greylist_server.8.gz", "share/man/man8/greylist_admin.8.gz"):
+                     "share/man/man8/greylist_server.8.gz", "share/man/man8/greylist_admin.8.gz",
+                     "share/grey/grafana/grey.json"):
             self.assertTrue(os.path.exists(os.path.join(self.prefix, path)), path)
 
     def test_exec_start_names_the_installed_program_and_configuration(self):

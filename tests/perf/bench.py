@@ -1,10 +1,10 @@
 """Grey side by side with the relays people use today, on loopback: throughput at several loads,
 added latency, memory per idle connection, one large message streamed, STARTTLS sessions and
 one large message over TLS, greylist decision rates, first-sight decisions of the Postfix
-policy service against Postgrey's, and what telling a Postfix upstream the client's identity
-(XCLIENT) costs. Every figure is the median of --repeat runs; every
-throughput run is checked against what the sink counted. Prints a table and writes the
-figures as JSON.
+policy service against Postgrey's and a DUNNO-answering ceiling's, and what telling a Postfix
+upstream the client's identity (XCLIENT) costs. Every figure is the median of --repeat runs;
+every throughput run is checked against what the sink counted. Prints a table and writes the
+figures as JSON, and draws them as SVG charts (charts.py).
 
 Started by tests/perf/run, which installs and builds what this needs."""
 import argparse
@@ -40,8 +40,10 @@ NOT_RAISABLE = ["greylist"]  # limits in its configuration file: left out of the
 TLS_RELAYS = ["grey", "postfix", "aiosmtpd", "bare"]
 # Postfix policy services answering first-sight RCPT requests: greylist_server --policy with
 # each store, and Postgrey; "postgrey-nosync" is Postgrey with its fdatasync calls made no-ops
-# (eatmydata), what it would do on a disk that syncs at once.
-POLICY_PEERS = ["grey-memory", "grey-sqlite", "grey-redis", "postgrey", "postgrey-nosync"]
+# (eatmydata), what it would do on a disk that syncs at once. "dunno" is the ceiling:
+# dunno_responder, answering DUNNO to every request without a look at it.
+POLICY_PEERS = ["dunno", "grey-memory", "grey-sqlite", "grey-redis", "postgrey", "postgrey-nosync"]
+POLICY_ANSWERS = {"dunno": "DUNNO"}  # the action each peer must answer with, if not DEFER_IF_PERMIT
 # The client's identity told to a Postfix upstream that trusts Grey with XCLIENT: Grey as it
 # starts (auto: XCLIENT here), without identity, and XCLIENT without the pool (a connection per
 # session); HAProxy and direct delivery for scale.
@@ -437,10 +439,10 @@ class Run:
         """First-sight policy decisions per second: policy_requests (C++, one thread) sending RCPT
         requests for never-seen triplets over 1 and more connections, --policy-pipeline requests
         in flight on each (1: as Postfix's smtpd asks), to greylist_server --policy with each
-        store and to Postgrey. Every run gets a fresh server and an empty store (a new BerkeleyDB
+        store, to Postgrey, and to the ceiling, dunno_responder. Every run gets a fresh server and an empty store (a new BerkeleyDB
         directory for Postgrey, a new SQLite file, a flushed Redis), a short warm-up, then the
         timed run; the peers take turns, so the machine's noise hits all alike. A run counts
-        only if every answer was DEFER_IF_PERMIT."""
+        only if every answer was DEFER_IF_PERMIT (DUNNO from the ceiling)."""
         args = self.args
         program = os.path.join(peers.GREY_BIN, "tests", "perf", "policy_requests")
         if not os.path.exists(program):
@@ -449,7 +451,8 @@ class Run:
                                             "peers": {}}
         workdir = tempfile.mkdtemp(prefix="grey-perf-policy-")
         redis = None
-        starters = {"grey-memory": lambda: peers.GreylistPolicy("memory"),
+        starters = {"dunno": peers.DunnoResponder,
+                    "grey-memory": lambda: peers.GreylistPolicy("memory"),
                     "grey-sqlite": lambda: peers.GreylistPolicy(f"sqlite:{tempfile.mkdtemp(dir=workdir)}/greylist.db"),
                     "grey-redis": lambda: peers.GreylistPolicy(_flushed(redis)),
                     "postgrey": peers.Postgrey,
@@ -481,7 +484,8 @@ class Run:
                             continue
                         try:
                             runs[name][connections].append(
-                                self.policy_run(program, starters[name], connections))
+                                self.policy_run(program, starters[name], connections,
+                                                POLICY_ANSWERS.get(name, "DEFER_IF_PERMIT")))
                         except RuntimeError as e:
                             failures[(name, connections)] = str(e)
                             say(f"  policy x {connections:<2} {name:15} FAILED: {e}")
@@ -505,15 +509,15 @@ class Run:
                 redis.stop()
             shutil.rmtree(workdir, ignore_errors=True)
 
-    def policy_run(self, program, start_peer, connections):
+    def policy_run(self, program, start_peer, connections, expect):
         args = self.args
         server = start_peer()
         try:
             probes.policy_requests(program, server.port, min(0.5, args.policy_seconds), connections,
-                                   args.policy_pipeline)
+                                   args.policy_pipeline, expect)
             cpu_before = peers.cpu_seconds(server.pid)
             run = probes.policy_requests(program, server.port, args.policy_seconds, connections,
-                                         args.policy_pipeline)
+                                         args.policy_pipeline, expect)
             run["server_cpu_us"] = (peers.cpu_seconds(server.pid) - cpu_before) / run["answers"] * 1e6
             return run
         finally:
@@ -748,6 +752,10 @@ def main():
     parser.add_argument("--no-greylist", dest="greylist", action="store_false")
     parser.add_argument("--json", help="where the figures go (default results/latest.json, with --only "
                                          "results/latest-SECTION.json, so that a full run's stay)")
+    parser.add_argument("--charts", default=os.path.join(os.path.dirname(__file__), "charts"),
+                        help="where the SVG charts of the figures go (default tests/perf/charts; "
+                             "report.py --charts DIR JSON draws them again from the figures)")
+    parser.add_argument("--no-charts", dest="charts", action="store_const", const=None, help="no charts")
     args = parser.parse_args()
     if not args.json:
         args.json = os.path.join(os.path.dirname(__file__), "results",
@@ -762,6 +770,8 @@ def main():
     import report
     print(report.table(figures))
     say(f"figures written to {args.json}")
+    if args.charts:
+        report.write_charts(figures, args.charts)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 the upstream, discard sinks (plain, and with STARTTLS) for the large message, and the relays
 measured side by side (none for "direct", HAProxy in TCP mode, Grey's spam_me, aiosmtpd's Proxy
 handler, Haraka with smtp_forward, and for TLS sessions Postfix's smtpd as a before-queue
-proxy); for the client's identity, Postfix's smtpd as the upstream; for policy decisions, greylist_server as a policy service and Postgrey. A relay
-whose software is not installed raises Missing; the run reports it as skipped."""
+proxy); for the client's identity, Postfix's smtpd as the upstream; for policy decisions,
+greylist_server as a policy service, Postgrey, and a responder answering DUNNO to everything as
+the ceiling. A relay whose software is not installed raises Missing; the run reports it as
+skipped."""
 import grp
 import os
 import pwd
@@ -216,6 +218,21 @@ class GreylistPolicy(Process):
         # population.py's to measure (its clients' addresses would be looked up from the root).
         super().__init__([grey_program("greylist_server"), "--policy", f"inet:127.0.0.1:{port}",
                           "--store", store, "--log", "/dev/null", "--reputation", "off"], port)
+
+
+class DunnoResponder(Process):
+    """The policy benchmark's ceiling: dunno_responder (C, epoll, a thread per CPU) answering
+    action=DUNNO to every request without reading it, as fast as the protocol and the loopback
+    socket allow. A policy server's rate is measured against it."""
+
+    name = "dunno"
+
+    def __init__(self):
+        program = os.path.join(GREY_BIN, "tests", "perf", "dunno_responder")
+        if not os.path.exists(program):
+            raise Missing(f"{program} is not built (cmake --build --preset release --target dunno_responder)")
+        port = free_port()
+        super().__init__([program, str(port)], port)
 
 
 class Postgrey(Process):

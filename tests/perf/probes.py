@@ -229,15 +229,15 @@ def deferrals(program, port, seconds):
     return int(m.group(3)), int(m.group(2))
 
 
-def policy_requests(program, port, seconds, connections, pipeline=1):
+def policy_requests(program, port, seconds, connections, pipeline=1, expect="DEFER_IF_PERMIT"):
     """First-sight policy decisions per second of a Postfix policy server, made by `program`, the
     policy_requests client (C++, one thread). Returns the rate, the answers by action, and the
-    share of a core the client used; raises if any answer was not DEFER_IF_PERMIT or any
-    connection failed: such a run is not a figure."""
+    share of a core the client used; raises if any answer was not `expect` (DEFER_IF_PERMIT,
+    or DUNNO from the ceiling peer) or any connection failed: such a run is not a figure."""
     done = subprocess.run([program, "--port", str(port), "--seconds", str(seconds),
-                           "--connections", str(connections), "--pipeline", str(pipeline)],
+                           "--connections", str(connections), "--pipeline", str(pipeline), "--expect", expect],
                           capture_output=True, text=True, timeout=seconds + 60)
-    m = re.search(r"^answers (\d+) deferred (\d+) other (\d+) failures (\d+) seconds \S+ rate (\d+) "
+    m = re.search(r"^answers (\d+) expected (\d+) other (\d+) failures (\d+) seconds \S+ rate (\d+) "
                   r"client_cpu (\S+)$", done.stdout, re.M)
     if not m:
         raise RuntimeError(f"policy_requests: {done.stdout}{done.stderr}"[:500])

@@ -1,7 +1,9 @@
-"""The figures of a benchmark run as a table, with each of the project's targets checked.
+"""The figures of a benchmark run as a table, with each of the project's targets checked; with
+--charts, drawn again as SVG charts into DIR (charts.py), without running anything.
 
-    python3 tests/perf/report.py [tests/perf/results/latest.json]
+    python3 tests/perf/report.py [--charts DIR] [tests/perf/results/latest.json]
 """
+import argparse
 import json
 import math
 import os
@@ -158,6 +160,15 @@ def _policy_lines(p, skipped):
         for c, v in r.items():
             if "failed" in v:
                 lines.append(f"  {name} x {c} failed: {v['failed']}")
+    ceiling = p["peers"].get("dunno", {})
+    if any("requests_per_s" in v for v in ceiling.values()):
+        lines.append("  dunno: the ceiling, dunno_responder (C, epoll) answering DUNNO to every request unread; "
+                     "each peer's rate as a share of it:")
+        for name, r in p["peers"].items():
+            shares = [f"x {c} {r[c]['requests_per_s'] / ceiling[c]['requests_per_s']:.2f}" for c in connections
+                      if "requests_per_s" in r.get(c, {}) and "requests_per_s" in ceiling.get(c, {})]
+            if name != "dunno" and shares:
+                lines.append(f"    {name:16}" + ", ".join(shares))
     lines += [f"  {name} skipped: {why}" for name, why in skipped.items() if name.endswith("(policy)")]
     if p.get("postgrey_version"):
         lines.append(f"  postgrey: {p['postgrey_version']}")
@@ -224,6 +235,18 @@ def _policy_checks(p):
                 if ref.get("server_cpu_us") and v.get("server_cpu_us"):
                     what += f"; {ref['server_cpu_us'] / v['server_cpu_us']:.1f} x less CPU per request"
                 out.append((ratio >= times, what))
+    # Against the ceiling: what the protocol and the socket allow, at Postfix's usual 8 and more.
+    ceiling = own.get("dunno", {}).get("8", {})
+    sqlite = own.get("grey-sqlite", {}).get("8", {})
+    if "requests_per_s" in ceiling and "requests_per_s" in sqlite:
+        m = ceiling["requests_per_s"]
+        ratio = sqlite["requests_per_s"] / m
+        what = (f"policy grey-sqlite x 8: {sqlite['requests_per_s']:.0f} requests/s >= 0.7 x DUNNO ceiling {m:.0f} "
+                f"({ratio:.2f} x)")
+        memory = own.get("grey-memory", {}).get("8", {})
+        if "requests_per_s" in memory:
+            what += f"; grey-memory {memory['requests_per_s']:.0f} ({memory['requests_per_s'] / m:.2f} x)"
+        out.append((ratio >= 0.7, what))
     return out
 
 
@@ -297,7 +320,28 @@ def checks(f):
     return out
 
 
+def write_charts(figures, directory):
+    """The charts of the figures into `directory`; says in one line what it wrote, or why it
+    drew nothing."""
+    import charts
+    try:
+        written = charts.draw(figures, directory)
+    except charts.Unavailable as e:
+        print(f"charts not drawn: {e}", file=sys.stderr)
+        return []
+    names = ", ".join(os.path.basename(p) for p in written) or "none (no figures to chart)"
+    print(f"charts written to {directory}: {names}", file=sys.stderr)
+    return written
+
+
 if __name__ == "__main__":
-    path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "results", "latest.json")
-    with open(path) as f:
-        print(table(json.load(f)))
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("json", nargs="?", default=os.path.join(os.path.dirname(__file__), "results", "latest.json"))
+    parser.add_argument("--charts", metavar="DIR", help="draw the charts into DIR too")
+    args = parser.parse_args()
+    with open(args.json) as f:
+        figures = json.load(f)
+    print(table(figures))
+    if args.charts:
+        write_charts(figures, args.charts)
