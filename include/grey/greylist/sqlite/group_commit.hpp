@@ -14,7 +14,9 @@
 
 #include <cassert>
 #include <condition_variable>
+#include <algorithm>
 #include <cstddef>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -117,22 +119,38 @@ class group_commit {
                 if (queue_.empty()) return;  // stopping, and nothing left to run
                 jobs.swap(queue_);
             }
-            for (std::size_t first = 0; first < jobs.size(); first += max_batch)
-                transaction(jobs.data() + first, std::min(max_batch, jobs.size() - first));
+            transaction(jobs);
             jobs.clear();
         }
     }
 
-    void transaction(std::unique_ptr<job>* jobs, std::size_t n) {
+    /// Runs `jobs`, and those that arrive meanwhile, in one transaction of up to max_batch:
+    /// it commits once nothing more is waiting. The writer woken by one job would otherwise
+    /// commit it alone while its callers are still queueing the rest.
+    void transaction(std::vector<std::unique_ptr<job>>& jobs) {
+        if (jobs.size() > max_batch) {  // the rest wait for the next transaction, first in line
+            std::lock_guard lock(mutex_);
+            queue_.insert(queue_.begin(), std::make_move_iterator(jobs.begin() + max_batch),
+                          std::make_move_iterator(jobs.end()));
+            jobs.resize(max_batch);
+        }
         // BEGIN and COMMIT are kept statements too: sqlite3_exec would parse them every time.
         bool ok = db_.prepared("BEGIN IMMEDIATE").step() == SQLITE_DONE;
-        if (ok)
-            for (std::size_t i = 0; i < n; ++i) jobs[i]->run(db_);
+        std::size_t ran = 0;
+        while (ok && ran < jobs.size()) {
+            for (; ran < jobs.size(); ++ran) jobs[ran]->run(db_);
+            if (ran == max_batch) break;
+            std::lock_guard lock(mutex_);
+            const std::size_t room = max_batch - ran;
+            const std::size_t taken = std::min(room, queue_.size());
+            std::move(queue_.begin(), queue_.begin() + std::ptrdiff_t(taken), std::back_inserter(jobs));
+            queue_.erase(queue_.begin(), queue_.begin() + std::ptrdiff_t(taken));
+        }
         if (ok && db_.prepared("COMMIT").step() != SQLITE_DONE) {
             (void)db_.prepared("ROLLBACK").step();
             ok = false;
         }
-        for (std::size_t i = 0; i < n; ++i) jobs[i]->finish(ok);
+        for (auto& j : jobs) j->finish(ok);
     }
 
     database& db_;
