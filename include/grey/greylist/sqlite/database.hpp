@@ -78,6 +78,9 @@ class database {
             throw std::runtime_error(std::string("greylist database: ") + sqlite3_errmsg(db_));
     }
 
+    /// The connection itself, for SQLite's own calls.
+    sqlite3* native() const noexcept { return db_; }
+
     /// Rows the last INSERT, UPDATE or DELETE changed.
     std::size_t changes() const { return static_cast<std::size_t>(sqlite3_changes(db_)); }
 
