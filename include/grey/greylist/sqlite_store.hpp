@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "sqlite/checkpointer.hpp"
 #include "sqlite/database.hpp"
@@ -69,13 +70,15 @@ class sqlite_store final : public store {
     }
 
     /// The base class's three calls as one: answered on the caller's thread when a read
-    /// decides it, else one job on the writer (one hop there and back, one share of a
-    /// transaction) where each call would take its own.
+    /// decides it, else one job in a shared transaction, where each call would take its own.
     asio::awaitable<result<screening>> screen(const std::string& group, const triplet& t, const timing& timing,
                                               clock::time_point now, unsigned auto_whitelist_after) override {
-        if (auto known = screen_by_reading(group, timing, now, auto_whitelist_after)) co_return std::move(*known);
+        const std::optional<bool> whitelisted = read_whitelisted(group, timing, now, auto_whitelist_after);
+        if (whitelisted == true) co_return screening{};
         co_return co_await writer_.run([&](sqlite::database& db) -> result<screening> {
-            if (auto_whitelist_after > 0) {
+            // A client the read found not whitelisted is not asked again: if a pass has made it
+            // so since, this one triplet is checked when it need not have been, and no more.
+            if (auto_whitelist_after > 0 && !whitelisted) {
                 auto c = read_client(db, group);
                 if (!c) return c.error();
                 if (client_whitelisted(auto_whitelist_after, *c, timing, now)) return screening{};
@@ -113,27 +116,31 @@ class sqlite_store final : public store {
     }
 
     asio::awaitable<result<bool>> remove(const triplet& t) override {
-        co_return co_await writer_.run([&](sqlite::database& db) -> result<bool> {
-            auto s = db.prepared("DELETE FROM triplets WHERE client = ?1 AND sender = ?2 AND recipient = ?3");
-            s.bind(1, t.client);
-            s.bind(2, t.sender);
-            s.bind(3, t.recipient);
-            if (s.step() != SQLITE_DONE) return errc::store_failed;
-            return db.changes() > 0;
-        });
+        co_return co_await writer_.run([&](sqlite::database& db) { return delete_triplet(db, t); });
     }
 
+    /// Walks the table in key order, a slice per transaction, so that a purge of millions of
+    /// records never holds the writing connection (or the thread leading its transactions)
+    /// for more than a slice: the table has no index on expiry, which would cost every first
+    /// sighting a second B-tree write for the sake of an hourly purge.
     asio::awaitable<result<std::size_t>> purge(const timing& timing, clock::time_point now) override {
-        co_return co_await writer_.run([&](sqlite::database& db) -> result<std::size_t> {
-            auto triplets = db.prepared("DELETE FROM triplets WHERE expires < ?1");
-            triplets.bind(1, to_epoch_ms(now));
-            if (triplets.step() != SQLITE_DONE) return errc::store_failed;
-            const std::size_t n = db.changes();
-            auto clients = db.prepared("DELETE FROM clients WHERE last_pass < ?1");
-            clients.bind(1, to_epoch_ms(now - timing.max_age));
-            if (clients.step() != SQLITE_DONE) return errc::store_failed;
-            return n + db.changes();
+        std::size_t removed = 0;
+        triplet after;  // "" sorts before every key
+        for (;;) {
+            auto slice = co_await writer_.run([&](sqlite::database& db) { return purge_slice(db, after, now); });
+            if (!slice) co_return slice.error();
+            removed += slice->removed;
+            if (!slice->last) break;
+            after = std::move(*slice->last);
+        }
+        auto clients = co_await writer_.run([&](sqlite::database& db) -> result<std::size_t> {
+            auto s = db.prepared("DELETE FROM clients WHERE last_pass < ?1");
+            s.bind(1, to_epoch_ms(now - timing.max_age));
+            if (s.step() != SQLITE_DONE) return errc::store_failed;
+            return db.changes();
         });
+        if (!clients) co_return clients.error();
+        co_return removed + *clients;
     }
 
   private:
@@ -151,7 +158,7 @@ class sqlite_store final : public store {
                 " attempts INTEGER NOT NULL, passes INTEGER NOT NULL, passed INTEGER NOT NULL,"
                 " expires INTEGER NOT NULL,"
                 " PRIMARY KEY (client, sender, recipient)) WITHOUT ROWID");
-        db->exec_or_throw("CREATE INDEX IF NOT EXISTS triplets_expires ON triplets (expires)");
+        db->exec_or_throw("DROP INDEX IF EXISTS triplets_expires");  // earlier versions' (see purge)
         db->exec_or_throw(
                 "CREATE TABLE IF NOT EXISTS clients ("
                 " client TEXT PRIMARY KEY NOT NULL, passes INTEGER NOT NULL, last_pass INTEGER NOT NULL)"
@@ -163,22 +170,68 @@ class sqlite_store final : public store {
     /// temporary and in-memory databases, whose reads must then go to the writer too.
     static bool has_own_file(const std::string& path) { return !path.empty() && path != ":memory:"; }
 
-    /// screen() decided by a read alone, on the caller's thread: the client group is
-    /// auto-whitelisted, which writes nothing. None when the writer must decide, or the read
-    /// failed (the writer then reports it). A pass of a known triplet is not answered here,
-    /// though a read would decide it: its count must be stored before the answer, so that the
-    /// next read sees it.
-    std::optional<screening> screen_by_reading(const std::string& group, const timing& timing,
-                                               clock::time_point now, unsigned auto_whitelist_after) {
+    /// Whether the client group is auto-whitelisted, read on the caller's thread: then
+    /// screen() writes nothing and needs no transaction. None when auto-whitelisting is off,
+    /// or the read could not be made (the transaction then reads, and reports a failure).
+    /// A pass of a known triplet is not answered on a read, though one would decide it: its
+    /// count must be stored before the answer, so that the next read sees it.
+    std::optional<bool> read_whitelisted(const std::string& group, const timing& timing, clock::time_point now,
+                                         unsigned auto_whitelist_after) {
         if (!readers_ || auto_whitelist_after == 0) return std::nullopt;
         try {
             auto reader = readers_->borrow();
             auto c = read_client(*reader, group);
-            if (c && client_whitelisted(auto_whitelist_after, *c, timing, now)) return screening{};
+            if (!c) return std::nullopt;
+            return client_whitelisted(auto_whitelist_after, *c, timing, now);
         } catch (const std::runtime_error&) {
-            // No reader could be opened: the writer decides.
+            return std::nullopt;  // no reader could be opened
         }
-        return std::nullopt;
+    }
+
+    struct purged_slice {
+        std::size_t removed = 0;
+        std::optional<triplet> last;  ///< where the next slice starts; none after the last
+    };
+    static constexpr int purge_slice_rows = 2000;  // about a millisecond of scanning
+
+    static result<purged_slice> purge_slice(sqlite::database& db, const triplet& after, clock::time_point now) {
+        std::vector<triplet> expired;
+        purged_slice out;
+        {
+            auto s = db.prepared(
+                    "SELECT client, sender, recipient, expires FROM triplets"
+                    " WHERE (client, sender, recipient) > (?1, ?2, ?3)"
+                    " ORDER BY client, sender, recipient LIMIT ?4");
+            s.bind(1, after.client);
+            s.bind(2, after.sender);
+            s.bind(3, after.recipient);
+            s.bind(4, std::int64_t{purge_slice_rows});
+            const std::int64_t now_ms = to_epoch_ms(now);
+            int rows = 0, rc;
+            triplet key;
+            while ((rc = s.step()) == SQLITE_ROW) {
+                ++rows;
+                key = {s.text(0), s.text(1), s.text(2)};
+                if (s.integer(3) < now_ms) expired.push_back(key);
+            }
+            if (rc != SQLITE_DONE) return errc::store_failed;
+            if (rows == purge_slice_rows) out.last = std::move(key);
+        }
+        for (const triplet& t : expired) {
+            auto r = delete_triplet(db, t);
+            if (!r) return r.error();
+        }
+        out.removed = expired.size();
+        return out;
+    }
+
+    static result<bool> delete_triplet(sqlite::database& db, const triplet& t) {
+        auto s = db.prepared("DELETE FROM triplets WHERE client = ?1 AND sender = ?2 AND recipient = ?3");
+        s.bind(1, t.client);
+        s.bind(2, t.sender);
+        s.bind(3, t.recipient);
+        if (s.step() != SQLITE_DONE) return errc::store_failed;
+        return db.changes() > 0;
     }
 
     static record row_record(sqlite::statement& s, int first) {

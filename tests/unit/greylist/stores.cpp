@@ -364,6 +364,33 @@ TEST_CASE("The SQLite store answers screens from several threads, reading auto-w
     CHECK(run(s.find(""))->size() == 1 + 4 * per_thread / 2);
 }
 
+TEST_CASE("The SQLite store purges a table larger than one slice of its walk") {
+    temp_db db;
+    sqlite_store s(db.path.string());
+    const timing t = timing::postgrey();
+    // 5,000 first sightings, every third of them retried (and so passed) later: the first
+    // sightings never retried expire with their retry window, the passed ones live on.
+    constexpr int n = 5000;
+    const auto key = [](int i) {
+        return triplet{"198.51.100.0/24", "s" + std::to_string(i) + "@example.org", "r@example.com"};
+    };
+    asio::io_context ioc;
+    asio::co_spawn(
+            ioc,
+            [&]() -> asio::awaitable<void> {
+                for (int i = 0; i < n; ++i) (void)co_await s.check(key(i), t, t0);
+                for (int i = 0; i < n; i += 3) (void)co_await s.check(key(i), t, t0 + 10min);
+            },
+            asio::detached);
+    ioc.run();
+    const auto removed = run(s.purge(t, t0 + 10min + t.retry_window + 1s));
+    REQUIRE(removed.has_value());
+    CHECK(*removed == std::size_t(n - (n + 2) / 3));
+    const auto left = run(s.find(""));
+    REQUIRE(left->size() == std::size_t((n + 2) / 3));
+    for (const entry& e : *left) CHECK(e.value.passed);
+}
+
 TEST_CASE("The SQLite store refuses a path it cannot open") {
     CHECK_THROWS_AS(sqlite_store("/nonexistent-dir/grey.db"), std::runtime_error);
 }
