@@ -27,6 +27,7 @@
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 
@@ -38,22 +39,23 @@ namespace grey::tls {
 /// safe to use from any thread: handshakes on every worker ask it at once.
 class ticket_keys {
   public:
+    /// The keys' clock: they need only live in this process, which a restart ends.
     using clock = std::chrono::steady_clock;
 
     /// One key: its name (sent in the clear in each ticket, to find the key again), the cipher
     /// key and the MAC key, and when it was made.
     struct key {
-        std::array<unsigned char, 16> name{};
-        std::array<unsigned char, 32> aes{};
-        std::array<unsigned char, 32> hmac{};
-        clock::time_point made{};
+        std::array<unsigned char, 16> name{};  ///< random, as OpenSSL's own
+        std::array<unsigned char, 32> aes{};   ///< AES-256-CBC key, for the ticket's contents
+        std::array<unsigned char, 32> hmac{};  ///< HMAC-SHA256 key, for its integrity
+        clock::time_point made{};              ///< when it began to seal tickets
     };
 
     /// A key found for a ticket: `renew` when it no longer seals new tickets, so that the client
     /// gets a ticket under the current key.
     struct found {
-        key k;
-        bool renew = false;
+        key k;               ///< the key that sealed the ticket
+        bool renew = false;  ///< it seals no more: issue a new ticket under the current key
     };
 
     /// Keys that each seal tickets for `lifetime` (at least a second).
