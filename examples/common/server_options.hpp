@@ -70,6 +70,10 @@ inline const std::map<std::string, grey::upstream::identity_policy> identity_pol
 inline const std::map<std::string, grey::pipelining_policy> pipelining_policies{
     {"refuse", grey::pipelining_policy::refuse}, {"allow", grey::pipelining_policy::allow}};
 
+/// The longest a TLS session may be resumed for: TLS 1.3 tickets live at most 7 days (RFC 8446
+/// §4.6.1).
+inline constexpr unsigned max_session_lifetime = 7 * 24 * 3600;
+
 /// A certificate without its key, or one that does not load, stops the program before it
 /// listens, with the reason.
 inline void check_tls(const grey::tls::server_settings& tls) {
@@ -210,7 +214,8 @@ class server_options {
              &grey::server_config::upstream_identity);
     }
 
-    /// --tls-cert, --tls-key, --tls-required: STARTTLS for clients.
+    /// --tls-cert, --tls-key, --tls-required, --tls-resumption, --tls-session-lifetime:
+    /// STARTTLS for clients.
     void add_tls(CLI::App& app) {
         auto* cert = app.add_option("--tls-cert", values_.tls.certificate_chain_file,
                                     "PEM certificate chain: STARTTLS is offered to clients (reloaded on SIGHUP)")
@@ -221,6 +226,23 @@ class server_options {
         on_given({key}, [this](grey::server_config& c) { c.tls.private_key_file = values_.tls.private_key_file; });
         auto* required = app.add_flag("--tls-required", values_.tls.required, "Refuse MAIL before STARTTLS (530 5.7.0)");
         on_given({required}, [this](grey::server_config& c) { c.tls.required = values_.tls.required; });
+        tls_resumption_ = values_.tls.resumption ? "on" : "off";
+        auto* resumption = app.add_option("--tls-resumption", tls_resumption_,
+                                          "Let a returning client resume its TLS session (tickets, TLS 1.2 session "
+                                          "IDs): an abbreviated handshake")
+                               ->check(CLI::IsMember({"on", "off"}).description(""))
+                               ->type_name("on|off")
+                               ->capture_default_str();
+        on_given({resumption}, [this](grey::server_config& c) { c.tls.resumption = tls_resumption_ == "on"; });
+        tls_session_seconds_ = seconds(values_.tls.session_lifetime);
+        auto* lifetime = app.add_option("--tls-session-lifetime", tls_session_seconds_,
+                                        "Seconds a TLS session may be resumed; the session ticket keys change as often")
+                             ->check(CLI::Range(1u, max_session_lifetime))
+                             ->type_name("SECONDS")
+                             ->capture_default_str();
+        on_given({lifetime}, [this](grey::server_config& c) {
+            c.tls.session_lifetime = std::chrono::seconds(tls_session_seconds_);
+        });
     }
 
     /// --tls-handshake-timeout, --tls-ask-client-cert, --tls-client-ca.
@@ -309,6 +331,8 @@ class server_options {
     std::vector<std::string> listen_, proxy_listen_, proxy_from_, upstreams_;
     unsigned upstream_retry_seconds_ = 0, upstream_timeout_ = 0, upstream_idle_seconds_ = 0;
     unsigned tls_handshake_seconds_ = 0, command_timeout_ = 0, greet_pause_ms_ = 0, drain_seconds_ = 0;
+    unsigned tls_session_seconds_ = 0;
+    std::string tls_resumption_;
     std::vector<std::pair<std::vector<CLI::Option*>, setter>> given_;
 };
 

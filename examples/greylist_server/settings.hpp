@@ -247,7 +247,8 @@ inline void load_file(const std::string& path, settings& s) {
     }
 
     if (const toml::table* t = section("tls")) {
-        r.only(*t, "tls", {"certificate", "key", "required", "handshake_timeout", "ciphers", "tls13_suites"});
+        r.only(*t, "tls", {"certificate", "key", "required", "handshake_timeout", "ciphers", "tls13_suites", "resumption",
+                           "session_lifetime", "session_cache_size"});
         grey::tls::server_settings& tls = c.tls;
         r.get(*t, "tls", "certificate", tls.certificate_chain_file);
         r.get(*t, "tls", "key", tls.private_key_file);
@@ -263,6 +264,14 @@ inline void load_file(const std::string& path, settings& s) {
         r.get_seconds(*t, "tls", "handshake_timeout", tls.handshake_timeout);
         r.get(*t, "tls", "ciphers", tls.ciphers);
         r.get(*t, "tls", "tls13_suites", tls.tls13_suites);
+        r.get(*t, "tls", "resumption", tls.resumption);
+        r.get_seconds(*t, "tls", "session_lifetime", tls.session_lifetime);
+        if (tls.session_lifetime < std::chrono::seconds(1) ||
+            tls.session_lifetime > std::chrono::seconds(examples::max_session_lifetime))
+            r.fail(*t->get("session_lifetime"),
+                   fmt::format("'tls.session_lifetime' must be at least 1 second and at most {} (7 days)",
+                               examples::max_session_lifetime));
+        r.get(*t, "tls", "session_cache_size", tls.session_cache_size);
     }
 
     if (const toml::table* t = section("upstream_tls")) {

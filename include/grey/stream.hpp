@@ -45,6 +45,9 @@ struct tls_info {
     /// Whether that certificate's chain verified against the CAs configured for it (a
     /// client's: tls::server_settings::client_ca_file; the upstream's: verify's CA file).
     bool peer_verified = false;
+    /// Whether the handshake resumed an earlier session (a ticket or a session ID) rather than
+    /// making a new one: no certificate was sent then, and peer_subject is the first session's.
+    bool resumed = false;
 };
 
 namespace detail {
@@ -267,6 +270,7 @@ class stream {
         extras_ = std::make_unique<tls_extras>();
         extras_->info.version = SSL_get_version(ssl_);
         extras_->info.cipher = SSL_get_cipher_name(ssl_);
+        extras_->info.resumed = SSL_session_reused(ssl_) == 1;
         if (X509* peer = SSL_get1_peer_certificate(ssl_)) {
             char subject[256];
             X509_NAME_oneline(X509_get_subject_name(peer), subject, sizeof subject);

@@ -233,6 +233,8 @@ class Run:
                 f"full handshakes/s on one core")
             if self.args.tls_sessions:
                 self.tls_sessions(sink, cert, key)
+                if self.args.tls_resume:
+                    self.tls_resumed(sink, cert, key)
             if self.args.tls_stream_size:
                 self.tls_stream(cert, key)
         finally:
@@ -281,6 +283,56 @@ class Run:
                         "client_cpu": statistics.median(r["client_cpu"] for r in runs[name])}
                     say(f"  TLS x {concurrency:<3} {name:9} {statistics.median(rates):7.0f} sessions/s, "
                         f"{own[str(concurrency)]['server_cpu_ms']:.2f} ms server CPU per session")
+        finally:
+            for relay in relays.values():
+                relay.stop()
+
+    def tls_resumed(self, sink, cert, key):
+        """STARTTLS sessions per second when each client comes back with the session of its
+        previous connection (tls_sessions --resume), as MTAs with a TLS session cache do: Grey
+        as it starts (resumption on), and Postfix's smtpd with Debian's session cache setting,
+        in TLS 1.3 (tickets) and TLS 1.2 (tickets, or a session ID). Beside each, the share of
+        sessions the server resumed: a figure where it did not resume is a full handshake's."""
+        program = os.path.join(peers.GREY_BIN, "tests", "perf", "tls_sessions")
+        starters = {"grey": lambda: peers.Grey(sink.port, "--tls-cert", cert, "--tls-key", key),
+                    "postfix": lambda: peers.PostfixProxy(sink.port, cert, key, session_cache=True)}
+        relays, figures = {}, self.figures["tls"].setdefault("resumed", {})
+        try:
+            for name in self.args.tls_relays:
+                if name not in starters:
+                    continue
+                try:
+                    relays[name] = starters[name]()
+                except peers.Missing as e:
+                    self.figures["skipped"][f"{name} (TLS resumed)"] = str(e)
+                    say(f"skipped {name} (TLS resumed): {e}")
+            for version, options in (("TLSv1.3", ["--resume"]), ("TLSv1.2", ["--resume", "--tls1.2"])):
+                for concurrency in self.args.tls_concurrency:
+                    runs, failures = {name: [] for name in relays}, {}
+                    for seconds in [min(0.5, self.args.tls_sessions)] + [self.args.tls_sessions] * self.args.repeat:
+                        for name, relay in relays.items():
+                            if name in failures:
+                                continue
+                            try:
+                                runs[name].append(_tls_run(program, sink, relay, concurrency, seconds, *options))
+                            except RuntimeError as e:
+                                failures[name] = str(e)
+                                say(f"  TLS resumed {version} x {concurrency:<3} {name:9} FAILED: {e}")
+                    for name in relays:
+                        own = figures.setdefault(name, {}).setdefault(version, {})
+                        if name in failures:
+                            own[str(concurrency)] = {"failed": failures[name]}
+                            continue
+                        timed = runs[name][1:]  # not the warm-up
+                        rates = [r["sessions_per_s"] for r in timed]
+                        own[str(concurrency)] = {
+                            "sessions_per_s": statistics.median(rates), "runs": rates,
+                            "server_cpu_ms": statistics.median(r["server_cpu_ms"] for r in timed),
+                            "client_cpu": statistics.median(r["client_cpu"] for r in timed),
+                            "resumed_share": min(r["resumed_share"] for r in timed)}
+                        v = own[str(concurrency)]
+                        say(f"  TLS resumed {version} x {concurrency:<3} {name:9} {v['sessions_per_s']:7.0f} sessions/s, "
+                            f"{v['server_cpu_ms']:.2f} ms server CPU per session, {v['resumed_share']:.0%} resumed")
         finally:
             for relay in relays.values():
                 relay.stop()
@@ -643,14 +695,17 @@ def _sessions_run(program, sink, relay, concurrency, seconds, *options):
     return m, sessions
 
 
-def _tls_run(program, sink, relay, concurrency, seconds):
-    """One STARTTLS sessions run against `relay` (_sessions_run). Returns the rate, the relay's
-    CPU per session, and the share of a core the client used."""
+def _tls_run(program, sink, relay, concurrency, seconds, *options):
+    """One STARTTLS sessions run against `relay` (_sessions_run), with tls_sessions' `options`.
+    Returns the rate, the relay's CPU per session, the share of a core the client used, and the
+    share of sessions the server resumed."""
     cpu_before = peers.cpu_seconds(relay.pid)
-    m, sessions = _sessions_run(program, sink, relay, concurrency, seconds)
+    m, sessions = _sessions_run(program, sink, relay, concurrency, seconds, *options)
     cpu = peers.cpu_seconds(relay.pid) - cpu_before
+    resumed = re.search(r" resumed (\d+)", m.string)
     return {"sessions_per_s": int(m.group(3)), "server_cpu_ms": cpu / max(sessions, 1) * 1e3,
-            "client_cpu": float(m.group(4))}
+            "client_cpu": float(m.group(4)),
+            "resumed_share": int(resumed.group(1)) / max(sessions, 1) if resumed else 0.0}
 
 
 def _identity_run(program, sink, upstream, relay, sources, concurrency, seconds):
@@ -733,6 +788,8 @@ def main():
     parser.add_argument("--tls-concurrency", type=int, nargs="+", default=[8, 32],
                         help="parallel STARTTLS sessions, a figure for each")
     parser.add_argument("--tls-relays", nargs="+", default=TLS_RELAYS, choices=TLS_RELAYS)
+    parser.add_argument("--no-tls-resume", dest="tls_resume", action="store_false",
+                        help="leave out the resumed STARTTLS sessions runs (Grey and Postfix)")
     parser.add_argument("--tls-stream-size", type=int, default=256 * MIB,
                         help="octets of the message sent over TLS on both legs (0: skip)")
     parser.add_argument("--policy-seconds", type=float, default=3,

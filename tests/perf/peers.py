@@ -400,7 +400,12 @@ smtpd_peername_lookup = no
 default_process_limit = 100
 """
 
-    def __init__(self, upstream_port, cert, key):
+    def __init__(self, upstream_port, cert, key, session_cache=False):
+        """`session_cache`: Debian's own main.cf setting for TLS session resumption, a btree
+        session cache for returning clients, in main.cf since tlsmgr (which keeps it, and the
+        session ticket keys) reads it there."""
+        if session_cache:
+            self.MAIN_CF = PostfixProxy.MAIN_CF + "smtpd_tls_session_cache_database = btree:${data_directory}/smtpd_scache\n"
         self._start(f"-o smtpd_proxy_filter=127.0.0.1:{upstream_port} -o smtpd_tls_security_level=may"
                     f" -o smtpd_tls_cert_file={cert} -o smtpd_tls_key_file={key}")
 

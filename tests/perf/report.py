@@ -128,6 +128,7 @@ def _tls_lines(t, skipped):
         lines += [f"  {name} skipped: {why}" for name, why in skipped.items() if name.endswith("(TLS)")]
         if "bare" in sessions:
             lines.append("  bare: no relay, tls_discard_sink answering itself (C++, Asio + OpenSSL): the TLS stack's own cost")
+    lines += _resumed_lines(t.get("resumed", {}), skipped)
     s = t.get("stream")
     if s:
         lines += [f"one {s['size'] >> 20} MiB message, STARTTLS client -> relay -> STARTTLS discard sink, MiB/s"]
@@ -135,6 +136,71 @@ def _tls_lines(t, skipped):
             if case in s:
                 lines.append(f"  {case:14}{s[case]['mib_per_s']:8.0f}")
     return lines
+
+
+def _resumed_lines(resumed, skipped):
+    """Resumed STARTTLS sessions: a column per TLS version and concurrency."""
+    if not resumed:
+        return []
+    columns = []  # in the order run: TLS 1.3, then 1.2, each by concurrency
+    for r in resumed.values():
+        for version, by in r.items():
+            columns += [(version, c) for c in by if (version, c) not in columns]
+    lines = ["resumed STARTTLS sessions/s (each client offers the session of its previous connection, as MTAs with",
+             "a TLS session cache do: tls_sessions --resume; Postfix with smtpd_tls_session_cache_database), median",
+             "of runs; then the relay's CPU ms per session and the share of sessions it resumed",
+             f"{'relay':12}" + "".join(f"{v + ' x ' + c:>26}" for v, c in columns)]
+    for name, r in resumed.items():
+        cells = []
+        for version, c in columns:
+            v = r.get(version, {}).get(c)
+            if not v:
+                cells.append("-")
+            elif "failed" in v:
+                cells.append("FAILED")
+            else:
+                cells.append(f"{v['sessions_per_s']:5.0f} {v['server_cpu_ms']:5.2f} ms {v['resumed_share']:4.0%}")
+        lines.append(f"{name:12}" + "".join(f"{c:>26}" for c in cells))
+    for name, r in resumed.items():
+        for version, by in r.items():
+            for c, v in by.items():
+                if "failed" in v:
+                    lines.append(f"  {name} {version} x {c} failed: {v['failed']}")
+    lines += [f"  {name} skipped: {why}" for name, why in skipped.items() if name.endswith("(TLS resumed)")]
+    return lines
+
+
+# What resumption must gain over a full handshake (TLS 1.3 with X25519, the full runs' own):
+# TLS 1.3 resumption still makes an X25519 exchange and skips only the signature; TLS 1.2
+# resumption skips both.
+RESUMED_GAIN = {"TLSv1.3": 1.1, "TLSv1.2": 1.5}
+
+
+def _resumed_checks(t):
+    out = []
+    full = t.get("sessions", {}).get("grey", {})
+    postfix = t.get("resumed", {}).get("postfix", {})
+    for version, by in t.get("resumed", {}).get("grey", {}).items():
+        for c, v in by.items():
+            if "failed" in v:
+                out.append((False, f"grey TLS resumed {version} x {c}: {v['failed']}"))
+                continue
+            if v["resumed_share"] < 0.9:
+                out.append((False, f"grey TLS resumed {version} x {c}: only {v['resumed_share']:.0%} of sessions resumed"))
+                continue
+            f = full.get(c)
+            if f and "sessions_per_s" in f:
+                gain = RESUMED_GAIN[version]
+                out.append((v["sessions_per_s"] >= gain * f["sessions_per_s"],
+                            f"grey TLS resumed {version} x {c}: {v['sessions_per_s']:.0f} sessions/s >= {gain} x full "
+                            f"handshakes {f['sessions_per_s']:.0f} ({v['sessions_per_s'] / f['sessions_per_s']:.2f} x)"))
+            p = postfix.get(version, {}).get(c)
+            if p and "sessions_per_s" in p:
+                note = "" if p["resumed_share"] >= 0.9 else f"; Postfix resumed only {p['resumed_share']:.0%}"
+                out.append((v["sessions_per_s"] >= 2 * p["sessions_per_s"],
+                            f"grey TLS resumed {version} x {c}: {v['sessions_per_s']:.0f} sessions/s >= 2 x Postfix "
+                            f"resumed {p['sessions_per_s']:.0f} ({v['sessions_per_s'] / p['sessions_per_s']:.2f} x){note}"))
+    return out
 
 
 def _policy_lines(p, skipped):
@@ -304,6 +370,7 @@ def checks(f):
                         f" ({v['sessions_per_s'] / p['sessions_per_s']:.2f} x); Grey = "
                         f"{v['sessions_per_s'] / floor:.0%} of the floor {floor:.0f}/s, "
                         f"{1e3 / v['server_cpu_ms'] / floor:.0%} per core used"))
+    out += _resumed_checks(t)
     ts = t.get("stream")
     if ts:
         out.append((ts["ratio"] >= 0.5, f"grey: TLS on both legs {ts['grey tls']['mib_per_s']:.0f} MiB/s = "

@@ -12,6 +12,11 @@
 // addresses in turn, 127.0.0.1 to 127.0.0.N, each saying its own EHLO name (client-K.example),
 // as many clients reaching an MX; without it every session comes from 127.0.0.1 with one name.
 //
+// --resume makes each of the --concurrency clients an MTA with a TLS session cache: it offers
+// the session of its own previous connection (a ticket, or a TLS 1.2 session ID), so that every
+// session but each client's first can be an abbreviated handshake. The line then also says how
+// many the server resumed. --tls1.2 keeps the client to TLS 1.2 (default: 1.2 or 1.3).
+//
 // With --stream N it sends instead one message of N octets in one session, in 1 MiB writes, and
 // prints MiB/s from DATA's 354 to the final 250 and that reply.
 #include <algorithm>
@@ -127,6 +132,7 @@ asio::awaitable<bool> open_data(tls_stream& s, std::string& in, tcp::endpoint se
 struct tally {
     std::size_t started = 0;
     std::size_t ok = 0;  // the others failed, or had not ended when the run was cut off
+    std::size_t resumed = 0;  // of those ok, the sessions whose handshake resumed an earlier one
     steady::duration slowest{};  // the longest session, from connect to QUIT's reply
 };
 
@@ -141,9 +147,27 @@ origin origin_of(std::size_t n, std::size_t sources) {
     return o;
 }
 
+/// What a client keeps between its connections: the TLS session it may offer next.
+struct client_cache {
+    client_cache() = default;
+    client_cache(const client_cache&) = delete;
+    client_cache& operator=(const client_cache&) = delete;
+    ~client_cache() { keep(nullptr); }
+    /// Keeps `next` (owned from now on) in place of the one held.
+    void keep(SSL_SESSION* next) {
+        if (session) SSL_SESSION_free(session);
+        session = next;
+    }
+    SSL_SESSION* session = nullptr;
+};
+
+/// One session; with `cache`, offering its session and keeping the new one (the TLS 1.3 ticket
+/// came after the handshake, and has been read with the replies since). `resumed` says whether
+/// the server resumed it.
 asio::awaitable<bool> one_session(tcp::endpoint server, asio::ssl::context& context, const std::string& text,
-                                  bool tls, const origin& from) {
+                                  bool tls, const origin& from, client_cache* cache, bool& resumed) {
     tls_stream s(co_await asio::this_coro::executor, context);
+    if (cache && cache->session) SSL_set_session(s.native_handle(), cache->session);
     std::string in;
     const bool open = co_await open_data(s, in, server, tls, from);
     if (!open) co_return false;
@@ -153,17 +177,29 @@ asio::awaitable<bool> one_session(tcp::endpoint server, asio::ssl::context& cont
     if (code != 250) co_return false;
     if (tls) code = co_await command(s, in, "QUIT\r\n");
     else code = co_await command(s.next_layer(), in, "QUIT\r\n");
+    resumed = tls && SSL_session_reused(s.native_handle()) == 1;
+    if (cache && tls) {
+        // A copy, as an MTA's session cache keeps one: the connection ends without close_notify,
+        // and OpenSSL then marks its own session as not to be resumed.
+        SSL_SESSION* next = nullptr;
+        if (SSL_SESSION* own = SSL_get0_session(s.native_handle()); own && SSL_SESSION_is_resumable(own))
+            next = SSL_SESSION_dup(own);
+        cache->keep(next);
+    }
     // No close_notify: the server closes after 221, as it does for the MTAs that skip it.
     co_return code == 221;
 }
 
 asio::awaitable<void> sessions(tcp::endpoint server, asio::ssl::context& context, const std::string& text,
-                               bool tls, std::size_t sources, steady::time_point until, tally& t) {
+                               bool tls, std::size_t sources, bool resume, steady::time_point until, tally& t) {
+    client_cache cache;
     while (steady::now() < until) {
         const origin from = origin_of(t.started++, sources);
         const auto began = steady::now();
-        const bool ok = co_await one_session(server, context, text, tls, from);
+        bool resumed = false;
+        const bool ok = co_await one_session(server, context, text, tls, from, resume ? &cache : nullptr, resumed);
         if (ok) ++t.ok;
+        if (ok && resumed) ++t.resumed;
         t.slowest = std::max(t.slowest, steady::now() - began);
     }
 }
@@ -218,11 +254,13 @@ int main(int argc, char** argv) {
     unsigned short port = 0;
     double seconds = 3;
     std::size_t concurrency = 8, size = 1024, stream_size = 0, sources = 0;
-    bool tls = true;
+    bool tls = true, resume = false, tls12 = false;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         const bool has_value = i + 1 < argc;
         if (a == "--no-tls") tls = false;
+        else if (a == "--resume") resume = true;
+        else if (a == "--tls1.2") tls12 = true;
         else if (a == "--port" && has_value) port = static_cast<unsigned short>(std::stoul(argv[++i]));
         else if (a == "--seconds" && has_value) seconds = std::stod(argv[++i]);
         else if (a == "--concurrency" && has_value) concurrency = std::stoul(argv[++i]);
@@ -233,16 +271,19 @@ int main(int argc, char** argv) {
     }
     if (!port || sources > 254) {
         fmt::print(stderr, "usage: tls_sessions --port PORT [--seconds S] [--concurrency N] [--size OCTETS]\n"
-                           "                    [--no-tls] [--sources N]\n"
+                           "                    [--no-tls] [--sources N] [--resume] [--tls1.2]\n"
                            "       tls_sessions --port PORT --stream OCTETS [--no-tls]\n");
         return 2;
     }
-    // The client checks no certificate (the servers' are self-signed) and keeps no session:
-    // every handshake is a full one, as the server's cost per new client is what is measured.
+    // The client checks no certificate (the servers' are self-signed). Without --resume it keeps
+    // no session and takes no ticket: every handshake is a full one, as the server's cost per
+    // new client is what is measured. With it, each client slot keeps its last session itself
+    // (SSL_get1_session, SSL_set_session), not in OpenSSL's client cache.
     asio::ssl::context context(asio::ssl::context::tls_client);
     context.set_verify_mode(asio::ssl::verify_none);
     SSL_CTX_set_session_cache_mode(context.native_handle(), SSL_SESS_CACHE_OFF);
-    SSL_CTX_set_options(context.native_handle(), SSL_OP_NO_TICKET);
+    if (!resume) SSL_CTX_set_options(context.native_handle(), SSL_OP_NO_TICKET);
+    if (tls12) SSL_CTX_set_max_proto_version(context.native_handle(), TLS1_2_VERSION);
 
     asio::io_context ioc;
     const tcp::endpoint server(asio::ip::make_address("127.0.0.1"), port);
@@ -261,13 +302,13 @@ int main(int argc, char** argv) {
     const auto until = start + std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(seconds));
     const double cpu_before = cpu_seconds();
     for (std::size_t w = 0; w < concurrency; ++w)
-        asio::co_spawn(ioc, sessions(server, context, text, tls, sources, until, t), asio::detached);
+        asio::co_spawn(ioc, sessions(server, context, text, tls, sources, resume, until, t), asio::detached);
     // Bounded: a session still open a minute after the end counts as failed.
     ioc.run_for(std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(seconds + 60)));
     const double elapsed = std::chrono::duration<double>(steady::now() - start).count();
     const std::size_t failed = t.started - t.ok;
-    fmt::print("sessions {} failed {} seconds {:.3f} rate {:.0f} client_cpu {:.2f} slowest_ms {:.1f}\n", t.ok, failed,
-               elapsed, double(t.ok) / elapsed, (cpu_seconds() - cpu_before) / elapsed,
-               std::chrono::duration<double, std::milli>(t.slowest).count());
+    fmt::print("sessions {} failed {} seconds {:.3f} rate {:.0f} client_cpu {:.2f} slowest_ms {:.1f} resumed {}\n", t.ok,
+               failed, elapsed, double(t.ok) / elapsed, (cpu_seconds() - cpu_before) / elapsed,
+               std::chrono::duration<double, std::milli>(t.slowest).count(), t.resumed);
     return failed ? 1 : 0;
 }

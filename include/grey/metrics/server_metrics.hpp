@@ -82,8 +82,9 @@ struct server_metrics {
     counter pool_hits;
     /// grey_upstream_pool_misses_total: sessions that found no pooled upstream connection.
     counter pool_misses;
-    /// grey_tls_handshakes_total: STARTTLS handshakes with clients that succeeded.
-    counter tls_handshakes;
+    /// grey_tls_handshakes_total: STARTTLS handshakes with clients that succeeded, by whether
+    /// they resumed an earlier session ("yes") or were full ones ("no").
+    labeled<2> tls_handshakes{"resumed", {"no", "yes"}};
     /// grey_tls_handshake_failures_total: STARTTLS handshakes with clients that failed.
     counter tls_handshake_failures;
     /// grey_upstream_tls_handshakes_total: TLS handshakes with the upstream that succeeded.
@@ -131,6 +132,8 @@ struct server_metrics {
         for (std::size_t i = 0; i < 5; ++i)
             if (dns_seconds.value_name(i) == type) return dns_seconds[i].observe(took);
     }
+    /// Counts a STARTTLS handshake that succeeded, `resumed` or full.
+    void tls_handshake(bool resumed) noexcept { tls_handshakes[resumed ? 1 : 0].add(); }
     /// Counts a command refused with reply `code`; a code the label does not list is not counted.
     void command_refused(int code) noexcept {
         static constexpr int codes[] = {500, 501, 502, 503, 530, 550, 552, 553, 554, 555};
@@ -164,7 +167,8 @@ struct server_metrics {
         r.add("grey_upstreams_down", "Upstreams marked down now (skipped until their retry time).", upstreams_down);
         r.add("grey_upstream_pool_hits_total", "Sessions that reused a pooled upstream connection.", pool_hits);
         r.add("grey_upstream_pool_misses_total", "Sessions that found no pooled upstream connection.", pool_misses);
-        r.add("grey_tls_handshakes_total", "STARTTLS handshakes with clients that succeeded.", tls_handshakes);
+        r.add("grey_tls_handshakes_total", "STARTTLS handshakes with clients that succeeded, by whether they resumed.",
+              tls_handshakes);
         r.add("grey_tls_handshake_failures_total", "STARTTLS handshakes with clients that failed.",
               tls_handshake_failures);
         r.add("grey_upstream_tls_handshakes_total", "TLS handshakes with the upstream that succeeded.",

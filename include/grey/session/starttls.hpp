@@ -24,7 +24,7 @@ namespace grey {
 /// After the client has been told 220: drops the plaintext read so far from `in`, and runs the
 /// server's handshake on `s` with the context of this moment (a reload does not change it
 /// under a handshake), within the context's handshake timeout. Counted in `metrics` when
-/// given. On failure nothing can be said to the client, neither in plain text nor in TLS: the
+/// given, a handshake that succeeded as resumed or full. On failure nothing can be said to the client, neither in plain text nor in TLS: the
 /// caller closes the connection.
 inline asio::awaitable<std::error_code> start_server_tls(stream& s, smtp::line_reader& in, deadline& limit,
                                                          tls::reloadable_context& context,
@@ -34,7 +34,10 @@ inline asio::awaitable<std::error_code> start_server_tls(stream& s, smtp::line_r
     limit.expires_after(context.settings().handshake_timeout);
     const std::shared_ptr<asio::ssl::context> current = context.current();
     const std::error_code ec = co_await s.handshake(*current, stream::role::server);
-    if (metrics) (ec ? metrics->tls_handshake_failures : metrics->tls_handshakes).add();
+    if (metrics) {
+        if (ec) metrics->tls_handshake_failures.add();
+        else metrics->tls_handshake(s.tls().resumed);
+    }
     co_return ec;
 }
 

@@ -4,6 +4,8 @@
 // A session takes a shared_ptr to the context that is current when its client says STARTTLS,
 // so a reload (a renewed certificate, on SIGHUP) swaps the pointer without disturbing the
 // sessions already encrypted with the old one. A reload that fails keeps the old context.
+// Session tickets stay good across reloads: their keys are the reloadable_context's, not the
+// context's (ticket_keys.hpp).
 #pragma once
 
 #include <memory>
@@ -17,6 +19,7 @@
 #include <openssl/ssl.h>
 
 #include "settings.hpp"
+#include "ticket_keys.hpp"
 
 namespace grey::tls {
 /// @addtogroup group_tls
@@ -46,14 +49,36 @@ inline void ask_for_client_certificates(asio::ssl::context& ctx, const std::stri
         SSL_CTX_set_client_CA_list(native, issuers);
     }
     SSL_CTX_set_verify(native, SSL_VERIFY_PEER, [](int, X509_STORE_CTX*) { return 1; });
-    // Sessions resumed under client verification must belong to this server's context.
-    static constexpr unsigned char id[] = "grey";
-    SSL_CTX_set_session_id_context(native, id, sizeof id - 1);
 }
 
-/// Loads `s` into a new context. Throws std::runtime_error naming the file that failed: a
-/// server with a broken certificate must not start.
-inline std::shared_ptr<asio::ssl::context> make_server_context(const server_settings& s) {
+/// Session resumption as `s` says (server_settings::resumption). On, tickets are sealed with
+/// `keys`, the ring every context of this server shares, so that they outlive a reload; TLS
+/// 1.2 session IDs are cached by the context itself. Off, no ticket is issued (none in TLS
+/// 1.2, no NewSessionTicket in 1.3) and no session is cached: every handshake is a full one.
+inline void set_resumption(SSL_CTX* native, const server_settings& s, std::shared_ptr<ticket_keys> keys) {
+    // OpenSSL resumes a session only in the context (by this id) it was made in; without one
+    // set, a server that verifies client certificates fails every resumption attempt.
+    static constexpr unsigned char id[] = "grey";
+    SSL_CTX_set_session_id_context(native, id, sizeof id - 1);
+    if (!s.resumption) {
+        SSL_CTX_set_options(native, SSL_OP_NO_TICKET);
+        SSL_CTX_set_num_tickets(native, 0);
+        SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_OFF);
+        return;
+    }
+    SSL_CTX_clear_options(native, SSL_OP_NO_TICKET);
+    // A size of 0 would be no limit to OpenSSL; here it is no cache (tickets only).
+    SSL_CTX_set_session_cache_mode(native, s.session_cache_size ? SSL_SESS_CACHE_SERVER : SSL_SESS_CACHE_OFF);
+    SSL_CTX_sess_set_cache_size(native, static_cast<long>(s.session_cache_size));
+    SSL_CTX_set_timeout(native, static_cast<long>(s.session_lifetime.count()));
+    use_ticket_keys(native, keys ? std::move(keys) : std::make_shared<ticket_keys>(s.session_lifetime));
+}
+
+/// Loads `s` into a new context, its tickets sealed with `keys` (a ring of its own when none
+/// is given). Throws std::runtime_error naming the file that failed: a server with a broken
+/// certificate must not start.
+inline std::shared_ptr<asio::ssl::context> make_server_context(const server_settings& s,
+                                                               std::shared_ptr<ticket_keys> keys = nullptr) {
     auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
     SSL_CTX* native = ctx->native_handle();
     // TLS 1.2 and 1.3 only; no compression (CRIME), no renegotiation started by the client.
@@ -74,6 +99,7 @@ inline std::shared_ptr<asio::ssl::context> make_server_context(const server_sett
         throw std::runtime_error(fmt::format("TLS: key {} does not match certificate {}", s.private_key_file,
                                              s.certificate_chain_file));
     if (s.ask_client_certificate || !s.client_ca_file.empty()) ask_for_client_certificates(*ctx, s.client_ca_file);
+    set_resumption(native, s, std::move(keys));
     return ctx;
 }
 
@@ -99,12 +125,16 @@ inline std::shared_ptr<asio::ssl::context> make_client_context(const client_sett
     return ctx;
 }
 
-/// The server's current context; reload() loads the files again.
+/// The server's current context; reload() loads the files again. Every context it loads seals
+/// session tickets with the same keys, so that a reload does not cost each client that holds
+/// one a full handshake.
 class reloadable_context {
   public:
     /// Loads `s` now. Throws std::runtime_error, as make_server_context() does: a server with
     /// a broken certificate must not start.
-    explicit reloadable_context(server_settings s) : settings_(std::move(s)), current_(make_server_context(settings_)) {}
+    explicit reloadable_context(server_settings s)
+        : settings_(std::move(s)), keys_(std::make_shared<ticket_keys>(settings_.session_lifetime)),
+          current_(make_server_context(settings_, keys_)) {}
 
     /// The settings every load reads, the first and each reload().
     const server_settings& settings() const noexcept { return settings_; }
@@ -120,7 +150,7 @@ class reloadable_context {
     /// returned: a reload never leaves the server without TLS.
     std::optional<std::string> reload() {
         try {
-            auto fresh = make_server_context(settings_);
+            auto fresh = make_server_context(settings_, keys_);
             std::lock_guard lock(mutex_);
             current_ = std::move(fresh);
             return std::nullopt;
@@ -131,6 +161,7 @@ class reloadable_context {
 
   private:
     const server_settings settings_;
+    const std::shared_ptr<ticket_keys> keys_;
     mutable std::mutex mutex_;
     std::shared_ptr<asio::ssl::context> current_;
 };

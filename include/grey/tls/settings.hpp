@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <string>
 
 namespace grey::tls {
@@ -40,6 +41,20 @@ struct server_settings {
     /// client as the acceptable issuers; setting it asks for certificates. Empty: no client
     /// certificate is ever taken as verified.
     std::string client_ca_file;
+    /// Let a client that has been here before resume its TLS session in an abbreviated
+    /// handshake (no certificate signature, no key exchange when TLS 1.2; a PSK when 1.3), as
+    /// MTAs such as Postfix do with their TLS session cache: by a session ticket (TLS 1.2 and
+    /// 1.3), sealed with keys that rotate every `session_lifetime` (tls/ticket_keys.hpp), or by
+    /// a TLS 1.2 session ID kept in the server's cache. Off: every handshake is a full one.
+    bool resumption = true;
+    /// How long a session may be resumed (Postfix's smtpd_tls_session_cache_timeout, 3600 s).
+    /// Also each ticket key's sealing time: a ticket is never opened more than twice this after
+    /// it was issued, and OpenSSL refuses its session once this has passed.
+    std::chrono::seconds session_lifetime = std::chrono::hours(1);
+    /// TLS 1.2 sessions kept for resumption by session ID (OpenSSL's default size); the oldest
+    /// goes when it is full; 0 keeps none (tickets only). The cache belongs to the context, so
+    /// a reload empties it, unlike the ticket keys.
+    std::size_t session_cache_size = 20480;
 
     /// Whether STARTTLS is offered at all: a certificate is configured.
     bool enabled() const noexcept { return !certificate_chain_file.empty(); }
