@@ -7,8 +7,12 @@
 #include <chrono>
 #include <cstddef>
 #include <iterator>
+#include <string>
 #include <string_view>
 
+#include <fmt/format.h>
+
+#include "../version.hpp"
 #include "registry.hpp"
 
 namespace grey::metrics {
@@ -141,6 +145,9 @@ struct server_metrics {
   private:
     void register_all() {
         auto& r = registry_;
+        // Prometheus' custom for what a program is: a series of value 1 whose labels say it.
+        r.add_gauge("grey_build_info", "Grey's version, as the labels of a series of value 1.",
+                    fmt::format("version=\"{}\"", escape_label_value(grey::version)), [] { return 1.0; });
         r.add("grey_connections_accepted_total", "Client connections accepted.", connections_accepted);
         r.add("grey_connections_refused_total", "Client connections refused, by reason.", connections_refused);
         r.add("grey_sessions_open", "SMTP sessions open now.", sessions_open);
