@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <iterator>
 #include <string>
 #include <string_view>
@@ -134,6 +135,15 @@ struct server_metrics {
     void dns_query(std::string_view type, std::chrono::steady_clock::duration took) noexcept {
         for (std::size_t i = 0; i < 5; ++i)
             if (dns_seconds.value_name(i) == type) return dns_seconds[i].observe(took);
+    }
+    /// Exports grey_store_up{store="`kind`"}: `up()` at each scrape, 1 while the greylist store
+    /// answered its last call and 0 while it fails (greylist::store_health::available). Call
+    /// once, at setup, for the program's one store; `up` must stay callable while the registry
+    /// is scraped.
+    void watch_store(std::string_view kind, std::function<bool()> up) {
+        registry_.add_gauge("grey_store_up", "1 when the greylist store answered its last call, 0 while it fails.",
+                            fmt::format("store=\"{}\"", escape_label_value(kind)),
+                            [up = std::move(up)] { return up() ? 1.0 : 0.0; });
     }
     /// Counts a command refused with reply `code`; a code the label does not list is not counted.
     void command_refused(int code) noexcept {

@@ -1,9 +1,11 @@
-// What server_metrics adds to its registry beyond counting: the build.
+// What server_metrics adds to its registry beyond counting: the build, the store's health read
+// at each scrape.
 #include <doctest/doctest.h>
 
 #include <string>
 #include <system_error>
 
+#include <grey/greylist/store_health.hpp>
 #include <grey/metrics/server_metrics.hpp>
 #include <grey/version.hpp>
 
@@ -20,4 +22,16 @@ TEST_CASE("grey_build_info is one series of value 1 whose label is Grey's versio
     CHECK(has(text, "# TYPE grey_build_info gauge\n"));
     CHECK(has(text, "grey_build_info{version=\"" + std::string(grey::version) + "\"} 1\n"));
     CHECK(grey::version.find_first_not_of("0123456789.") == std::string::npos);
+}
+
+TEST_CASE("grey_store_up follows the store's health at each scrape, labelled with the store's kind") {
+    server_metrics m;
+    CHECK(!has(m.registry().write(), "grey_store_up"));  // no store watched, no series
+    grey::greylist::store_health health;
+    m.watch_store("redis", [&] { return health.available(); });
+    CHECK(has(m.registry().write(), "# TYPE grey_store_up gauge\ngrey_store_up{store=\"redis\"} 1\n"));
+    (void)health.note(std::make_error_code(std::errc::connection_refused));
+    CHECK(has(m.registry().write(), "grey_store_up{store=\"redis\"} 0\n"));
+    (void)health.note({});
+    CHECK(has(m.registry().write(), "grey_store_up{store=\"redis\"} 1\n"));
 }
