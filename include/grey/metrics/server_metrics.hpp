@@ -68,6 +68,11 @@ struct server_metrics {
     /// grey_dns_query_seconds: time of a DNS query the resolver sent (not one answered from its
     /// cache), by type, timeouts included.
     labeled_histograms<5> dns_seconds{"type", {"A", "AAAA", "PTR", "TXT", "MX"}};
+    /// grey_policy_requests_total: policy requests answered, by the action's word (the values
+    /// of policy_action(), in its order); a PREPEND or DEFER_IF_PERMIT's text is not a label.
+    labeled<5> policy_requests{"action", {"DUNNO", "DEFER_IF_PERMIT", "PREPEND", "550", "other"}};
+    /// grey_policy_request_seconds: from a policy request read whole to its answer written.
+    histogram policy_request_seconds = latency_histogram();
     /// grey_messages_relayed_total: messages the upstream accepted.
     counter messages_relayed;
     /// grey_messages_failed_total: messages the upstream refused, or that failed on the way.
@@ -136,6 +141,19 @@ struct server_metrics {
         for (std::size_t i = 0; i < 5; ++i)
             if (dns_seconds.value_name(i) == type) return dns_seconds[i].observe(took);
     }
+    /// The index in policy_requests of the action word `action` ("DEFER_IF_PERMIT"); "other"'s
+    /// for a word it does not list, so that the label stays bounded.
+    std::size_t policy_action(std::string_view action) const noexcept {
+        std::size_t i = 0;
+        while (i + 1 < policy_requests.size() && policy_requests.value_name(i) != action) ++i;
+        return i;
+    }
+    /// Counts a policy request answered with action number `action` (policy_action()), `took`
+    /// from the request read to its answer written.
+    void policy_answered(std::size_t action, std::chrono::steady_clock::duration took) noexcept {
+        if (action < policy_requests.size()) policy_requests[action].add();
+        policy_request_seconds.observe(took);
+    }
     /// Exports grey_store_up{store="`kind`"}: `up()` at each scrape, 1 while the greylist store
     /// answered its last call and 0 while it fails (greylist::store_health::available). Call
     /// once, at setup, for the program's one store; `up` must stay callable while the registry
@@ -169,6 +187,9 @@ struct server_metrics {
         r.add("grey_reputation_decisions_total", "Clients judged first, by tier.", reputation_tiers);
         r.add("grey_reputation_reasons_total", "Evidence judged clients were found with, by kind.", reputation_reasons);
         r.add("grey_dns_query_seconds", "Time of a DNS query the resolver sent, by type.", dns_seconds);
+        r.add("grey_policy_requests_total", "Policy requests answered, by action.", policy_requests);
+        r.add("grey_policy_request_seconds", "From a policy request read to its answer written.",
+              policy_request_seconds);
         r.add("grey_messages_relayed_total", "Messages the upstream accepted.", messages_relayed);
         r.add("grey_messages_failed_total", "Messages the upstream refused or that failed on the way.", messages_failed);
         r.add("grey_relayed_bytes_total", "Octets of message text relayed upstream.", bytes_relayed);

@@ -1,5 +1,5 @@
 // What server_metrics adds to its registry beyond counting: the build, the store's health read
-// at each scrape.
+// at each scrape, policy answers by their action's word.
 #include <doctest/doctest.h>
 
 #include <string>
@@ -34,4 +34,25 @@ TEST_CASE("grey_store_up follows the store's health at each scrape, labelled wit
     CHECK(has(m.registry().write(), "grey_store_up{store=\"redis\"} 0\n"));
     (void)health.note({});
     CHECK(has(m.registry().write(), "grey_store_up{store=\"redis\"} 1\n"));
+}
+
+TEST_CASE("Policy answers are counted by their action's word, any other word as other, and timed") {
+    server_metrics m;
+    CHECK(m.policy_action("DUNNO") == 0);
+    CHECK(m.policy_action("DEFER_IF_PERMIT") == 1);
+    CHECK(m.policy_action("PREPEND") == 2);
+    CHECK(m.policy_action("550") == 3);
+    CHECK(m.policy_action("REJECT") == 4);
+    CHECK(m.policy_action("") == 4);
+    m.policy_answered(m.policy_action("DEFER_IF_PERMIT"), 2ms);
+    m.policy_answered(m.policy_action("DEFER_IF_PERMIT"), 3ms);
+    m.policy_answered(m.policy_action("WHATEVER"), 1ms);
+    const std::string text = m.registry().write();
+    CHECK(has(text, "grey_policy_requests_total{action=\"DUNNO\"} 0\n"
+                    "grey_policy_requests_total{action=\"DEFER_IF_PERMIT\"} 2\n"
+                    "grey_policy_requests_total{action=\"PREPEND\"} 0\n"
+                    "grey_policy_requests_total{action=\"550\"} 0\n"
+                    "grey_policy_requests_total{action=\"other\"} 1\n"));
+    CHECK(has(text, "grey_policy_request_seconds_count 3\n"));
+    CHECK(has(text, "grey_policy_request_seconds_bucket{le=\"0.0025\"} 2\n"));
 }
