@@ -1,7 +1,8 @@
 // grey/metrics/server_metrics.hpp — what Grey's own components count: the server (connections,
 // sessions), the SMTP session (refused commands, TLS), the relay (messages, bytes, upstream
-// connections, replies, the pool) and greylisting (verdicts, store latency). A program makes
-// one, points server_config::metrics at it, and serves registry() (http_endpoint.hpp).
+// connections, replies, the pool), greylisting (verdicts, store latency and health), the
+// policy server's answers and the DNS resolver's queries; and the build. A program makes one,
+// points server_config::metrics at it, and serves registry() (http_endpoint.hpp).
 #pragma once
 
 #include <chrono>
@@ -68,6 +69,15 @@ struct server_metrics {
     /// grey_dns_query_seconds: time of a DNS query the resolver sent (not one answered from its
     /// cache), by type, timeouts included.
     labeled_histograms<5> dns_seconds{"type", {"A", "AAAA", "PTR", "TXT", "MX"}};
+    /// grey_dns_timeouts_total: DNS queries the resolver sent that got no answer in their time
+    /// (their timeout, or their decision's budget), or got SERVFAIL, which is how libunbound
+    /// answers when the servers it asks do not.
+    counter dns_timeouts;
+    /// grey_dns_cache_hits_total: DNS questions answered from the resolver's cache.
+    counter dns_cache_hits;
+    /// grey_dns_cache_misses_total: DNS questions the cache did not answer: sent, or failed at
+    /// once while DNS is held unreachable or the decision's budget is spent.
+    counter dns_cache_misses;
     /// grey_policy_requests_total: policy requests answered, by the action's word (the values
     /// of policy_action(), in its order); a PREPEND or DEFER_IF_PERMIT's text is not a label.
     labeled<5> policy_requests{"action", {"DUNNO", "DEFER_IF_PERMIT", "PREPEND", "550", "other"}};
@@ -187,6 +197,10 @@ struct server_metrics {
         r.add("grey_reputation_decisions_total", "Clients judged first, by tier.", reputation_tiers);
         r.add("grey_reputation_reasons_total", "Evidence judged clients were found with, by kind.", reputation_reasons);
         r.add("grey_dns_query_seconds", "Time of a DNS query the resolver sent, by type.", dns_seconds);
+        r.add("grey_dns_timeouts_total", "DNS queries sent that got no answer in their time, or SERVFAIL.",
+              dns_timeouts);
+        r.add("grey_dns_cache_hits_total", "DNS questions answered from the resolver's cache.", dns_cache_hits);
+        r.add("grey_dns_cache_misses_total", "DNS questions the resolver's cache did not answer.", dns_cache_misses);
         r.add("grey_policy_requests_total", "Policy requests answered, by action.", policy_requests);
         r.add("grey_policy_request_seconds", "From a policy request read to its answer written.",
               policy_request_seconds);

@@ -1,5 +1,5 @@
 // What server_metrics adds to its registry beyond counting: the build, the store's health read
-// at each scrape, policy answers by their action's word.
+// at each scrape, policy answers by their action's word, the DNS resolver's counts.
 #include <doctest/doctest.h>
 
 #include <string>
@@ -55,4 +55,15 @@ TEST_CASE("Policy answers are counted by their action's word, any other word as 
                     "grey_policy_requests_total{action=\"other\"} 1\n"));
     CHECK(has(text, "grey_policy_request_seconds_count 3\n"));
     CHECK(has(text, "grey_policy_request_seconds_bucket{le=\"0.0025\"} 2\n"));
+}
+
+TEST_CASE("The DNS resolver's timeouts and cache hits and misses are exported as counters") {
+    server_metrics m;
+    m.dns_timeouts.add(2);
+    m.dns_cache_hits.add(3);
+    m.dns_cache_misses.add();
+    const std::string text = m.registry().write();
+    CHECK(has(text, "# TYPE grey_dns_timeouts_total counter\ngrey_dns_timeouts_total 2\n"));
+    CHECK(has(text, "# TYPE grey_dns_cache_hits_total counter\ngrey_dns_cache_hits_total 3\n"));
+    CHECK(has(text, "# TYPE grey_dns_cache_misses_total counter\ngrey_dns_cache_misses_total 1\n"));
 }
