@@ -137,6 +137,8 @@ int main(int argc, char** argv) {
             metrics.emplace(examples::endpoint_or_throw(s.metrics));
             s.server.metrics = &metrics->metrics();
             s.server.reputation.resolver.metrics = s.server.metrics;
+            s.server.metrics->watch_store(grey::greylist::store_kind(s.store),
+                                          [store = s.server.store] { return store->health().available(); });
             fmt::print("metrics on http://{}/metrics\n", grey::ServerCore<GreylistHandler>::format(metrics->local_endpoint()));
         }
         log.emplace(s.log_file);

@@ -1,7 +1,9 @@
 """Metrics in Prometheus' text format (`--metrics HOST:PORT`, GET /metrics): what the server,
-the sessions, the relay and greylisting counted, checked against what the test did, and the
-whole exposition accepted by Prometheus' own `promtool check metrics`."""
+the sessions, the relay, greylisting, the policy service and the DNS resolver counted, checked
+against what the test did; the store's health through a Redis that stops and comes back; the
+build; and the whole exposition accepted by Prometheus' own `promtool check metrics`."""
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -11,7 +13,13 @@ import unittest
 import urllib.error
 import urllib.request
 
-from harness import PROGRAMS, Client, MaildirSink, Program, free_port, metric_value, scrape, wait_for_port
+from harness import PROGRAMS, Client, MaildirSink, Program, end_process, free_port, metric_value, scrape, wait_for_port
+from test_greylist import start_redis
+from test_reputation import LISTS, SilentDns, policy_request, pool
+
+DNS = os.environ.get("GREY_TEST_DNS", "")
+VERSION_HPP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "include", "grey", "version.hpp")
+UNAVAILABLE = "action=DEFER_IF_PERMIT 4.3.0 Greylist temporarily unavailable, try again later"
 
 
 def sessions_open_once_settled(port, seconds=10):
@@ -138,6 +146,134 @@ class Metrics(unittest.TestCase):
         self.assertGreaterEqual(metric_value(text, "grey_store_seconds_count"), 1)
         self.assertEqual(metric_value(text, "grey_connections_accepted_total"), 2, "wait_for_port's, then the request's")
         self.assertEqual(sessions_open_once_settled(port), 0)
+
+    def policy_service(self, *args):
+        """greylist_server as a policy service with its metrics on; (policy port, metrics port)."""
+        policy_port, port = free_port(), free_port()
+        server = subprocess.Popen([PROGRAMS["greylist_server"], "--policy", f"inet:127.0.0.1:{policy_port}",
+                                   "--metrics", f"127.0.0.1:{port}", "--log", "/dev/null", *args],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(end_process, server, 10)
+        wait_for_port(policy_port, 10)
+        wait_for_port(port, 10)
+        return policy_port, port
+
+    def test_policy_requests_are_counted_by_action_and_timed(self):
+        policy_port, port = self.policy_service("--store", "memory", "--reputation", "off")
+        rcpt = "request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=192.0.2.1\nsender=alice@example.org\n"
+        pipelined = "".join(f"{rcpt}recipient={r}@example.com\n\n" for r in ("bob", "carol", "dave"))
+        pipelined += "request=smtpd_access_policy\nprotocol_state=DATA\n\n"
+        with socket.create_connection(("127.0.0.1", policy_port), timeout=10) as s:
+            s.sendall(pipelined.encode())
+            answers = b""
+            while answers.count(b"\n\n") < 4:
+                chunk = s.recv(4096)
+                self.assertTrue(chunk, answers)
+                answers += chunk
+        self.assertEqual([a.split(b" ")[0] for a in answers.split(b"\n\n")[:4]],
+                         [b"action=DEFER_IF_PERMIT"] * 3 + [b"action=DUNNO"])
+        self.assertTrue(policy_request(policy_port, client_address="192.0.2.1",
+                                       sender="alice@example.org").startswith("action=DEFER_IF_PERMIT"))
+        _, text = scrape(port)
+        self.promtool(text)
+        self.assertEqual(metric_value(text, "grey_policy_requests_total", '{action="DEFER_IF_PERMIT"}'), 4)
+        self.assertEqual(metric_value(text, "grey_policy_requests_total", '{action="DUNNO"}'), 1)
+        for action in ("PREPEND", "550", "other"):
+            self.assertEqual(metric_value(text, "grey_policy_requests_total", f'{{action="{action}"}}'), 0)
+        self.assertEqual(metric_value(text, "grey_policy_request_seconds_count"), 5)
+        self.assertEqual(metric_value(text, "grey_policy_request_seconds_bucket", '{le="10"}'), 5)
+        self.assertEqual(metric_value(text, "grey_store_up", '{store="memory"}'), 1)
+        self.assertEqual(metric_value(text, "grey_dns_timeouts_total"), 0, "judging first is off: no DNS")
+
+    def test_store_up_follows_a_redis_store_that_stops_and_comes_back(self):
+        redis_port = free_port()
+        redis = start_redis(self, redis_port)
+        policy_port, port = self.policy_service("--store", f"redis://127.0.0.1:{redis_port}", "--reputation", "off")
+
+        def ask(recipient):
+            return policy_request(policy_port, client_address="192.0.2.1", sender="alice@example.org",
+                                  recipient=recipient)
+
+        def store_up():
+            _, text = scrape(port)
+            return metric_value(text, "grey_store_up", '{store="redis"}')
+
+        self.assertEqual(store_up(), 1, "no call yet: nothing has failed")
+        self.assertEqual(ask("bob@example.com"), "action=DEFER_IF_PERMIT Greylisted, please try again later")
+        self.assertEqual(store_up(), 1)
+        end_process(redis, 10)
+        self.assertEqual(ask("carol@example.com"), UNAVAILABLE)
+        self.assertEqual(store_up(), 0)
+        self.assertEqual(store_up(), 0, "a scrape does not call the store: it stays down until a call answers")
+        start_redis(self, redis_port)
+        # The store tries Redis again once its reconnection backoff has passed (at most 5 s).
+        deadline = time.monotonic() + 10
+        answer = ask("dave@example.com")
+        while answer == UNAVAILABLE and time.monotonic() < deadline:
+            time.sleep(0.1)
+            answer = ask("dave@example.com")
+        self.assertEqual(answer, "action=DEFER_IF_PERMIT Greylisted, please try again later")
+        _, text = scrape(port)
+        self.promtool(text)
+        self.assertEqual(metric_value(text, "grey_store_up", '{store="redis"}'), 1)
+        self.assertGreaterEqual(metric_value(text, "grey_recipients_total", '{verdict="store_unavailable"}'), 1)
+
+    def test_dns_timeouts_rise_against_a_dns_server_that_never_answers(self):
+        silent = SilentDns()
+        self.addCleanup(silent.close)
+        policy_port, port = self.policy_service("--store", "memory", "--resolver", silent.where, *LISTS,
+                                                "--dns-budget", "500")
+        _, before = scrape(port)
+        self.assertEqual(metric_value(before, "grey_dns_timeouts_total"), 0)
+        answer = policy_request(policy_port, **pool("198.18.5.200", "bot.pool-test", sender="spam@forged.pool-test"))
+        self.assertTrue(answer.startswith("action=DEFER_IF_PERMIT"), answer)
+        _, text = scrape(port)
+        self.promtool(text)
+        timeouts = metric_value(text, "grey_dns_timeouts_total")
+        self.assertGreaterEqual(timeouts, 1)
+        self.assertLessEqual(timeouts, metric_value(text, "grey_dns_cache_misses_total"), "each was a question asked")
+        self.assertEqual(metric_value(text, "grey_dns_cache_hits_total"), 0)
+
+    @unittest.skipUnless(DNS, "GREY_TEST_DNS must name the test unbound (ctest sets it)")
+    def test_dns_questions_asked_again_are_cache_hits(self):
+        # One worker, so one resolver and one cache: each worker keeps its own.
+        d = tempfile.mkdtemp(prefix="grey-metrics-")
+        self.addCleanup(shutil.rmtree, d, True)
+        config = os.path.join(d, "grey.toml")
+        with open(config, "w") as f:
+            f.write("[server]\nthreads = 1\n")
+        policy_port, port = self.policy_service("--config", config, "--store", "memory", "--resolver", DNS, *LISTS)
+        self.assertEqual(policy_request(policy_port, **pool("198.18.5.1", "mail-1.out.big.pool-test")), "action=DUNNO")
+        _, first = scrape(port)
+        self.assertGreaterEqual(metric_value(first, "grey_dns_cache_misses_total"), 1)
+        hits = metric_value(first, "grey_dns_cache_hits_total")  # a decision may ask a name twice itself
+        # Another host of the same sender: its SPF record, at least, is asked again.
+        self.assertEqual(policy_request(policy_port, **pool("198.18.5.2", "mail-2.out.big.pool-test")), "action=DUNNO")
+        _, text = scrape(port)
+        self.promtool(text)
+        self.assertGreater(metric_value(text, "grey_dns_cache_hits_total"), hits)
+        self.assertEqual(metric_value(text, "grey_dns_timeouts_total"), 0)
+        sent = sum(metric_value(text, "grey_dns_query_seconds_count", f'{{type="{t}"}}')
+                   for t in ("A", "AAAA", "PTR", "TXT", "MX"))
+        self.assertLessEqual(sent, metric_value(text, "grey_dns_cache_misses_total"),
+                             "a query is sent only for a question the cache did not answer")
+
+    def test_build_info_names_the_version(self):
+        with open(VERSION_HPP) as f:
+            version = re.search(r'version = "([0-9.]+)";', f.read()).group(1)
+        for program in ("greylist_server", "spam_me"):
+            with self.subTest(program=program):
+                port = free_port()
+                args = ["--store", "memory", "--log", "/dev/null", "--upstream", f"127.0.0.1:{free_port()}"] \
+                    if program == "greylist_server" else []
+                proxy = Program(program, *args, "--metrics", f"127.0.0.1:{port}")
+                self.addCleanup(proxy.cleanup)
+                _, text = scrape(port)
+                self.promtool(text)
+                self.assertEqual(re.findall(r"^grey_build_info\{(.*)\} (\S+)$", text, re.M),
+                                 [(f'version="{version}"', "1")])
+                if program == "spam_me":
+                    self.assertNotIn("grey_store_up", text, "spam_me has no greylist store")
 
     def test_other_paths_and_methods_are_refused(self):
         port = free_port()

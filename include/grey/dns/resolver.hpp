@@ -241,6 +241,9 @@ class resolver {
             const std::shared_ptr<pending> p = std::move(it->second);
             in_flight.erase(it);
             answer a = to_answer(err, r);
+            // SERVFAIL is what libunbound answers when the servers it asks stay silent: for the
+            // operator, a timeout as much as one of ours.
+            if (settings.metrics && err == 0 && r && !r->bogus && r->rcode == 2) settings.metrics->dns_timeouts.add();
             remember(p->key, a);
             if (a.status != outcome::temporary_failure || a.why != failure::resolver) unanswered = 0;  // DNS is there
             p->result = std::move(a);
@@ -342,8 +345,10 @@ class resolver {
             std::string key = answer_cache::key(name, type);
             if (auto hit = c->cache.find(key, now)) {
                 ++c->stats.cache_hits;
+                if (c->settings.metrics) c->settings.metrics->dns_cache_hits.add();
                 co_return std::move(*hit);
             }
+            if (c->settings.metrics) c->settings.metrics->dns_cache_misses.add();
             if (b.spent(now) || c->unreachable(now)) {
                 ++c->stats.timeouts;
                 co_return temporary(failure::timeout);
@@ -363,6 +368,7 @@ class resolver {
         answer late = temporary(failure::timeout);
         if (const auto c = weak.lock()) {
             c->give_up(p);
+            if (c->settings.metrics) c->settings.metrics->dns_timeouts.add();
             // Unanswered for its whole timeout: the server is slow or gone, which the next
             // decision need not learn again. A query cut short by its budget proves nothing.
             if (full_timeout) {

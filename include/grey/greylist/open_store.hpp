@@ -93,5 +93,16 @@ inline std::shared_ptr<store> open_store(std::string_view spec, const store_opti
     throw std::invalid_argument(fmt::format("unknown store '{}': use {}", spec, store_forms));
 }
 
+/// The kind of store `spec` describes, as open_store() reads it: "memory", "sqlite" or
+/// "redis"; empty when it names none. For what is said of the store (grey_store_up's label),
+/// never its path or URL, which may hold a password.
+inline std::string_view store_kind(std::string_view spec) {
+    if (spec == "memory") return "memory";
+    if (spec.starts_with("sqlite:") && spec.size() > 7) return "sqlite";
+    for (std::string_view scheme : {"redis://", "rediss://", "redis+unix://", "unix://"})
+        if (spec.starts_with(scheme)) return "redis";
+    return {};
+}
+
 /// @}
 } // namespace grey::greylist

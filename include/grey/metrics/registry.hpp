@@ -258,9 +258,17 @@ class registry {
     }
     /// A value computed at scrape time (a store's record count, say).
     void add_gauge(std::string name, std::string help, std::function<double()> read) {
-        add_writer(std::move(name), std::move(help), "gauge", [read = std::move(read)](std::string& out, std::string_view n) {
-            fmt::format_to(std::back_inserter(out), "{} {}\n", n, read());
-        });
+        add_gauge(std::move(name), std::move(help), {}, std::move(read));
+    }
+    /// A value computed at scrape time, its one series carrying `labels` (`store="redis"`,
+    /// as the exposition writes them; empty: none): what a program knows only at start.
+    /// Register a name once: a second series of it would have its own HELP and TYPE.
+    void add_gauge(std::string name, std::string help, std::string labels, std::function<double()> read) {
+        add_writer(std::move(name), std::move(help), "gauge",
+                   [labels = std::move(labels), read = std::move(read)](std::string& out, std::string_view n) {
+                       if (labels.empty()) fmt::format_to(std::back_inserter(out), "{} {}\n", n, read());
+                       else fmt::format_to(std::back_inserter(out), "{}{{{}}} {}\n", n, labels, read());
+                   });
     }
 
     /// Every metric, in the order added, as the text exposition format has it.

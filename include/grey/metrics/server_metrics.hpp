@@ -1,14 +1,20 @@
 // grey/metrics/server_metrics.hpp — what Grey's own components count: the server (connections,
 // sessions), the SMTP session (refused commands, TLS), the relay (messages, bytes, upstream
-// connections, replies, the pool) and greylisting (verdicts, store latency). A program makes
-// one, points server_config::metrics at it, and serves registry() (http_endpoint.hpp).
+// connections, replies, the pool), greylisting (verdicts, store latency and health), the
+// policy server's answers and the DNS resolver's queries; and the build. A program makes one,
+// points server_config::metrics at it, and serves registry() (http_endpoint.hpp).
 #pragma once
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <iterator>
+#include <string>
 #include <string_view>
 
+#include <fmt/format.h>
+
+#include "../version.hpp"
 #include "registry.hpp"
 
 namespace grey::metrics {
@@ -63,6 +69,20 @@ struct server_metrics {
     /// grey_dns_query_seconds: time of a DNS query the resolver sent (not one answered from its
     /// cache), by type, timeouts included.
     labeled_histograms<5> dns_seconds{"type", {"A", "AAAA", "PTR", "TXT", "MX"}};
+    /// grey_dns_timeouts_total: DNS queries the resolver sent that got no answer in their time
+    /// (their timeout, or their decision's budget), or got SERVFAIL, which is how libunbound
+    /// answers when the servers it asks do not.
+    counter dns_timeouts;
+    /// grey_dns_cache_hits_total: DNS questions answered from the resolver's cache.
+    counter dns_cache_hits;
+    /// grey_dns_cache_misses_total: DNS questions the cache did not answer: sent, or failed at
+    /// once while DNS is held unreachable or the decision's budget is spent.
+    counter dns_cache_misses;
+    /// grey_policy_requests_total: policy requests answered, by the action's word (the values
+    /// of policy_action(), in its order); a PREPEND or DEFER_IF_PERMIT's text is not a label.
+    labeled<5> policy_requests{"action", {"DUNNO", "DEFER_IF_PERMIT", "PREPEND", "550", "other"}};
+    /// grey_policy_request_seconds: from a policy request read whole to its answer written.
+    histogram policy_request_seconds = latency_histogram();
     /// grey_messages_relayed_total: messages the upstream accepted.
     counter messages_relayed;
     /// grey_messages_failed_total: messages the upstream refused, or that failed on the way.
@@ -134,6 +154,28 @@ struct server_metrics {
     }
     /// Counts a STARTTLS handshake that succeeded, `resumed` or full.
     void tls_handshake(bool resumed) noexcept { tls_handshakes[resumed ? 1 : 0].add(); }
+    /// The index in policy_requests of the action word `action` ("DEFER_IF_PERMIT"); "other"'s
+    /// for a word it does not list, so that the label stays bounded.
+    std::size_t policy_action(std::string_view action) const noexcept {
+        std::size_t i = 0;
+        while (i + 1 < policy_requests.size() && policy_requests.value_name(i) != action) ++i;
+        return i;
+    }
+    /// Counts a policy request answered with action number `action` (policy_action()), `took`
+    /// from the request read to its answer written.
+    void policy_answered(std::size_t action, std::chrono::steady_clock::duration took) noexcept {
+        if (action < policy_requests.size()) policy_requests[action].add();
+        policy_request_seconds.observe(took);
+    }
+    /// Exports grey_store_up{store="`kind`"}: `up()` at each scrape, 1 while the greylist store
+    /// answered its last call and 0 while it fails (greylist::store_health::available). Call
+    /// once, at setup, for the program's one store; `up` must stay callable while the registry
+    /// is scraped.
+    void watch_store(std::string_view kind, std::function<bool()> up) {
+        registry_.add_gauge("grey_store_up", "1 when the greylist store answered its last call, 0 while it fails.",
+                            fmt::format("store=\"{}\"", escape_label_value(kind)),
+                            [up = std::move(up)] { return up() ? 1.0 : 0.0; });
+    }
     /// Counts a command refused with reply `code`; a code the label does not list is not counted.
     void command_refused(int code) noexcept {
         static constexpr int codes[] = {500, 501, 502, 503, 530, 550, 552, 553, 554, 555};
@@ -144,6 +186,9 @@ struct server_metrics {
   private:
     void register_all() {
         auto& r = registry_;
+        // Prometheus' custom for what a program is: a series of value 1 whose labels say it.
+        r.add_gauge("grey_build_info", "Grey's version, as the labels of a series of value 1.",
+                    fmt::format("version=\"{}\"", escape_label_value(grey::version)), [] { return 1.0; });
         r.add("grey_connections_accepted_total", "Client connections accepted.", connections_accepted);
         r.add("grey_connections_refused_total", "Client connections refused, by reason.", connections_refused);
         r.add("grey_sessions_open", "SMTP sessions open now.", sessions_open);
@@ -155,6 +200,13 @@ struct server_metrics {
         r.add("grey_reputation_decisions_total", "Clients judged first, by tier.", reputation_tiers);
         r.add("grey_reputation_reasons_total", "Evidence judged clients were found with, by kind.", reputation_reasons);
         r.add("grey_dns_query_seconds", "Time of a DNS query the resolver sent, by type.", dns_seconds);
+        r.add("grey_dns_timeouts_total", "DNS queries sent that got no answer in their time, or SERVFAIL.",
+              dns_timeouts);
+        r.add("grey_dns_cache_hits_total", "DNS questions answered from the resolver's cache.", dns_cache_hits);
+        r.add("grey_dns_cache_misses_total", "DNS questions the resolver's cache did not answer.", dns_cache_misses);
+        r.add("grey_policy_requests_total", "Policy requests answered, by action.", policy_requests);
+        r.add("grey_policy_request_seconds", "From a policy request read to its answer written.",
+              policy_request_seconds);
         r.add("grey_messages_relayed_total", "Messages the upstream accepted.", messages_relayed);
         r.add("grey_messages_failed_total", "Messages the upstream refused or that failed on the way.", messages_failed);
         r.add("grey_relayed_bytes_total", "Octets of message text relayed upstream.", bytes_relayed);

@@ -50,6 +50,15 @@ inline std::string reject(std::string_view text) { return grey::detail::policy_a
 /// Accept as far as this check goes, with `header` ("Name: value") prepended to the message.
 inline std::string prepend(std::string_view header) { return grey::detail::policy_action("PREPEND", header); }
 
+/// The action's word of an answer ("DEFER_IF_PERMIT" of "action=DEFER_IF_PERMIT text\n\n"),
+/// for counting answers by what they said; empty when `answer` is not one.
+inline std::string_view action_of(std::string_view answer) {
+    constexpr std::string_view prefix = "action=";
+    if (!answer.starts_with(prefix)) return {};
+    answer.remove_prefix(prefix.size());
+    return answer.substr(0, answer.find_first_of(" \n"));
+}
+
 /// A greylisting text with Postgrey's substitutions: %r is the recipient's domain, %s the
 /// seconds until a retry can pass; "%%" is a '%'. Anything else is kept as it is.
 inline std::string expand_text(std::string_view pattern, std::string_view recipient_domain, std::chrono::seconds wait) {

@@ -23,6 +23,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -210,7 +211,9 @@ class session {
                     co_return;
                 }
                 if (!*next) break;
+                const auto read = clock::now();
                 std::string answer = co_await responder_.answer(**next);
+                if (settings_.metrics) unwritten_.push_back({read, settings_.metrics->policy_action(action_of(answer))});
                 out += answer;
             }
             const bool written = co_await write(out);  // awaited apart: GCC 12 (see detail/asio.hpp)
@@ -218,20 +221,34 @@ class session {
         }
     }
 
-    /// Sends and empties `out`; false when the connection failed.
+    /// Sends and empties `out`; false when the connection failed. The answers it held are
+    /// counted once written, each timed from its request's reading.
     asio::awaitable<bool> write(std::string& out) {
         if (out.empty()) co_return true;
         deadline_.expires_after(settings_.request_timeout);
         auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(out), detail::use_nothrow);
         (void)n;
         out.clear();
+        if (!ec && settings_.metrics) {
+            const auto written = clock::now();
+            for (const unwritten& u : unwritten_) settings_.metrics->policy_answered(u.action, written - u.read);
+        }
+        unwritten_.clear();
         co_return !ec;
     }
+
+    // An answer in `out`, not yet written: when its request was read, and its action
+    // (server_metrics::policy_action).
+    struct unwritten {
+        clock::time_point read;
+        std::size_t action;
+    };
 
     Socket socket_;
     grey::deadline deadline_;
     const settings& settings_;
     responder responder_;
+    std::vector<unwritten> unwritten_;  // for the metrics only: empty without them
 };
 
 /// @}

@@ -100,6 +100,21 @@ TEST_CASE("A question asked again is answered from the cache, facts negative one
     });
 }
 
+TEST_CASE("The metrics count each question as a cache hit or a miss") {
+    grey::metrics::server_metrics m;
+    resolver_settings s = fixture();
+    s.metrics = &m;
+    with_resolver(s, [](resolver& r) -> asio::awaitable<void> {
+        (void)co_await r.lookup_a("host.grey-test");
+        (void)co_await r.lookup_a("host.grey-test");
+        (void)co_await r.lookup_a("HOST.grey-test");
+        (void)co_await r.lookup_txt("spf.grey-test");
+    });
+    CHECK(m.dns_cache_misses.value() == 2);
+    CHECK(m.dns_cache_hits.value() == 2);
+    CHECK(m.dns_timeouts.value() == 0);
+}
+
 TEST_CASE("A server that never answers costs a query its timeout, and the failure is kept for failure_ttl") {
     asio::io_context ioc;
     silent_server silent(ioc);
@@ -155,6 +170,27 @@ TEST_CASE("After three queries in a row go unanswered, DNS is unreachable for fa
     for (const answer& a : got) CHECK(a.why == failure::timeout);
     CHECK(r.stats().queries == 3);  // the fourth was never sent
     CHECK(last < 90ms);
+}
+
+TEST_CASE("The metrics count each query sent and left unanswered, not those the resolver never sent") {
+    asio::io_context ioc;
+    silent_server silent(ioc);
+    grey::metrics::server_metrics m;
+    resolver_settings s;
+    s.servers = {silent.where()};
+    s.query_timeout = 100ms;
+    s.metrics = &m;
+    resolver r(ioc.get_executor(), s);
+    asio::co_spawn(ioc, [&]() -> asio::awaitable<void> {
+        for (const char* name : {"a.grey-test", "b.grey-test", "c.grey-test", "d.grey-test"})
+            (void)co_await r.query(name, rr_type::a);
+        (void)co_await r.query("a.grey-test", rr_type::a);  // its failure, from the cache
+        silent.socket.close();
+    }, asio::detached);
+    ioc.run();
+    CHECK(m.dns_timeouts.value() == 3);  // DNS then held unreachable: the fourth never went out
+    CHECK(m.dns_cache_misses.value() == 4);
+    CHECK(m.dns_cache_hits.value() == 1);
 }
 
 TEST_CASE("A query ends when its decision's budget does, before its own timeout") {

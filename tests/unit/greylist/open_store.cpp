@@ -135,6 +135,14 @@ TEST_CASE("A description that names no store is refused with the forms that work
     }
 }
 
+TEST_CASE("A description's kind of store is named without its path or URL") {
+    CHECK(store_kind("memory") == "memory");
+    CHECK(store_kind("sqlite:/var/lib/grey/greylist.db") == "sqlite");
+    for (const char* spec : {"redis://:secret@127.0.0.1:6379/2", "rediss://h", "redis+unix:///run/redis.sock", "unix:///r"})
+        CHECK(store_kind(spec) == "redis");
+    for (const char* spec : {"", "sqlite:", "Memory", "postgres://localhost/grey"}) CHECK(store_kind(spec).empty());
+}
+
 TEST_CASE("A Redis URL or option with a mistake is refused with the reason") {
     CHECK(refusal("redis://user@localhost").find("bad Redis URL: the password goes after a colon") == 0);
     CHECK(refusal("redis://localhost?nope=1").find("bad Redis URL: unknown Redis option 'nope'") == 0);

@@ -57,3 +57,12 @@ TEST_CASE("A counter family whose label values come at start writes each value a
     CHECK(text.find("t_total{upstream=\"127.0.0.1:25\"} 1\nt_total{upstream=\"odd\\\"name\\\\\"} 2\n") !=
           std::string::npos);
 }
+
+TEST_CASE("A gauge computed at scrape time may carry labels known at start") {
+    double value = 0;
+    registry r;
+    r.add_gauge("t_up", "Up or not.", "store=\"redis\"", [&] { return value; });
+    CHECK(r.write() == "# HELP t_up Up or not.\n# TYPE t_up gauge\nt_up{store=\"redis\"} 0\n");
+    value = 1;
+    CHECK(r.write().ends_with("t_up{store=\"redis\"} 1\n"));
+}

@@ -16,6 +16,16 @@ TEST_CASE("Each answer is one action attribute and an empty line") {
           "action=PREPEND X-Greylist: delayed 301 seconds by Grey at mx.example; Tue, 24 Nov 2026 22:12:44 +0000\n\n");
 }
 
+TEST_CASE("An answer's action word is read back for counting, without its text") {
+    using grey::policy::action_of;
+    CHECK(action_of(grey::policy::dunno()) == "DUNNO");
+    CHECK(action_of(grey::policy::defer_if_permit("Greylisted, please try again later")) == "DEFER_IF_PERMIT");
+    CHECK(action_of(grey::policy::defer_if_permit("")) == "DEFER_IF_PERMIT");
+    CHECK(action_of(grey::policy::reject("5.7.1 refused")) == "550");
+    CHECK(action_of(grey::policy::prepend("X-Greylist: delayed")) == "PREPEND");
+    CHECK(action_of("garbage").empty());
+}
+
 TEST_CASE("A CR, LF or NUL in a configured text cannot end the answer early") {
     const std::string text = std::string("a\nb\rc\0d\n\ne", 10);
     CHECK(grey::policy::defer_if_permit(text) == "action=DEFER_IF_PERMIT a b c d  e\n\n");

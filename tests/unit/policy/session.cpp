@@ -363,3 +363,26 @@ TEST_CASE("Postgrey's whitelist files pass a client by client_name, never by 'un
     REQUIRE(f.logged.size() == 3);
     CHECK(f.logged[0].substr(14) == " | client.example | 192.0.2.7 | alice@example.org | bob@example.com accepted (client name) | policy");
 }
+
+TEST_CASE("Each answer written is counted by its action and timed from its request's reading") {
+    fixture f;
+    grey::metrics::server_metrics m;
+    f.settings.metrics = &m;
+    const session_run r = converse(f, rcpt_request + data_request + rcpt_request);
+    REQUIRE(r.answers.size() > 0);
+    CHECK(m.policy_requests[m.policy_action("DEFER_IF_PERMIT")].value() == 2);
+    CHECK(m.policy_requests[m.policy_action("DUNNO")].value() == 1);
+    const std::string text = m.registry().write();
+    CHECK(text.find("grey_policy_request_seconds_count 3\n") != std::string::npos);
+    CHECK(text.find("grey_policy_request_seconds_bucket{le=\"10\"} 3\n") != std::string::npos);
+}
+
+TEST_CASE("The answers owed before a broken request are counted once written") {
+    fixture f;
+    grey::metrics::server_metrics m;
+    f.settings.metrics = &m;
+    const session_run r = converse(f, data_request + "garbage\n\n", false);
+    CHECK(r.answers == "action=DUNNO\n\n");
+    CHECK(m.policy_requests[m.policy_action("DUNNO")].value() == 1);
+    CHECK(m.registry().write().find("grey_policy_request_seconds_count 1\n") != std::string::npos);
+}
