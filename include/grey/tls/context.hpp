@@ -98,6 +98,9 @@ inline std::shared_ptr<asio::ssl::context> make_server_context(const server_sett
     if (SSL_CTX_check_private_key(native) != 1)
         throw std::runtime_error(fmt::format("TLS: key {} does not match certificate {}", s.private_key_file,
                                              s.certificate_chain_file));
+    // The file's chain is the chain sent, as Postfix sends it. Without this, a file that holds
+    // no intermediates makes OpenSSL look for a chain in the verify store at every handshake.
+    SSL_CTX_set_mode(native, SSL_MODE_NO_AUTO_CHAIN);
     if (s.ask_client_certificate || !s.client_ca_file.empty()) ask_for_client_certificates(*ctx, s.client_ca_file);
     set_resumption(native, s, std::move(keys));
     return ctx;
