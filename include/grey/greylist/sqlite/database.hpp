@@ -21,6 +21,7 @@ namespace grey::greylist::sqlite {
 /// One use of a kept prepared statement: reset and unbound when it goes out of scope.
 class statement {
   public:
+    /// A use of `s`, a statement kept by its connection; null when it failed to prepare.
     explicit statement(sqlite3_stmt* s) : s_(s) {}
     ~statement() {
         if (!s_) return;  // not prepared: sqlite3_clear_bindings would crash on it
@@ -30,11 +31,15 @@ class statement {
     statement(const statement&) = delete;
     statement& operator=(const statement&) = delete;
 
+    /// Binds parameter `i` (from 1) to the text `v`, copied.
     void bind(int i, const std::string& v) { sqlite3_bind_text(s_, i, v.data(), int(v.size()), SQLITE_TRANSIENT); }
+    /// Binds parameter `i` (from 1) to the integer `v`.
     void bind(int i, std::int64_t v) { sqlite3_bind_int64(s_, i, v); }
     /// SQLITE_ROW, SQLITE_DONE, or an error; SQLITE_ERROR when the statement failed to prepare.
     int step() { return s_ ? sqlite3_step(s_) : SQLITE_ERROR; }
+    /// Column `col` (from 0) of the current row, as an integer.
     std::int64_t integer(int col) { return sqlite3_column_int64(s_, col); }
+    /// Column `col` (from 0) of the current row, as text.
     std::string text(int col) {
         const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s_, col));
         return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s_, col))) : std::string();

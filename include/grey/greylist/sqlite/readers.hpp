@@ -30,11 +30,14 @@ class readers {
     /// A connection held until the lease ends.
     class lease {
       public:
+        /// Holds `db` until the lease ends, then gives it back to `pool`.
         lease(readers& pool, std::unique_ptr<database> db) : pool_(pool), db_(std::move(db)) {}
         ~lease() { pool_.give_back(std::move(db_)); }
         lease(const lease&) = delete;
         lease& operator=(const lease&) = delete;
+        /// The connection lent.
         database& operator*() { return *db_; }
+        /// The connection lent, for its members.
         database* operator->() { return db_.get(); }
 
       private:
