@@ -56,7 +56,11 @@ class PostgreyWhitelists(unittest.TestCase):
         s.stop()
         lines = s.log_lines()
         self.assertEqual(len(lines), 8, s.lines)
-        self.assertTrue(lines[0].endswith("| bob@example.com accepted (client name) | policy"), lines[0])
+        clients = debian_file("whitelist_clients")
+        with open(clients, encoding="utf-8") as f:
+            line = next(n for n, text in enumerate(f, 1) if text.strip() == r"/^mail\d+\.telekom\.de$/")
+        self.assertTrue(lines[0].endswith(f"| bob@example.com accepted (client name, {clients}:{line}) | policy"),
+                        lines[0])
         self.assertRegex(lines[5], r"\| bob@example\.com greylisted \(first seen; tier=normal [^|]*\) \| policy$")
 
     def test_the_files_are_named_in_grey_toml_and_reloaded_on_sighup(self):

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstddef>
 #include <memory>
 #include <optional>
 #include <string>
@@ -37,20 +38,31 @@ struct whitelisted_nonstandard_triple {
     std::string recipient;       ///< forward-path, in any case
 };
 
+/// Where a whitelist file's entry was read, so that a log line can name the line that let a
+/// client through.
+struct whitelist_entry {
+    std::string source;     ///< the file, as it was named
+    std::size_t line = 0;   ///< 1 for the first line
+
+    /// "FILE:LINE".
+    std::string where() const { return source + ":" + std::to_string(line); }
+};
+
 /// Whitelists kept in files of their own, such as Postgrey's whitelist_clients and
 /// whitelist_recipients (postgrey_whitelists.hpp). The lists see them only through this, so
-/// that the core needs no regular-expression library.
+/// that the core needs no regular-expression library. Each look-up answers with the entry that
+/// lists what it was asked, or null.
 class whitelist_files {
   public:
     virtual ~whitelist_files() = default;
-    /// Whether the client at `address` (as text) passes by its address.
-    virtual bool client_address_listed(std::string_view address) const = 0;
-    /// Whether a client whose verified host name is `name` passes by its name.
-    virtual bool client_name_listed(std::string_view name) const = 0;
+    /// The entry by which the client at `address` (as text) passes by its address.
+    virtual const whitelist_entry* client_address_listed(std::string_view address) const = 0;
+    /// The entry by which a client whose verified host name is `name` passes by its name.
+    virtual const whitelist_entry* client_name_listed(std::string_view name) const = 0;
     /// Whether any entry looks at the client's name: only then is a name worth looking up.
     virtual bool matches_client_names() const = 0;
-    /// Whether mail to `recipient` (an address, `local@domain`) passes.
-    virtual bool recipient_listed(std::string_view recipient) const = 0;
+    /// The entry by which mail to `recipient` (an address, `local@domain`) passes.
+    virtual const whitelist_entry* recipient_listed(std::string_view recipient) const = 0;
 };
 
 /// The static lists, as the configuration gives them.

@@ -41,7 +41,8 @@
 #include <sstream>
 #include <string>
 #include <string_view>
-#include <unordered_set>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <asio/ip/address.hpp>
@@ -75,7 +76,7 @@ class postgrey_whitelists final : public whitelist_files {
     std::vector<whitelist_error> add_clients(std::string_view text, std::string_view source) {
         std::vector<whitelist_error> errors;
         each_line(text, [&](std::string_view entry, std::size_t number) {
-            if (auto what = add_client(entry); !what.empty())
+            if (auto what = add_client(entry, {std::string(source), number}); !what.empty())
                 errors.push_back({std::string(source), number, std::move(what)});
         });
         return errors;
@@ -86,7 +87,7 @@ class postgrey_whitelists final : public whitelist_files {
     std::vector<whitelist_error> add_recipients(std::string_view text, std::string_view source) {
         std::vector<whitelist_error> errors;
         each_line(text, [&](std::string_view entry, std::size_t number) {
-            if (auto what = add_recipient(entry); !what.empty())
+            if (auto what = add_recipient(entry, {std::string(source), number}); !what.empty())
                 errors.push_back({std::string(source), number, std::move(what)});
         });
         return errors;
@@ -107,38 +108,42 @@ class postgrey_whitelists final : public whitelist_files {
         return errors;
     }
 
-    /// Whether the client at `address` is in a listed network. An IPv4-mapped IPv6 address
-    /// counts as its IPv4 address; text that is no address is in none.
-    bool client_address_listed(std::string_view address) const override {
-        if (networks_.empty()) return false;
+    /// The entry of the listed network the client at `address` is in, or null. An IPv4-mapped
+    /// IPv6 address counts as its IPv4 address; text that is no address is in none.
+    const whitelist_entry* client_address_listed(std::string_view address) const override {
+        if (networks_.empty()) return nullptr;
         asio::error_code ec;
         const auto a = asio::ip::make_address(std::string(address), ec);
-        if (ec) return false;
-        for (const auto& n : networks_)
-            if (n.contains(a)) return true;
-        return false;
+        if (ec) return nullptr;
+        for (const auto& [n, e] : networks_)
+            if (n.contains(a)) return &e;
+        return nullptr;
     }
 
-    /// Whether `name` is a listed name or under one, or a client regex matches it.
-    bool client_name_listed(std::string_view name) const override {
-        if (name.empty()) return false;
-        if (!names_.empty() && under_listed_domain(names_, lowered(name), '.')) return true;
-        for (const auto& r : client_regexes_)
-            if (r.search(name)) return true;
-        return false;
+    /// The entry that lists `name` or a domain above it, or the first client regex that matches
+    /// it; null when none does.
+    const whitelist_entry* client_name_listed(std::string_view name) const override {
+        if (name.empty()) return nullptr;
+        if (!names_.empty())
+            if (const auto* e = under_listed_domain(names_, lowered(name), '.')) return e;
+        for (const auto& [r, e] : client_regexes_)
+            if (r.search(name)) return &e;
+        return nullptr;
     }
 
     /// Whether any client entry is a name or a regex.
     bool matches_client_names() const override { return !names_.empty() || !client_regexes_.empty(); }
 
-    /// Whether `recipient` is listed: by regex, by address, as `user@` or by domain.
-    bool recipient_listed(std::string_view recipient) const override {
-        if (!domains_.empty() && under_listed_domain(domains_, lowered(recipient), '@')) return true;
+    /// The entry that lists `recipient`: by domain, by address or `user@`, or by regex; null
+    /// when none does.
+    const whitelist_entry* recipient_listed(std::string_view recipient) const override {
+        if (!domains_.empty())
+            if (const auto* e = under_listed_domain(domains_, lowered(recipient), '@')) return e;
         for (const auto& m : mailboxes_)
-            if (m.matches(recipient)) return true;
-        for (const auto& r : recipient_regexes_)
-            if (r.search(recipient)) return true;
-        return false;
+            if (m.matches(recipient)) return &m.entry;
+        for (const auto& [r, e] : recipient_regexes_)
+            if (r.search(recipient)) return &e;
+        return nullptr;
     }
 
     /// Entries taken from whitelist_clients texts.
@@ -154,12 +159,13 @@ class postgrey_whitelists final : public whitelist_files {
         using is_transparent = void;
         std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
     };
-    using domain_set = std::unordered_set<std::string, text_hash, std::equal_to<>>;
+    using domain_set = std::unordered_map<std::string, whitelist_entry, text_hash, std::equal_to<>>;
 
     // user@domain, user@ (domain empty): Postgrey's ^\Quser\E(?:\+[^@]+)?\@\Qdomain\E$, in any case.
     struct mailbox {
         std::string user;
         std::string domain;  // empty: any domain
+        whitelist_entry entry;
 
         bool matches(std::string_view r) const {
             if (!smtp::istarts_with(r, user)) return false;
@@ -185,11 +191,13 @@ class postgrey_whitelists final : public whitelist_files {
     // Whether `text` (lower case) is a listed domain, or ends in one after a dot or after
     // `separator`: Postgrey's (?:^|\.)\Qname\E$ for clients, (?:\@|\.)\Qdomain\E$ for
     // recipients (where the whole address is no domain, so '^' is not a start).
-    static bool under_listed_domain(const domain_set& set, std::string_view text, char separator) {
-        if (separator == '.' && set.contains(text)) return true;
+    static const whitelist_entry* under_listed_domain(const domain_set& set, std::string_view text, char separator) {
+        if (separator == '.')
+            if (const auto it = set.find(text); it != set.end()) return &it->second;
         for (std::size_t i = 0; i < text.size(); ++i)
-            if ((text[i] == '.' || text[i] == separator) && set.contains(text.substr(i + 1))) return true;
-        return false;
+            if (text[i] == '.' || text[i] == separator)
+                if (const auto it = set.find(text.substr(i + 1)); it != set.end()) return &it->second;
+        return nullptr;
     }
 
     // Postgrey: s/#.*$//; s/^\s+//; s/\s+$//; next if $_ eq ''.
@@ -235,17 +243,18 @@ class postgrey_whitelists final : public whitelist_files {
         return entry.size() >= 3 && entry.front() == '/' && entry.back() == '/' && !has_blank(entry);
     }
 
-    static std::string compile(std::string_view entry, std::vector<perl_regex>& into) {
+    static std::string compile(std::string_view entry, whitelist_entry where,
+                               std::vector<std::pair<perl_regex, whitelist_entry>>& into) {
         std::string why;
         perl_regex r = perl_regex::compile(entry.substr(1, entry.size() - 2), /*caseless=*/true, why);
         if (!r) return "'" + std::string(entry) + "' is not a valid regular expression: " + why;
-        into.push_back(std::move(r));
+        into.emplace_back(std::move(r), std::move(where));
         return {};
     }
 
     // One entry of whitelist_clients; what is wrong with it, or "".
-    std::string add_client(std::string_view entry) {
-        if (is_regex(entry)) return compile(entry, client_regexes_);
+    std::string add_client(std::string_view entry, whitelist_entry where) {
+        if (is_regex(entry)) return compile(entry, std::move(where), client_regexes_);
         const std::string quoted = "'" + std::string(entry) + "'";
         if (entry == "//") return quoted + " is an empty regular expression";
         // An IPv4 address, network or partial address: Postgrey's \d{1,3}(\.\d{1,3}){1,3}(/\d{1,2})?
@@ -258,36 +267,36 @@ class postgrey_whitelists final : public whitelist_files {
             const bool mask_ok = slash == std::string_view::npos || (groups == 4 && all_digits(entry.substr(slash + 1), 1, 2));
             auto n = network::parse(text);
             if (!mask_ok || !n) return quoted + " is not an IPv4 address, network (a.b.c.d/len) or partial address (a.b.c)";
-            networks_.push_back(*n);
+            networks_.emplace_back(*n, std::move(where));
             return {};
         }
         // IPv6: Postgrey takes any line with two colons for one.
         if (const auto colon = entry.find(':'); colon != std::string_view::npos && entry.find(':', colon + 1) != std::string_view::npos) {
             auto n = network::parse(entry);
             if (!n) return quoted + " is not an IPv6 address or network (2001:db8::/32)";
-            networks_.push_back(*n);
+            networks_.emplace_back(*n, std::move(where));
             return {};
         }
         if (has_blank(entry)) return quoted + " does not look like a host name, an address or a /regex/";
-        names_.insert(lowered(entry));
+        names_.try_emplace(lowered(entry), std::move(where));  // the first line that lists it
         return {};
     }
 
     // One entry of whitelist_recipients; what is wrong with it, or "".
-    std::string add_recipient(std::string_view entry) {
-        if (is_regex(entry)) return compile(entry, recipient_regexes_);
+    std::string add_recipient(std::string_view entry, whitelist_entry where) {
+        if (is_regex(entry)) return compile(entry, std::move(where), recipient_regexes_);
         const std::string quoted = "'" + std::string(entry) + "'";
         if (entry == "//") return quoted + " is an empty regular expression";
         if (has_blank(entry)) return quoted + " does not look like an address, a domain or a /regex/";
         const auto at = entry.find('@');
         if (at == std::string_view::npos) {
-            domains_.insert(lowered(entry));
+            domains_.try_emplace(lowered(entry), std::move(where));
             return {};
         }
         if (at == 0)
             return quoted + " has no user: write '" + std::string(entry.substr(1)) +
                    "' for every address at that domain, 'user@' for a user at any domain";
-        mailboxes_.push_back({std::string(entry.substr(0, at)), std::string(entry.substr(at + 1))});
+        mailboxes_.push_back({std::string(entry.substr(0, at)), std::string(entry.substr(at + 1)), std::move(where)});
         return {};
     }
 
@@ -316,10 +325,10 @@ class postgrey_whitelists final : public whitelist_files {
         return std::move(text).str();
     }
 
-    std::vector<perl_regex> client_regexes_;
+    std::vector<std::pair<perl_regex, whitelist_entry>> client_regexes_;
     domain_set names_;  // lower case
-    std::vector<network> networks_;
-    std::vector<perl_regex> recipient_regexes_;
+    std::vector<std::pair<network, whitelist_entry>> networks_;
+    std::vector<std::pair<perl_regex, whitelist_entry>> recipient_regexes_;
     domain_set domains_;  // lower case
     std::vector<mailbox> mailboxes_;
 };

@@ -133,13 +133,13 @@ TEST_CASE("The whitelists pass a whitelisted triple or non-standard triple, and 
     CHECK(other.said == "not listed");
 }
 
-TEST_CASE("The whitelist files pass a listed client name, client address or recipient, and say which") {
+TEST_CASE("The whitelist files pass a listed client name, client address or recipient, and say which, with its line") {
     fixture f;
     CHECK(f.ask(file_whitelists{}, to()).said == "no files");
     CHECK_FALSE(f.ask(file_whitelists{}, to()).decides);
 
     auto files = std::make_shared<postgrey_whitelists>();
-    CHECK(files->add_clients("mail.example.org\n198.51.100.0/24\n", "whitelist_clients").empty());
+    CHECK(files->add_clients("# a comment\nmail.example.org\n\n198.51.100.0/24\n", "whitelist_clients").empty());
     CHECK(files->add_recipients("postmaster@\n", "whitelist_recipients").empty());
     f.lists.files = files;
 
@@ -148,16 +148,16 @@ TEST_CASE("The whitelist files pass a listed client name, client address or reci
     CHECK_FALSE(f.ask(file_whitelists{}, q).decides);
 
     q.client_name = "smtp.mail.example.org";
-    CHECK(f.ask(file_whitelists{}, q).said == "client name");
+    CHECK(f.ask(file_whitelists{}, q).said == "client name, whitelist_clients:2");
     CHECK(f.ask(file_whitelists{}, q).decides == finding::whitelisted);
 
     q.client_name = {};
     q.client_address = "198.51.100.9";
-    CHECK(f.ask(file_whitelists{}, q).said == "client address");
+    CHECK(f.ask(file_whitelists{}, q).said == "client address, whitelist_clients:4");
     CHECK(f.ask(file_whitelists{}, q).decides == finding::whitelisted);
 
     const check_answer postmaster = f.ask(file_whitelists{}, to("postmaster@example.com"));
-    CHECK(postmaster.said == "recipient");
+    CHECK(postmaster.said == "recipient, whitelist_recipients:1");
     CHECK(postmaster.decides == finding::whitelisted);
 }
 

@@ -361,7 +361,7 @@ TEST_CASE("Postgrey's whitelist files pass a client by client_name, never by 'un
     unknown.client_name = "unknown";  // Postfix's word for no verified name: no name to match
     CHECK(f.ask(r, unknown) == "action=DEFER_IF_PERMIT Greylisted, please try again later\n\n");
     REQUIRE(f.logged.size() == 3);
-    CHECK(f.logged[0].substr(14) == " | client.example | 192.0.2.7 | alice@example.org | bob@example.com accepted (client name) | policy");
+    CHECK(f.logged[0].substr(14) == " | client.example | 192.0.2.7 | alice@example.org | bob@example.com accepted (client name, clients:1) | policy");
 }
 
 TEST_CASE("Each answer written is counted by its action and timed from its request's reading") {

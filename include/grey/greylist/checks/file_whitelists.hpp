@@ -1,7 +1,7 @@
 // grey/greylist/checks/file_whitelists.hpp — the whitelists kept in files of their own
 // (Postgrey's whitelist_clients and whitelist_recipients, postgrey_whitelists.hpp): a listed
 // client, by verified name or by address, or a listed recipient passes. Postgrey's order:
-// name, address, recipient; the evidence says which matched.
+// name, address, recipient; the evidence says which matched, and the file and line.
 #pragma once
 
 #include <string_view>
@@ -18,17 +18,20 @@ namespace grey::greylist {
 struct file_whitelists {
     static constexpr std::string_view name = "file_whitelists";  ///< in the evidence
 
-    /// whitelisted ("client name", "client address" or "recipient": what matched), or on with
+    /// whitelisted with what matched and the line that listed it ("client name,
+    /// /etc/grey/whitelist_clients:12", "client address, ...", "recipient, ..."), or on with
     /// "not listed", or "no files" when the lists have none.
     check_answer operator()(const inquiry& in) const {
         const whitelist_files* files = in.lists.files.get();
         if (!files) return {"no files"};
         const question& q = in.question;
         // The name only when the client has a verified one: "" would match nothing anyway.
-        if (!q.client_name.empty() && files->client_name_listed(q.client_name))
-            return {"client name", finding::whitelisted};
-        if (files->client_address_listed(q.client_address)) return {"client address", finding::whitelisted};
-        if (files->recipient_listed(q.recipient)) return {"recipient", finding::whitelisted};
+        if (!q.client_name.empty())
+            if (const auto* e = files->client_name_listed(q.client_name))
+                return {"client name, " + e->where(), finding::whitelisted};
+        if (const auto* e = files->client_address_listed(q.client_address))
+            return {"client address, " + e->where(), finding::whitelisted};
+        if (const auto* e = files->recipient_listed(q.recipient)) return {"recipient, " + e->where(), finding::whitelisted};
         return {"not listed"};
     }
 };
