@@ -202,9 +202,7 @@ class sqlite_store final : public store {
                     "SELECT client, sender, recipient, expires FROM triplets"
                     " WHERE (client, sender, recipient) > (?1, ?2, ?3)"
                     " ORDER BY client, sender, recipient LIMIT ?4");
-            s.bind(1, after.client);
-            s.bind(2, after.sender);
-            s.bind(3, after.recipient);
+            bind_key(s, after);
             s.bind(4, std::int64_t{purge_slice_rows});
             const std::int64_t now_ms = to_epoch_ms(now);
             int rows = 0, rc;
@@ -227,11 +225,17 @@ class sqlite_store final : public store {
 
     static result<bool> delete_triplet(sqlite::database& db, const triplet& t) {
         auto s = db.prepared("DELETE FROM triplets WHERE client = ?1 AND sender = ?2 AND recipient = ?3");
+        bind_key(s, t);
+        if (s.step() != SQLITE_DONE) return errc::store_failed;
+        return db.changes() > 0;
+    }
+
+    /// Binds ?1, ?2 and ?3 to the triplet's client, sender and recipient: every statement on
+    /// the table names its key so.
+    static void bind_key(sqlite::statement& s, const triplet& t) {
         s.bind(1, t.client);
         s.bind(2, t.sender);
         s.bind(3, t.recipient);
-        if (s.step() != SQLITE_DONE) return errc::store_failed;
-        return db.changes() > 0;
     }
 
     static record row_record(sqlite::statement& s, int first) {
@@ -279,9 +283,7 @@ class sqlite_store final : public store {
         auto s = db.prepared(
                 "SELECT first_seen, last_seen, passed_at, attempts, passes, passed FROM triplets"
                 " WHERE client = ?1 AND sender = ?2 AND recipient = ?3");
-        s.bind(1, t.client);
-        s.bind(2, t.sender);
-        s.bind(3, t.recipient);
+        bind_key(s, t);
         const int rc = s.step();
         if (rc == SQLITE_DONE) return std::optional<record>{};
         if (rc != SQLITE_ROW) return errc::store_failed;
@@ -297,9 +299,7 @@ class sqlite_store final : public store {
                 " ON CONFLICT DO UPDATE SET first_seen = excluded.first_seen, last_seen = excluded.last_seen,"
                 " passed_at = excluded.passed_at, attempts = excluded.attempts, passes = excluded.passes,"
                 " passed = excluded.passed, expires = excluded.expires");
-        s.bind(1, t.client);
-        s.bind(2, t.sender);
-        s.bind(3, t.recipient);
+        bind_key(s, t);
         s.bind(4, to_epoch_ms(r.first_seen));
         s.bind(5, to_epoch_ms(r.last_seen));
         s.bind(6, to_epoch_ms(r.passed_at));

@@ -211,7 +211,7 @@ class session {
                     co_return;
                 }
                 if (!*next) break;
-                const auto read = clock::now();
+                const auto read = settings_.metrics ? clock::now() : clock::time_point{};
                 std::string answer = co_await responder_.answer(**next);
                 if (settings_.metrics) unwritten_.push_back({read, settings_.metrics->policy_action(action_of(answer))});
                 out += answer;
