@@ -86,8 +86,9 @@ TEST_CASE("Malformed entries are refused") {
         CHECK_FALSE(s);
         CHECK(s.error() == grey::errc::syntax_error);
     }
-    CHECK_FALSE(parse_dnsbl_site(std::string(64, 'a') + ".example"));
-    CHECK(parse_dnsbl_site(std::string(63, 'a') + ".example"));
+    // append, not +: GCC 12 at -O2 warns (-Warray-bounds) of a moved temporary it misreads
+    CHECK_FALSE(parse_dnsbl_site(std::string(64, 'a').append(".example")));
+    CHECK(parse_dnsbl_site(std::string(63, 'a').append(".example")));
     CHECK_FALSE(parse_dnsbl_site(std::string(max_dnsbl_domain + 1, 'a')));
 }
 
