@@ -22,7 +22,6 @@
 #include <csignal>
 #include <cstdio>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -30,6 +29,7 @@
 #include <grey/greylist/greylisting_policy.hpp>
 #include <grey/greylist/open_relay.hpp>
 #include <grey/greylist/open_store.hpp>
+#include <grey/line_log.hpp>
 #include <grey/policy/server.hpp>
 
 #include "../common/privileges.hpp"
@@ -45,29 +45,6 @@ struct GreylistHandler : grey::greylist::GreyListingPolicy<GreylistHandler> {
 };
 
 namespace {
-
-/// One line per session, to standard output or a file, whole lines even with many threads.
-class session_log {
-  public:
-    explicit session_log(const std::string& path) {
-        if (path.empty()) return;
-        file_ = std::fopen(path.c_str(), "a");
-        if (!file_) throw greylist_server::config_error(fmt::format("cannot open log file {}", path));
-    }
-    ~session_log() {
-        if (file_) std::fclose(file_);
-    }
-    void write(const std::string& line) {
-        std::lock_guard lock(mutex_);
-        std::FILE* out = file_ ? file_ : stdout;
-        fmt::print(out, "{}\n", line);
-        std::fflush(out);
-    }
-
-  private:
-    std::mutex mutex_;
-    std::FILE* file_ = nullptr;
-};
 
 /// Where the lists come from, for the reload's line: the configuration file and the whitelist files.
 std::string describe_sources(const std::string& config_file, const greylist_server::settings& s) {
@@ -116,7 +93,7 @@ int main(int argc, char** argv) {
         return app.exit(e);
     }
 
-    std::optional<session_log> log;
+    std::optional<grey::line_log> log;
     std::optional<examples::metrics_service> metrics;
     std::shared_ptr<grey::greylist::shared_lists> lists;
     std::optional<examples::privileges> privs;
@@ -141,7 +118,7 @@ int main(int argc, char** argv) {
                                           [store = s.server.store] { return store->health().available(); });
             fmt::print("metrics on http://{}/metrics\n", grey::ServerCore<GreylistHandler>::format(metrics->local_endpoint()));
         }
-        log.emplace(s.log_file);
+        log.emplace(s.log_file);  // whole lines from every thread, written in batches when busy
         s.server.log = [&log](const std::string& line) { log->write(line); };
         lists = std::make_shared<grey::greylist::shared_lists>(s.lists);
         s.server.lists = lists;
