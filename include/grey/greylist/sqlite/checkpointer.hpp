@@ -11,7 +11,8 @@
 // The log starts again from its beginning only after a checkpoint that folded back all of it,
 // which a thread racing a busy writer never finishes: the log would grow without bound. So
 // this thread copies, pass after pass, until the writer has added only a few frames since,
-// and the writer folds those back itself after its next commit, with one short sync.
+// and the writer folds those back itself after its next commit, with one short sync. A log
+// four times its size (the thread fell behind) the writer folds back whole.
 #pragma once
 
 #include <sqlite3.h>
@@ -63,10 +64,12 @@ class checkpointer {
 
     static int on_commit(void* self, sqlite3* db, const char* name, int pages) {
         auto& c = *static_cast<checkpointer*>(self);
-        if (c.finish_.exchange(false, std::memory_order_acquire)) {
-            // The log restarts from its beginning only once a checkpoint has folded back every
-            // frame in it, and the writer adds frames while this thread copies: only the
-            // writer can fold back the last ones. The thread has copied and synced the rest.
+        // The log restarts from its beginning only once a checkpoint has folded back every
+        // frame in it, and the writer adds frames while this thread copies: only the writer
+        // can fold back the last ones, which the thread has left few. And should the thread
+        // fall behind (no CPU for it, a slow disk), the writer folds back all of it, as
+        // SQLite's own checkpoint would, rather than let the log grow past four times its size.
+        if (c.finish_.exchange(false, std::memory_order_acquire) || pages >= 4 * c.pages_) {
             sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
             return SQLITE_OK;
         }
