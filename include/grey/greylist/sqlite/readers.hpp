@@ -56,9 +56,11 @@ class readers {
             }
         }
         auto db = std::make_unique<database>(path_, SQLITE_OPEN_READONLY);
-        // Each maps the file, so pages are shared through the page cache; a small cache of its own.
-        db->exec_or_throw("PRAGMA mmap_size=268435456");
-        db->exec_or_throw("PRAGMA cache_size=-8192");
+        // No mapping of the file: a read transaction that follows another connection's commit
+        // unmaps it and maps it again (a munmap, an mmap and a TLB flush per decision), and it
+        // empties the connection's page cache too, so that cache stays small. A read is a
+        // pread or two from the kernel's page cache.
+        db->exec_or_throw("PRAGMA cache_size=-1024");
         return lease(*this, std::move(db));
     }
 
