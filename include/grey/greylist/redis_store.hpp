@@ -1,10 +1,13 @@
 // grey/greylist/redis_store.hpp — greylist state in Redis, shared by several MX hosts.
 //
-// Redis is the distributed engine; Grey adds no consensus of its own. Each check reads the
-// triplet's record, decides with the engine, and writes the result with a compare-and-set
-// script: the write happens only if the record is still the one that was read. Two proxies
-// racing on one triplet therefore store one record: the loser of the race re-reads and decides
-// again on the winner's record. Records carry their expiry as a Redis TTL.
+// Redis is the distributed engine; Grey adds no consensus of its own. A decision is one
+// server-side script, one round trip: the client group's auto-whitelisting, the triplet's
+// record, the engine's decision on it (engine.hpp's decide(), the same rules written in Lua),
+// the record written back, and the pass counted. Redis runs a script alone, so two proxies
+// racing on one triplet store one record, each deciding on what the other wrote. The script
+// is sent once (SCRIPT LOAD) and called by its digest (EVALSHA); a Redis that has lost it (a
+// restart, a failover to a replica) gets it whole again (EVAL). Records carry their expiry as
+// a Redis TTL.
 //
 // This header is the greylist's part: the key layout, the records' format and the scripts.
 // Talking to Redis (connections over TCP, TLS or a unix socket, pipelining, AUTH and SELECT,
@@ -14,6 +17,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <chrono>
 #include <cstdint>
@@ -59,7 +63,14 @@ class redis_store final : public store {
     const redis_settings& settings() const noexcept { return client_.settings(); }
 
     asio::awaitable<result<decision>> check(const triplet& t, const timing& timing, clock::time_point now) override {
-        co_return co_await client_.run(do_check(t, timing, now));
+        auto s = co_await client_.run(do_screen({}, t, timing, now, 0));
+        if (!s) co_return s.error();
+        co_return std::move(*s->checked);
+    }
+    /// The whole decision in one round trip (one script): see the file's comment.
+    asio::awaitable<result<screening>> screen(const std::string& group, const triplet& t, const timing& timing,
+                                              clock::time_point now, unsigned auto_whitelist_after) override {
+        co_return co_await client_.run(do_screen(group, t, timing, now, auto_whitelist_after));
     }
     asio::awaitable<result<std::optional<client_record>>> client(const std::string& group) override {
         co_return co_await client_.run(do_client(group));
@@ -87,31 +98,55 @@ class redis_store final : public store {
         return s;
     }
 
-    asio::awaitable<result<decision>> do_check(const triplet& t, const timing& timing, clock::time_point now) {
+    asio::awaitable<result<screening>> do_screen(const std::string& group, const triplet& t, const timing& timing,
+                                                 clock::time_point now, unsigned auto_whitelist_after) {
         auto c = co_await client_.acquire();
         if (!c) co_return c.error();
-        const std::string key = triplet_key(t);
-        // A bounded number of rounds: each lost round means another proxy stored a newer
-        // record, so the loop ends as soon as the contention does.
-        for (int round = 0; round < 16; ++round) {
-            const std::string current_command = redis::command("GET", key);
-            auto current = co_await (*c)->call(current_command);
-            if (!current) co_return current.error();
-            if (current->type != REDIS_REPLY_STRING && current->type != REDIS_REPLY_NIL)
-                co_return redis::reply_error(*current);
-            std::optional<record> stored;
-            if (current->type == REDIS_REPLY_STRING) stored = parse_record(current->text);
-            const decision d = decide(timing, stored, now);
-            const auto ttl = std::chrono::duration_cast<std::chrono::milliseconds>(expires_at(timing, d.updated) - now);
-            const std::string set_command = redis::command("EVAL", compare_and_set, "1", key,
-                                            current->type == REDIS_REPLY_STRING ? current->text : std::string(),
-                                            format_record(d.updated), std::to_string(std::max<std::int64_t>(ttl.count(), 1)));
-            auto set = co_await (*c)->call(set_command);
-            if (!set) co_return set.error();
-            if (set->type != REDIS_REPLY_INTEGER) co_return redis::reply_error(*set);
-            if (set->integer == 1) co_return d;
+        const auto seconds = [](std::chrono::seconds d) { return std::to_string(d.count()); };
+        const std::array<std::string, 8> keys_and_arguments{
+                prefix() + "c:" + group, triplet_key(t), std::to_string(to_epoch_ms(now)), seconds(timing.delay),
+                seconds(timing.retry_window), seconds(timing.max_age), seconds(timing.too_soon),
+                std::to_string(auto_whitelist_after)};
+        // Commands in named variables across each co_await (GCC 12: see redis/resp.hpp).
+        if (screen_digest_.empty()) {
+            const std::string load_command = redis::command("SCRIPT", "LOAD", screen_script);
+            auto loaded = co_await (*c)->call(load_command);
+            if (!loaded) co_return loaded.error();
+            if (loaded->type != REDIS_REPLY_STRING) co_return redis::reply_error(*loaded);
+            screen_digest_ = loaded->text;
         }
-        co_return errc::store_failed;
+        const std::string by_digest = evaluate("EVALSHA", screen_digest_, keys_and_arguments);
+        auto r = co_await (*c)->call(by_digest);
+        if (!r) co_return r.error();
+        if (r->type == REDIS_REPLY_ERROR && r->text.starts_with("NOSCRIPT")) {
+            // Restarted, flushed, or a replica promoted since the script was loaded: EVAL
+            // runs it and keeps it for the next EVALSHA.
+            const std::string whole = evaluate("EVAL", screen_script, keys_and_arguments);
+            r = co_await (*c)->call(whole);
+            if (!r) co_return r.error();
+        }
+        co_return read_screening(*r);
+    }
+
+    static std::string evaluate(std::string_view verb, std::string_view script,
+                                const std::array<std::string, 8>& keys_and_arguments) {
+        const auto& a = keys_and_arguments;
+        return redis::command(verb, script, "2", a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]);
+    }
+
+    /// The script's answer: {-1} for an auto-whitelisted group, or {outcome, record, seconds
+    /// the mail was held back}.
+    static result<screening> read_screening(const redis::reply& r) {
+        if (r.type != REDIS_REPLY_ARRAY || r.elements.empty() || r.elements[0].type != REDIS_REPLY_INTEGER)
+            return redis::reply_error(r);
+        const long long code = r.elements[0].integer;
+        if (code == -1) return screening{};
+        if (code < 0 || code >= outcome_codes || r.elements.size() != 3 || r.elements[1].type != REDIS_REPLY_STRING ||
+            r.elements[2].type != REDIS_REPLY_INTEGER)
+            return redis::reply_error(r);
+        const auto stored = parse_record(r.elements[1].text);
+        if (!stored) return redis::reply_error(r);
+        return screening{decision{static_cast<outcome>(code), *stored, std::chrono::seconds(r.elements[2].integer)}, {}};
     }
 
     asio::awaitable<result<std::optional<client_record>>> do_client(const std::string& group) {
@@ -240,14 +275,75 @@ class redis_store final : public store {
                       static_cast<std::uint64_t>(v[4]), v[5] != 0};
     }
 
-    // KEYS[1] = triplet; ARGV = expected value ("" = absent), new value, TTL in ms.
-    static constexpr std::string_view compare_and_set = R"lua(
-local current = redis.call('GET', KEYS[1])
-if (current == false and ARGV[1] == '') or current == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-  return 1
+    // The outcomes in engine.hpp's order, which the script returns by number.
+    static constexpr int outcome_codes = 5;
+    static_assert(static_cast<int>(outcome::known) == outcome_codes - 1);
+
+    // engine.hpp's client_whitelisted(), decide(), expires_at() and count_client_pass(), in one
+    // script. KEYS = client group, triplet; ARGV = now (ms); delay, retry window, max age, too
+    // soon (s); auto-whitelist after (0: off). Records are
+    // "first_seen last_seen passed_at attempts passes passed", times in ms. Seconds between two
+    // times are truncated toward zero, as std::chrono::duration_cast does. Numbers go to Redis
+    // through %d: Redis would write a Lua number of 13 digits in exponent form.
+    static constexpr std::string_view screen_script = R"lua(
+local now = tonumber(ARGV[1])
+local delay, window, max_age, too_soon = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local after = tonumber(ARGV[6])
+local function since(t)
+  local d = now - t
+  if d >= 0 then return math.floor(d / 1000) end
+  return -math.floor(-d / 1000)
 end
-return 0)lua";
+if after > 0 then
+  local c = redis.call('HMGET', KEYS[1], 'passes', 'last')
+  if c[1] and tonumber(c[1]) >= after and now - tonumber(c[2]) <= max_age * 1000 then return {-1} end
+end
+local r
+local stored = redis.call('GET', KEYS[2])
+if stored then
+  local v = {}
+  for n in string.gmatch(stored, '%-?%d+') do v[#v + 1] = tonumber(n) end
+  if #v == 6 then
+    r = {first = v[1], last = v[2], passed_at = v[3], attempts = v[4], passes = v[5], passed = v[6] ~= 0}
+  end
+end
+-- 0 first_seen, 1 too_soon, 2 restarted, 3 passed, 4 known
+local why, waited = 0, 0
+if not r or (r.passed and since(r.passed_at) > max_age) then
+  r = {first = now, last = now, passed_at = 0, attempts = 1, passes = 0, passed = false}
+elseif r.passed then
+  r.last, r.passed_at, r.passes = now, now, r.passes + 1
+  why = 4
+else
+  local w = since(r.first)
+  if w > window then
+    r = {first = now, last = now, passed_at = 0, attempts = 1, passes = 0, passed = false}
+    why = 2
+  elseif w < too_soon then
+    r.first, r.last, r.attempts = now, now, r.attempts + 1
+    why = 2
+  elseif w < delay then
+    r.last, r.attempts = now, r.attempts + 1
+    why = 1
+  else
+    r.last, r.passed_at, r.attempts, r.passes, r.passed = now, now, r.attempts + 1, r.passes + 1, true
+    why, waited = 3, w
+  end
+end
+local expires = r.passed and (r.passed_at + max_age * 1000) or (r.first + window * 1000)
+local text = string.format('%d %d %d %d %d %d', r.first, r.last, r.passed_at, r.attempts, r.passes, r.passed and 1 or 0)
+redis.call('SET', KEYS[2], text, 'PX', string.format('%d', math.max(expires - now, 1)))
+if after > 0 and why >= 3 then
+  local last = tonumber(redis.call('HGET', KEYS[1], 'last') or '0')
+  if now - last > max_age * 1000 then
+    redis.call('HSET', KEYS[1], 'passes', '1', 'last', ARGV[1])
+  else
+    redis.call('HINCRBY', KEYS[1], 'passes', '1')
+    redis.call('HSET', KEYS[1], 'last', ARGV[1])
+  end
+  redis.call('PEXPIRE', KEYS[1], string.format('%d', max_age * 1000))
+end
+return {why, text, waited})lua";
 
     // KEYS[1] = client group; ARGV = now in ms, max_age in ms. A lapsed count starts again.
     static constexpr std::string_view count_client_pass = R"lua(
@@ -264,6 +360,7 @@ return 1)lua";
 
     // Runs this store's calls on its thread; its destructor ends that thread.
     redis::client client_;
+    std::string screen_digest_;  // the script's SHA-1, once loaded; on client_'s thread only
 };
 
 /// @}

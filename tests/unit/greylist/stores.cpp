@@ -12,6 +12,7 @@
 #include <functional>
 #include <filesystem>
 #include <memory>
+#include <random>
 #include <thread>
 #include <csignal>
 #include <vector>
@@ -429,6 +430,71 @@ TEST_CASE("Concurrent first sightings of one triplet in Redis store one record")
     const auto all = run(shared.find(""));
     REQUIRE(all->size() == 1);
     CHECK(all->front().value.attempts == racers);
+}
+
+TEST_CASE("The Redis store's one-script screen decides as the engine does, over random histories") {
+    // The script is engine.hpp's rules written again in Lua: the memory store, which runs the
+    // engine itself through store::screen's three calls, is the reference.
+    const grey::endpoint where = test_redis();
+    redis_store redis(where.host, where.port, unique_prefix());
+    memory_store reference;
+    std::mt19937 random(20261207);
+    const std::vector<triplet> triplets{bob, carol, {"192.0.2.0/24", "dave@example.org", "bob@example.com"},
+                                        {"198.51.100.0/24", "alice@example.org", "bob@example.com"}};
+    const std::vector<std::string> groups{"192.0.2.0/24", "198.51.100.0/24"};
+    // Short times, so that random steps cross every limit: too soon, the delay, the retry
+    // window, the maximum age, and the auto-whitelist's lapse.
+    const timing t{std::chrono::seconds(300), std::chrono::seconds(3000), std::chrono::seconds(20000),
+                   std::chrono::seconds(60)};
+    std::uniform_int_distribution<int> pick(0, 3), step_kind(0, 9);
+    std::uniform_int_distribution<std::int64_t> small_ms(0, 400'000), large_ms(0, 30'000'000);
+    clock::time_point now = t0;
+    int outcomes_seen[5] = {};
+    int auto_whitelisted = 0;
+    for (int i = 0; i < 3000; ++i) {
+        // Whole milliseconds, as Redis keeps them; now and then a step back (another MX host's
+        // clock a little behind).
+        const int kind = step_kind(random);
+        const std::int64_t ms = kind == 0 ? -small_ms(random) / 40 : kind < 8 ? small_ms(random) : large_ms(random);
+        now += std::chrono::milliseconds(ms);
+        const std::size_t k = static_cast<std::size_t>(pick(random));
+        const triplet& key = triplets[k];
+        const std::string& group = groups[k == 3 ? 1 : 0];
+        const unsigned after = i % 7 == 0 ? 0 : 3;
+        const auto expected = run(reference.screen(group, key, t, now, after));
+        const auto got = run(redis.screen(group, key, t, now, after));
+        REQUIRE(expected);
+        REQUIRE(got);
+        INFO("step ", i, " triplet ", k, " auto-whitelist after ", after);
+        REQUIRE(got->auto_whitelisted() == expected->auto_whitelisted());
+        CHECK(!got->uncounted);
+        if (expected->auto_whitelisted()) {
+            ++auto_whitelisted;
+            continue;
+        }
+        const decision& e = *expected->checked;
+        const decision& g = *got->checked;
+        REQUIRE(static_cast<int>(g.why) == static_cast<int>(e.why));
+        CHECK(g.updated == e.updated);
+        CHECK(g.delayed == e.delayed);
+        ++outcomes_seen[static_cast<int>(e.why)];
+    }
+    // The history went everywhere the rules go.
+    for (const int n : outcomes_seen) CHECK(n > 10);
+    CHECK(auto_whitelisted > 10);
+}
+
+TEST_CASE("A Redis that has lost the screen script (restarted, flushed, failed over) is sent it whole again") {
+    const grey::endpoint where = test_redis();
+    redis_store s(where.host, where.port, unique_prefix());
+    const timing t = timing::postgrey();
+    CHECK(run(s.screen("192.0.2.0/24", bob, t, t0, 3))->checked->why == outcome::first_seen);
+    const std::string flush = "redis-cli -h " + where.host + " -p " + std::to_string(where.port) + " SCRIPT FLUSH >/dev/null";
+    REQUIRE(std::system(flush.c_str()) == 0);
+    const auto again = run(s.screen("192.0.2.0/24", bob, t, t0 + 1min, 3));
+    REQUIRE(again);
+    CHECK(again->checked->why == outcome::too_soon);
+    CHECK(run(s.check(bob, t, t0 + 5min))->why == outcome::passed);
 }
 
 TEST_CASE("The Redis store reports a server that is not there") {
