@@ -301,10 +301,10 @@ end
 local r
 local stored = redis.call('GET', KEYS[2])
 if stored then
-  local v = {}
-  for n in string.gmatch(stored, '%-?%d+') do v[#v + 1] = tonumber(n) end
-  if #v == 6 then
-    r = {first = v[1], last = v[2], passed_at = v[3], attempts = v[4], passes = v[5], passed = v[6] ~= 0}
+  local f, l, p, a, n, d = string.match(stored, '^(%-?%d+) (%-?%d+) (%-?%d+) (%d+) (%d+) (%d)$')
+  if f then
+    r = {first = tonumber(f), last = tonumber(l), passed_at = tonumber(p), attempts = tonumber(a),
+         passes = tonumber(n), passed = d ~= '0'}
   end
 end
 -- 0 first_seen, 1 too_soon, 2 restarted, 3 passed, 4 known
