@@ -104,15 +104,19 @@ def ask(port, *args, password=None, timeout=2.0):
 
 
 def redis_cli(port, *args, password=None, cluster=False, input=None, timeout=30):
-    """redis-cli against 127.0.0.1:port (with -c it follows MOVED and ASK redirections), logged in
-    with `password` when given: its standard output. Commands may instead come on `input`, one
-    a line. redis-cli exits 0 even for an error reply, which it prints on stdout."""
+    """redis-cli against 127.0.0.1:port, logged in with `password` when given: its standard
+    output. Commands may instead come on `input`, one a line; their replies then come one a
+    line too (a nil as an empty line). redis-cli exits 0 even for an error reply, which it
+    prints on stdout. With `cluster`, redis-cli -c follows MOVED and ASK redirections; the
+    notes it prints of them ("-> Redirected to slot ...") are left out."""
     command = ["redis-cli", "-h", HOST, "-p", str(port)]
     if password is not None:
         command += ["-a", password, "--no-auth-warning"]
     if cluster:
         command.append("-c")
     p = subprocess.run([*command, *map(str, args)], input=input, capture_output=True, text=True, timeout=timeout)
+    if cluster:
+        return "".join(l for l in p.stdout.splitlines(keepends=True) if not l.startswith("-> Redirected to "))
     return p.stdout
 
 
