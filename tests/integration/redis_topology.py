@@ -130,9 +130,19 @@ def info(port, section, password=None):
     return fields
 
 
+def info_cluster(server):
+    """CLUSTER INFO of a Server as a dict of its fields."""
+    fields = {}
+    for line in server.ask("CLUSTER", "INFO").splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    return fields
+
+
 def _die_with_parent():
     # Should the test runner itself be killed (a ctest timeout sends SIGKILL), no cleanup code
-    # runs: the kernel then ends our servers, which sit in sessions of their own.
+    # runs: the kernel then ends our servers, which sit in sessions of their own. It watches the
+    # thread that started them, so topologies are started from a thread that outlives them.
     PR_SET_PDEATHSIG = 1
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
@@ -260,8 +270,9 @@ def _ports(count, taken):
 def _data_node_config(directory, port, password, extra=()):
     lines = [f"port {port}", f"bind {HOST}", "protected-mode yes", f"dir {directory}", "logfile redis.log",
              "daemonize no", 'save ""', "appendonly no", "loglevel notice",
-             # After a SIGKILL a replica must be reachable again at once, not after a long retry.
-             "repl-diskless-sync no", "repl-ping-replica-period 1"]
+             # Redis 7's diskless sync waits 5 s for more replicas before a full sync begins: a
+             # replica (re)joining its master is to be in sync at once.
+             "repl-diskless-sync-delay 0"]
     if password is not None:
         lines += [f"requirepass {password}", f"masterauth {password}"]
     return lines + list(extra)
@@ -279,7 +290,8 @@ class _Topology:
         _live_topologies.add(self)
 
     def _start_on_fresh_ports(self, make, attempts=3):
-        """make(ports...) -> a Server, started; tried again on other ports if it cannot start."""
+        """make() -> a Server on ports of its choosing, started here; made and started again
+        (on other ports) if it cannot start, as when another process took a port meanwhile."""
         for attempt in range(attempts):
             server = make()
             try:
@@ -751,10 +763,3 @@ class RedisCluster(_Topology):
             r.kill()
         super().stop()
 
-
-def info_cluster(server):
-    fields = {}
-    for line in server.ask("CLUSTER", "INFO").splitlines():
-        key, _, value = line.partition(":")
-        fields[key] = value.strip()
-    return fields
