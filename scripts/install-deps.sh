@@ -11,6 +11,7 @@ packages=(
     libsqlite3-dev libtomlplusplus-dev                # the greylist server: its store and config file
     libpcre2-dev postgrey                             # Postgrey's whitelist files: their regexes; Debian's files for the tests
     libhiredis-dev redis-server                       # the Redis store, and a Redis for its tests
+    redis-sentinel redis-tools                        # Sentinel sets and clusters for its tests (redis-cli --cluster)
     libssl-dev openssl                                # STARTTLS, the privacy mode; test certificates
     libunbound-dev libevent-dev unbound libpsl-dev    # the DNS resolver (grey::dns; libunbound.pc names libevent), an unbound for its tests; the public suffix list (grey::psl)
     python3 swaks libnet-ssleay-perl postfix          # test peers: smtplib, swaks (with TLS), smtp-sink/-source
