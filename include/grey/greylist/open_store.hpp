@@ -47,7 +47,12 @@ struct store_options {
 
 /// The description of the stores open_store() knows, for messages.
 inline constexpr std::string_view store_forms =
-    "memory, sqlite:PATH, redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or redis+unix:///PATH";
+    "memory, sqlite:PATH, redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], redis+unix:///PATH or "
+    "redis-sentinel://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTERNAME[/DB]";
+
+/// The URL schemes of the Redis store.
+inline constexpr std::string_view redis_schemes[] = {"redis://",          "rediss://",          "redis+unix://",
+                                                      "unix://",           "redis-sentinel://", "rediss-sentinel://"};
 
 namespace detail {
 
@@ -59,8 +64,9 @@ inline std::shared_ptr<store> open_redis_store(std::string_view url, const store
     auto parsed = parse_redis_url(url, std::move(base));
     if (!parsed)
         throw std::invalid_argument(
-            fmt::format("bad Redis URL: {} (redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?OPTION=VALUE...] "
-                        "or redis+unix://[[USER]:PASSWORD@]/PATH[?db=N...])",
+            fmt::format("bad Redis URL: {} (redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?OPTION=VALUE...], "
+                        "redis+unix://[[USER]:PASSWORD@]/PATH[?db=N...] or "
+                        "redis-sentinel://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTERNAME[/DB][?...])",
                         parsed.error));
 #if defined(GREY_WITH_REDIS)
     redis_settings& r = parsed.settings;
@@ -76,7 +82,7 @@ inline std::shared_ptr<store> open_redis_store(std::string_view url, const store
 } // namespace detail
 
 /// The store `spec` describes: "memory", "sqlite:PATH", or a Redis URL (redis://, rediss://,
-/// redis+unix://, unix://) over `options`. Throws std::invalid_argument when `spec` names no
+/// redis+unix://, unix://, redis-sentinel://, rediss-sentinel://) over `options`. Throws std::invalid_argument when `spec` names no
 /// store, names one this program was built without, or has a mistake; a store that cannot
 /// open throws what its constructor throws (std::runtime_error).
 inline std::shared_ptr<store> open_store(std::string_view spec, const store_options& options = {}) {
@@ -88,7 +94,7 @@ inline std::shared_ptr<store> open_store(std::string_view spec, const store_opti
         throw std::invalid_argument("this program was built without the SQLite store (link grey::sqlite)");
 #endif
     }
-    for (std::string_view scheme : {"redis://", "rediss://", "redis+unix://", "unix://"})
+    for (std::string_view scheme : redis_schemes)
         if (spec.starts_with(scheme)) return detail::open_redis_store(spec, options);
     throw std::invalid_argument(fmt::format("unknown store '{}': use {}", spec, store_forms));
 }
@@ -99,7 +105,7 @@ inline std::shared_ptr<store> open_store(std::string_view spec, const store_opti
 inline std::string_view store_kind(std::string_view spec) {
     if (spec == "memory") return "memory";
     if (spec.starts_with("sqlite:") && spec.size() > 7) return "sqlite";
-    for (std::string_view scheme : {"redis://", "rediss://", "redis+unix://", "unix://"})
+    for (std::string_view scheme : redis_schemes)
         if (spec.starts_with(scheme)) return "redis";
     return {};
 }

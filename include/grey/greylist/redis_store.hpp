@@ -118,6 +118,12 @@ class redis_store final : public store {
         const std::string by_digest = evaluate("EVALSHA", screen_digest_, keys_and_arguments);
         auto r = co_await (*c)->call(by_digest);
         if (!r) co_return r.error();
+        if (r->type == REDIS_REPLY_ERROR && r->text.starts_with("READONLY")) {
+            // A master demoted since this connection was opened (a failover): the next call
+            // connects again, and through sentinels finds the new master.
+            (*c)->close();
+            co_return redis::redis_errc::not_master;
+        }
         if (r->type == REDIS_REPLY_ERROR && r->text.starts_with("NOSCRIPT")) {
             // Restarted, flushed, or a replica promoted since the script was loaded: EVAL
             // runs it and keeps it for the next EVALSHA.

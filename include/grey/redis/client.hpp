@@ -137,40 +137,97 @@ class client {
         return line;
     }
 
-    /// Connects, logs in and selects the database, all within connect_timeout.
+    /// Connects, logs in and selects the database, all within connect_timeout. Through
+    /// sentinels: asks them where the master is first, and checks that it is one (ROLE).
     asio::awaitable<std::error_code> open_connection(const std::shared_ptr<connection>& c) {
+        redis_settings where = settings_;
+        if (settings_.via_sentinels()) {
+            auto master = co_await ask_sentinels();
+            if (!master) co_return master.error();
+            where.host = master->host;
+            where.port = master->port;
+        }
         asio::steady_timer guard(ioc_, settings_.connect_timeout);
         guard.async_wait([c](std::error_code ec) {
             if (!ec) c->abort(true);
         });
-        std::error_code ec = co_await c->open(settings_, tls_context_.get());
-        if (!ec) ec = co_await login(*c);
+        std::error_code ec = co_await c->open(where, tls_context_.get());
+        if (!ec) ec = co_await login(*c, settings_.user, settings_.password, settings_.password_file, settings_.database);
+        if (!ec && settings_.via_sentinels()) ec = co_await check_master(*c);
         guard.cancel();
         if (c->timed_out()) ec = redis_errc::connect_timeout;
         if (ec) c->close();
         co_return ec;
     }
 
+    /// The master's address, from the first sentinel that knows it, starting with the one
+    /// that answered last time; each sentinel within connect_timeout.
+    asio::awaitable<result<sentinel_address>> ask_sentinels() {
+        const auto& all = settings_.sentinels;
+        for (std::size_t i = 0; i < all.size(); ++i) {
+            const std::size_t k = (sentinel_ + i) % all.size();
+            redis_settings at = settings_;
+            at.host = all[k].host;
+            at.port = all[k].port;
+            auto s = std::make_shared<connection>(ioc_.get_executor(), settings_.connect_timeout);
+            asio::steady_timer guard(ioc_, settings_.connect_timeout);
+            guard.async_wait([s](std::error_code ec) {
+                if (!ec) s->abort(true);
+            });
+            std::error_code ec = co_await s->open(at, tls_context_.get());
+            const std::string no_password_file;  // named: GCC 12 and temporaries across co_await
+            if (!ec) ec = co_await login(*s, settings_.sentinel_user, settings_.sentinel_password, no_password_file, 0);
+            std::optional<sentinel_address> master;
+            if (!ec) {
+                const std::string ask = command("SENTINEL", "get-master-addr-by-name", settings_.master_name);
+                auto r = co_await s->call(ask);
+                std::uint64_t port = 0;
+                if (r && r->type == REDIS_REPLY_ARRAY && r->elements.size() == 2 &&
+                    r->elements[0].type == REDIS_REPLY_STRING && r->elements[1].type == REDIS_REPLY_STRING &&
+                    detail::parse_number(r->elements[1].text, 65535, port) && port > 0)
+                    master = sentinel_address{r->elements[0].text, static_cast<std::uint16_t>(port)};
+            }
+            guard.cancel();
+            s->close();
+            if (master) {
+                sentinel_ = k;
+                co_return *master;
+            }
+        }
+        co_return redis_errc::no_master;
+    }
+
+    /// ROLE: a sentinel's answer may be a moment old, and a demoted master takes no writes.
+    static asio::awaitable<std::error_code> check_master(connection& c) {
+        const std::string role = command("ROLE");
+        auto r = co_await c.call(role);
+        if (!r) co_return r.error();
+        if (r->type != REDIS_REPLY_ARRAY || r->elements.empty() || r->elements[0].text != "master")
+            co_return redis_errc::not_master;
+        co_return std::error_code{};
+    }
+
     /// AUTH (with the ACL user when there is one) and SELECT, before any other command; then
     /// PING, so that a Redis that wants a password says so now, not at the first check.
-    asio::awaitable<std::error_code> login(connection& c) {
-        std::string password = settings_.password;
-        if (!settings_.password_file.empty()) {
+    asio::awaitable<std::error_code> login(connection& c, const std::string& user, const std::string& configured_password,
+                                           const std::string& password_file, unsigned database) {
+        std::string password = configured_password;
+        if (!password_file.empty()) {
             // Read at each connection: a rotated password needs no restart.
-            auto p = read_password_file(settings_.password_file);
+            auto p = read_password_file(password_file);
             if (!p) co_return redis_errc::password_file;
             password = std::move(*p);
         }
         std::string auth;
-        if (!settings_.user.empty()) auth = command("AUTH", settings_.user, password);
+        if (!user.empty()) auth = command("AUTH", user, password);
         else if (!password.empty()) auth = command("AUTH", password);
         if (!auth.empty()) {
             auto r = co_await c.call(auth);
             if (!r) co_return r.error();
             if (r->type == REDIS_REPLY_ERROR) co_return redis_errc::auth_failed;
         }
-        if (settings_.database != 0) {
-            const std::string select = command("SELECT", std::to_string(settings_.database));
+        if (database != 0) {
+            const std::string select = command("SELECT", std::to_string(database));
             auto r = co_await c.call(select);
             if (!r) co_return r.error();
             if (r->type == REDIS_REPLY_ERROR)
@@ -193,6 +250,7 @@ class client {
     std::shared_ptr<connection> connecting_;  // the one being opened
     std::shared_ptr<asio::steady_timer> attempt_;  // while connecting: cancelled when done
     std::error_code last_error_;                   // why the latest attempt failed
+    std::size_t sentinel_ = 0;                     // the sentinel asked first: the last that answered
     std::thread thread_;
 };
 

@@ -28,6 +28,8 @@ enum class redis_errc {
     connection_lost,   ///< the connection broke: Redis stopped or restarted, or the network
     unexpected_reply,  ///< an error reply (OOM, READONLY...) or a reply of the wrong type
     protocol_error,    ///< bytes that are not RESP, or a reply no command asked for
+    no_master,         ///< no sentinel answered with the master of the set
+    not_master,        ///< the node the sentinels named is not (or no longer) a master
 };
 
 namespace detail {
@@ -46,6 +48,8 @@ class redis_category : public std::error_category {
         case redis_errc::connection_lost: return "connection to Redis lost";
         case redis_errc::unexpected_reply: return "Redis answered with an error or an unexpected reply";
         case redis_errc::protocol_error: return "Redis sent bytes that answer no command";
+        case redis_errc::no_master: return "no Redis Sentinel named the master of the set (unreachable, or the set unknown to them)";
+        case redis_errc::not_master: return "the Redis node the sentinels named is not a master (a failover under way?)";
         }
         return "unknown Redis error";
     }

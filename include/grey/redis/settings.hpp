@@ -5,6 +5,12 @@
 //   redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?OPTION=VALUE&...]
 //   rediss://...                                        the same over TLS
 //   redis+unix://[[USER]:PASSWORD@]/PATH/TO/SOCKET[?db=N&...]   (also unix://)
+//   redis-sentinel://[[USER]:PASSWORD@]HOST[:PORT][,HOST[:PORT]...]/MASTERNAME[/DB][?...]
+//   rediss-sentinel://...                               sentinels and data nodes over TLS
+//
+// With sentinels, the hosts are Redis Sentinels (port 26379 by default), asked in turn for the
+// master of the set MASTERNAME; the user and password are the data nodes', and the sentinels'
+// own (when they want one) are the options sentinel_user and sentinel_password.
 //
 // User, password, path and option values are percent-decoded, so a password may hold '@', ':'
 // or '/' written as %40, %3A, %2F. The options (apply_redis_option) are the same words as
@@ -16,10 +22,17 @@
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <vector>
 
 namespace grey::redis {
 /// @addtogroup group_greylist
 /// @{
+
+/// A Redis Sentinel's address.
+struct sentinel_address {
+    std::string host;           ///< a name or an address (IPv6 without brackets)
+    std::uint16_t port = 26379;  ///< Sentinel's own port
+};
 
 /// How redis_store reaches Redis and how long it waits; parse_redis_url fills it from a URL.
 struct redis_settings {
@@ -50,8 +63,17 @@ struct redis_settings {
     std::string tls_certificate;   ///< a client certificate (PEM) for tls-auth-clients
     std::string tls_key;           ///< its private key (PEM)
 
+    /// When not empty: host and port are not used; these sentinels are asked, in turn, where
+    /// the master of `master_name` is, at each connection.
+    std::vector<sentinel_address> sentinels;
+    std::string master_name;        ///< the set the sentinels monitor (their `sentinel monitor NAME`)
+    std::string sentinel_user;      ///< the sentinels' ACL user; "" = AUTH with the password alone
+    std::string sentinel_password;  ///< the sentinels' own requirepass; "" = no AUTH to them
+
     /// Whether Redis is reached over a unix socket rather than TCP.
     bool is_unix() const noexcept { return !unix_socket.empty(); }
+    /// Whether the master is found through sentinels.
+    bool via_sentinels() const noexcept { return !sentinels.empty(); }
 };
 
 namespace detail {
@@ -97,7 +119,8 @@ inline bool parse_number(std::string_view s, std::uint64_t max, std::uint64_t& o
 
 /// Sets one option by name, as a URL's query or [greylist.redis] gives it: db, prefix,
 /// user, password, password_file, connect_timeout_ms, command_timeout_ms, reconnect_min_ms,
-/// reconnect_max_ms, tls_verify, tls_ca_file, tls_server_name, tls_certificate, tls_key.
+/// reconnect_max_ms, tls_verify, tls_ca_file, tls_server_name, tls_certificate, tls_key,
+/// sentinel_user, sentinel_password.
 /// Returns "" or what is wrong.
 inline std::string apply_redis_option(redis_settings& s, std::string_view name, std::string_view value) {
     using ms = std::chrono::milliseconds;
@@ -134,6 +157,8 @@ inline std::string apply_redis_option(redis_settings& s, std::string_view name, 
     if (name == "tls_server_name") return s.tls_server_name = value, std::string();
     if (name == "tls_certificate") return s.tls_certificate = value, std::string();
     if (name == "tls_key") return s.tls_key = value, std::string();
+    if (name == "sentinel_user") return s.sentinel_user = value, std::string();
+    if (name == "sentinel_password") return s.sentinel_password = value, std::string();
     return "unknown Redis option '" + std::string(name) + "'";
 }
 
@@ -141,6 +166,7 @@ inline std::string apply_redis_option(redis_settings& s, std::string_view name, 
 inline std::string check_redis_settings(const redis_settings& s) {
     if (s.reconnect_max < s.reconnect_min) return "'reconnect_max_ms' must be at least 'reconnect_min_ms'";
     if (s.tls && s.is_unix()) return "TLS is for TCP connections, not unix sockets";
+    if (s.via_sentinels() && s.master_name.empty()) return "the sentinels need the name of the master set: /MASTERNAME";
     if (s.tls_certificate.empty() != s.tls_key.empty()) return "'tls_certificate' and 'tls_key' go together";
     if (s.prefix.find_first_of("*?[]\\") != std::string::npos)
         return "'prefix' must not hold *, ?, [, ] or \\ (they are SCAN pattern characters)";
@@ -156,7 +182,8 @@ struct redis_url {
     explicit operator bool() const noexcept { return error.empty(); }
 };
 
-/// Parses a redis://, rediss://, redis+unix:// or unix:// URL over `base` (the defaults, or
+/// Parses a redis://, rediss://, redis+unix://, unix://, redis-sentinel:// or
+/// rediss-sentinel:// URL over `base` (the defaults, or
 /// what a configuration file said): what the URL gives wins.
 inline redis_url parse_redis_url(std::string_view url, redis_settings base = {}) {
     redis_url out{std::move(base), {}};
@@ -165,19 +192,25 @@ inline redis_url parse_redis_url(std::string_view url, redis_settings base = {})
         out.error = std::move(what);
         return out;
     };
-    bool unix_socket = false;
+    bool unix_socket = false, sentinels = false;
     std::string_view rest;
-    for (auto [scheme, is_unix, tls] : {std::tuple{std::string_view("redis://"), false, false},
-                                        std::tuple{std::string_view("rediss://"), false, true},
-                                        std::tuple{std::string_view("redis+unix://"), true, false},
-                                        std::tuple{std::string_view("unix://"), true, false}}) {
+    for (auto [scheme, is_unix, tls, via_sentinels] :
+         {std::tuple{std::string_view("redis://"), false, false, false},
+          std::tuple{std::string_view("rediss://"), false, true, false},
+          std::tuple{std::string_view("redis+unix://"), true, false, false},
+          std::tuple{std::string_view("redis-sentinel://"), false, false, true},
+          std::tuple{std::string_view("rediss-sentinel://"), false, true, true},
+          std::tuple{std::string_view("unix://"), true, false, false}}) {
         if (url.substr(0, scheme.size()) == scheme) {
             rest = url.substr(scheme.size());
             unix_socket = is_unix;
+            sentinels = via_sentinels;
             s.tls = tls;
             break;
         }
-        if (scheme == "unix://") return fail("a Redis URL starts with redis://, rediss://, redis+unix:// or unix://");
+        if (scheme == "unix://")
+            return fail("a Redis URL starts with redis://, rediss://, redis+unix://, unix://, redis-sentinel:// or "
+                        "rediss-sentinel://");
     }
 
     std::string_view query;
@@ -201,7 +234,50 @@ inline redis_url parse_redis_url(std::string_view url, redis_settings base = {})
     }
 
     std::string_view db_text;
-    if (unix_socket) {
+    if (sentinels) {
+        // HOST[:PORT][,HOST[:PORT]...]/MASTERNAME[/DB]
+        const auto slash = rest.find('/');
+        std::string_view hosts = rest.substr(0, slash);
+        const std::string_view path = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
+        const auto name_end = path.find('/');
+        if (!detail::percent_decode(path.substr(0, name_end), s.master_name) || s.master_name.empty())
+            return fail("the sentinels need the name of the master set: redis-sentinel://HOST:PORT,.../MASTERNAME");
+        if (name_end != std::string_view::npos) db_text = path.substr(name_end + 1);
+        s.sentinels.clear();
+        while (true) {
+            const auto comma = hosts.find(',');
+            const std::string_view one = hosts.substr(0, comma);
+            sentinel_address a;
+            std::string_view port;
+            if (!one.empty() && one.front() == '[') {
+                const auto close = one.find(']');
+                if (close == std::string_view::npos) return fail("an IPv6 address needs its closing ']'");
+                a.host = std::string(one.substr(1, close - 1));
+                const std::string_view after = one.substr(close + 1);
+                if (!after.empty() && (after.front() != ':' || after.size() == 1)) return fail("expected ':PORT' after ']'");
+                if (!after.empty()) port = after.substr(1);
+            } else {
+                const auto colon = one.find(':');
+                a.host = std::string(one.substr(0, colon));
+                if (colon != std::string_view::npos) {
+                    port = one.substr(colon + 1);
+                    if (port.empty()) return fail("an empty port");
+                }
+            }
+            if (a.host.empty()) return fail("an empty sentinel address: redis-sentinel://HOST:PORT,HOST:PORT/MASTERNAME");
+            std::uint64_t p = 0;
+            if (!port.empty() && (!detail::parse_number(port, 65535, p) || p == 0))
+                return fail("'" + std::string(port) + "' is not a port number");
+            if (!port.empty()) a.port = static_cast<std::uint16_t>(p);
+            s.sentinels.push_back(std::move(a));
+            if (comma == std::string_view::npos) break;
+            hosts.remove_prefix(comma + 1);
+        }
+        s.unix_socket.clear();
+        if (!db_text.empty()) {
+            if (auto e = apply_redis_option(s, "db", db_text); !e.empty()) return fail(std::move(e));
+        }
+    } else if (unix_socket) {
         if (rest.empty() || rest.front() != '/') return fail("a unix socket URL needs an absolute path: redis+unix:///run/redis/redis.sock");
         if (!detail::percent_decode(rest, s.unix_socket)) return fail("bad percent-encoding in the socket path");
     } else {
@@ -259,6 +335,17 @@ inline redis_url parse_redis_url(std::string_view url, redis_settings base = {})
 /// Where the settings point, for messages: "redis://HOST:PORT/DB" or the socket's path; never
 /// the password.
 inline std::string describe(const redis_settings& s) {
+    if (s.via_sentinels()) {
+        std::string where = s.tls ? "rediss-sentinel://" : "redis-sentinel://";
+        for (std::size_t i = 0; i < s.sentinels.size(); ++i) {
+            const auto& a = s.sentinels[i];
+            if (i) where += ',';
+            where += (a.host.find(':') != std::string::npos ? "[" + a.host + "]" : a.host) + ":" + std::to_string(a.port);
+        }
+        where += "/" + s.master_name;
+        if (s.database != 0) where += "/" + std::to_string(s.database);
+        return where;
+    }
     std::string where = s.is_unix() ? "redis+unix://" + s.unix_socket
                                     : std::string(s.tls ? "rediss://" : "redis://") +
                                           (s.host.find(':') != std::string::npos ? "[" + s.host + "]" : s.host) + ":" +

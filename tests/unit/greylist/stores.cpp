@@ -614,6 +614,12 @@ TEST_CASE("A bad Redis URL is refused with the reason") {
         {"redis://h?reconnect_min_ms=500&reconnect_max_ms=100", "at least"},
         {"rediss://h?tls_certificate=/c.pem", "go together"},
         {"redis://h?prefix=a*", "SCAN pattern"},
+        {"redis-sentinel://h1,h2", "name of the master set"},
+        {"redis-sentinel://h1,h2/", "name of the master set"},
+        {"redis-sentinel://h1,,h2/mymaster", "empty sentinel address"},
+        {"redis-sentinel://h1:0/mymaster", "not a port"},
+        {"redis-sentinel://h1/mymaster/x", "database number"},
+        {"redis-sentinel://h1/mymaster?sentinel_nope=1", "unknown Redis option"},
     };
     for (auto [url, reason] : bad) {
         CAPTURE(url);
@@ -621,6 +627,48 @@ TEST_CASE("A bad Redis URL is refused with the reason") {
         CHECK_FALSE(u);
         CHECK(u.error.find(reason) != std::string::npos);
     }
+}
+
+TEST_CASE("A Redis Sentinel URL names the sentinels, the master set, the logins and the database") {
+    const auto u = parse_redis_url(
+            "redis-sentinel://grey:s%40cret@10.0.0.1:26380,[::1],sentinel.example:26381/mymaster/3"
+            "?sentinel_password=watch&sentinel_user=ops&prefix=mx:");
+    REQUIRE(u);
+    const auto& s = u.settings;
+    CHECK(s.via_sentinels());
+    REQUIRE(s.sentinels.size() == 3);
+    CHECK(s.sentinels[0].host == "10.0.0.1");
+    CHECK(s.sentinels[0].port == 26380);
+    CHECK(s.sentinels[1].host == "::1");
+    CHECK(s.sentinels[1].port == 26379);  // Sentinel's own default
+    CHECK(s.sentinels[2].host == "sentinel.example");
+    CHECK(s.sentinels[2].port == 26381);
+    CHECK(s.master_name == "mymaster");
+    CHECK(s.database == 3);
+    CHECK(s.user == "grey");  // the data nodes' login
+    CHECK(s.password == "s@cret");
+    CHECK(s.sentinel_user == "ops");  // the sentinels' own
+    CHECK(s.sentinel_password == "watch");
+    CHECK(s.prefix == "mx:");
+    CHECK_FALSE(s.tls);
+    CHECK(describe(s) == "redis-sentinel://10.0.0.1:26380,[::1]:26379,sentinel.example:26381/mymaster/3");
+    const auto tls = parse_redis_url("rediss-sentinel://127.0.0.1:26379/set");
+    REQUIRE(tls);
+    CHECK(tls.settings.tls);
+    CHECK(tls.settings.database == 0);
+    CHECK_FALSE(parse_redis_url("redis://h").settings.via_sentinels());
+}
+
+TEST_CASE("A Redis store through sentinels that do not answer reports it, and no master") {
+    // A port nobody listens on: the sentinel cannot be asked.
+    redis_settings s;
+    s.sentinels = {{"127.0.0.1", 9}};
+    s.master_name = "mymaster";
+    s.connect_timeout = 500ms;
+    redis_store store(s);
+    const auto d = run(store.check(bob, timing::postgrey(), t0));
+    REQUIRE_FALSE(d);
+    CHECK(d.error() == grey::redis::redis_errc::no_master);
 }
 
 TEST_CASE("Where a Redis store points is described without its password") {

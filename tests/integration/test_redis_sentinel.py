@@ -1,0 +1,132 @@
+"""The Redis store through Redis Sentinel: greylist_server given the sentinels and the master
+set's name (redis-sentinel://), against a real set started here on loopback (a master, a replica
+and three sentinels from Debian's redis-server and redis-sentinel). Its master is killed in the
+middle of a load: clients must see only 4xx while the set fails over, Grey must find the new
+master by itself, without a restart, and say once that the store was lost and once that it is
+back; a triplet greylisted before the failover passes after it, on the promoted replica."""
+import threading
+import time
+import unittest
+
+from redis_topology import SentinelSet
+from test_greylist import GreylistServer
+from test_redis_production import CONFIG, GREYLISTED, UNAVAILABLE, rcpt
+
+PASSED = (250, "2.1.5")
+
+
+def sentinel_url(topology, password="pw", options="reconnect_max_ms=500"):
+    sentinels = ",".join(f"{host}:{port}" for host, port in topology.sentinel_addresses)
+    return f"redis-sentinel://:{password}@{sentinels}/{topology.master_name}?{options}"
+
+
+class RedisSentinelTest(unittest.TestCase):
+    THREADS = 4
+    MAX_SESSIONS = 400  # per thread: bounds the load whatever happens
+
+    def test_a_failover_mid_load_defers_then_follows_the_new_master(self):
+        topology = SentinelSet(password="pw")
+        self.addCleanup(topology.cleanup)
+        topology.wait_ready()
+        s = GreylistServer(CONFIG, ["--store", sentinel_url(topology)], separate_stderr=True).start()
+        self.addCleanup(s.cleanup)
+
+        # A triplet greylisted before the failover, and on the replica before the master dies.
+        self.assertEqual(rcpt(s.port, "early@example.org", "kept@example.com"), GREYLISTED)
+        master = topology.server_at(topology.master_address())
+        replica = next(n for n in topology.data_nodes if n is not master)
+        deadline = time.monotonic() + 10
+        while not replica.ask("KEYS", "grey:t:*kept@example.com") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertTrue(replica.ask("KEYS", "grey:t:*kept@example.com"), "the record never reached the replica")
+
+        answers = []  # (time, (code, enhanced)) or (time, exception text)
+        started = [0]
+        lock = threading.Lock()
+        stop = threading.Event()
+
+        def load(n):
+            for i in range(self.MAX_SESSIONS):
+                if stop.is_set():
+                    return
+                with lock:
+                    started[0] += 1
+                try:  # a new triplet every time: never a pass
+                    a = rcpt(s.port, f"load{n}-{i}@example.org", f"rcpt{i}@example.com")
+                except Exception as e:  # counted as a session without an answer
+                    a = f"{type(e).__name__}: {e}"
+                with lock:
+                    answers.append((time.monotonic(), a))
+                time.sleep(0.02)
+
+        threads = [threading.Thread(target=load, args=(n,)) for n in range(self.THREADS)]
+        for t in threads:
+            t.start()
+        try:
+            time.sleep(1.0)
+            killed = time.monotonic()
+            old = topology.kill_master()
+            new, failover_seconds = topology.wait_for_failover(old)
+            promoted = killed + failover_seconds
+            recovered = None
+            deadline = promoted + 10
+            while time.monotonic() < deadline and recovered is None:
+                time.sleep(0.05)
+                with lock:
+                    recovered = next((t for t, a in answers if t > promoted and a == GREYLISTED), None)
+            time.sleep(1.0)  # load on the new master
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=60)
+        self.assertIsNone(s.proc.poll(), "greylist_server must not have exited")
+        self.assertNotEqual(new, old)
+
+        self.assertEqual(len(answers), started[0], "every session got an answer")
+        self.assertEqual([a for _, a in answers if not isinstance(a, tuple)], [])
+        self.assertEqual({a for _, a in answers} - {GREYLISTED, UNAVAILABLE}, set(),
+                         "a first sight is greylisted or deferred, never passed")
+        before = [a for t, a in answers if t < killed]
+        self.assertTrue(before and all(a == GREYLISTED for a in before), before[:5])
+        self.assertIsNotNone(recovered, "greylisting did not resume within 10 s of the promotion")
+        # Grey finds the new master by itself: the sentinels' failover, then at most one
+        # reconnection backoff (500 ms) and a connection.
+        recovery = recovered - killed
+        print(f"\nfailover by the sentinels {failover_seconds:.2f} s after the kill; "
+              f"greylisting again {recovery:.2f} s after it", flush=True)
+        self.assertLess(recovery, failover_seconds + 1.5)
+        after = [a for t, a in answers if t > recovered + 0.3]
+        self.assertTrue(after and all(a == GREYLISTED for a in after), after[:5])
+
+        # The triplet greylisted before the failover passes on the promoted replica.
+        time.sleep(2.0)  # the delay in CONFIG
+        self.assertEqual(rcpt(s.port, "early@example.org", "kept@example.com"), PASSED)
+
+        s.stop()
+        reported = [line for line in s.errors().splitlines() if line.startswith("grey: ")]
+        self.assertEqual(len(reported), 2, reported)
+        self.assertRegex(reported[0], r"^grey: error: greylist store unavailable: ")
+        self.assertEqual(reported[1], "grey: notice: greylist store available again")
+
+    def test_sentinels_that_want_a_password_not_given_defer_with_4_3_0_and_say_why(self):
+        topology = SentinelSet(replicas=1, sentinels=3, password="pw", sentinel_password="watch")
+        self.addCleanup(topology.cleanup)
+        topology.wait_ready()
+        s = GreylistServer(CONFIG, ["--store", sentinel_url(topology)], separate_stderr=True).start()
+        self.addCleanup(s.cleanup)
+        self.assertEqual(rcpt(s.port, "a@example.org", "b@example.com"), UNAVAILABLE)
+        self.assertEqual(rcpt(s.port, "a@example.org", "c@example.com"), UNAVAILABLE)
+        s.stop()
+        reported = [line for line in s.errors().splitlines() if line.startswith("grey: ")]
+        self.assertEqual(len(reported), 1, reported)
+        self.assertIn("no Redis Sentinel named the master", reported[0])
+
+        # With the sentinels' password, the same set greylists.
+        s = GreylistServer(CONFIG, ["--store", sentinel_url(topology, options="sentinel_password=watch")],
+                           separate_stderr=True).start()
+        self.addCleanup(s.cleanup)
+        self.assertEqual(rcpt(s.port, "a@example.org", "b@example.com"), GREYLISTED)
+
+
+if __name__ == "__main__":
+    unittest.main()
