@@ -104,6 +104,44 @@ def rcpt(port, sender, recipient, timeout=20):
         return code, text.decode().split(" ", 1)[0]
 
 
+class RcptLoad:
+    """Threads each sending sessions to RCPT, a new triplet every time, until stopped or
+    `max_sessions` each: `answers` holds (time, (code, enhanced)) or (time, exception text),
+    and `started` counts the sessions begun, so that a test can check every one was answered."""
+
+    def __init__(self, port, threads=4, max_sessions=400, pause=0.02):
+        self.answers, self.started = [], 0
+        self.lock, self.stopping = threading.Lock(), threading.Event()
+        self.port, self.max_sessions, self.pause = port, max_sessions, pause
+        self.threads = [threading.Thread(target=self._load, args=(n,)) for n in range(threads)]
+        for t in self.threads:
+            t.start()
+
+    def _load(self, n):
+        for i in range(self.max_sessions):
+            if self.stopping.is_set():
+                return
+            with self.lock:
+                self.started += 1
+            try:
+                a = rcpt(self.port, f"load{n}-{i}@example.org", f"rcpt{i}@example.com")
+            except Exception as e:  # counted as a session without an answer
+                a = f"{type(e).__name__}: {e}"
+            with self.lock:
+                self.answers.append((time.monotonic(), a))
+            time.sleep(self.pause)
+
+    def first(self, after, answer):
+        """When `answer` first came after the time `after`; None if it has not."""
+        with self.lock:
+            return next((t for t, a in self.answers if t > after and a == answer), None)
+
+    def stop(self):
+        self.stopping.set()
+        for t in self.threads:
+            t.join(timeout=60)
+
+
 class RedisProduction(unittest.TestCase):
     def server(self, store, config=CONFIG, env=None):
         s = GreylistServer(config, ["--store", store] if store else [], separate_stderr=True)
@@ -260,28 +298,7 @@ class RedisRestartUnderLoad(unittest.TestCase):
                            separate_stderr=True).start()
         self.addCleanup(s.cleanup)
 
-        answers = []  # (time, (code, enhanced)) or (time, exception text)
-        started = [0]
-        lock = threading.Lock()
-        stop = threading.Event()
-
-        def load(n):
-            for i in range(self.MAX_SESSIONS):
-                if stop.is_set():
-                    return
-                with lock:
-                    started[0] += 1
-                try:
-                    a = rcpt(s.port, f"load{n}-{i}@example.org", f"rcpt{i}@example.com")
-                except Exception as e:  # counted as a session without an answer
-                    a = f"{type(e).__name__}: {e}"
-                with lock:
-                    answers.append((time.monotonic(), a))
-                time.sleep(0.02)
-
-        threads = [threading.Thread(target=load, args=(n,)) for n in range(self.THREADS)]
-        for t in threads:
-            t.start()
+        load = RcptLoad(s.port, self.THREADS, self.MAX_SESSIONS)
         try:
             time.sleep(1.0)
             killed = time.monotonic()
@@ -293,16 +310,14 @@ class RedisRestartUnderLoad(unittest.TestCase):
             recovered = None
             while time.monotonic() < deadline and recovered is None:
                 time.sleep(0.1)
-                with lock:
-                    recovered = next((t for t, a in answers if t > restarted and a == GREYLISTED), None)
+                recovered = load.first(restarted, GREYLISTED)
             time.sleep(1.0)  # load on the recovered store
         finally:
-            stop.set()
-            for t in threads:
-                t.join(timeout=60)
+            load.stop()
+        answers = load.answers
         self.assertIsNone(s.proc.poll(), "greylist_server must not have exited")
 
-        self.assertEqual(len(answers), started[0], "every session got an answer")
+        self.assertEqual(len(answers), load.started, "every session got an answer")
         failures = [a for _, a in answers if not isinstance(a, tuple)]
         self.assertEqual(failures, [])
         self.assertEqual({a for _, a in answers} - {GREYLISTED, UNAVAILABLE}, set(), "only 4.7.1 or 4.3.0")

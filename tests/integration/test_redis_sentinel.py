@@ -4,13 +4,12 @@ and three sentinels from Debian's redis-server and redis-sentinel). Its master i
 middle of a load: clients must see only 4xx while the set fails over, Grey must find the new
 master by itself, without a restart, and say once that the store was lost and once that it is
 back; a triplet greylisted before the failover passes after it, on the promoted replica."""
-import threading
 import time
 import unittest
 
 from redis_topology import SentinelSet
 from test_greylist import GreylistServer
-from test_redis_production import CONFIG, GREYLISTED, UNAVAILABLE, rcpt
+from test_redis_production import CONFIG, GREYLISTED, UNAVAILABLE, RcptLoad, rcpt
 
 PASSED = (250, "2.1.5")
 
@@ -40,28 +39,7 @@ class RedisSentinelTest(unittest.TestCase):
             time.sleep(0.05)
         self.assertTrue(replica.ask("KEYS", "grey:t:*kept@example.com"), "the record never reached the replica")
 
-        answers = []  # (time, (code, enhanced)) or (time, exception text)
-        started = [0]
-        lock = threading.Lock()
-        stop = threading.Event()
-
-        def load(n):
-            for i in range(self.MAX_SESSIONS):
-                if stop.is_set():
-                    return
-                with lock:
-                    started[0] += 1
-                try:  # a new triplet every time: never a pass
-                    a = rcpt(s.port, f"load{n}-{i}@example.org", f"rcpt{i}@example.com")
-                except Exception as e:  # counted as a session without an answer
-                    a = f"{type(e).__name__}: {e}"
-                with lock:
-                    answers.append((time.monotonic(), a))
-                time.sleep(0.02)
-
-        threads = [threading.Thread(target=load, args=(n,)) for n in range(self.THREADS)]
-        for t in threads:
-            t.start()
+        load = RcptLoad(s.port, self.THREADS, self.MAX_SESSIONS)  # new triplets: never a pass
         try:
             time.sleep(1.0)
             killed = time.monotonic()
@@ -72,17 +50,15 @@ class RedisSentinelTest(unittest.TestCase):
             deadline = promoted + 10
             while time.monotonic() < deadline and recovered is None:
                 time.sleep(0.05)
-                with lock:
-                    recovered = next((t for t, a in answers if t > promoted and a == GREYLISTED), None)
+                recovered = load.first(promoted, GREYLISTED)
             time.sleep(1.0)  # load on the new master
         finally:
-            stop.set()
-            for t in threads:
-                t.join(timeout=60)
+            load.stop()
+        answers = load.answers
         self.assertIsNone(s.proc.poll(), "greylist_server must not have exited")
         self.assertNotEqual(new, old)
 
-        self.assertEqual(len(answers), started[0], "every session got an answer")
+        self.assertEqual(len(answers), load.started, "every session got an answer")
         self.assertEqual([a for _, a in answers if not isinstance(a, tuple)], [])
         self.assertEqual({a for _, a in answers} - {GREYLISTED, UNAVAILABLE}, set(),
                          "a first sight is greylisted or deferred, never passed")
