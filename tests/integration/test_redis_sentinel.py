@@ -3,7 +3,10 @@ set's name (redis-sentinel://), against a real set started here on loopback (a m
 and three sentinels from Debian's redis-server and redis-sentinel). Its master is killed in the
 middle of a load: clients must see only 4xx while the set fails over, Grey must find the new
 master by itself, without a restart, and say once that the store was lost and once that it is
-back; a triplet greylisted before the failover passes after it, on the promoted replica."""
+back; a triplet greylisted before the failover passes after it, on the promoted replica; and
+greylist_admin works through the sentinels."""
+import os
+import subprocess
 import time
 import unittest
 
@@ -12,6 +15,7 @@ from test_greylist import GreylistServer
 from test_redis_production import CONFIG, GREYLISTED, UNAVAILABLE, RcptLoad, rcpt
 
 PASSED = (250, "2.1.5")
+ADMIN = os.environ.get("GREY_GREYLIST_ADMIN", "greylist_admin")
 
 
 def sentinel_url(topology, password="pw", options="reconnect_max_ms=500"):
@@ -102,6 +106,26 @@ class RedisSentinelTest(unittest.TestCase):
                            separate_stderr=True).start()
         self.addCleanup(s.cleanup)
         self.assertEqual(rcpt(s.port, "a@example.org", "b@example.com"), GREYLISTED)
+
+    def test_greylist_admin_lists_whitelists_and_removes_through_the_sentinels(self):
+        topology = SentinelSet(password="pw")
+        self.addCleanup(topology.cleanup)
+        topology.wait_ready()
+        url = sentinel_url(topology)
+
+        def admin(*args):
+            done = subprocess.run([ADMIN, "--store", url, *args], capture_output=True, text=True, timeout=30)
+            self.assertEqual(done.returncode, 0, done.stderr)
+            return done.stdout
+
+        triplet = ("192.0.2.1", "a@example.org", "b@example.com")
+        admin("whitelist", *triplet)
+        self.assertIn("192.0.2.0/24  <a@example.org>  b@example.com  passed", admin("list"))
+        # The record is on the master the sentinels name.
+        master = topology.server_at(topology.master_address())
+        self.assertEqual(len(master.ask("KEYS", "grey:t:*")), 1)
+        admin("remove", *triplet)
+        self.assertIn("0 entries", admin("list"))
 
 
 if __name__ == "__main__":
