@@ -202,6 +202,35 @@ class RedisProduction(unittest.TestCase):
                                             "password, or the user is disabled"])
         self.assertEqual(redis.proc.poll(), None)
 
+    def test_a_redis_out_of_memory_or_busy_defers_with_4_3_0_and_says_which(self):
+        redis = Redis(self)
+        s = self.server(f"redis://127.0.0.1:{redis.port}")
+        self.assertEqual(rcpt(s.port, "a@example.org", "bob@example.com"), GREYLISTED)
+        # Out of memory: the decision's write is refused.
+        redis.cli("CONFIG", "SET", "maxmemory", "1")
+        self.assertEqual(rcpt(s.port, "b@example.org", "bob@example.com"), UNAVAILABLE)
+        self.assertEqual(rcpt(s.port, "c@example.org", "bob@example.com"), UNAVAILABLE)
+        redis.cli("CONFIG", "SET", "maxmemory", "0")
+        self.assertEqual(rcpt(s.port, "d@example.org", "bob@example.com"), GREYLISTED)
+        # Busy: another client's script holds Redis for two seconds, past busy-reply-threshold.
+        redis.cli("CONFIG", "SET", "busy-reply-threshold", "100")
+        busy = subprocess.Popen(
+            ["redis-cli", "-p", str(redis.port), "EVAL",
+             "local s = tonumber(redis.call('TIME')[1]) "
+             "while tonumber(redis.call('TIME')[1]) - s < 2 do end return 1", "0"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(end_process, busy, 10)
+        time.sleep(0.5)
+        self.assertEqual(rcpt(s.port, "e@example.org", "bob@example.com"), UNAVAILABLE)
+        busy.wait(timeout=10)
+        self.assertEqual(rcpt(s.port, "f@example.org", "bob@example.com"), GREYLISTED)
+        s.stop()
+        self.assertEqual(self.reported(s), [
+            "grey: error: greylist store unavailable: Redis is out of memory and refuses writes (OOM: maxmemory)",
+            "grey: notice: greylist store available again",
+            "grey: error: greylist store unavailable: Redis is busy running a script (BUSY)",
+            "grey: notice: greylist store available again"])
+
     def test_no_password_for_a_redis_that_wants_one_says_so(self):
         redis = Redis(self, "--requirepass", "right")
         s = self.server(f"redis://127.0.0.1:{redis.port}")

@@ -29,7 +29,14 @@ enum class redis_errc {
     unexpected_reply,  ///< an error reply (OOM, READONLY...) or a reply of the wrong type
     protocol_error,    ///< bytes that are not RESP, or a reply no command asked for
     no_master,         ///< no sentinel answered with the master of the set
-    not_master,        ///< the node the sentinels named is not (or no longer) a master
+    not_master,        ///< the node the sentinels named is not (or no longer) a master (READONLY)
+    loading,           ///< LOADING: Redis is still loading its data set after a start
+    busy,              ///< BUSY: Redis is held by a script that runs too long
+    out_of_memory,     ///< OOM: Redis refuses writes beyond its maxmemory
+    master_down,       ///< MASTERDOWN: a replica that lost its link to its master
+    cluster_down,      ///< CLUSTERDOWN: the cluster cannot serve the key's slot
+    try_again,         ///< TRYAGAIN: the key's slot is being migrated
+    script_error,      ///< the decision's script failed inside Redis
 };
 
 namespace detail {
@@ -49,7 +56,14 @@ class redis_category : public std::error_category {
         case redis_errc::unexpected_reply: return "Redis answered with an error or an unexpected reply";
         case redis_errc::protocol_error: return "Redis sent bytes that answer no command";
         case redis_errc::no_master: return "no Redis Sentinel named the master of the set (unreachable, or the set unknown to them)";
-        case redis_errc::not_master: return "the Redis node the sentinels named is not a master (a failover under way?)";
+        case redis_errc::not_master: return "the Redis node is not a master (READONLY: a failover under way?)";
+        case redis_errc::loading: return "Redis is loading its data set (LOADING)";
+        case redis_errc::busy: return "Redis is busy running a script (BUSY)";
+        case redis_errc::out_of_memory: return "Redis is out of memory and refuses writes (OOM: maxmemory)";
+        case redis_errc::master_down: return "the Redis replica has lost its master (MASTERDOWN)";
+        case redis_errc::cluster_down: return "the Redis Cluster cannot serve the key (CLUSTERDOWN)";
+        case redis_errc::try_again: return "the key's Redis Cluster slot is being migrated (TRYAGAIN)";
+        case redis_errc::script_error: return "Grey's decision script failed inside Redis";
         }
         return "unknown Redis error";
     }

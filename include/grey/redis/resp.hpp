@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "error.hpp"
@@ -55,8 +56,22 @@ struct reply {
 
 /// What an error reply, or a reply of the wrong type, means.
 inline std::error_code reply_error(const reply& r) {
-    if (r.type == REDIS_REPLY_ERROR && r.text.starts_with("NOAUTH")) return redis_errc::auth_required;
-    if (r.type == REDIS_REPLY_ERROR && r.text.starts_with("WRONGPASS")) return redis_errc::auth_failed;
+    if (r.type != REDIS_REPLY_ERROR) return redis_errc::unexpected_reply;
+    // Redis's error replies start with a code word: the ones a store meets in production,
+    // each its own diagnostic.
+    static constexpr std::pair<std::string_view, redis_errc> known[] = {
+        {"NOAUTH", redis_errc::auth_required},    {"WRONGPASS", redis_errc::auth_failed},
+        {"READONLY", redis_errc::not_master},     {"LOADING", redis_errc::loading},
+        {"BUSY", redis_errc::busy},               {"OOM", redis_errc::out_of_memory},
+        {"MASTERDOWN", redis_errc::master_down},  {"CLUSTERDOWN", redis_errc::cluster_down},
+        {"TRYAGAIN", redis_errc::try_again},
+    };
+    const std::string_view word = std::string_view(r.text).substr(0, r.text.find(' '));
+    for (const auto& [code, e] : known)
+        if (word == code) return e;
+    // A script's own failure ("ERR user_script:12: ..." in Redis 7, "ERR Error running script"
+    // before it).
+    if (r.text.find("script") != std::string::npos) return redis_errc::script_error;
     return redis_errc::unexpected_reply;
 }
 
