@@ -11,6 +11,7 @@
 // without a restart. Link grey::redis (hiredis) to use it.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <memory>
@@ -43,8 +44,13 @@ class client {
     /// Throws std::invalid_argument for settings that cannot work, std::runtime_error for a
     /// password file or TLS file that cannot be read: a client that cannot log in must not start.
     explicit client(redis_settings settings)
-        : settings_(checked(std::move(settings))), backoff_(settings_.reconnect_min, settings_.reconnect_max),
+        : settings_(checked(std::move(settings))), backoff_(settings_.reconnect_min, longest_wait(settings_)),
           tls_context_(make_tls_context(settings_)), thread_([this] { ioc_.run(); }) {}
+
+    /// Through sentinels, the longest wait between attempts: a failover ends while the
+    /// attempts are backing off, and Grey should hear of it within a second, not after the
+    /// doubling has reached reconnect_max. Asking sentinels is what they are there for.
+    static constexpr std::chrono::milliseconds sentinel_longest_wait{1000};
 
     /// Closes the connection, fails the calls in flight, and waits for the thread to end.
     ~client() {
@@ -105,6 +111,10 @@ class client {
     }
 
   private:
+    static std::chrono::milliseconds longest_wait(const redis_settings& s) {
+        return s.via_sentinels() ? std::min(s.reconnect_max, sentinel_longest_wait) : s.reconnect_max;
+    }
+
     static redis_settings checked(redis_settings s) {
         if (auto e = check_redis_settings(s); !e.empty()) throw std::invalid_argument("Redis: " + e);
         if (!s.password_file.empty() && !read_password_file(s.password_file))

@@ -55,7 +55,9 @@ struct redis_settings {
     /// `reconnect_min`; each further failure doubles the wait, up to `reconnect_max`. The
     /// first call after the wait tries again; a success resets it.
     std::chrono::milliseconds reconnect_min{100};
-    std::chrono::milliseconds reconnect_max{5000};  ///< the longest wait between attempts
+    /// The longest wait between attempts; through sentinels, at most 1000 ms, so that a
+    /// failover is followed within a second of its end.
+    std::chrono::milliseconds reconnect_max{5000};
     bool tls = false;              ///< rediss://: TLS 1.2 or 1.3 on the TCP connection
     bool tls_verify = true;        ///< check Redis's certificate (chain and name)
     std::string tls_ca_file;       ///< PEM bundle; "" = the system's trusted CAs
