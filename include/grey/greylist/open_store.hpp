@@ -47,12 +47,14 @@ struct store_options {
 
 /// The description of the stores open_store() knows, for messages.
 inline constexpr std::string_view store_forms =
-    "memory, sqlite:PATH, redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], redis+unix:///PATH or "
-    "redis-sentinel://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTERNAME[/DB]";
+    "memory, sqlite:PATH, redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], redis+unix:///PATH, "
+    "redis-sentinel://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTERNAME[/DB] or "
+    "redis-cluster://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...]";
 
 /// The URL schemes of the Redis store.
-inline constexpr std::string_view redis_schemes[] = {"redis://",          "rediss://",          "redis+unix://",
-                                                      "unix://",           "redis-sentinel://", "rediss-sentinel://"};
+inline constexpr std::string_view redis_schemes[] = {
+    "redis://", "rediss://", "redis+unix://", "unix://", "redis-sentinel://", "rediss-sentinel://",
+    "redis-cluster://", "rediss-cluster://"};
 
 namespace detail {
 
@@ -66,7 +68,8 @@ inline std::shared_ptr<store> open_redis_store(std::string_view url, const store
         throw std::invalid_argument(
             fmt::format("bad Redis URL: {} (redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?OPTION=VALUE...], "
                         "redis+unix://[[USER]:PASSWORD@]/PATH[?db=N...] or "
-                        "redis-sentinel://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTERNAME[/DB][?...])",
+                        "redis-sentinel://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTERNAME[/DB][?...] or "
+                        "redis-cluster://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...][?...])",
                         parsed.error));
 #if defined(GREY_WITH_REDIS)
     redis_settings& r = parsed.settings;
@@ -82,7 +85,8 @@ inline std::shared_ptr<store> open_redis_store(std::string_view url, const store
 } // namespace detail
 
 /// The store `spec` describes: "memory", "sqlite:PATH", or a Redis URL (redis://, rediss://,
-/// redis+unix://, unix://, redis-sentinel://, rediss-sentinel://) over `options`. Throws std::invalid_argument when `spec` names no
+/// redis+unix://, unix://, redis-sentinel://, rediss-sentinel://, redis-cluster://,
+/// rediss-cluster://) over `options`. Throws std::invalid_argument when `spec` names no
 /// store, names one this program was built without, or has a mistake; a store that cannot
 /// open throws what its constructor throws (std::runtime_error).
 inline std::shared_ptr<store> open_store(std::string_view spec, const store_options& options = {}) {

@@ -9,6 +9,11 @@
 // restart, a failover to a replica) gets it whole again (EVAL). Records carry their expiry as
 // a Redis TTL.
 //
+// In a Redis Cluster, every key of one client group shares a hash tag, the group: its
+// auto-whitelist record and its triplets live on one master, so the script still runs there
+// alone. One busy client group's decisions all go to that master; the groups spread over all.
+// A single Redis, or one behind sentinels, keeps the keys without tags, as it always had.
+//
 // This header is the greylist's part: the key layout, the records' format and the scripts.
 // Talking to Redis (connections over TCP, TLS or a unix socket, pipelining, AUTH and SELECT,
 // timeouts, reconnecting with a backoff) is grey::redis::client's (grey/redis/client.hpp),
@@ -31,6 +36,7 @@
 #include "../redis/error.hpp"
 #include "../redis/reconnect_backoff.hpp"
 #include "../redis/resp.hpp"
+#include "../redis/slot.hpp"
 #include "redis_settings.hpp"
 #include "store.hpp"
 
@@ -70,6 +76,11 @@ class redis_store final : public store {
     /// The whole decision in one round trip (one script): see the file's comment.
     asio::awaitable<result<screening>> screen(const std::string& group, const triplet& t, const timing& timing,
                                               clock::time_point now, unsigned auto_whitelist_after) override {
+        // In a cluster, a group other than the triplet's own client may live on another master:
+        // then one script cannot see both, and the three steps go one by one.
+        if (auto_whitelist_after > 0 && settings().in_cluster() &&
+            redis::key_slot(client_key(group)) != redis::key_slot(triplet_key(t)))
+            co_return co_await store::screen(group, t, timing, now, auto_whitelist_after);
         co_return co_await client_.run(do_screen(group, t, timing, now, auto_whitelist_after));
     }
     asio::awaitable<result<std::optional<client_record>>> client(const std::string& group) override {
@@ -100,35 +111,30 @@ class redis_store final : public store {
 
     asio::awaitable<result<screening>> do_screen(const std::string& group, const triplet& t, const timing& timing,
                                                  clock::time_point now, unsigned auto_whitelist_after) {
-        auto c = co_await client_.acquire();
-        if (!c) co_return c.error();
         const auto seconds = [](std::chrono::seconds d) { return std::to_string(d.count()); };
+        const std::string key = triplet_key(t);
+        // Without auto-whitelisting the script does not read the group's key; the triplet's
+        // stands in for it, so that a cluster sees one slot.
         const std::array<std::string, 8> keys_and_arguments{
-                prefix() + "c:" + group, triplet_key(t), std::to_string(to_epoch_ms(now)), seconds(timing.delay),
-                seconds(timing.retry_window), seconds(timing.max_age), seconds(timing.too_soon),
-                std::to_string(auto_whitelist_after)};
+                auto_whitelist_after > 0 ? client_key(group) : key, key, std::to_string(to_epoch_ms(now)),
+                seconds(timing.delay), seconds(timing.retry_window), seconds(timing.max_age),
+                seconds(timing.too_soon), std::to_string(auto_whitelist_after)};
         // Commands in named variables across each co_await (GCC 12: see redis/resp.hpp).
         if (screen_digest_.empty()) {
             const std::string load_command = redis::command("SCRIPT", "LOAD", screen_script);
-            auto loaded = co_await (*c)->call(load_command);
+            auto loaded = co_await client_.call(key, load_command);
             if (!loaded) co_return loaded.error();
             if (loaded->type != REDIS_REPLY_STRING) co_return redis::reply_error(*loaded);
             screen_digest_ = loaded->text;
         }
         const std::string by_digest = evaluate("EVALSHA", screen_digest_, keys_and_arguments);
-        auto r = co_await (*c)->call(by_digest);
+        auto r = co_await client_.call(key, by_digest);
         if (!r) co_return r.error();
-        if (r->type == REDIS_REPLY_ERROR && r->text.starts_with("READONLY")) {
-            // A master demoted since this connection was opened (a failover): the next call
-            // connects again, and through sentinels finds the new master.
-            (*c)->close();
-            co_return redis::redis_errc::not_master;
-        }
         if (r->type == REDIS_REPLY_ERROR && r->text.starts_with("NOSCRIPT")) {
-            // Restarted, flushed, or a replica promoted since the script was loaded: EVAL
-            // runs it and keeps it for the next EVALSHA.
+            // Restarted, flushed, a replica promoted since the script was loaded, or another
+            // master of a cluster: EVAL runs it and keeps it for the next EVALSHA.
             const std::string whole = evaluate("EVAL", screen_script, keys_and_arguments);
-            r = co_await (*c)->call(whole);
+            r = co_await client_.call(key, whole);
             if (!r) co_return r.error();
         }
         co_return read_screening(*r);
@@ -156,10 +162,9 @@ class redis_store final : public store {
     }
 
     asio::awaitable<result<std::optional<client_record>>> do_client(const std::string& group) {
-        auto c = co_await client_.acquire();
-        if (!c) co_return c.error();
-        const std::string r_command = redis::command("HMGET", prefix() + "c:" + group, "passes", "last");
-        auto r = co_await (*c)->call(r_command);
+        const std::string key = client_key(group);
+        const std::string r_command = redis::command("HMGET", key, "passes", "last");
+        auto r = co_await client_.call(key, r_command);
         if (!r) co_return r.error();
         if (r->type != REDIS_REPLY_ARRAY || r->elements.size() != 2) co_return redis::reply_error(*r);
         if (r->elements[0].type != REDIS_REPLY_STRING) co_return std::optional<client_record>{};
@@ -167,62 +172,62 @@ class redis_store final : public store {
     }
 
     asio::awaitable<result<void>> do_count_pass(const std::string& group, const timing& timing, clock::time_point now) {
-        auto c = co_await client_.acquire();
-        if (!c) co_return c.error();
+        const std::string key = client_key(group);
         const auto max_age = std::chrono::duration_cast<std::chrono::milliseconds>(timing.max_age).count();
-        const std::string r_command = redis::command("EVAL", count_client_pass, "1", prefix() + "c:" + group,
-                                      std::to_string(to_epoch_ms(now)), std::to_string(max_age));
-        auto r = co_await (*c)->call(r_command);
+        const std::string r_command = redis::command("EVAL", count_client_pass, "1", key,
+                                                     std::to_string(to_epoch_ms(now)), std::to_string(max_age));
+        auto r = co_await client_.call(key, r_command);
         if (!r) co_return r.error();
         if (r->type != REDIS_REPLY_INTEGER) co_return redis::reply_error(*r);
         co_return result<void>{};
     }
 
+    /// SCAN on every master (a cluster's keys are spread over them), then GET each match.
     asio::awaitable<result<std::vector<entry>>> do_find(const std::string& needle) {
-        auto c = co_await client_.acquire();
-        if (!c) co_return c.error();
+        auto masters = co_await client_.masters();
+        if (!masters) co_return masters.error();
         std::vector<entry> found;
-        std::string cursor = "0";
-        do {
-            const std::string r_command = redis::command("SCAN", cursor, "MATCH", prefix() + "t:*", "COUNT", "1000");
-            auto r = co_await (*c)->call(r_command);
-            if (!r) co_return r.error();
-            if (r->type != REDIS_REPLY_ARRAY || r->elements.size() != 2) co_return redis::reply_error(*r);
-            cursor = r->elements[0].text;
-            for (const auto& k : r->elements[1].elements) {
-                auto t = parse_key(k.text);
-                if (!t) continue;
-                if (!needle.empty() && t->client.find(needle) == std::string::npos &&
-                    t->sender.find(needle) == std::string::npos && t->recipient.find(needle) == std::string::npos)
-                    continue;
-                const std::string v_command = redis::command("GET", k.text);
-                auto v = co_await (*c)->call(v_command);
-                if (!v) co_return v.error();
-                if (v->type != REDIS_REPLY_STRING) continue;  // expired meanwhile
-                if (auto rec = parse_record(v->text)) found.push_back({std::move(*t), *rec});
-            }
-        } while (cursor != "0");
+        const std::string pattern = prefix() + "t:*";
+        for (const auto& master : *masters) {
+            std::string cursor = "0";
+            do {
+                const std::string r_command = redis::command("SCAN", cursor, "MATCH", pattern, "COUNT", "1000");
+                auto r = co_await master->call(r_command);
+                if (!r) co_return r.error();
+                if (r->type != REDIS_REPLY_ARRAY || r->elements.size() != 2) co_return redis::reply_error(*r);
+                cursor = r->elements[0].text;
+                for (const auto& k : r->elements[1].elements) {
+                    auto t = parse_key(k.text);
+                    if (!t) continue;
+                    if (!needle.empty() && t->client.find(needle) == std::string::npos &&
+                        t->sender.find(needle) == std::string::npos && t->recipient.find(needle) == std::string::npos)
+                        continue;
+                    const std::string v_command = redis::command("GET", k.text);
+                    auto v = co_await client_.call(k.text, v_command);
+                    if (!v) co_return v.error();
+                    if (v->type != REDIS_REPLY_STRING) continue;  // expired meanwhile
+                    if (auto rec = parse_record(v->text)) found.push_back({std::move(*t), *rec});
+                }
+            } while (cursor != "0");
+        }
         co_return found;
     }
 
     asio::awaitable<result<void>> do_whitelist(const triplet& t, const timing& timing, clock::time_point now) {
         const record r{now, now, now, 1, 1, true};
         const auto ttl = std::chrono::duration_cast<std::chrono::milliseconds>(expires_at(timing, r) - now);
-        auto c = co_await client_.acquire();
-        if (!c) co_return c.error();
-        const std::string s_command =
-            redis::command("SET", triplet_key(t), format_record(r), "PX", std::to_string(ttl.count()));
-        auto s = co_await (*c)->call(s_command);
+        const std::string key = triplet_key(t);
+        const std::string s_command = redis::command("SET", key, format_record(r), "PX", std::to_string(ttl.count()));
+        auto s = co_await client_.call(key, s_command);
         if (!s) co_return s.error();
         if (s->type == REDIS_REPLY_ERROR) co_return redis::reply_error(*s);
         co_return result<void>{};
     }
 
     asio::awaitable<result<bool>> do_remove(const triplet& t) {
-        auto c = co_await client_.acquire();
-        if (!c) co_return c.error();
-        const std::string r_command = redis::command("DEL", triplet_key(t));
-        auto r = co_await (*c)->call(r_command);
+        const std::string key = triplet_key(t);
+        const std::string r_command = redis::command("DEL", key);
+        auto r = co_await client_.call(key, r_command);
         if (!r) co_return r.error();
         if (r->type != REDIS_REPLY_INTEGER) co_return redis::reply_error(*r);
         co_return r->integer > 0;
@@ -230,23 +235,37 @@ class redis_store final : public store {
 
     const std::string& prefix() const noexcept { return client_.settings().prefix; }
 
+    // In a cluster the client group is the keys' hash tag: {GROUP}.
+    bool tagged() const noexcept { return client_.settings().in_cluster(); }
+
+    std::string client_key(const std::string& group) const {
+        return tagged() ? prefix() + "c:{" + group + "}" : prefix() + "c:" + group;
+    }
+
     std::string triplet_key(const triplet& t) const {
         // TAB cannot occur in a normalised address or a client group.
-        std::string k = prefix() + "t:";
-        k.append(t.client).push_back('\t');
+        std::string k = prefix() + (tagged() ? "t:{" : "t:");
+        k.append(t.client);
+        if (tagged()) k.push_back('}');
+        k.push_back('\t');
         k.append(t.sender).push_back('\t');
         k.append(t.recipient);
         return k;
     }
 
     std::optional<triplet> parse_key(std::string_view k) const {
-        const std::string_view head = std::string_view(prefix());
-        if (k.substr(0, head.size() + 2) != prefix() + "t:") return std::nullopt;
-        k.remove_prefix(head.size() + 2);
+        const std::string head = prefix() + (tagged() ? "t:{" : "t:");
+        if (!k.starts_with(head)) return std::nullopt;
+        k.remove_prefix(head.size());
         const auto a = k.find('\t');
         const auto b = a == std::string_view::npos ? a : k.find('\t', a + 1);
         if (b == std::string_view::npos) return std::nullopt;
-        return triplet{std::string(k.substr(0, a)), std::string(k.substr(a + 1, b - a - 1)), std::string(k.substr(b + 1))};
+        std::string_view client = k.substr(0, a);
+        if (tagged()) {
+            if (!client.ends_with('}')) return std::nullopt;
+            client.remove_suffix(1);
+        }
+        return triplet{std::string(client), std::string(k.substr(a + 1, b - a - 1)), std::string(k.substr(b + 1))};
     }
 
     static std::int64_t to_i64(std::string_view s) {

@@ -1,19 +1,27 @@
-// grey/redis/client.hpp — a Redis client: the connection kept open, logged in, and reopened.
+// grey/redis/client.hpp — a Redis client: connections kept open, logged in, and reopened;
+// in a Redis Cluster, each command sent to the master of its key's slot.
 //
 // The client runs its connections on a thread of its own; a caller hands it a coroutine with
-// run(), which suspends the caller instead of blocking its thread. acquire() gives the current
-// connection (connection.hpp), or opens one. As production runs it (redis_settings.hpp):
-// each connection logs in (AUTH, with an ACL user when given) and SELECTs its database before
-// any command, all within connect_timeout. While Redis is unreachable, acquire() fails at once
-// with the reason of the last attempt, and the client tries again only after a backoff
-// (reconnect_backoff.hpp, 100 ms doubling to 5 s by default): a Redis that is down costs each
-// call no wait and Redis no storm of connections, and a Redis that comes back is used again
-// without a restart. Link grey::redis (hiredis) to use it.
+// run(), which suspends the caller instead of blocking its thread, and inside it sends
+// commands with call(). As production runs it (settings.hpp): each connection logs in (AUTH,
+// with an ACL user when given) and SELECTs its database before any command, all within
+// connect_timeout. While a node is unreachable, calls to it fail at once with the reason of
+// the last attempt, and the client tries again only after a backoff (reconnect_backoff.hpp,
+// 100 ms doubling to 5 s by default): a Redis that is down costs each call no wait and Redis
+// no storm of connections, and a Redis that comes back is used again without a restart.
+//
+// Through sentinels, each connection asks them where the master is, and checks it (ROLE). In
+// a cluster, the client reads which master serves which slot (CLUSTER SLOTS, slot.hpp), sends
+// each command to its key's master, follows MOVED (and reads the map again) and ASK (once,
+// after ASKING), and reads the map again after a node fails or demotes. Commands never go to
+// replicas: every decision writes, and a replica's answer may be older than the master's.
+// Link grey::redis (hiredis) to use it.
 #pragma once
 
 #include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -21,6 +29,7 @@
 #include <system_error>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include <asio/ssl/context.hpp>
 
@@ -32,32 +41,39 @@
 #include "error.hpp"
 #include "reconnect_backoff.hpp"
 #include "resp.hpp"
+#include "slot.hpp"
 
 namespace grey::redis {
 /// @addtogroup group_greylist
 /// @{
 
-/// Connections to one Redis, run on the client's own thread: opened when needed, logged in,
-/// and reopened after a backoff when they break.
+/// Connections to one Redis, to the master a set of sentinels names, or to a cluster's
+/// masters, run on the client's own thread: opened when needed, logged in, and reopened
+/// after a backoff when they break.
 class client {
   public:
     /// Throws std::invalid_argument for settings that cannot work, std::runtime_error for a
     /// password file or TLS file that cannot be read: a client that cannot log in must not start.
     explicit client(redis_settings settings)
-        : settings_(checked(std::move(settings))), backoff_(settings_.reconnect_min, longest_wait(settings_)),
-          tls_context_(make_tls_context(settings_)), thread_([this] { ioc_.run(); }) {}
+        : settings_(checked(std::move(settings))), tls_context_(make_tls_context(settings_)),
+          main_(node_address{settings_.host, settings_.port}, new_backoff()), thread_([this] { ioc_.run(); }) {}
 
-    /// Through sentinels, the longest wait between attempts: a failover ends while the
-    /// attempts are backing off, and Grey should hear of it within a second, not after the
-    /// doubling has reached reconnect_max. Asking sentinels is what they are there for.
+    /// Through sentinels or in a cluster, the longest wait between attempts: a failover ends
+    /// while the attempts are backing off, and Grey should hear of it within a second, not
+    /// after the doubling has reached reconnect_max.
     static constexpr std::chrono::milliseconds sentinel_longest_wait{1000};
+    /// In a cluster, the shortest time between two readings of the slot map: a master that
+    /// is down makes every call to it ask for one.
+    static constexpr std::chrono::milliseconds slot_map_interval{100};
+    /// In a cluster, how many MOVED and ASK one call follows before it gives up.
+    static constexpr int most_redirections = 5;
 
-    /// Closes the connection, fails the calls in flight, and waits for the thread to end.
+    /// Closes the connections, fails the calls in flight, and waits for the thread to end.
     ~client() {
         asio::post(ioc_, [this] {
             // On the thread that runs the sockets.
-            if (connection_) connection_->close();
-            if (connecting_) connecting_->abort(false);
+            close(main_);
+            for (auto& [where, l] : links_) close(*l);
             work_.reset();
         });
         thread_.join();
@@ -77,42 +93,210 @@ class client {
         co_return co_await asio::co_spawn(ioc_, std::move(op), asio::use_awaitable);
     }
 
-    /// The connection, opened if there is none; while Redis cannot be reached, the reason of
-    /// the last attempt, at once, until the backoff lets the next call try again. On the
-    /// client's thread only: inside run().
-    asio::awaitable<result<std::shared_ptr<connection>>> acquire() {
-        if (connection_ && !connection_->broken()) co_return connection_;
-        if (attempt_) {
-            // Another call is connecting: share its outcome rather than open a second one.
-            const std::shared_ptr<asio::steady_timer> attempt = attempt_;
-            co_await attempt->async_wait(grey::detail::use_nothrow);
-            if (connection_ && !connection_->broken()) co_return connection_;
-            co_return last_error_ ? last_error_ : std::error_code(redis_errc::connection_lost);
+    /// `command` (RESP, from command()) on the master that serves `key`: the one Redis, the
+    /// master the sentinels name, or in a cluster the master of the key's slot, following
+    /// redirections. Redis's error replies are replies, except READONLY (a demoted master:
+    /// not_master, and the next call connects again). While a node cannot be reached, the
+    /// reason of the last attempt, at once. On the client's thread only: inside run().
+    asio::awaitable<result<reply>> call(const std::string& key, const std::string& command) {
+        if (!settings_.in_cluster()) {
+            auto c = co_await acquire(main_);
+            if (!c) co_return c.error();
+            auto r = co_await (*c)->call(command);
+            if (r && demoted(*r)) {
+                // A master demoted since this connection was opened (a failover): the next
+                // call connects again, and through sentinels finds the new master.
+                (*c)->close();
+                co_return redis_errc::not_master;
+            }
+            co_return r;
         }
-        if (!backoff_.may_try(std::chrono::steady_clock::now())) co_return last_error_;
-        attempt_ = std::make_shared<asio::steady_timer>(ioc_, asio::steady_timer::time_point::max());
+        co_return co_await call_in_cluster(key, command);
+    }
+
+    /// A connection to each master: the one Redis's, or one to each master of the cluster,
+    /// for commands that every master must answer (SCAN). On the client's thread only.
+    asio::awaitable<result<std::vector<std::shared_ptr<connection>>>> masters() {
+        std::vector<std::shared_ptr<connection>> all;
+        if (!settings_.in_cluster()) {
+            auto c = co_await acquire(main_);
+            if (!c) co_return c.error();
+            all.push_back(std::move(*c));
+            co_return all;
+        }
+        co_await read_slot_map_when_due();
+        if (slots_.empty()) co_return map_error_;
+        for (const node_address& m : slots_.serving()) {
+            auto c = co_await acquire(link_to(m));
+            if (!c) co_return c.error();
+            all.push_back(std::move(*c));
+        }
+        co_return all;
+    }
+
+  private:
+    // One node's connection, with its own backoff: the one Redis (or the sentinels' master),
+    // or one of a cluster's nodes.
+    struct link {
+        link(node_address at, reconnect_backoff b) : where(std::move(at)), backoff(b) {}
+        node_address where;
+        reconnect_backoff backoff;
+        std::shared_ptr<connection> current;     // working or broken
+        std::shared_ptr<connection> connecting;  // the one being opened
+        std::shared_ptr<asio::steady_timer> attempt;  // while connecting: cancelled when done
+        std::error_code last_error;                   // why the latest attempt failed
+    };
+
+    reconnect_backoff new_backoff() const {
+        const bool followed = settings_.via_sentinels() || settings_.in_cluster();
+        return {settings_.reconnect_min, followed ? std::min(settings_.reconnect_max, sentinel_longest_wait)
+                                                  : settings_.reconnect_max};
+    }
+
+    static void close(link& l) {
+        if (l.current) l.current->close();
+        if (l.connecting) l.connecting->abort(false);
+    }
+
+    static bool demoted(const reply& r) { return r.type == REDIS_REPLY_ERROR && r.text.starts_with("READONLY"); }
+
+    link& link_to(const node_address& at) {
+        auto& l = links_[at.text()];
+        if (!l) l = std::make_unique<link>(at, new_backoff());
+        return *l;
+    }
+
+    /// The link's connection, opened if there is none; while its node cannot be reached, the
+    /// reason of the last attempt, at once, until the backoff lets the next call try again.
+    asio::awaitable<result<std::shared_ptr<connection>>> acquire(link& l) {
+        if (l.current && !l.current->broken()) co_return l.current;
+        if (l.attempt) {
+            // Another call is connecting: share its outcome rather than open a second one.
+            const std::shared_ptr<asio::steady_timer> attempt = l.attempt;
+            co_await attempt->async_wait(grey::detail::use_nothrow);
+            if (l.current && !l.current->broken()) co_return l.current;
+            co_return l.last_error ? l.last_error : std::error_code(redis_errc::connection_lost);
+        }
+        if (!l.backoff.may_try(std::chrono::steady_clock::now())) co_return l.last_error;
+        l.attempt = std::make_shared<asio::steady_timer>(ioc_, asio::steady_timer::time_point::max());
         auto c = std::make_shared<connection>(ioc_.get_executor(), settings_.command_timeout);
-        connecting_ = c;
-        const std::error_code ec = co_await open_connection(c);
-        connecting_.reset();
-        const std::shared_ptr<asio::steady_timer> attempt = std::move(attempt_);
-        attempt_.reset();
+        l.connecting = c;
+        const std::error_code ec = co_await open_connection(l, c);
+        l.connecting.reset();
+        const std::shared_ptr<asio::steady_timer> attempt = std::move(l.attempt);
+        l.attempt.reset();
         if (ec) {
-            last_error_ = ec;
-            connection_.reset();
-            backoff_.failed(std::chrono::steady_clock::now());
+            l.last_error = ec;
+            l.current.reset();
+            l.backoff.failed(std::chrono::steady_clock::now());
         } else {
-            connection_ = c;
-            backoff_.succeeded();
+            l.current = c;
+            l.backoff.succeeded();
         }
         attempt->cancel();  // wakes the calls that waited for this attempt
         if (ec) co_return ec;
         co_return c;
     }
 
-  private:
-    static std::chrono::milliseconds longest_wait(const redis_settings& s) {
-        return s.via_sentinels() ? std::min(s.reconnect_max, sentinel_longest_wait) : s.reconnect_max;
+    asio::awaitable<result<reply>> call_in_cluster(const std::string& key, const std::string& command) {
+        co_await read_slot_map_when_due();
+        const std::uint16_t slot = key_slot(key);
+        const node_address* owner = slots_.master_of(slot);
+        if (!owner) co_return map_error_ ? map_error_ : std::error_code(redis_errc::cluster_down);
+        node_address target = *owner;
+        bool asking = false;
+        for (int hop = 0; hop <= most_redirections; ++hop) {
+            auto c = co_await acquire(link_to(target));
+            if (!c) {
+                slots_stale_ = true;  // the slot may have a new master by now
+                co_return c.error();
+            }
+            result<reply> r{std::error_code(redis_errc::connection_lost)};
+            if (asking) {
+                // ASKING and the command in one piece: the flag is for the next command only.
+                const std::string asked = redis::command("ASKING") + command;
+                r = co_await (*c)->call(asked, 2);
+            } else {
+                r = co_await (*c)->call(command);
+            }
+            if (!r) {
+                slots_stale_ = true;
+                co_return r.error();
+            }
+            if (r->type != REDIS_REPLY_ERROR) co_return r;
+            if (auto to = parse_redirection(r->text)) {
+                if (!to->ask) {
+                    slots_.moved(to->slot, to->to);  // at once for this slot; the rest at the next reading
+                    slots_stale_ = true;
+                }
+                target = to->to;
+                asking = to->ask;
+                continue;
+            }
+            if (demoted(*r)) {
+                (*c)->close();
+                slots_stale_ = true;
+                co_return redis_errc::not_master;
+            }
+            if (r->text.starts_with("CLUSTERDOWN")) slots_stale_ = true;
+            co_return r;
+        }
+        co_return redis_errc::too_many_redirections;
+    }
+
+    /// Reads the slot map when there is none, or when it may be stale and was not read in the
+    /// last slot_map_interval: from the masters known, then the nodes the settings name.
+    asio::awaitable<void> read_slot_map_when_due() {
+        if (!slots_.empty() && !slots_stale_) co_return;
+        const auto now = std::chrono::steady_clock::now();
+        if (reading_slots_) {
+            // Another call is reading it: go on with the map there is, or wait for the first.
+            if (!slots_.empty()) co_return;
+            const std::shared_ptr<asio::steady_timer> reading = reading_slots_;
+            co_await reading->async_wait(grey::detail::use_nothrow);
+            co_return;
+        }
+        // Without a map, the first call reads it at once; after a failed reading, calls fail
+        // with its reason (map_error_) until the interval has passed.
+        const bool never_read = slots_read_at_ == std::chrono::steady_clock::time_point{};
+        const bool interval_passed = now - slots_read_at_ >= slot_map_interval;
+        if (!never_read && !interval_passed) co_return;
+        reading_slots_ = std::make_shared<asio::steady_timer>(ioc_, asio::steady_timer::time_point::max());
+        slots_read_at_ = now;
+        std::vector<node_address> ask = slots_.serving();
+        for (const auto& n : settings_.cluster_nodes)
+            if (std::find(ask.begin(), ask.end(), n) == ask.end()) ask.push_back(n);
+        std::error_code why = redis_errc::cluster_down;
+        for (const node_address& at : ask) {
+            auto c = co_await acquire(link_to(at));
+            if (!c) {
+                why = c.error();
+                continue;
+            }
+            const std::string cluster_slots_command = redis::command("CLUSTER", "SLOTS");
+            auto r = co_await (*c)->call(cluster_slots_command);
+            if (!r) {
+                why = r.error();
+                continue;
+            }
+            if (r->type == REDIS_REPLY_ERROR) {
+                why = reply_error(*r);
+                continue;
+            }
+            auto m = slot_map::from_cluster_slots(*r, at);
+            if (!m) {
+                why = redis_errc::unexpected_reply;
+                continue;
+            }
+            slots_ = std::move(*m);
+            slots_stale_ = false;
+            why = {};
+            break;
+        }
+        map_error_ = why;
+        const std::shared_ptr<asio::steady_timer> reading = std::move(reading_slots_);
+        reading_slots_.reset();
+        reading->cancel();
     }
 
     static redis_settings checked(redis_settings s) {
@@ -149,8 +333,10 @@ class client {
 
     /// Connects, logs in and selects the database, all within connect_timeout. Through
     /// sentinels: asks them where the master is first, and checks that it is one (ROLE).
-    asio::awaitable<std::error_code> open_connection(const std::shared_ptr<connection>& c) {
+    asio::awaitable<std::error_code> open_connection(link& l, const std::shared_ptr<connection>& c) {
         redis_settings where = settings_;
+        where.host = l.where.host;
+        where.port = l.where.port;
         if (settings_.via_sentinels()) {
             auto master = co_await ask_sentinels();
             if (!master) co_return master.error();
@@ -251,16 +437,18 @@ class client {
     }
 
     redis_settings settings_;
-    reconnect_backoff backoff_;                       // used on the client's thread only
     std::shared_ptr<asio::ssl::context> tls_context_;  // with rediss://
     asio::io_context ioc_;
     asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(ioc_);
     // Used on the client's thread only:
-    std::shared_ptr<connection> connection_;  // the current one, working or broken
-    std::shared_ptr<connection> connecting_;  // the one being opened
-    std::shared_ptr<asio::steady_timer> attempt_;  // while connecting: cancelled when done
-    std::error_code last_error_;                   // why the latest attempt failed
-    std::size_t sentinel_ = 0;                     // the sentinel asked first: the last that answered
+    link main_;                  // the one Redis, or the master the sentinels name
+    std::size_t sentinel_ = 0;   // the sentinel asked first: the last that answered
+    std::map<std::string, std::unique_ptr<link>> links_;  // a cluster's nodes, by "HOST:PORT"
+    slot_map slots_;                                      // a cluster's masters, by slot
+    bool slots_stale_ = false;                            // a node has failed or redirected since
+    std::chrono::steady_clock::time_point slots_read_at_;  // the latest reading, or attempt
+    std::shared_ptr<asio::steady_timer> reading_slots_;    // while reading: cancelled when done
+    std::error_code map_error_;                            // why the latest reading failed
     std::thread thread_;
 };
 

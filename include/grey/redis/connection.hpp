@@ -92,11 +92,13 @@ class connection : public std::enable_shared_from_this<connection> {
 
     /// One command, one reply. An error reply from Redis is a reply; a broken connection,
     /// a reply later than command_timeout or unparsable bytes are an error. `command` is
-    /// RESP, made by command() (resp.hpp).
-    asio::awaitable<result<reply>> call(const std::string& command) {
+    /// RESP, made by command() (resp.hpp). `replies` > 1: `command` is that many commands,
+    /// sent in one piece, so that no other call's command comes between them (ASKING and
+    /// the command it is for); the answer is the last one's reply.
+    asio::awaitable<result<reply>> call(const std::string& command, unsigned replies = 1) {
         if (broken_) co_return failure_;
-        if (command.empty()) co_return std::error_code(redis_errc::protocol_error);  // hiredis could not format it
-        waiter w(tcp_.get_executor(), command_timeout_);
+        if (command.empty() || replies == 0) co_return std::error_code(redis_errc::protocol_error);  // hiredis could not format it
+        waiter w(tcp_.get_executor(), command_timeout_, replies);
         outgoing_ += command;
         waiting_.push_back(&w);
         if (!writing_) {
@@ -113,9 +115,11 @@ class connection : public std::enable_shared_from_this<connection> {
 
   private:
     struct waiter {
-        waiter(const asio::any_io_executor& ex, std::chrono::milliseconds timeout) : ready(ex, timeout) {}
+        waiter(const asio::any_io_executor& ex, std::chrono::milliseconds timeout, unsigned expected)
+            : ready(ex, timeout), replies(expected) {}
         asio::steady_timer ready;  // expires at the deadline; cancelled when the answer is in
         result<reply> answer{std::error_code(redis_errc::connection_lost)};
+        unsigned replies;  // still to come; only the last is the answer
         bool done = false;
     };
 
@@ -180,6 +184,7 @@ class connection : public std::enable_shared_from_this<connection> {
                     break;
                 }
                 waiter* w = self->waiting_.front();
+                if (--w->replies > 0) continue;
                 self->waiting_.pop_front();
                 answer(*w, reply::copy(*r));
                 continue;
@@ -193,7 +198,7 @@ class connection : public std::enable_shared_from_this<connection> {
         }
     }
 
-        grey::detail::tcp::socket tcp_;
+    grey::detail::tcp::socket tcp_;
     asio::local::stream_protocol::socket local_;
     std::unique_ptr<grey::stream> tls_;  // over tcp_, with rediss://
     grey::detail::tcp::resolver resolver_;

@@ -37,6 +37,7 @@ enum class redis_errc {
     cluster_down,      ///< CLUSTERDOWN: the cluster cannot serve the key's slot
     try_again,         ///< TRYAGAIN: the key's slot is being migrated
     script_error,      ///< the decision's script failed inside Redis
+    too_many_redirections,  ///< a Redis Cluster sent the command on (MOVED, ASK) too many times
 };
 
 namespace detail {
@@ -64,6 +65,8 @@ class redis_category : public std::error_category {
         case redis_errc::cluster_down: return "the Redis Cluster cannot serve the key (CLUSTERDOWN)";
         case redis_errc::try_again: return "the key's Redis Cluster slot is being migrated (TRYAGAIN)";
         case redis_errc::script_error: return "Grey's decision script failed inside Redis";
+        case redis_errc::too_many_redirections:
+            return "the Redis Cluster redirected the command too many times (MOVED, ASK): its slots are moving";
         }
         return "unknown Redis error";
     }

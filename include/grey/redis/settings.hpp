@@ -7,10 +7,14 @@
 //   redis+unix://[[USER]:PASSWORD@]/PATH/TO/SOCKET[?db=N&...]   (also unix://)
 //   redis-sentinel://[[USER]:PASSWORD@]HOST[:PORT][,HOST[:PORT]...]/MASTERNAME[/DB][?...]
 //   rediss-sentinel://...                               sentinels and data nodes over TLS
+//   redis-cluster://[[USER]:PASSWORD@]HOST[:PORT][,HOST[:PORT]...][?...]
+//   rediss-cluster://...                                the same over TLS
 //
 // With sentinels, the hosts are Redis Sentinels (port 26379 by default), asked in turn for the
 // master of the set MASTERNAME; the user and password are the data nodes', and the sentinels'
-// own (when they want one) are the options sentinel_user and sentinel_password.
+// own (when they want one) are the options sentinel_user and sentinel_password. With a
+// cluster, the hosts are some of its nodes (port 6379 by default), asked in turn which master
+// serves which slot; a cluster has database 0 only.
 //
 // User, password, path and option values are percent-decoded, so a password may hold '@', ':'
 // or '/' written as %40, %3A, %2F. The options (apply_redis_option) are the same words as
@@ -28,11 +32,21 @@ namespace grey::redis {
 /// @addtogroup group_greylist
 /// @{
 
-/// A Redis Sentinel's address.
-struct sentinel_address {
+/// A Redis node's or a Redis Sentinel's address.
+struct node_address {
     std::string host;           ///< a name or an address (IPv6 without brackets)
-    std::uint16_t port = 26379;  ///< Sentinel's own port
+    std::uint16_t port = 6379;  ///< its TCP port
+
+    /// "HOST:PORT", with brackets around an IPv6 address.
+    std::string text() const {
+        return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
+    }
+    /// The same host text and port.
+    friend bool operator==(const node_address&, const node_address&) = default;
 };
+
+/// A Redis Sentinel's address (Sentinel's own port is 26379).
+using sentinel_address = node_address;
 
 /// How redis_store reaches Redis and how long it waits; parse_redis_url fills it from a URL.
 struct redis_settings {
@@ -72,10 +86,16 @@ struct redis_settings {
     std::string sentinel_user;      ///< the sentinels' ACL user; "" = AUTH with the password alone
     std::string sentinel_password;  ///< the sentinels' own requirepass; "" = no AUTH to them
 
+    /// When not empty: a Redis Cluster, of which these are some nodes, asked in turn for the
+    /// map of slots to masters; host and port are not used.
+    std::vector<node_address> cluster_nodes;
+
     /// Whether Redis is reached over a unix socket rather than TCP.
     bool is_unix() const noexcept { return !unix_socket.empty(); }
     /// Whether the master is found through sentinels.
     bool via_sentinels() const noexcept { return !sentinels.empty(); }
+    /// Whether Redis is a cluster: each key goes to the master of its slot.
+    bool in_cluster() const noexcept { return !cluster_nodes.empty(); }
 };
 
 namespace detail {
@@ -115,6 +135,39 @@ inline bool parse_number(std::string_view s, std::uint64_t max, std::uint64_t& o
     if (v > max) return false;
     out = v;
     return true;
+}
+
+/// "HOST[:PORT][,HOST[:PORT]...]", IPv6 addresses in brackets, into `out`; "" or what is wrong.
+inline std::string parse_host_list(std::string_view hosts, std::uint16_t default_port, std::vector<node_address>& out) {
+    out.clear();
+    while (true) {
+        const auto comma = hosts.find(',');
+        const std::string_view one = hosts.substr(0, comma);
+        node_address a{{}, default_port};
+        std::string_view port;
+        if (!one.empty() && one.front() == '[') {
+            const auto close = one.find(']');
+            if (close == std::string_view::npos) return "an IPv6 address needs its closing ']'";
+            a.host = std::string(one.substr(1, close - 1));
+            const std::string_view after = one.substr(close + 1);
+            if (!after.empty() && (after.front() != ':' || after.size() == 1)) return "expected ':PORT' after ']'";
+            if (!after.empty()) port = after.substr(1);
+        } else {
+            const auto colon = one.find(':');
+            a.host = std::string(one.substr(0, colon));
+            if (colon != std::string_view::npos) {
+                port = one.substr(colon + 1);
+                if (port.empty()) return "an empty port";
+            }
+        }
+        if (a.host.empty()) return "an empty address in the list HOST:PORT,HOST:PORT";
+        std::uint64_t p = 0;
+        if (!port.empty() && (!parse_number(port, 65535, p) || p == 0)) return "'" + std::string(port) + "' is not a port number";
+        if (!port.empty()) a.port = static_cast<std::uint16_t>(p);
+        out.push_back(std::move(a));
+        if (comma == std::string_view::npos) return {};
+        hosts.remove_prefix(comma + 1);
+    }
 }
 
 } // namespace detail
@@ -169,6 +222,11 @@ inline std::string check_redis_settings(const redis_settings& s) {
     if (s.reconnect_max < s.reconnect_min) return "'reconnect_max_ms' must be at least 'reconnect_min_ms'";
     if (s.tls && s.is_unix()) return "TLS is for TCP connections, not unix sockets";
     if (s.via_sentinels() && s.master_name.empty()) return "the sentinels need the name of the master set: /MASTERNAME";
+    if (s.in_cluster() && s.via_sentinels()) return "a Redis Cluster fails over by itself: no sentinels with it";
+    if (s.in_cluster() && s.database != 0) return "a Redis Cluster has database 0 only";
+    // A brace in the prefix would become every key's hash tag: the whole greylist in one slot.
+    if (s.in_cluster() && s.prefix.find_first_of("{}") != std::string::npos)
+        return "'prefix' must not hold { or } with a Redis Cluster (they mark hash tags)";
     if (s.tls_certificate.empty() != s.tls_key.empty()) return "'tls_certificate' and 'tls_key' go together";
     if (s.prefix.find_first_of("*?[]\\") != std::string::npos)
         return "'prefix' must not hold *, ?, [, ] or \\ (they are SCAN pattern characters)";
@@ -184,8 +242,8 @@ struct redis_url {
     explicit operator bool() const noexcept { return error.empty(); }
 };
 
-/// Parses a redis://, rediss://, redis+unix://, unix://, redis-sentinel:// or
-/// rediss-sentinel:// URL over `base` (the defaults, or
+/// Parses a redis://, rediss://, redis+unix://, unix://, redis-sentinel://,
+/// rediss-sentinel://, redis-cluster:// or rediss-cluster:// URL over `base` (the defaults, or
 /// what a configuration file said): what the URL gives wins.
 inline redis_url parse_redis_url(std::string_view url, redis_settings base = {}) {
     redis_url out{std::move(base), {}};
@@ -194,26 +252,27 @@ inline redis_url parse_redis_url(std::string_view url, redis_settings base = {})
         out.error = std::move(what);
         return out;
     };
-    bool unix_socket = false, sentinels = false;
+    enum class kind { node, unix_socket, sentinels, cluster };
+    kind k = kind::node;
     std::string_view rest;
-    for (auto [scheme, is_unix, tls, via_sentinels] :
-         {std::tuple{std::string_view("redis://"), false, false, false},
-          std::tuple{std::string_view("rediss://"), false, true, false},
-          std::tuple{std::string_view("redis+unix://"), true, false, false},
-          std::tuple{std::string_view("redis-sentinel://"), false, false, true},
-          std::tuple{std::string_view("rediss-sentinel://"), false, true, true},
-          std::tuple{std::string_view("unix://"), true, false, false}}) {
-        if (url.substr(0, scheme.size()) == scheme) {
-            rest = url.substr(scheme.size());
-            unix_socket = is_unix;
-            sentinels = via_sentinels;
-            s.tls = tls;
-            break;
-        }
-        if (scheme == "unix://")
-            return fail("a Redis URL starts with redis://, rediss://, redis+unix://, unix://, redis-sentinel:// or "
-                        "rediss-sentinel://");
+    static constexpr std::tuple<std::string_view, kind, bool> schemes[] = {
+        {"redis://", kind::node, false},          {"rediss://", kind::node, true},
+        {"redis+unix://", kind::unix_socket, false}, {"unix://", kind::unix_socket, false},
+        {"redis-sentinel://", kind::sentinels, false}, {"rediss-sentinel://", kind::sentinels, true},
+        {"redis-cluster://", kind::cluster, false},  {"rediss-cluster://", kind::cluster, true},
+    };
+    bool known = false;
+    for (auto [scheme, what, tls] : schemes) {
+        if (url.substr(0, scheme.size()) != scheme) continue;
+        rest = url.substr(scheme.size());
+        k = what;
+        s.tls = tls;
+        known = true;
+        break;
     }
+    if (!known)
+        return fail("a Redis URL starts with redis://, rediss://, redis+unix://, unix://, redis-sentinel://, "
+                    "rediss-sentinel://, redis-cluster:// or rediss-cluster://");
 
     std::string_view query;
     if (const auto q = rest.find('?'); q != std::string_view::npos) {
@@ -236,52 +295,36 @@ inline redis_url parse_redis_url(std::string_view url, redis_settings base = {})
     }
 
     std::string_view db_text;
-    if (sentinels) {
+    if (k == kind::sentinels) {
         // HOST[:PORT][,HOST[:PORT]...]/MASTERNAME[/DB]
         const auto slash = rest.find('/');
-        std::string_view hosts = rest.substr(0, slash);
         const std::string_view path = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
         const auto name_end = path.find('/');
         if (!detail::percent_decode(path.substr(0, name_end), s.master_name) || s.master_name.empty())
             return fail("the sentinels need the name of the master set: redis-sentinel://HOST:PORT,.../MASTERNAME");
         if (name_end != std::string_view::npos) db_text = path.substr(name_end + 1);
-        s.sentinels.clear();
-        while (true) {
-            const auto comma = hosts.find(',');
-            const std::string_view one = hosts.substr(0, comma);
-            sentinel_address a;
-            std::string_view port;
-            if (!one.empty() && one.front() == '[') {
-                const auto close = one.find(']');
-                if (close == std::string_view::npos) return fail("an IPv6 address needs its closing ']'");
-                a.host = std::string(one.substr(1, close - 1));
-                const std::string_view after = one.substr(close + 1);
-                if (!after.empty() && (after.front() != ':' || after.size() == 1)) return fail("expected ':PORT' after ']'");
-                if (!after.empty()) port = after.substr(1);
-            } else {
-                const auto colon = one.find(':');
-                a.host = std::string(one.substr(0, colon));
-                if (colon != std::string_view::npos) {
-                    port = one.substr(colon + 1);
-                    if (port.empty()) return fail("an empty port");
-                }
-            }
-            if (a.host.empty()) return fail("an empty sentinel address: redis-sentinel://HOST:PORT,HOST:PORT/MASTERNAME");
-            std::uint64_t p = 0;
-            if (!port.empty() && (!detail::parse_number(port, 65535, p) || p == 0))
-                return fail("'" + std::string(port) + "' is not a port number");
-            if (!port.empty()) a.port = static_cast<std::uint16_t>(p);
-            s.sentinels.push_back(std::move(a));
-            if (comma == std::string_view::npos) break;
-            hosts.remove_prefix(comma + 1);
-        }
+        if (auto e = detail::parse_host_list(rest.substr(0, slash), 26379, s.sentinels); !e.empty()) return fail(std::move(e));
+        s.cluster_nodes.clear();
         s.unix_socket.clear();
         if (!db_text.empty()) {
             if (auto e = apply_redis_option(s, "db", db_text); !e.empty()) return fail(std::move(e));
         }
-    } else if (unix_socket) {
+    } else if (k == kind::cluster) {
+        // HOST[:PORT][,HOST[:PORT]...], and no database: a cluster has only the first.
+        const auto slash = rest.find('/');
+        if (slash != std::string_view::npos && rest.substr(slash) != "/" && rest.substr(slash) != "/0")
+            return fail("a Redis Cluster has database 0 only: redis-cluster://HOST:PORT,HOST:PORT");
+        if (auto e = detail::parse_host_list(rest.substr(0, slash), 6379, s.cluster_nodes); !e.empty())
+            return fail(std::move(e));
+        s.sentinels.clear();
+        s.master_name.clear();
+        s.unix_socket.clear();
+        s.database = 0;
+    } else if (k == kind::unix_socket) {
         if (rest.empty() || rest.front() != '/') return fail("a unix socket URL needs an absolute path: redis+unix:///run/redis/redis.sock");
         if (!detail::percent_decode(rest, s.unix_socket)) return fail("bad percent-encoding in the socket path");
+        s.sentinels.clear();
+        s.cluster_nodes.clear();
     } else {
         const auto slash = rest.find('/');
         std::string_view hostport = rest.substr(0, slash);
@@ -310,6 +353,8 @@ inline redis_url parse_redis_url(std::string_view url, redis_settings base = {})
             return fail("'" + std::string(port) + "' is not a port number");
         if (!port.empty()) s.port = static_cast<std::uint16_t>(p);
         s.unix_socket.clear();
+        s.sentinels.clear();
+        s.cluster_nodes.clear();
         if (!db_text.empty()) {
             if (auto e = apply_redis_option(s, "db", db_text); !e.empty()) return fail(std::move(e));
         }
@@ -337,13 +382,14 @@ inline redis_url parse_redis_url(std::string_view url, redis_settings base = {})
 /// Where the settings point, for messages: "redis://HOST:PORT/DB" or the socket's path; never
 /// the password.
 inline std::string describe(const redis_settings& s) {
+    auto list = [](const std::vector<node_address>& nodes) {
+        std::string out;
+        for (const auto& a : nodes) out += (out.empty() ? "" : ",") + a.text();
+        return out;
+    };
+    if (s.in_cluster()) return (s.tls ? "rediss-cluster://" : "redis-cluster://") + list(s.cluster_nodes);
     if (s.via_sentinels()) {
-        std::string where = s.tls ? "rediss-sentinel://" : "redis-sentinel://";
-        for (std::size_t i = 0; i < s.sentinels.size(); ++i) {
-            const auto& a = s.sentinels[i];
-            if (i) where += ',';
-            where += (a.host.find(':') != std::string::npos ? "[" + a.host + "]" : a.host) + ":" + std::to_string(a.port);
-        }
+        std::string where = (s.tls ? "rediss-sentinel://" : "redis-sentinel://") + list(s.sentinels);
         where += "/" + s.master_name;
         if (s.database != 0) where += "/" + std::to_string(s.database);
         return where;

@@ -616,10 +616,14 @@ TEST_CASE("A bad Redis URL is refused with the reason") {
         {"redis://h?prefix=a*", "SCAN pattern"},
         {"redis-sentinel://h1,h2", "name of the master set"},
         {"redis-sentinel://h1,h2/", "name of the master set"},
-        {"redis-sentinel://h1,,h2/mymaster", "empty sentinel address"},
+        {"redis-sentinel://h1,,h2/mymaster", "empty address"},
         {"redis-sentinel://h1:0/mymaster", "not a port"},
         {"redis-sentinel://h1/mymaster/x", "database number"},
         {"redis-sentinel://h1/mymaster?sentinel_nope=1", "unknown Redis option"},
+        {"redis-cluster://h1,h2/2", "database 0 only"},
+        {"redis-cluster://h1?db=1", "database 0 only"},
+        {"redis-cluster://h1,:7001", "empty address"},
+        {"redis-cluster://h1?prefix=%7Bmx%7D:", "hash tags"},
     };
     for (auto [url, reason] : bad) {
         CAPTURE(url);
@@ -657,6 +661,42 @@ TEST_CASE("A Redis Sentinel URL names the sentinels, the master set, the logins 
     CHECK(tls.settings.tls);
     CHECK(tls.settings.database == 0);
     CHECK_FALSE(parse_redis_url("redis://h").settings.via_sentinels());
+}
+
+TEST_CASE("A Redis Cluster URL names some of its nodes, the login and the options") {
+    const auto u = parse_redis_url("redis-cluster://grey:pw@10.0.0.1:7000,[::1]:7001,node.example?prefix=mx:");
+    REQUIRE(u);
+    const auto& s = u.settings;
+    CHECK(s.in_cluster());
+    CHECK_FALSE(s.via_sentinels());
+    REQUIRE(s.cluster_nodes.size() == 3);
+    CHECK(s.cluster_nodes[0] == grey::redis::node_address{"10.0.0.1", 7000});
+    CHECK(s.cluster_nodes[1] == grey::redis::node_address{"::1", 7001});
+    CHECK(s.cluster_nodes[2] == grey::redis::node_address{"node.example", 6379});  // Redis's own default
+    CHECK(s.user == "grey");
+    CHECK(s.password == "pw");
+    CHECK(s.prefix == "mx:");
+    CHECK(s.database == 0);
+    CHECK(describe(s) == "redis-cluster://10.0.0.1:7000,[::1]:7001,node.example:6379");
+    const auto tls = parse_redis_url("rediss-cluster://127.0.0.1:7000/0");
+    REQUIRE(tls);
+    CHECK(tls.settings.tls);
+    CHECK(describe(tls.settings) == "rediss-cluster://127.0.0.1:7000");
+    // A URL of another kind over settings that named a cluster: the URL wins.
+    CHECK_FALSE(parse_redis_url("redis://h", s).settings.in_cluster());
+    CHECK_FALSE(parse_redis_url("redis-sentinel://h/m", s).settings.in_cluster());
+}
+
+TEST_CASE("A Redis store in a cluster that does not answer reports why, and passes nothing") {
+    redis_settings s;
+    s.cluster_nodes = {{"127.0.0.1", 9}};  // nobody listens there
+    s.connect_timeout = 500ms;
+    redis_store store(s);
+    const auto d = run(store.check(bob, timing::postgrey(), t0));
+    REQUIRE_FALSE(d);
+    CHECK(d.error() == asio::error::connection_refused);  // the reason, not just "no map"
+    const auto again = run(store.screen("192.0.2.0/24", bob, timing::postgrey(), t0, 5));
+    REQUIRE_FALSE(again);
 }
 
 TEST_CASE("A Redis store through sentinels that do not answer reports it, and no master") {
