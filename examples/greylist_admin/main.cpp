@@ -111,7 +111,7 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     std::string config_file, store;
     app.add_option("--config", config_file, "greylist_server's TOML configuration")->check(CLI::ExistingFile);
-    app.add_option("--store", store, "sqlite:PATH or a Redis URL (redis://..., rediss://..., redis+unix://..., redis-sentinel://...; default: the configuration's)");
+    app.add_option("--store", store, "sqlite:PATH or a Redis URL (redis://..., rediss://..., redis+unix://..., redis-sentinel://..., redis-cluster://...; default: the configuration's)");
 
     auto* list = app.add_subcommand("list", "Show every triplet");
     std::string needle;

@@ -33,7 +33,8 @@ class command_line {
         shared_.add_upstreams(app, "the embedded Maildir sink");
         app.add_option("--store", store_,
                        "memory, sqlite:PATH or a Redis URL: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], rediss://..., "
-                       "redis+unix:///PATH, redis-sentinel://HOST:PORT,.../MASTERNAME (default sqlite:greylist.db)");
+                       "redis+unix:///PATH, redis-sentinel://HOST:PORT,.../MASTERNAME, redis-cluster://HOST:PORT,... "
+                       "(default sqlite:greylist.db)");
         delay_ = app.add_option("--delay", delay_seconds_, "Seconds before a retry passes (default 300)");
         app.add_option("--log", s.log_file, "Session log file (default: standard output)");
         app.add_option("--metrics", metrics_, "Serve Prometheus metrics at http://HOST:PORT/metrics")->type_name("HOST:PORT");

@@ -231,6 +231,34 @@ class RedisProduction(unittest.TestCase):
             "grey: error: greylist store unavailable: Redis is busy running a script (BUSY)",
             "grey: notice: greylist store available again"])
 
+    def test_a_redis_still_loading_its_data_defers_with_4_3_0_and_says_so(self):
+        redis = Redis(self)
+        s = self.server(f"redis://127.0.0.1:{redis.port}")
+        self.assertEqual(rcpt(s.port, "a@example.org", "bob@example.com"), GREYLISTED)
+        # A data set that takes seconds to load: 20,000 keys, 200 us each (key-load-delay),
+        # with clients answered (LOADING) every kilobyte loaded.
+        redis.cli("EVAL", "for i = 1, 20000 do redis.call('SET', 'fill:' .. i, 'x') end return 1", "0")
+        redis.cli("SAVE")
+        redis.kill()
+        redis.args += ["--key-load-delay", "200", "--loading-process-events-interval-bytes", "1024"]
+        redis.start()
+        self.assertIn("loading:1", redis.cli("INFO", "persistence"))
+        self.assertEqual(rcpt(s.port, "b@example.org", "bob@example.com"), UNAVAILABLE)
+        deadline = time.monotonic() + 30
+        while "loading:1" in redis.cli("INFO", "persistence") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        # Loaded: the store is used again once its backoff lets it try (5 s at most).
+        answer = UNAVAILABLE
+        deadline = time.monotonic() + 10
+        while answer == UNAVAILABLE and time.monotonic() < deadline:
+            answer = rcpt(s.port, "c@example.org", "bob@example.com")
+            time.sleep(0.2)
+        self.assertEqual(answer, GREYLISTED)
+        s.stop()
+        self.assertEqual(self.reported(s), [
+            "grey: error: greylist store unavailable: Redis is loading its data set (LOADING)",
+            "grey: notice: greylist store available again"])
+
     def test_no_password_for_a_redis_that_wants_one_says_so(self):
         redis = Redis(self, "--requirepass", "right")
         s = self.server(f"redis://127.0.0.1:{redis.port}")

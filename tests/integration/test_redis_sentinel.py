@@ -100,13 +100,30 @@ class RedisSentinelTest(unittest.TestCase):
         s.stop()
         reported = [line for line in s.errors().splitlines() if line.startswith("grey: ")]
         self.assertEqual(len(reported), 1, reported)
-        self.assertIn("no Redis Sentinel named the master", reported[0])
+        self.assertIn("no Redis Sentinel named the master of the set: they refused the login", reported[0])
 
         # With the sentinels' password, the same set greylists.
         s = GreylistServer(CONFIG, ["--store", sentinel_url(topology, options="sentinel_password=watch")],
                            separate_stderr=True).start()
         self.addCleanup(s.cleanup)
         self.assertEqual(rcpt(s.port, "a@example.org", "b@example.com"), GREYLISTED)
+
+    def test_one_sentinel_refusing_the_login_is_reported_once_and_the_others_are_used(self):
+        topology = SentinelSet(replicas=1, sentinels=3, password="pw")
+        self.addCleanup(topology.cleanup)
+        topology.wait_ready()
+        # The first sentinel of the URL now wants a password that Grey was not given.
+        first = topology.sentinel_addresses[0]
+        topology.server_at(first).ask("ACL", "SETUSER", "default", "resetpass", ">other")
+        s = GreylistServer(CONFIG, ["--store", sentinel_url(topology)], separate_stderr=True).start()
+        self.addCleanup(s.cleanup)
+        self.assertEqual(rcpt(s.port, "a@example.org", "b@example.com"), GREYLISTED)
+        self.assertEqual(rcpt(s.port, "a@example.org", "c@example.com"), GREYLISTED)
+        s.stop()
+        reported = [line for line in s.errors().splitlines() if line.startswith("grey: ")]
+        self.assertEqual(reported, [
+            f"grey: warning: Redis Sentinel {first[0]}:{first[1]} did not name the master of {topology.master_name} "
+            "(the others did): Redis requires AUTH (NOAUTH) and no password is configured"])
 
     def test_greylist_admin_lists_whitelists_and_removes_through_the_sentinels(self):
         topology = SentinelSet(password="pw")

@@ -34,6 +34,7 @@
 #include <asio/ssl/context.hpp>
 
 #include "../detail/asio.hpp"
+#include "../diagnostics.hpp"
 #include "settings.hpp"
 #include "../result.hpp"
 #include "../tls/context.hpp"
@@ -357,9 +358,14 @@ class client {
     }
 
     /// The master's address, from the first sentinel that knows it, starting with the one
-    /// that answered last time; each sentinel within connect_timeout.
+    /// that answered last time; each sentinel within connect_timeout. A sentinel that failed
+    /// while another answered is reported, once for each new reason: the set works, but one
+    /// of its sentinels is down or refuses Grey's login. When none answered because they
+    /// refused the login, that is the reason given.
     asio::awaitable<result<sentinel_address>> ask_sentinels() {
         const auto& all = settings_.sentinels;
+        sentinel_failures_.resize(all.size());
+        std::vector<std::pair<std::size_t, std::error_code>> failed;
         for (std::size_t i = 0; i < all.size(); ++i) {
             const std::size_t k = (sentinel_ + i) % all.size();
             redis_settings at = settings_;
@@ -382,15 +388,31 @@ class client {
                     r->elements[0].type == REDIS_REPLY_STRING && r->elements[1].type == REDIS_REPLY_STRING &&
                     detail::parse_number(r->elements[1].text, 65535, port) && port > 0)
                     master = sentinel_address{r->elements[0].text, static_cast<std::uint16_t>(port)};
+                else ec = r ? std::error_code(redis_errc::no_master) : r.error();
             }
+            if (s->timed_out()) ec = redis_errc::connect_timeout;
             guard.cancel();
             s->close();
             if (master) {
                 sentinel_ = k;
+                sentinel_failures_[k] = {};
+                for (const auto& [which, why] : failed) report_sentinel(which, why);
                 co_return *master;
             }
+            failed.emplace_back(k, ec);
         }
-        co_return redis_errc::no_master;
+        const bool refused_login = std::any_of(failed.begin(), failed.end(), [](const auto& f) {
+            return f.second == redis_errc::auth_failed || f.second == redis_errc::auth_required;
+        });
+        co_return refused_login ? redis_errc::sentinel_login : redis_errc::no_master;
+    }
+
+    void report_sentinel(std::size_t which, std::error_code why) {
+        if (sentinel_failures_[which] == why) return;
+        sentinel_failures_[which] = why;
+        const std::string text = "Redis Sentinel " + settings_.sentinels[which].text() + " did not name the master of " +
+                                 settings_.master_name + " (the others did): " + why.message();
+        grey::diagnostics::report(grey::diagnostics::level::warning, "redis sentinel", text);
     }
 
     /// ROLE: a sentinel's answer may be a moment old, and a demoted master takes no writes.
@@ -443,6 +465,7 @@ class client {
     // Used on the client's thread only:
     link main_;                  // the one Redis, or the master the sentinels name
     std::size_t sentinel_ = 0;   // the sentinel asked first: the last that answered
+    std::vector<std::error_code> sentinel_failures_;  // each sentinel's reported failure
     std::map<std::string, std::unique_ptr<link>> links_;  // a cluster's nodes, by "HOST:PORT"
     slot_map slots_;                                      // a cluster's masters, by slot
     bool slots_stale_ = false;                            // a node has failed or redirected since

@@ -38,6 +38,7 @@ enum class redis_errc {
     try_again,         ///< TRYAGAIN: the key's slot is being migrated
     script_error,      ///< the decision's script failed inside Redis
     too_many_redirections,  ///< a Redis Cluster sent the command on (MOVED, ASK) too many times
+    sentinel_login,         ///< no sentinel named the master, and some refused Grey's login
 };
 
 namespace detail {
@@ -67,6 +68,9 @@ class redis_category : public std::error_category {
         case redis_errc::script_error: return "Grey's decision script failed inside Redis";
         case redis_errc::too_many_redirections:
             return "the Redis Cluster redirected the command too many times (MOVED, ASK): its slots are moving";
+        case redis_errc::sentinel_login:
+            return "no Redis Sentinel named the master of the set: they refused the login "
+                   "(sentinel_user, sentinel_password)";
         }
         return "unknown Redis error";
     }
