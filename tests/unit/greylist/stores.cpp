@@ -8,6 +8,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <filesystem>
@@ -495,6 +496,37 @@ TEST_CASE("A Redis that has lost the screen script (restarted, flushed, failed o
     REQUIRE(again);
     CHECK(again->checked->why == outcome::too_soon);
     CHECK(run(s.check(bob, t, t0 + 5min))->why == outcome::passed);
+}
+
+TEST_CASE("A record in the earlier text form is read, and written back in 28 octets") {
+    const grey::endpoint where = test_redis();
+    const std::string prefix = unique_prefix();
+    redis_store s(where.host, where.port, prefix);
+    const timing t = timing::postgrey();
+    const auto ms = [](clock::time_point p) { return std::to_string(to_epoch_ms(p)); };
+    const std::string cli = "redis-cli -h " + where.host + " -p " + std::to_string(where.port);
+    const std::string key = "\"$(printf '" + prefix + "t:%s\\t%s\\t%s' '" + bob.client + "' '" + bob.sender + "' '" +
+                            bob.recipient + "')\"";
+    // Seen once, 6 minutes before: the retry now passes, as engine.hpp decides from that record.
+    const std::string seen = ms(t0) + " " + ms(t0) + " 0 1 0 0";
+    REQUIRE(std::system((cli + " SET " + key + " '" + seen + "' >/dev/null").c_str()) == 0);
+    const auto d = run(s.check(bob, t, t0 + 6min));
+    REQUIRE(d);
+    CHECK(d->why == outcome::passed);
+    CHECK(d->delayed == 6min);
+    FILE* out = popen((cli + " STRLEN " + key).c_str(), "r");
+    REQUIRE(out);
+    char line[32] = {};
+    CHECK(std::fgets(line, sizeof line, out) != nullptr);
+    pclose(out);
+    CHECK(std::string(line) == "28\n");
+    const auto listed = run(s.find(bob.sender));
+    REQUIRE(listed);
+    REQUIRE(listed->size() == 1);
+    CHECK(listed->front().value.first_seen == d->updated.first_seen);
+    CHECK(listed->front().value.passed_at == t0 + 6min);
+    CHECK(listed->front().value.attempts == 2);
+    CHECK(listed->front().value.passed);
 }
 
 TEST_CASE("The Redis store reports a server that is not there") {
