@@ -97,6 +97,9 @@ class redis_store final : public store {
     }
     asio::awaitable<result<bool>> remove(const triplet& t) override { co_return co_await client_.run(do_remove(t)); }
 
+    /// In a cluster, a master that cannot be reached while the others can.
+    std::error_code part_down() const override { return client_.master_down(); }
+
     /// Redis forgets expired records by itself (each carries its TTL): nothing to purge.
     asio::awaitable<result<std::size_t>> purge(const timing&, clock::time_point) override { co_return std::size_t{0}; }
 
@@ -120,14 +123,20 @@ class redis_store final : public store {
                 seconds(timing.delay), seconds(timing.retry_window), seconds(timing.max_age),
                 seconds(timing.too_soon), std::to_string(auto_whitelist_after)};
         // Commands in named variables across each co_await (GCC 12: see redis/resp.hpp).
-        if (screen_digest_.empty()) {
+        if (screen_digest_.empty() && !loading_script_) {
+            loading_script_ = true;
             const std::string load_command = redis::command("SCRIPT", "LOAD", screen_script);
             auto loaded = co_await client_.call(key, load_command);
+            loading_script_ = false;
             if (!loaded) co_return loaded.error();
             if (loaded->type != REDIS_REPLY_STRING) co_return redis::reply_error(*loaded);
             screen_digest_ = loaded->text;
         }
-        const std::string by_digest = evaluate("EVALSHA", screen_digest_, keys_and_arguments);
+        // While the first call loads the script, the others send it whole rather than load it
+        // again each.
+        const bool loaded = !screen_digest_.empty();
+        const std::string by_digest = loaded ? evaluate("EVALSHA", screen_digest_, keys_and_arguments)
+                                             : evaluate("EVAL", screen_script, keys_and_arguments);
         auto r = co_await client_.call(key, by_digest);
         if (!r) co_return r.error();
         if (r->type == REDIS_REPLY_ERROR && r->text.starts_with("NOSCRIPT")) {
@@ -424,7 +433,8 @@ return 1)lua";
 
     // Runs this store's calls on its thread; its destructor ends that thread.
     redis::client client_;
-    std::string screen_digest_;  // the script's SHA-1, once loaded; on client_'s thread only
+    std::string screen_digest_;    // the script's SHA-1, once loaded; on client_'s thread only
+    bool loading_script_ = false;  // a SCRIPT LOAD is under way; on client_'s thread only
 };
 
 /// @}

@@ -100,6 +100,11 @@ class store {
     /// that share the store, whatever thread they run on.
     store_health& health() noexcept { return health_; }
 
+    /// Why a part of the store cannot answer while the rest can (a Redis Cluster master
+    /// down): the calls for the other parts succeed, so their outcomes alone would say the
+    /// store came and went with every call. Empty when the whole store answers (the default).
+    virtual std::error_code part_down() const { return {}; }
+
   private:
     store_health health_;
 };

@@ -19,10 +19,12 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -66,8 +68,12 @@ class client {
     /// In a cluster, the shortest time between two readings of the slot map: a master that
     /// is down makes every call to it ask for one.
     static constexpr std::chrono::milliseconds slot_map_interval{100};
-    /// In a cluster, how many MOVED and ASK one call follows before it gives up.
+    /// In a cluster, how many MOVED, ASK and TRYAGAIN one call follows before it gives up.
     static constexpr int most_redirections = 5;
+    /// In a cluster, how long a call waits before it tries again after TRYAGAIN: a reshard
+    /// moves a slot's keys a few at a time, so a decision whose two keys were parted (one
+    /// moved, one not yet) finds them together again a moment later.
+    static constexpr std::chrono::milliseconds try_again_wait{20};
 
     /// Closes the connections, fails the calls in flight, and waits for the thread to end.
     ~client() {
@@ -135,6 +141,16 @@ class client {
         co_return all;
     }
 
+    /// In a cluster: why a master that serves slots cannot be reached, while the others can;
+    /// empty when every master answers (or Redis is not a cluster). Calls for the other
+    /// masters' slots still succeed, so an outage of one master must be said by this, not by
+    /// their outcomes. Safe to call from any thread.
+    std::error_code master_down() const {
+        if (!master_down_flag_.load(std::memory_order_relaxed)) return {};
+        const std::lock_guard lock(master_down_mutex_);
+        return master_down_;
+    }
+
   private:
     // One node's connection, with its own backoff: the one Redis (or the sentinels' master),
     // or one of a cluster's nodes.
@@ -146,6 +162,7 @@ class client {
         std::shared_ptr<connection> connecting;  // the one being opened
         std::shared_ptr<asio::steady_timer> attempt;  // while connecting: cancelled when done
         std::error_code last_error;                   // why the latest attempt failed
+        std::error_code down;                         // why it failed, until it answers again
     };
 
     reconnect_backoff new_backoff() const {
@@ -194,6 +211,7 @@ class client {
             l.current = c;
             l.backoff.succeeded();
         }
+        mark(l, ec);
         attempt->cancel();  // wakes the calls that waited for this attempt
         if (ec) co_return ec;
         co_return c;
@@ -207,7 +225,8 @@ class client {
         node_address target = *owner;
         bool asking = false;
         for (int hop = 0; hop <= most_redirections; ++hop) {
-            auto c = co_await acquire(link_to(target));
+            link& l = link_to(target);
+            auto c = co_await acquire(l);
             if (!c) {
                 slots_stale_ = true;  // the slot may have a new master by now
                 co_return c.error();
@@ -222,13 +241,23 @@ class client {
             }
             if (!r) {
                 slots_stale_ = true;
+                mark(l, r.error());
                 co_return r.error();
             }
             if (r->type != REDIS_REPLY_ERROR) co_return r;
+            if (r->text.starts_with("TRYAGAIN") && hop < most_redirections) {
+                asio::steady_timer wait(ioc_, try_again_wait);
+                co_await wait.async_wait(grey::detail::use_nothrow);
+                continue;
+            }
             if (auto to = parse_redirection(r->text)) {
                 if (!to->ask) {
                     slots_.moved(to->slot, to->to);  // at once for this slot; the rest at the next reading
                     slots_stale_ = true;
+                    if (std::find(serving_.begin(), serving_.end(), to->to) == serving_.end()) {
+                        serving_.push_back(to->to);
+                        note_masters_down();
+                    }
                 }
                 target = to->to;
                 asking = to->ask;
@@ -243,6 +272,28 @@ class client {
             co_return r;
         }
         co_return redis_errc::too_many_redirections;
+    }
+
+    /// A cluster node's link answered (`ec` empty) or failed: master_down() follows.
+    void mark(link& l, std::error_code ec) {
+        if (!settings_.in_cluster() || l.down == ec) return;
+        l.down = ec;
+        note_masters_down();
+    }
+
+    /// master_down(): the first master of the map whose link has failed since it last answered.
+    void note_masters_down() {
+        std::error_code why;
+        for (const node_address& m : serving_) {
+            const auto l = links_.find(m.text());
+            if (l != links_.end() && l->second->down) {
+                why = l->second->down;
+                break;
+            }
+        }
+        const std::lock_guard lock(master_down_mutex_);
+        master_down_ = why;
+        master_down_flag_.store(static_cast<bool>(why), std::memory_order_relaxed);
     }
 
     /// Reads the slot map when there is none, or when it may be stale and was not read in the
@@ -290,7 +341,9 @@ class client {
                 continue;
             }
             slots_ = std::move(*m);
+            serving_ = slots_.serving();
             slots_stale_ = false;
+            note_masters_down();
             why = {};
             break;
         }
@@ -468,10 +521,15 @@ class client {
     std::vector<std::error_code> sentinel_failures_;  // each sentinel's reported failure
     std::map<std::string, std::unique_ptr<link>> links_;  // a cluster's nodes, by "HOST:PORT"
     slot_map slots_;                                      // a cluster's masters, by slot
+    std::vector<node_address> serving_;                   // the masters that serve a slot, each once
     bool slots_stale_ = false;                            // a node has failed or redirected since
     std::chrono::steady_clock::time_point slots_read_at_;  // the latest reading, or attempt
     std::shared_ptr<asio::steady_timer> reading_slots_;    // while reading: cancelled when done
     std::error_code map_error_;                            // why the latest reading failed
+    // master_down(), for every thread:
+    std::atomic<bool> master_down_flag_{false};
+    mutable std::mutex master_down_mutex_;
+    std::error_code master_down_;
     std::thread thread_;
 };
 

@@ -28,10 +28,12 @@ namespace grey::greylist {
 /// @{
 
 /// Tells the store's shared health how a call went, which reports the start or end of an
-/// outage; true when the call answered.
+/// outage; true when the call answered. A call that answered while a part of the store is
+/// down (store::part_down()) leaves the outage open.
 template <class T>
 bool note_store_health(const greylist_settings& s, const result<T>& r) {
-    if (auto line = s.store->health().note(r.error()); line && s.report) s.report(*line);
+    const std::error_code ec = r.has_value() ? s.store->part_down() : r.error();
+    if (auto line = s.store->health().note(ec); line && s.report) s.report(*line);
     return r.has_value();
 }
 
