@@ -368,8 +368,10 @@ class RedisShared(unittest.TestCase):
                               capture_output=True, text=True).stdout.splitlines()
         self.assertEqual(len(keys), 1, keys)
         record = subprocess.run(["redis-cli", "-p", str(self.redis_port), "get", keys[0]],
-                                capture_output=True, text=True).stdout.split()
-        self.assertEqual(record[3], "10", "every attempt is counted on the one record")
+                                capture_output=True).stdout[:-1]  # raw octets, less redis-cli's line end
+        # 28 octets (redis_store.hpp): 1, three 6-octet times, attempts and passes (4 octets each), passed.
+        self.assertEqual(len(record), 28, record)
+        self.assertEqual(int.from_bytes(record[19:23], "big"), 10, "every attempt is counted on the one record")
 
 
 class StoreUnavailable(unittest.TestCase):
