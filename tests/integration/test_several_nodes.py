@@ -198,6 +198,25 @@ def transaction(port, sender, recipient, body=None, source="127.0.0.1", timeout=
         return answer, s.data(body)[0]
 
 
+def kill_mid_load(haproxy, victim, loaded, timeout=10):
+    """Once `loaded()` says the load is under way and HAProxy has sessions in progress on node 2
+    (`victim`), SIGKILLs it and waits until HAProxy marks it down: (sessions in progress, the
+    time before the kill, the time after it was reaped). A session cut by the kill ends after
+    the first; one begun after the second (node 2 gone, its sockets closed) cannot be served by it."""
+    deadline = time.monotonic() + timeout
+    while not loaded() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    while haproxy.servers()["node1"][1] == 0 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    in_progress = haproxy.servers()["node1"][1]
+    killing = time.monotonic()
+    victim.proc.kill()
+    victim.proc.wait(timeout=10)
+    killed = time.monotonic()
+    haproxy.wait_status({"node0": "UP", "node1": "DOWN", "node2": "UP"}, timeout=5)
+    return in_progress, killing, killed
+
+
 class MessageLoad:
     """Threads each sending whole messages through `port`, one session each, until stopped or
     `max_sessions` each. Each session holds its node for `hold` seconds, half of them before
@@ -322,19 +341,8 @@ class SmtpNodes(unittest.TestCase):
         load = MessageLoad(self.haproxy.port, senders, "bob@example.com", self.MAX_SESSIONS)
         try:
             # Every node delivering, then the kill while HAProxy has sessions in progress on node 2.
-            deadline = time.monotonic() + 10
-            while min(len(n.delivered()) for n in self.nodes) < 10 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            while self.haproxy.servers()["node1"][1] == 0 and time.monotonic() < deadline:
-                time.sleep(0.005)
-            in_progress = self.haproxy.servers()["node1"][1]
-            # A session cut by the kill ends after `killing`; one begun after `killed` (node 2 gone,
-            # its sockets closed) cannot be served by it.
-            killing = time.monotonic()
-            victim.proc.kill()
-            victim.proc.wait(timeout=10)
-            killed = time.monotonic()
-            self.haproxy.wait_status({"node0": "UP", "node1": "DOWN", "node2": "UP"}, timeout=5)
+            in_progress, killing, killed = kill_mid_load(
+                self.haproxy, victim, lambda: min(len(n.delivered()) for n in self.nodes) >= 10)
             marked_down = time.monotonic() - killed
             time.sleep(1.5)  # the load on the two survivors
         finally:
@@ -477,19 +485,7 @@ class PolicyNodes(unittest.TestCase):
         victim, survivors = self.nodes[1], [self.nodes[0], self.nodes[2]]
         load = PolicyLoad(self.haproxy.port, self.THREADS, self.MAX_REQUESTS)
         try:
-            deadline = time.monotonic() + 10
-            while len(load.requests) < 60 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            while self.haproxy.servers()["node1"][1] == 0 and time.monotonic() < deadline:
-                time.sleep(0.005)
-            in_progress = self.haproxy.servers()["node1"][1]
-            # A session cut by the kill ends after `killing`; one begun after `killed` (node 2 gone,
-            # its sockets closed) cannot be served by it.
-            killing = time.monotonic()
-            victim.proc.kill()
-            victim.proc.wait(timeout=10)
-            killed = time.monotonic()
-            self.haproxy.wait_status({"node0": "UP", "node1": "DOWN", "node2": "UP"}, timeout=5)
+            in_progress, killing, killed = kill_mid_load(self.haproxy, victim, lambda: len(load.requests) >= 60)
             time.sleep(1.0)
         finally:
             requests = load.stop()
