@@ -259,6 +259,21 @@ class RedisProduction(unittest.TestCase):
             "grey: error: greylist store unavailable: Redis is loading its data set (LOADING)",
             "grey: notice: greylist store available again"])
 
+    def test_a_script_that_fails_inside_redis_defers_with_4_3_0_and_says_so(self):
+        redis = Redis(self)
+        s = self.server(f"redis://127.0.0.1:{redis.port}")
+        self.assertEqual(rcpt(s.port, "a@example.org", "bob@example.com"), GREYLISTED)
+        # Something else wrote a hash where the triplet's record goes: the script's GET fails.
+        key = redis.keys("grey:t:*")[0].replace("a@example.org", "b@example.org")
+        self.assertEqual(redis.cli("HSET", key, "not", "a record").strip(), "1")
+        self.assertEqual(rcpt(s.port, "b@example.org", "bob@example.com"), UNAVAILABLE)
+        self.assertEqual(rcpt(s.port, "c@example.org", "bob@example.com"), GREYLISTED)
+        s.stop()
+        self.assertEqual(self.reported(s), [
+            "grey: error: greylist store unavailable: Grey's decision script failed inside Redis",
+            "grey: notice: greylist store available again"])
+        self.assertEqual(redis.cli("TYPE", key).strip(), "hash", "the other writer's key is left alone")
+
     def test_no_password_for_a_redis_that_wants_one_says_so(self):
         redis = Redis(self, "--requirepass", "right")
         s = self.server(f"redis://127.0.0.1:{redis.port}")

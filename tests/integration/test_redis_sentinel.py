@@ -125,6 +125,43 @@ class RedisSentinelTest(unittest.TestCase):
             f"grey: warning: Redis Sentinel {first[0]}:{first[1]} did not name the master of {topology.master_name} "
             "(the others did): Redis requires AUTH (NOAUTH) and no password is configured"])
 
+    def test_a_master_demoted_under_a_live_connection_is_left_for_the_new_one(self):
+        topology = SentinelSet(password="pw")
+        self.addCleanup(topology.cleanup)
+        topology.wait_ready()
+        s = GreylistServer(CONFIG, ["--store", sentinel_url(topology)], separate_stderr=True).start()
+        self.addCleanup(s.cleanup)
+        self.assertEqual(rcpt(s.port, "before@example.org", "b@example.com"), GREYLISTED)  # connected
+        old = topology.master_address()
+        # A failover the operator asks for: the old master lives on, turned replica of the new
+        # one (by the sentinels in time; here at once, as they would), and answers Grey's next
+        # write on the connection it still has with READONLY.
+        topology.sentinels[0].ask("SENTINEL", "FAILOVER", topology.master_name)
+        new, _ = topology.wait_for_failover(old)
+        topology.server_at(old).ask("REPLICAOF", new[0], new[1])
+        deadline = time.monotonic() + 10
+
+        def role(address):
+            try:
+                return topology.server_at(address).ask("ROLE")[0]
+            except OSError:  # the node closes its connections as it turns replica
+                return None
+        while role(old) != "slave" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(role(old), "slave")
+        answers = []
+        while (not answers or answers[-1] != GREYLISTED) and time.monotonic() < deadline:
+            answers.append(rcpt(s.port, f"after{len(answers)}@example.org", "b@example.com"))
+        # The write on the old connection: READONLY, a deferral, the connection ended; the next
+        # asks the sentinels and greylists on the new master.
+        self.assertEqual(answers, [UNAVAILABLE, GREYLISTED])
+        self.assertTrue(topology.server_at(new).ask("KEYS", "grey:t:*after1@example.org*"))
+        s.stop()
+        reported = [line for line in s.errors().splitlines() if line.startswith("grey: ")]
+        self.assertEqual(reported, [
+            "grey: error: greylist store unavailable: the Redis node is not a master (READONLY: a failover "
+            "under way?)", "grey: notice: greylist store available again"])
+
     def test_greylist_admin_lists_whitelists_and_removes_through_the_sentinels(self):
         topology = SentinelSet(password="pw")
         self.addCleanup(topology.cleanup)
