@@ -48,6 +48,38 @@ class down_store final : public store {
     asio::awaitable<result<std::size_t>> purge(const timing&, clock::time_point) override { co_return down(); }
 };
 
+/// The in-memory store with a part that can be down, as a Redis Cluster's master: its calls
+/// answer, and part_down() says what is missing.
+class partly_down_store final : public store {
+  public:
+    std::error_code missing;  ///< what part_down() says
+
+    std::error_code part_down() const override { return missing; }
+    asio::awaitable<result<decision>> check(const triplet& t, const timing& timing, clock::time_point now) override {
+        co_return co_await whole_.check(t, timing, now);
+    }
+    asio::awaitable<result<std::optional<client_record>>> client(const std::string& group) override {
+        co_return co_await whole_.client(group);
+    }
+    asio::awaitable<result<void>> count_pass(const std::string& group, const timing& timing,
+                                             clock::time_point now) override {
+        co_return co_await whole_.count_pass(group, timing, now);
+    }
+    asio::awaitable<result<std::vector<entry>>> find(std::string needle) override {
+        co_return co_await whole_.find(std::move(needle));
+    }
+    asio::awaitable<result<void>> whitelist(const triplet& t, const timing& timing, clock::time_point now) override {
+        co_return co_await whole_.whitelist(t, timing, now);
+    }
+    asio::awaitable<result<bool>> remove(const triplet& t) override { co_return co_await whole_.remove(t); }
+    asio::awaitable<result<std::size_t>> purge(const timing& timing, clock::time_point now) override {
+        co_return co_await whole_.purge(timing, now);
+    }
+
+  private:
+    memory_store whole_;
+};
+
 /// A configuration with the in-memory store and a clock the test moves, and the lists a check
 /// reads.
 struct fixture {
@@ -213,6 +245,23 @@ TEST_CASE("The store screen gives store_unavailable when the store does not answ
     CHECK(a.said == "unavailable");
     CHECK(f.ask(store_screen{}, to("carol@example.com")).decides == finding::store_unavailable);
     CHECK(f.reported.size() == 1);
+}
+
+TEST_CASE("A part of the store down is one outage, however many calls the rest answers") {
+    fixture f;
+    auto partly = std::make_shared<partly_down_store>();
+    f.config.store = partly;
+    partly->missing = make_error_code(std::errc::connection_refused);
+    // The calls for the parts that answer decide as ever; the outage is said once.
+    CHECK(f.ask(store_screen{}, to()).decides == finding::greylisted);
+    CHECK(f.ask(store_screen{}, to("carol@example.com")).decides == finding::greylisted);
+    REQUIRE(f.reported.size() == 1);
+    CHECK(f.reported[0].starts_with("greylist store unavailable: "));
+    CHECK_FALSE(partly->health().available());
+    partly->missing = {};
+    CHECK(f.ask(store_screen{}, to("dave@example.com")).decides == finding::greylisted);
+    REQUIRE(f.reported.size() == 2);
+    CHECK(f.reported[1] == "greylist store available again");
 }
 
 TEST_CASE("The store screen stores what the transform makes of the triplet") {
