@@ -13,6 +13,12 @@ when a test fails. Every wait is bounded by a deadline.
     with RedisCluster(masters=3, replicas_per_master=1) as c:
         c.wait_ok()
         c.reshard(100, from_id, to_id)
+
+Either speaks TLS alone when given a `TLS` (a certificate, its key and a CA file): every node
+and sentinel then listens on a TLS port only, replication, the sentinels' connections and the
+cluster bus run over TLS, and so do the harness's own connections and redis-cli.
+
+    with SentinelSet(password="pw", tls=TLS.self_signed(directory)) as s: ...
 """
 import atexit
 import ctypes
@@ -20,11 +26,12 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
 
-from harness import free_port
+from harness import free_port, make_certificate
 
 HOST = "127.0.0.1"
 DEFAULT_PORTS = {6379, 26379, 16379}  # a system Redis or Sentinel may sit there: never ours
@@ -40,13 +47,61 @@ class TopologyTimeout(RuntimeError):
     waits count as "no answer yet".)"""
 
 
+class TLS:
+    """What a topology's processes speak TLS with: the certificate and key every node and
+    sentinel presents (to clients and, as a client, to each other), and the CA file that
+    verifies them (by default the certificate itself, self-signed). With `auth_clients`, the
+    nodes also require a client certificate signed by that CA (the harness then presents the
+    nodes' own). Redis checks only a peer certificate's chain, not the names in it; the harness
+    checks `server_name`, which the certificate must name (make_certificate writes it as a DNS
+    subjectAltName), since the nodes are reached at 127.0.0.1."""
+
+    def __init__(self, cert, key, ca=None, auth_clients=False, server_name="localhost"):
+        self.cert, self.key, self.ca = cert, key, ca or cert
+        self.auth_clients, self.server_name = auth_clients, server_name
+
+    @classmethod
+    def self_signed(cls, directory, name="localhost", **kwargs):
+        """A TLS with a self-signed certificate for `name` made now in `directory`, its own CA."""
+        cert, key = make_certificate(directory, name)
+        return cls(cert, key, server_name=name, **kwargs)
+
+    def server_config(self, port):
+        """The configuration lines of a node or sentinel listening on TLS `port` only."""
+        return ["port 0", f"tls-port {port}", f"tls-cert-file {self.cert}", f"tls-key-file {self.key}",
+                f"tls-ca-cert-file {self.ca}", f"tls-auth-clients {'yes' if self.auth_clients else 'no'}",
+                # Replicas to their master, sentinels to the nodes and to each other.
+                "tls-replication yes"]
+
+    def context(self):
+        """An ssl.SSLContext for the harness's own connections."""
+        context = ssl.create_default_context(cafile=self.ca)
+        if self.auth_clients:
+            context.load_cert_chain(self.cert, self.key)
+        return context
+
+    def cli_args(self):
+        """redis-cli's options to speak this TLS."""
+        args = ["--tls", "--cacert", self.ca, "--sni", self.server_name]
+        if self.auth_clients:
+            args += ["--cert", self.cert, "--key", self.key]
+        return args
+
+
 class Connection:
     """The Redis protocol (RESP2) over one TCP connection, enough for the harness to ask its
     nodes questions and get structured answers, which redis-cli's text output does not give
-    for nested replies such as ROLE. Error replies are raised as RedisError."""
+    for nested replies such as ROLE. Error replies are raised as RedisError. With a `tls` (a
+    TLS), the connection runs over TLS, the node's certificate verified."""
 
-    def __init__(self, port, password=None, timeout=2.0):
+    def __init__(self, port, password=None, timeout=2.0, tls=None):
         self.sock = socket.create_connection((HOST, port), timeout=timeout)
+        if tls is not None:
+            try:
+                self.sock = tls.context().wrap_socket(self.sock, server_hostname=tls.server_name)
+            except BaseException:
+                self.sock.close()
+                raise
         self.reader = self.sock.makefile("rb")
         if password is not None:
             try:
@@ -96,34 +151,36 @@ class Connection:
         self.close()
 
 
-def ask(port, *args, password=None, timeout=2.0):
-    """One command on a fresh connection: its reply (RedisError for an error reply, OSError
-    when nothing answers)."""
-    with Connection(port, password, timeout) as c:
+def ask(port, *args, password=None, timeout=2.0, tls=None):
+    """One command on a fresh connection (over `tls` when given): its reply (RedisError for an
+    error reply, OSError when nothing answers; a failed TLS handshake's ssl.SSLError is one)."""
+    with Connection(port, password, timeout, tls) as c:
         return c.command(*args)
 
 
-def redis_cli(port, *args, password=None, cluster=False, input=None, timeout=30):
-    """redis-cli against 127.0.0.1:port, logged in with `password` when given: its standard
-    output. Commands may instead come on `input`, one a line; their replies then come one a
-    line too (a nil as an empty line). redis-cli exits 0 even for an error reply, which it
-    prints on stdout. With `cluster`, redis-cli -c follows MOVED and ASK redirections; the
+def redis_cli(port, *args, password=None, cluster=False, input=None, timeout=30, tls=None):
+    """redis-cli against 127.0.0.1:port, logged in with `password` when given, over `tls` when
+    given: its standard output. Commands may instead come on `input`, one a line; their
+    replies then come one a line too (a nil as an empty line). redis-cli exits 0 even for an
+    error reply, which it prints on stdout. With `cluster`, redis-cli -c follows MOVED and ASK redirections; the
     notes it prints of them ("-> Redirected to slot ...") are left out."""
     command = ["redis-cli", "-h", HOST, "-p", str(port)]
     if password is not None:
         command += ["-a", password, "--no-auth-warning"]
     if cluster:
         command.append("-c")
+    if tls is not None:
+        command += tls.cli_args()
     p = subprocess.run([*command, *map(str, args)], input=input, capture_output=True, text=True, timeout=timeout)
     if cluster:
         return "".join(l for l in p.stdout.splitlines(keepends=True) if not l.startswith("-> Redirected to "))
     return p.stdout
 
 
-def info(port, section, password=None):
+def info(port, section, password=None, tls=None):
     """INFO `section` as a dict of its fields."""
     fields = {}
-    for line in ask(port, "INFO", section, password=password).splitlines():
+    for line in ask(port, "INFO", section, password=password, tls=tls).splitlines():
         if ":" in line and not line.startswith("#"):
             key, _, value = line.partition(":")
             fields[key] = value
@@ -176,10 +233,11 @@ def _cleanup_forgotten():
 class Server:
     """One redis-server or redis-sentinel process with its configuration file, data and log in
     a directory of its own. Sentinels and replicas rewrite their configuration file (CONFIG
-    REWRITE after a failover): it stays writable, in that directory."""
+    REWRITE after a failover): it stays writable, in that directory. With a `tls`, `port` is its
+    TLS port (its configuration says so: TLS.server_config) and the harness speaks TLS to it."""
 
-    def __init__(self, program, directory, port, config, password=None):
-        self.program, self.dir, self.port, self.password = program, directory, port, password
+    def __init__(self, program, directory, port, config, password=None, tls=None):
+        self.program, self.dir, self.port, self.password, self.tls = program, directory, port, password, tls
         self.config_path = os.path.join(directory, "redis.conf")
         self.log_path = os.path.join(directory, "redis.log")
         self.proc = None
@@ -204,7 +262,7 @@ class Server:
                 raise RuntimeError(f"{self.program} on port {self.port} exited with {self.proc.returncode}:\n"
                                    + self.log_tail())
             try:
-                if ask(self.port, "PING", password=self.password, timeout=1) == "PONG":
+                if ask(self.port, "PING", password=self.password, timeout=1, tls=self.tls) == "PONG":
                     return
             except (OSError, RedisError):
                 pass
@@ -229,10 +287,14 @@ class Server:
             return "(no log)"
 
     def ask(self, *args, timeout=2.0):
-        return ask(self.port, *args, password=self.password, timeout=timeout)
+        return ask(self.port, *args, password=self.password, timeout=timeout, tls=self.tls)
+
+    def info(self, section):
+        """INFO `section` as a dict of its fields."""
+        return info(self.port, section, self.password, self.tls)
 
     def cli(self, *args, **kwargs):
-        return redis_cli(self.port, *args, password=self.password, **kwargs)
+        return redis_cli(self.port, *args, password=self.password, tls=self.tls, **kwargs)
 
 
 def _stop_all(servers, timeout=5):
@@ -267,8 +329,9 @@ def _ports(count, taken):
     return ports
 
 
-def _data_node_config(directory, port, password, extra=()):
-    lines = [f"port {port}", f"bind {HOST}", "protected-mode yes", f"dir {directory}", "logfile redis.log",
+def _data_node_config(directory, port, password, extra=(), tls=None):
+    where = tls.server_config(port) if tls is not None else [f"port {port}"]
+    lines = [*where, f"bind {HOST}", "protected-mode yes", f"dir {directory}", "logfile redis.log",
              "daemonize no", 'save ""', "appendonly no", "loglevel notice",
              # Redis 7's diskless sync waits 5 s for more replicas before a full sync begins: a
              # replica (re)joining its master is to be in sync at once.
@@ -343,12 +406,14 @@ class SentinelSet(_Topology):
     """A master with `replicas` replicas, watched by `sentinels` sentinels under `master_name`
     with a quorum of 2 and short timeouts, so that a failover ends within a few seconds. With a
     `password`, the data nodes require it (and replicate with it) and the sentinels use it;
-    with a `sentinel_password`, the sentinels require theirs too."""
+    with a `sentinel_password`, the sentinels require theirs too. With a `tls` (a TLS), the
+    data nodes and the sentinels listen on TLS ports only and speak TLS to each other."""
 
     def __init__(self, replicas=1, sentinels=3, master_name="mymaster", password=None, sentinel_password=None,
-                 quorum=2, down_after_ms=2000, failover_timeout_ms=5000):
+                 quorum=2, down_after_ms=2000, failover_timeout_ms=5000, tls=None):
         super().__init__("grey-sentinel-set-")
         self.master_name, self.password, self.sentinel_password = master_name, password, sentinel_password
+        self.tls = tls
         self.quorum, self.down_after_ms, self.failover_timeout_ms = quorum, down_after_ms, failover_timeout_ms
         self.data_nodes, self.sentinels = [], []
         try:
@@ -369,8 +434,8 @@ class SentinelSet(_Topology):
             port, = _ports(1, self.taken_ports)
             directory = os.path.join(self.dir, f"{name}-{port}")
             extra = [f"replicaof {HOST} {master_port}"] if master_port else []
-            return Server("redis-server", directory, port, _data_node_config(directory, port, self.password, extra),
-                          self.password)
+            return Server("redis-server", directory, port,
+                          _data_node_config(directory, port, self.password, extra, self.tls), self.password, self.tls)
         node = self._start_on_fresh_ports(make)
         self.data_nodes.append(node)
         return node
@@ -379,7 +444,8 @@ class SentinelSet(_Topology):
         def make():
             port, = _ports(1, self.taken_ports)
             directory = os.path.join(self.dir, f"{name}-{port}")
-            lines = [f"port {port}", f"bind {HOST}", f"dir {directory}", "logfile redis.log", "daemonize no",
+            where = self.tls.server_config(port) if self.tls is not None else [f"port {port}"]
+            lines = [*where, f"bind {HOST}", f"dir {directory}", "logfile redis.log", "daemonize no",
                      f"sentinel monitor {self.master_name} {HOST} {master_port} {self.quorum}",
                      f"sentinel down-after-milliseconds {self.master_name} {self.down_after_ms}",
                      f"sentinel failover-timeout {self.master_name} {self.failover_timeout_ms}",
@@ -389,7 +455,7 @@ class SentinelSet(_Topology):
             if self.sentinel_password is not None:
                 # A sentinel that requires a password must be given it by the others too.
                 lines += [f"requirepass {self.sentinel_password}", f"sentinel sentinel-pass {self.sentinel_password}"]
-            return Server("redis-sentinel", directory, port, lines, self.sentinel_password)
+            return Server("redis-sentinel", directory, port, lines, self.sentinel_password, self.tls)
         self.sentinels.append(self._start_on_fresh_ports(make))
 
     @property
@@ -436,7 +502,7 @@ class SentinelSet(_Topology):
         for node in self.data_nodes:
             if node is master or not node.alive():
                 continue
-            replication = info(node.port, "replication", self.password)
+            replication = node.info("replication")
             if (replication.get("master_port") != str(master.port) or replication.get("master_link_status") != "up"
                     or replication.get("master_sync_in_progress") != "0"):
                 return False
@@ -517,7 +583,7 @@ class SentinelSet(_Topology):
         node.write_config(lines)
         node.start()
         if master != node.address:
-            _wait_until(lambda: info(node.port, "replication", self.password).get("master_link_status") == "up",
+            _wait_until(lambda: node.info("replication").get("master_link_status") == "up",
                         timeout, f"{node.port} in sync with its master again")
         return node
 
@@ -617,11 +683,13 @@ class RedisCluster(_Topology):
     """A Redis Cluster of `masters` masters with `replicas_per_master` replicas each, made with
     `redis-cli --cluster create`, with a short node timeout so that a replica takes over within
     a few seconds. Each node's cluster bus has a free port of its own (cluster-port): the
-    default, the port plus 10000, may be taken or beyond 65535 for an ephemeral port."""
+    default, the port plus 10000, may be taken or beyond 65535 for an ephemeral port. With a
+    `tls` (a TLS), every node listens on a TLS port only, replicates and runs its cluster bus
+    over TLS, and names its TLS port in CLUSTER SLOTS and CLUSTER NODES."""
 
-    def __init__(self, masters=3, replicas_per_master=1, password=None, node_timeout_ms=1000):
+    def __init__(self, masters=3, replicas_per_master=1, password=None, node_timeout_ms=1000, tls=None):
         super().__init__("grey-redis-cluster-")
-        self.password, self.node_timeout_ms = password, node_timeout_ms
+        self.password, self.node_timeout_ms, self.tls = password, node_timeout_ms, tls
         self.reshards = []
         try:
             for n in range(masters * (1 + replicas_per_master)):
@@ -631,6 +699,8 @@ class RedisCluster(_Topology):
                        "--cluster-replicas", str(replicas_per_master), "--cluster-yes"]
             if password is not None:
                 command[1:1] = ["-a", password, "--no-auth-warning"]
+            if tls is not None:
+                command[1:1] = tls.cli_args()
             created = subprocess.run(command, capture_output=True, text=True, timeout=90)
             if created.returncode != 0 or "[OK] All 16384 slots covered" not in created.stdout:
                 raise RuntimeError(f"redis-cli --cluster create failed:\n{created.stdout}{created.stderr}")
@@ -646,8 +716,10 @@ class RedisCluster(_Topology):
                      f"cluster-node-timeout {self.node_timeout_ms}",
                      # A replica whose master died a while ago may still take over: the test decides.
                      "cluster-replica-validity-factor 0"]
-            return Server("redis-server", directory, port, _data_node_config(directory, port, self.password, extra),
-                          self.password)
+            if self.tls is not None:
+                extra.append("tls-cluster yes")
+            return Server("redis-server", directory, port,
+                          _data_node_config(directory, port, self.password, extra, self.tls), self.password, self.tls)
         return self._start_on_fresh_ports(make)
 
     @property
@@ -701,7 +773,7 @@ class RedisCluster(_Topology):
                 return False
             for n in self.nodes():
                 if n.role == "replica" and not n.failed and self.server_at(n.address).alive():
-                    if info(n.address[1], "replication", self.password).get("master_link_status") != "up":
+                    if self.server_at(n.address).info("replication").get("master_link_status") != "up":
                         return False
             return True
         try:
@@ -745,6 +817,8 @@ class RedisCluster(_Topology):
                    "--cluster-yes"]
         if self.password is not None:
             command[1:1] = ["-a", self.password, "--no-auth-warning"]
+        if self.tls is not None:
+            command[1:1] = self.tls.cli_args()
         return command
 
     def start_reshard(self, slots, from_id, to_id):

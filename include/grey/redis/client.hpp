@@ -133,7 +133,8 @@ class client {
         }
         co_await read_slot_map_when_due();
         if (slots_.empty()) co_return map_error_;
-        for (const node_address& m : slots_.serving()) {
+        const std::vector<node_address> serving = serving_;  // named: the loop suspends
+        for (const node_address& m : serving) {
             auto c = co_await acquire(link_to(m));
             if (!c) co_return c.error();
             all.push_back(std::move(*c));
@@ -315,7 +316,7 @@ class client {
         if (!never_read && !interval_passed) co_return;
         reading_slots_ = std::make_shared<asio::steady_timer>(ioc_, asio::steady_timer::time_point::max());
         slots_read_at_ = now;
-        std::vector<node_address> ask = slots_.serving();
+        std::vector<node_address> ask = serving_;
         for (const auto& n : settings_.cluster_nodes)
             if (std::find(ask.begin(), ask.end(), n) == ask.end()) ask.push_back(n);
         std::error_code why = redis_errc::cluster_down;
@@ -414,7 +415,7 @@ class client {
     /// that answered last time; each sentinel within connect_timeout. A sentinel that failed
     /// while another answered is reported, once for each new reason: the set works, but one
     /// of its sentinels is down or refuses Grey's login. When none answered because they
-    /// refused the login, that is the reason given.
+    /// refused the login, or their certificates did not verify, that is the reason given.
     asio::awaitable<result<sentinel_address>> ask_sentinels() {
         const auto& all = settings_.sentinels;
         sentinel_failures_.resize(all.size());
@@ -454,10 +455,13 @@ class client {
             }
             failed.emplace_back(k, ec);
         }
-        const bool refused_login = std::any_of(failed.begin(), failed.end(), [](const auto& f) {
-            return f.second == redis_errc::auth_failed || f.second == redis_errc::auth_required;
-        });
-        co_return refused_login ? redis_errc::sentinel_login : redis_errc::no_master;
+        const auto any = [&failed](auto is) {
+            return std::any_of(failed.begin(), failed.end(), [&is](const auto& f) { return is(f.second); });
+        };
+        if (any([](std::error_code e) { return e == redis_errc::auth_failed || e == redis_errc::auth_required; }))
+            co_return redis_errc::sentinel_login;
+        if (any([](std::error_code e) { return e == redis_errc::tls_failed; })) co_return redis_errc::tls_failed;
+        co_return redis_errc::no_master;
     }
 
     void report_sentinel(std::size_t which, std::error_code why) {
