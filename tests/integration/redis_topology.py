@@ -391,6 +391,18 @@ class _Topology:
         shutil.rmtree(self.dir, ignore_errors=True)
         _live_topologies.discard(self)
 
+    @classmethod
+    def started(cls, *args, **kwargs):
+        """One made and ready for use (wait_ready(), wait_ok()); when it cannot be, none is left
+        running: its processes stopped and its directory removed."""
+        topology = cls(*args, **kwargs)
+        try:
+            topology._wait_usable()
+        except BaseException:
+            topology.cleanup()
+            raise
+        return topology
+
     def logs(self):
         """The tail of every server's log, for a failing test's message."""
         return "\n".join(f"--- {s.program} :{s.port}\n{s.log_tail()}" for s in self.servers)
@@ -511,6 +523,9 @@ class SentinelSet(_Topology):
     def _wait_replicas_in_sync(self, master, count, timeout):
         _wait_until(lambda: self._replicas_in_sync(master, count), timeout,
                     f"{count} replicas in sync with {master.port}")
+
+    def _wait_usable(self):
+        self.wait_ready()
 
     def wait_ready(self, timeout=30):
         """Until every running replica is in sync with the master, and every running sentinel
@@ -758,6 +773,9 @@ class RedisCluster(_Topology):
         """redis-cli -c against the first running node."""
         return self._running()[0].cli(*args, cluster=True, **kwargs)
 
+    def _wait_usable(self):
+        self.wait_ok()
+
     def wait_ok(self, timeout=30):
         """Until every running node reports cluster_state:ok, all of them see the same masters
         serving the same slots, every slot served, and every running replica in sync."""
@@ -780,6 +798,17 @@ class RedisCluster(_Topology):
             _wait_until(ok, timeout, "cluster_state:ok on every node, all agreeing on the slots", interval=0.1)
         except TopologyTimeout as e:
             raise TopologyTimeout(f"{e}\n{self.logs()}") from None
+
+    def flush(self):
+        """Once the cluster is ok, every master emptied (the replicas follow), for a test that
+        starts from an empty data set: the masters, as CLUSTER NODES lists them. Each node is
+        asked its ROLE: a replica may have taken over since the last look, and just after the
+        cluster is made a node may still see another as the empty master it was before."""
+        self.wait_ok()
+        for server in self._running():
+            if server.ask("ROLE")[0] == "master":
+                server.ask("FLUSHALL")
+        return [n for n in self.nodes() if n.role == "master"]
 
     def kill_master_of_slot(self, slot):
         """SIGKILL the master serving `slot`: its address."""

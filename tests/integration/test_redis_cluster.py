@@ -102,24 +102,14 @@ class ClusterBasics(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.cluster = RedisCluster(masters=3, replicas_per_master=1, password="pw")
-        try:
-            cls.cluster.wait_ok()
-        except BaseException:
-            cls.cluster.cleanup()
-            raise
+        cls.cluster = RedisCluster.started(masters=3, replicas_per_master=1, password="pw")
 
     @classmethod
     def tearDownClass(cls):
         cls.cluster.cleanup()
 
     def setUp(self):
-        # (On a busy machine a replica may have taken over since the last test: ask each node.)
-        self.cluster.wait_ok()
-        for server in self.cluster.servers:
-            if server.ask("ROLE")[0] == "master":
-                server.ask("FLUSHALL")
-        self.masters = [n for n in self.cluster.nodes() if n.role == "master"]
+        self.masters = self.cluster.flush()
 
     def server(self, url=None):
         s = GreylistServer(CONFIG, ["--store", url or cluster_url(self.cluster)], separate_stderr=True).start()

@@ -123,14 +123,9 @@ class TlsSentinelVerificationTest(unittest.TestCase):
     def setUpClass(cls):
         cls.cert_dir, tls = certificate()
         try:
-            cls.topology = SentinelSet(replicas=1, sentinels=3, password="pw", tls=tls)
+            cls.topology = SentinelSet.started(replicas=1, sentinels=3, password="pw", tls=tls)
         except BaseException:
             shutil.rmtree(cls.cert_dir, True)
-            raise
-        try:
-            cls.topology.wait_ready()
-        except BaseException:
-            cls.tearDownClass()
             raise
 
     @classmethod
@@ -164,14 +159,9 @@ class TlsClusterTest(unittest.TestCase):
     def setUpClass(cls):
         cls.cert_dir, tls = certificate()
         try:
-            cls.cluster = RedisCluster(masters=3, replicas_per_master=1, password="pw", tls=tls)
+            cls.cluster = RedisCluster.started(masters=3, replicas_per_master=1, password="pw", tls=tls)
         except BaseException:
             shutil.rmtree(cls.cert_dir, True)
-            raise
-        try:
-            cls.cluster.wait_ok()
-        except BaseException:
-            cls.tearDownClass()
             raise
 
     @classmethod
@@ -180,11 +170,7 @@ class TlsClusterTest(unittest.TestCase):
         shutil.rmtree(cls.cert_dir, True)
 
     def setUp(self):
-        self.cluster.wait_ok()
-        for server in self.cluster.servers:
-            if server.ask("ROLE")[0] == "master":
-                server.ask("FLUSHALL")
-        self.masters = [n for n in self.cluster.nodes() if n.role == "master"]
+        self.masters = self.cluster.flush()
 
     def server(self, url):
         s = GreylistServer(CONFIG, ["--store", url], separate_stderr=True).start()

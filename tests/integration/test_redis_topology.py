@@ -111,12 +111,7 @@ class ClusterTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.cluster = RedisCluster(masters=3, replicas_per_master=1)
-        try:
-            cls.cluster.wait_ok(timeout=30)
-        except BaseException:
-            cls.cluster.cleanup()
-            raise
+        cls.cluster = RedisCluster.started(masters=3, replicas_per_master=1)
 
     @classmethod
     def tearDownClass(cls):

@@ -45,12 +45,7 @@ cluster = None
 
 def setUpModule():
     global cluster
-    cluster = RedisCluster(masters=3, replicas_per_master=1, password=PASSWORD)
-    try:
-        cluster.wait_ok()
-    except BaseException:
-        cluster.cleanup()
-        raise
+    cluster = RedisCluster.started(masters=3, replicas_per_master=1, password=PASSWORD)
 
 
 def tearDownModule():
@@ -156,15 +151,6 @@ listen pool
                 self.proc.kill()
                 self.proc.wait(10)
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def flush_cluster():
-    """Every master emptied (the replicas follow): a test starts from an empty greylist. Each
-    node is asked its ROLE: just after the cluster is made, a node may still see another as
-    the empty master it was before it became a replica."""
-    for server in cluster.servers:
-        if server.alive() and server.ask("ROLE")[0] == "master":
-            server.ask("FLUSHALL")
 
 
 def session_lines(node, containing, timeout=5):
@@ -276,7 +262,7 @@ class SmtpNodes(unittest.TestCase):
     """Three greylist_server nodes on the cluster, each taking the PROXY protocol from HAProxy."""
 
     def setUp(self):
-        flush_cluster()
+        cluster.flush()
         self.nodes = []
         for _ in range(3):
             proxy_port = free_port()
@@ -436,7 +422,7 @@ class PolicyNodes(unittest.TestCase):
     """
 
     def setUp(self):
-        flush_cluster()
+        cluster.flush()
         self.nodes = []
         for _ in range(3):
             node = PolicyServer(store=store_url(), config=self.CONFIG)  # PolicyServer's delay: 1 s
